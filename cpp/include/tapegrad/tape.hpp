@@ -1,0 +1,180 @@
+// The arena tape: contiguous records in topological (record) order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tapegrad/op.hpp"
+
+#if defined(__GNUC__)
+#define TAPEGRAD_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TAPEGRAD_NOINLINE __attribute__((noinline))
+#else
+#define TAPEGRAD_LIKELY(x) (x)
+#define TAPEGRAD_NOINLINE
+#endif
+
+namespace tapegrad {
+
+/// Every error tapegrad raises: a stale handle, a full tape, a bad argument.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One tape record: 12 bytes. Its value lives at the same index in the value array.
+struct Record {
+  Op op;
+  std::uint16_t flags;  ///< reserved (tensor records will use it)
+  std::uint32_t a;      ///< first operand: a record index
+  std::uint32_t b;      ///< second operand: a record index, or a constant's index (VC/CV forms)
+};
+static_assert(sizeof(Record) == 12);
+
+/// What a tape holds, as `Tape::stats()` reports it.
+struct TapeStats {
+  std::size_t records;         ///< records in use (leaves included)
+  std::size_t constants;       ///< constants in the constant pool
+  std::size_t roots;           ///< live roots (handles that survive collect())
+  std::size_t bytes_in_use;    ///< records + values + constants in use
+  std::size_t adjoint_bytes;   ///< the adjoint workspace of the last sweep, kept for reuse
+  std::size_t bytes_reserved;  ///< everything allocated, workspaces included
+};
+
+/// An append-only arena of operation records.
+///
+/// Recording appends a 12-byte record and an 8-byte value; nothing is allocated per record
+/// once the arena has grown to the working size. `clear()` rewinds in O(1) and keeps the
+/// memory. Every `Var` remembers the tape's generation when it was recorded; `clear()` and
+/// `collect()` start a new generation, and using an older handle raises `tapegrad::Error`.
+///
+/// Each thread has a default tape; `ScopedTape` makes another one active for a scope.
+/// A tape is used by one thread at a time.
+class Tape {
+ public:
+  static constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+
+  Tape();
+  ~Tape();
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  /// The tape the calling thread records on (its default tape unless a ScopedTape is open).
+  static Tape& active();
+
+  // --- recording -------------------------------------------------------------------------
+  /// Appends a record and its value; returns its index.
+  std::uint32_t push(Op op, std::uint32_t a, std::uint32_t b, double value) {
+    if (TAPEGRAD_LIKELY(size_ < capacity_)) {
+      records_[size_] = Record{op, 0, a, b};
+      values_[size_] = value;
+      return size_++;
+    }
+    return push_slow(op, a, b, value);
+  }
+  /// Appends a constant to the pool; returns its index (for the b field of VC/CV records).
+  std::uint32_t push_constant(double c) {
+    if (TAPEGRAD_LIKELY(nconst_ < const_capacity_)) {
+      constants_[nconst_] = c;
+      return nconst_++;
+    }
+    return push_constant_slow(c);
+  }
+
+  std::uint32_t size() const noexcept { return size_; }
+  const Record& record(std::uint32_t i) const noexcept { return records_[i]; }
+  double value(std::uint32_t i) const noexcept { return values_[i]; }
+  double constant(std::uint32_t k) const noexcept { return constants_[k]; }
+  /// Changes every handle's validity: bumped by clear() and collect(). Unique across all
+  /// tapes of the process, so a generation alone names one tape at one time.
+  std::uint32_t generation() const noexcept { return generation_; }
+  /// Bumped by clear() only: roots stay valid across collect().
+  std::uint32_t epoch() const noexcept { return epoch_; }
+
+  /// Rewinds to empty in O(1), keeping the memory; every handle on it becomes stale.
+  void clear() noexcept;
+
+  // --- derivatives -----------------------------------------------------------------------
+  /// Reverse sweep: adjoints of every record up to `from`, seeded with d(out)/d(out) = seed.
+  /// One backwards loop over the records. Records whose adjoint is zero are skipped, so
+  /// records that do not lead to `from` contribute nothing (not even 0 * inf).
+  void reverse(std::uint32_t from, double seed = 1.0);
+  /// The adjoint of record i after reverse(from): 0 for records after `from`.
+  double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
+
+  // --- roots: handles that survive collect() ---------------------------------------------
+  /// Registers a root: a handle to record `rec` whose index collect() keeps up to date.
+  /// After each reverse(), accumulate_into_sinks() adds the root's adjoint into *sink
+  /// (when sink is set). `leaf` marks roots of leaves, counted apart.
+  std::uint32_t add_root(std::uint32_t rec, double* sink, bool leaf);
+  void remove_root(std::uint32_t slot) noexcept;
+  void set_root_sink(std::uint32_t slot, double* sink) noexcept { roots_[slot].sink = sink; }
+  std::uint32_t root_record(std::uint32_t slot) const noexcept { return roots_[slot].rec; }
+  std::size_t live_roots() const noexcept { return live_roots_; }
+  std::size_t live_nonleaf_roots() const noexcept { return live_roots_ - live_leaf_roots_; }
+  /// Adds each root's adjoint from the last reverse() into its sink.
+  void accumulate_into_sinks() noexcept;
+
+  /// Mark-compact: keeps only the records that some root reaches, in record order, and
+  /// remaps the roots. A new generation starts: handles that are not roots become stale.
+  void collect();
+
+  TapeStats stats() const noexcept;
+
+ private:
+  struct Root {
+    std::uint32_t rec;
+    std::uint32_t next_free;  // kNone while in use
+    double* sink;
+    bool leaf;
+  };
+  std::uint32_t push_slow(Op op, std::uint32_t a, std::uint32_t b, double value);
+  std::uint32_t push_constant_slow(double c);
+
+  Record* records_ = nullptr;
+  double* values_ = nullptr;
+  double* constants_ = nullptr;
+  std::uint32_t size_ = 0, capacity_ = 0;
+  std::uint32_t nconst_ = 0, const_capacity_ = 0;
+  std::uint32_t generation_;
+  std::uint32_t epoch_ = 0;
+
+  std::vector<double> adjoints_;
+  std::uint32_t adjoint_size_ = 0;
+
+  std::vector<Root> roots_;
+  std::uint32_t free_root_ = kNone;
+  std::size_t live_roots_ = 0, live_leaf_roots_ = 0;
+
+  std::vector<std::uint32_t> scratch_;  // collect()'s marks and remap
+};
+
+namespace detail {
+// The active tape of this thread, or null until first use (then the default tape).
+inline thread_local Tape* tls_active = nullptr;
+Tape& init_active_tape();
+// Whether `t` is a live tape; safe on dangling pointers (looks `t` up, never dereferences it).
+bool tape_is_live(const Tape* t) noexcept;
+}  // namespace detail
+
+inline Tape& Tape::active() {
+  Tape* t = detail::tls_active;
+  return TAPEGRAD_LIKELY(t != nullptr) ? *t : detail::init_active_tape();
+}
+
+/// Makes `tape` the active tape of this thread until the end of the scope (they nest).
+class ScopedTape {
+ public:
+  explicit ScopedTape(Tape& tape) noexcept;
+  ~ScopedTape();
+  ScopedTape(const ScopedTape&) = delete;
+  ScopedTape& operator=(const ScopedTape&) = delete;
+
+ private:
+  Tape* previous_;
+};
+
+}  // namespace tapegrad

@@ -1,0 +1,8 @@
+// tapegrad: automatic differentiation on an arena tape. The one header to include.
+#pragma once
+
+#include "tapegrad/op.hpp"
+#include "tapegrad/rules.hpp"
+#include "tapegrad/tape.hpp"
+#include "tapegrad/var.hpp"
+#include "tapegrad/version.hpp"

@@ -1,0 +1,169 @@
+// Var: a scalar on the active tape.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <vector>
+
+#include "tapegrad/tape.hpp"
+
+namespace tapegrad {
+
+/// A scalar handle: its value, its record on a tape and the tape's generation at recording.
+///
+/// `Var x = 3.0;` records an independent variable (a leaf) on the active tape. `Var()` and
+/// `Var::constant(c)` are constants: not recorded, with no derivative. Operations record on the
+/// active tape; an operand from a rewound, destroyed or other tape raises `tapegrad::Error`.
+class Var {
+ public:
+  /// The constant 0.
+  Var() noexcept = default;
+  /// A new independent variable on the active tape.
+  Var(double value) : v_(value) {  // NOLINT(google-explicit-constructor): `Var x = 3.0;`
+    Tape& t = Tape::active();
+    idx_ = t.push(Op::Leaf, 0, 0, value);
+    gen_ = t.generation();
+    tape_ = &t;
+  }
+  /// A constant: takes part in arithmetic, is never recorded, has no derivative.
+  static Var constant(double value) noexcept { return Var(value, Tape::kNone, 0, nullptr); }
+
+  double value() const noexcept { return v_; }
+  explicit operator double() const noexcept { return v_; }
+  bool is_constant() const noexcept { return tape_ == nullptr; }
+  /// The record's index on its tape (Tape::kNone for a constant).
+  std::uint32_t index() const noexcept { return idx_; }
+  /// The tape it was recorded on (null for a constant). Check validity before dereferencing:
+  /// see `valid()`.
+  Tape* tape() const noexcept { return tape_; }
+  std::uint32_t generation() const noexcept { return gen_; }
+  /// Whether the handle can still be used: a constant, or its tape is alive and was not
+  /// rewound since it was recorded.
+  bool valid() const noexcept;
+
+  Var& operator+=(const Var& o);
+  Var& operator-=(const Var& o);
+  Var& operator*=(const Var& o);
+  Var& operator/=(const Var& o);
+  Var& operator+=(double o);
+  Var& operator-=(double o);
+  Var& operator*=(double o);
+  Var& operator/=(double o);
+
+  /// Internal: a handle to record `idx` of `tape` in generation `gen`.
+  Var(double v, std::uint32_t idx, std::uint32_t gen, Tape* tape) noexcept
+      : v_(v), idx_(idx), gen_(gen), tape_(tape) {}
+
+ private:
+  double v_ = 0.0;
+  std::uint32_t idx_ = Tape::kNone;
+  std::uint32_t gen_ = 0;  // 0: a constant (generations start at 1)
+  Tape* tape_ = nullptr;
+};
+
+namespace detail {
+// Slow paths: first use of a thread's tape, constants, and errors for stale handles.
+TAPEGRAD_NOINLINE Var record_unary_slow(Op op, const Var& a, double v);
+TAPEGRAD_NOINLINE Var record_binary_slow(Op op, const Var& a, const Var& b, double v);
+TAPEGRAD_NOINLINE Var record_vc_slow(Op op, const Var& a, double c, double v);
+TAPEGRAD_NOINLINE Var record_cv_slow(Op op, double c, const Var& b, double v);
+// Throws the error that says why `v` cannot be used (stale, destroyed or foreign tape).
+[[noreturn]] TAPEGRAD_NOINLINE void throw_unusable(const Var& v, const char* what);
+// Checks that y is usable and returns its tape.
+Tape& checked_tape(const Var& y, const char* what);
+
+// The hot paths: a generation names one tape at one time, so one comparison per operand
+// checks that it lives on the active tape and was recorded in its current generation.
+inline Var record_unary(Op op, const Var& a, double v) {
+  Tape* t = tls_active;
+  if (TAPEGRAD_LIKELY(t && a.generation() == t->generation()))
+    return Var(v, t->push(op, a.index(), 0, v), t->generation(), t);
+  return record_unary_slow(op, a, v);
+}
+inline Var record_binary(Op op, const Var& a, const Var& b, double v) {
+  Tape* t = tls_active;
+  if (TAPEGRAD_LIKELY(t && a.generation() == t->generation() && b.generation() == t->generation()))
+    return Var(v, t->push(op, a.index(), b.index(), v), t->generation(), t);
+  return record_binary_slow(op, a, b, v);
+}
+inline Var record_vc(Op op, const Var& a, double c, double v) {
+  Tape* t = tls_active;
+  if (TAPEGRAD_LIKELY(t && a.generation() == t->generation()))
+    return Var(v, t->push(with_const_right(op), a.index(), t->push_constant(c), v), t->generation(), t);
+  return record_vc_slow(op, a, c, v);
+}
+inline Var record_cv(Op op, double c, const Var& b, double v) {
+  Tape* t = tls_active;
+  if (TAPEGRAD_LIKELY(t && b.generation() == t->generation()))
+    return Var(v, t->push(with_const_left(op), b.index(), t->push_constant(c), v), t->generation(), t);
+  return record_cv_slow(op, c, b, v);
+}
+}  // namespace detail
+
+// --- the functions of the op table ------------------------------------------------------
+// exp(x), log(x), ..., pow(x, y), atan2(x, y), min(x, y), max(x, y), each with plain numbers
+// on either side of the binary ones.
+#define TAPEGRAD_UNARY(Name, name, f, dx) \
+  inline Var name(const Var& x) { return detail::record_unary(Op::Name, x, table::fwd_##name(x.value())); }
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                     \
+  inline Var name(const Var& x, const Var& y) {                                                  \
+    return detail::record_binary(Op::Name, x, y, table::fwd_##name(x.value(), y.value()));       \
+  }                                                                                              \
+  inline Var name(const Var& x, double y) {                                                      \
+    return detail::record_vc(Op::Name, x, y, table::fwd_##name(x.value(), y));                   \
+  }                                                                                              \
+  inline Var name(double x, const Var& y) {                                                      \
+    return detail::record_cv(Op::Name, x, y, table::fwd_##name(x, y.value()));                   \
+  }
+#include "tapegrad/ops.def"
+
+// --- operators ----------------------------------------------------------------------------
+inline Var operator-(const Var& x) { return neg(x); }
+inline Var operator+(const Var& x) { return x; }
+#define TAPEGRAD_OPERATOR(sym, name)                                        \
+  inline Var operator sym(const Var& x, const Var& y) { return name(x, y); } \
+  inline Var operator sym(const Var& x, double y) { return name(x, y); }     \
+  inline Var operator sym(double x, const Var& y) { return name(x, y); }
+TAPEGRAD_OPERATOR(+, add)
+TAPEGRAD_OPERATOR(-, sub)
+TAPEGRAD_OPERATOR(*, mul)
+TAPEGRAD_OPERATOR(/, div)
+#undef TAPEGRAD_OPERATOR
+
+inline Var& Var::operator+=(const Var& o) { return *this = *this + o; }
+inline Var& Var::operator-=(const Var& o) { return *this = *this - o; }
+inline Var& Var::operator*=(const Var& o) { return *this = *this * o; }
+inline Var& Var::operator/=(const Var& o) { return *this = *this / o; }
+inline Var& Var::operator+=(double o) { return *this = *this + o; }
+inline Var& Var::operator-=(double o) { return *this = *this - o; }
+inline Var& Var::operator*=(double o) { return *this = *this * o; }
+inline Var& Var::operator/=(double o) { return *this = *this / o; }
+
+// Comparisons are by value (they record nothing).
+#define TAPEGRAD_COMPARE(sym)                                                                       \
+  inline bool operator sym(const Var& x, const Var& y) noexcept { return x.value() sym y.value(); } \
+  inline bool operator sym(const Var& x, double y) noexcept { return x.value() sym y; }             \
+  inline bool operator sym(double x, const Var& y) noexcept { return x sym y.value(); }
+TAPEGRAD_COMPARE(<)
+TAPEGRAD_COMPARE(<=)
+TAPEGRAD_COMPARE(>)
+TAPEGRAD_COMPARE(>=)
+TAPEGRAD_COMPARE(==)
+TAPEGRAD_COMPARE(!=)
+#undef TAPEGRAD_COMPARE
+
+/// The plain value (found by the op table's rules through argument-dependent lookup).
+inline double value(const Var& x) noexcept { return x.value(); }
+
+std::ostream& operator<<(std::ostream& os, const Var& x);
+
+// --- derivatives --------------------------------------------------------------------------
+/// The gradient of y with respect to each of xs: one reverse sweep over y's tape.
+/// A constant or an x recorded after y gets 0. Stale handles raise tapegrad::Error.
+std::vector<double> grad(const Var& y, const std::vector<Var>& xs);
+inline std::vector<double> grad(const Var& y, std::initializer_list<Var> xs) {
+  return grad(y, std::vector<Var>(xs));
+}
+
+}  // namespace tapegrad

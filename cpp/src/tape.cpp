@@ -1,0 +1,238 @@
+#include "tapegrad/tape.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <unordered_set>
+
+namespace tapegrad {
+namespace {
+
+std::atomic<std::uint32_t> g_next_generation{1};
+
+// Generations are unique across the process (0 is never used: constants carry it).
+std::uint32_t next_generation() noexcept {
+  std::uint32_t g = g_next_generation.fetch_add(1, std::memory_order_relaxed);
+  while (g == 0) g = g_next_generation.fetch_add(1, std::memory_order_relaxed);
+  return g;
+}
+
+struct Registry {
+  std::mutex mutex;
+  std::unordered_set<const Tape*> live;
+};
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: tapes may outlive static destruction
+  return *r;
+}
+
+// Grows a trivially copyable array to at least `need` elements (doubling).
+template <class T>
+void grow_array(T*& data, std::uint32_t& capacity, std::uint64_t need) {
+  constexpr std::uint64_t kMax = Tape::kNone;  // indices are 32-bit; kNone is reserved
+  if (need > kMax) throw Error("tapegrad: the tape is full (2^32 - 1 records); clear() it or use a ScopedTape");
+  std::uint64_t cap = capacity ? capacity : 4096;
+  while (cap < need) cap *= 2;
+  if (cap > kMax) cap = kMax;
+  void* p = std::realloc(static_cast<void*>(data), cap * sizeof(T));
+  if (!p) throw std::bad_alloc();
+  data = static_cast<T*>(p);
+  capacity = static_cast<std::uint32_t>(cap);
+}
+
+}  // namespace
+
+namespace detail {
+Tape& init_active_tape() {
+  thread_local std::unique_ptr<Tape> default_tape;  // destroyed when the thread ends
+  if (!default_tape) default_tape = std::make_unique<Tape>();
+  tls_active = default_tape.get();
+  return *default_tape;
+}
+
+bool tape_is_live(const Tape* t) noexcept {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.live.count(t) != 0;
+}
+}  // namespace detail
+
+Tape::Tape() : generation_(next_generation()) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.live.insert(this);
+}
+
+Tape::~Tape() {
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    r.live.erase(this);
+  }
+  if (detail::tls_active == this) detail::tls_active = nullptr;
+  std::free(records_);
+  std::free(values_);
+  std::free(constants_);
+}
+
+std::uint32_t Tape::push_slow(Op op, std::uint32_t a, std::uint32_t b, double value) {
+  std::uint32_t cap_r = capacity_, cap_v = capacity_;
+  grow_array(records_, cap_r, std::uint64_t(size_) + 1);
+  grow_array(values_, cap_v, std::uint64_t(size_) + 1);
+  capacity_ = std::min(cap_r, cap_v);
+  return push(op, a, b, value);
+}
+
+std::uint32_t Tape::push_constant_slow(double c) {
+  grow_array(constants_, const_capacity_, std::uint64_t(nconst_) + 1);
+  return push_constant(c);
+}
+
+void Tape::clear() noexcept {
+  size_ = 0;
+  nconst_ = 0;
+  adjoint_size_ = 0;
+  generation_ = next_generation();
+  ++epoch_;
+  roots_.clear();
+  free_root_ = kNone;
+  live_roots_ = live_leaf_roots_ = 0;
+}
+
+void Tape::reverse(std::uint32_t from, double seed) {
+  if (from >= size_) throw Error("tapegrad: reverse() from record " + std::to_string(from) +
+                                 " but the tape holds " + std::to_string(size_));
+  const std::uint32_t n = from + 1;
+  if (adjoints_.size() < n) adjoints_.resize(std::max<std::size_t>(n, 2 * adjoints_.size()));
+  std::fill_n(adjoints_.data(), n, 0.0);
+  adjoint_size_ = n;
+
+  double* __restrict adj = adjoints_.data();
+  const double* __restrict v = values_;
+  const double* __restrict c = constants_;
+  const Record* __restrict rec = records_;
+  adj[from] = seed;
+  for (std::uint32_t i = n; i-- > 0;) {
+    const double g = adj[i];
+    if (g == 0.0) continue;
+    const Record r = rec[i];
+    switch (r.op) {
+      case Op::Leaf:
+        break;
+#define TAPEGRAD_UNARY(Name, name, f, dx)                 \
+  case Op::Name:                                          \
+    adj[r.a] += g * table::d_##name(v[r.a], v[i]);        \
+    break;
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                         \
+  case Op::Name: {                                                     \
+    const double x = v[r.a], y = v[r.b], z = v[i];                     \
+    adj[r.a] += g * table::d_##name##_x(x, y, z);                      \
+    adj[r.b] += g * table::d_##name##_y(x, y, z);                      \
+    break;                                                             \
+  }                                                                    \
+  case Op::Name##VC:                                                   \
+    adj[r.a] += g * table::d_##name##_x(v[r.a], c[r.b], v[i]);         \
+    break;                                                             \
+  case Op::Name##CV:                                                   \
+    adj[r.a] += g * table::d_##name##_y(c[r.b], v[r.a], v[i]);         \
+    break;
+#include "tapegrad/ops.def"
+      case Op::Count_:
+        break;
+    }
+  }
+}
+
+std::uint32_t Tape::add_root(std::uint32_t rec, double* sink, bool leaf) {
+  std::uint32_t slot;
+  if (free_root_ != kNone) {
+    slot = free_root_;
+    free_root_ = roots_[slot].next_free;
+    roots_[slot] = Root{rec, kNone, sink, leaf};
+  } else {
+    if (roots_.size() >= kNone) throw Error("tapegrad: too many live handles on one tape");
+    slot = static_cast<std::uint32_t>(roots_.size());
+    roots_.push_back(Root{rec, kNone, sink, leaf});
+  }
+  ++live_roots_;
+  if (leaf) ++live_leaf_roots_;
+  return slot;
+}
+
+void Tape::remove_root(std::uint32_t slot) noexcept {
+  Root& r = roots_[slot];
+  if (r.leaf) --live_leaf_roots_;
+  --live_roots_;
+  r = Root{kNone, free_root_, nullptr, false};
+  free_root_ = slot;
+}
+
+void Tape::accumulate_into_sinks() noexcept {
+  for (const Root& r : roots_)
+    if (r.sink && r.rec < adjoint_size_) *r.sink += adjoints_[r.rec];
+}
+
+void Tape::collect() {
+  const std::uint32_t n = size_;
+  scratch_.assign(n, 0);
+  std::uint32_t* m = scratch_.data();  // first a mark per record, then its new index
+  for (const Root& r : roots_)
+    if (r.rec != kNone) m[r.rec] = 1;
+  // Record order is topological: one backwards pass marks everything the roots reach.
+  for (std::uint32_t i = n; i-- > 0;) {
+    if (!m[i]) continue;
+    const Record& r = records_[i];
+    switch (op_info(r.op).kind) {
+      case OpKind::Leaf: break;
+      case OpKind::Binary: m[r.b] = 1; [[fallthrough]];
+      default: m[r.a] = 1;
+    }
+  }
+  // Compact in place: a record only moves down, and its operands were remapped before it.
+  std::uint32_t k = 0, kc = 0;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    if (!m[i]) continue;
+    Record r = records_[i];
+    switch (op_info(r.op).kind) {
+      case OpKind::Leaf: break;
+      case OpKind::Unary: r.a = m[r.a]; break;
+      case OpKind::Binary: r.a = m[r.a]; r.b = m[r.b]; break;
+      case OpKind::BinaryVC:
+      case OpKind::BinaryCV:
+        r.a = m[r.a];
+        constants_[kc] = constants_[r.b];
+        r.b = kc++;
+        break;
+    }
+    records_[k] = r;
+    values_[k] = values_[i];
+    m[i] = k++;
+  }
+  size_ = k;
+  nconst_ = kc;
+  for (Root& r : roots_)
+    if (r.rec != kNone) r.rec = m[r.rec];
+  adjoint_size_ = 0;
+  generation_ = next_generation();
+}
+
+TapeStats Tape::stats() const noexcept {
+  TapeStats s{};
+  s.records = size_;
+  s.constants = nconst_;
+  s.roots = live_roots_;
+  s.bytes_in_use = std::size_t(size_) * (sizeof(Record) + sizeof(double)) + std::size_t(nconst_) * sizeof(double);
+  s.adjoint_bytes = adjoints_.capacity() * sizeof(double);
+  s.bytes_reserved = std::size_t(capacity_) * (sizeof(Record) + sizeof(double)) +
+                     std::size_t(const_capacity_) * sizeof(double) + s.adjoint_bytes +
+                     roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t);
+  return s;
+}
+
+ScopedTape::ScopedTape(Tape& tape) noexcept : previous_(detail::tls_active) { detail::tls_active = &tape; }
+ScopedTape::~ScopedTape() { detail::tls_active = previous_; }
+
+}  // namespace tapegrad

@@ -1,0 +1,95 @@
+#include "tapegrad/var.hpp"
+
+#include <ostream>
+#include <string>
+
+namespace tapegrad {
+
+bool Var::valid() const noexcept {
+  if (is_constant()) return true;
+  if (!detail::tape_is_live(tape_)) return false;
+  return tape_->generation() == gen_;
+}
+
+std::ostream& operator<<(std::ostream& os, const Var& x) { return os << "Var(" << x.value() << ")"; }
+
+namespace detail {
+
+void throw_unusable(const Var& v, const char* what) {
+  std::string msg = std::string("tapegrad: ") + what + ": ";
+  if (!tape_is_live(v.tape())) {
+    msg += "the Var's tape was destroyed";
+  } else if (v.tape()->generation() != v.generation()) {
+    msg += "the Var is stale: its tape was cleared (or collected) after the Var was recorded";
+  } else {
+    msg += "the Var belongs to a tape that is not the active tape of this thread "
+           "(open a ScopedTape on its tape)";
+  }
+  throw Error(msg);
+}
+
+namespace {
+// The active tape, initialising this thread's default tape on first use.
+Tape& active() { return Tape::active(); }
+
+void check_on(const Var& v, const Tape& t, Op op) {
+  if (!v.is_constant() && v.generation() != t.generation())
+    throw_unusable(v, (std::string("cannot record ") + op_info(op).name).c_str());
+}
+}  // namespace
+
+Var record_unary_slow(Op op, const Var& a, double v) {
+  if (a.is_constant()) return Var::constant(v);
+  Tape& t = active();
+  check_on(a, t, op);
+  return Var(v, t.push(op, a.index(), 0, v), t.generation(), &t);
+}
+
+Var record_binary_slow(Op op, const Var& a, const Var& b, double v) {
+  if (a.is_constant() && b.is_constant()) return Var::constant(v);
+  if (a.is_constant()) return record_cv_slow(op, a.value(), b, v);
+  if (b.is_constant()) return record_vc_slow(op, a, b.value(), v);
+  Tape& t = active();
+  check_on(a, t, op);
+  check_on(b, t, op);
+  return Var(v, t.push(op, a.index(), b.index(), v), t.generation(), &t);
+}
+
+Var record_vc_slow(Op op, const Var& a, double c, double v) {
+  if (a.is_constant()) return Var::constant(v);
+  Tape& t = active();
+  check_on(a, t, op);
+  const std::uint32_t k = t.push_constant(c);
+  return Var(v, t.push(with_const_right(op), a.index(), k, v), t.generation(), &t);
+}
+
+Var record_cv_slow(Op op, double c, const Var& b, double v) {
+  if (b.is_constant()) return Var::constant(v);
+  Tape& t = active();
+  check_on(b, t, op);
+  const std::uint32_t k = t.push_constant(c);
+  return Var(v, t.push(with_const_left(op), b.index(), k, v), t.generation(), &t);
+}
+
+Tape& checked_tape(const Var& y, const char* what) {
+  if (y.is_constant()) throw Error(std::string("tapegrad: ") + what + ": the Var is a constant");
+  if (!tape_is_live(y.tape()) || y.tape()->generation() != y.generation()) throw_unusable(y, what);
+  return *y.tape();
+}
+
+}  // namespace detail
+
+std::vector<double> grad(const Var& y, const std::vector<Var>& xs) {
+  std::vector<double> g(xs.size(), 0.0);
+  if (y.is_constant()) return g;
+  Tape& t = detail::checked_tape(y, "grad()");
+  for (const Var& x : xs)
+    if (!x.is_constant() && (x.tape() != &t || x.generation() != t.generation()))
+      detail::throw_unusable(x, "grad() with respect to a Var of another tape or generation");
+  t.reverse(y.index());
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (!xs[i].is_constant()) g[i] = t.adjoint(xs[i].index());
+  return g;
+}
+
+}  // namespace tapegrad
