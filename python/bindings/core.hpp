@@ -1,0 +1,47 @@
+// Shared declarations of the Python module _core. Conversion only: semantics live in cpp/.
+#pragma once
+
+#include <Python.h>
+
+#include <cstdint>
+
+#include "tapegrad/tapegrad.hpp"
+
+namespace tgpy {
+
+/// A tape that Python code records on (tapegrad.Tape). Var objects hold a reference to it,
+/// so it lives as long as any Var recorded on it.
+struct PyTape {
+  // Python code never clears a tape by hand: when the last non-leaf Var of a tape dies, the
+  // tape is cleared (O(1)); while Vars live, it is collected (mark-compact from the live
+  // Vars) each time it doubles past the size it had after the last collection.
+  static constexpr std::uint32_t kMinCollect = 1u << 18;
+
+  tapegrad::Tape tape;
+  std::uint32_t collect_at = kMinCollect;
+  PyObject* previous_obj = nullptr;  // the tape active before __enter__ (strong reference)
+  PyTape* previous = nullptr;
+  bool entered = false;
+
+  void maybe_collect() {
+    if (tape.size() >= collect_at) {
+      tape.collect();
+      const std::uint64_t next = 2ull * tape.size();
+      collect_at = next > kMinCollect ? (next > 0xF0000000ull ? 0xF0000000u : std::uint32_t(next)) : kMinCollect;
+    }
+  }
+};
+
+struct ActiveTape {
+  PyObject* obj;  // borrowed
+  PyTape* tape;
+};
+/// This thread's active tape (its default tape, created on first use, unless a `with Tape()`
+/// block is open). Returns {nullptr, nullptr} with a Python error set on failure.
+ActiveTape active_tape();
+void set_active_tape(PyObject* obj, PyTape* tape);
+
+/// Registers tapegrad.Var (and its functions) on the module. Returns 0, or -1 with an error.
+int register_var(PyObject* module);
+
+}  // namespace tgpy

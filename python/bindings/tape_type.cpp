@@ -1,0 +1,106 @@
+// tapegrad.Tape and the thread's active tape.
+#include <pybind11/pybind11.h>
+
+#include <memory>
+
+#include "core.hpp"
+
+namespace py = pybind11;
+
+namespace tgpy {
+namespace {
+// Borrowed: the default tape is owned by a threading.local (so it dies with its thread); an
+// entered tape holds a reference to itself until __exit__.
+thread_local PyObject* tls_obj = nullptr;
+thread_local PyTape* tls_tape = nullptr;
+PyObject* g_local = nullptr;  // threading.local() holding each thread's default tape
+}  // namespace
+
+ActiveTape active_tape() {
+  if (tls_obj) return {tls_obj, tls_tape};
+  try {
+    auto holder = std::make_unique<PyTape>();
+    PyTape* p = holder.get();
+    py::object o = py::cast(std::move(holder));
+    if (PyObject_SetAttrString(g_local, "default_tape", o.ptr()) < 0) return {nullptr, nullptr};
+    tls_obj = o.ptr();
+    tls_tape = p;
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return {nullptr, nullptr};
+  }
+  return {tls_obj, tls_tape};
+}
+
+void set_active_tape(PyObject* obj, PyTape* tape) {
+  tls_obj = obj;
+  tls_tape = tape;
+}
+
+void register_tape(py::module_& m) {
+  g_local = py::module_::import("threading").attr("local")().release().ptr();
+
+  py::class_<PyTape>(m, "Tape", R"doc(
+An arena tape that Vars record their operations on.
+
+Each thread has a default tape, and ``with Tape() as t:`` records on ``t`` inside the block.
+Memory is managed for you: a tape is rewound when no Var recorded on it is alive, and
+compacted (keeping what live Vars reach) when it doubles. ``clear()`` rewinds it by hand:
+every non-leaf Var recorded on it becomes stale, and using one raises RuntimeError.
+)doc")
+      .def(py::init<>())
+      .def("clear", [](PyTape& t) {
+            t.tape.clear();
+            t.collect_at = PyTape::kMinCollect;
+          }, "Rewind to empty in O(1), keeping the memory. Non-leaf Vars on it become stale.")
+      .def("collect", [](PyTape& t) { t.tape.collect(); },
+           "Compact now: keep only the records that live Vars reach.")
+      .def("stats", [](const PyTape& t) {
+            const tapegrad::TapeStats s = t.tape.stats();
+            py::dict d;
+            d["records"] = s.records;
+            d["constants"] = s.constants;
+            d["roots"] = s.roots;
+            d["bytes_in_use"] = s.bytes_in_use;
+            d["adjoint_bytes"] = s.adjoint_bytes;
+            d["bytes_reserved"] = s.bytes_reserved;
+            return d;
+          }, "Records, constants and live handles on the tape, and the bytes they use.")
+      .def("__len__", [](const PyTape& t) { return t.tape.size(); })
+      .def("__enter__", [](py::object self) {
+            PyTape& t = self.cast<PyTape&>();
+            if (t.entered) throw py::value_error("this Tape is already active (a with block of it is open)");
+            ActiveTape prev = active_tape();
+            if (!prev.obj) throw py::error_already_set();
+            Py_INCREF(prev.obj);
+            t.previous_obj = prev.obj;
+            t.previous = prev.tape;
+            t.entered = true;
+            Py_INCREF(self.ptr());
+            set_active_tape(self.ptr(), &t);
+            return self;
+          })
+      .def("__exit__", [](PyTape& t, const py::args&) {
+            if (!t.entered) throw py::value_error("this Tape is not active");
+            PyObject* self = tls_obj;
+            set_active_tape(t.previous_obj, t.previous);
+            Py_XDECREF(t.previous_obj);  // still owned by its own holder
+            t.previous_obj = nullptr;
+            t.previous = nullptr;
+            t.entered = false;
+            Py_XDECREF(self);
+            return false;
+          })
+      .def("__repr__", [](const PyTape& t) {
+        return "<tapegrad.Tape: " + std::to_string(t.tape.size()) + " records, " +
+               std::to_string(t.tape.live_roots()) + " live handles>";
+      });
+
+  m.def("active_tape", [] {
+        ActiveTape t = active_tape();
+        if (!t.obj) throw py::error_already_set();
+        return py::reinterpret_borrow<py::object>(t.obj);
+      }, "The tape this thread records on now.");
+}
+
+}  // namespace tgpy

@@ -1,0 +1,549 @@
+// tapegrad.Var: the scalar type, written against the CPython API so that one operation from
+// Python costs a few tens of nanoseconds (micrograd's Value costs microseconds). Every
+// arithmetic slot converts its operands and records one op of the table on a tape.
+#include <new>
+#include <string>
+
+#include "core.hpp"
+
+using tapegrad::Op;
+using tapegrad::Tape;
+
+namespace tgpy {
+namespace {
+
+enum : std::uint8_t {
+  kLeaf = 1,          // created by the user (or detached): owns its value and .grad
+  kRequiresGrad = 2,  // takes part in differentiation (leaves: recorded on first use)
+  kRetainGrad = 4,    // a non-leaf whose .grad is kept (retain_grad())
+};
+
+struct VarObject {
+  PyObject_HEAD
+  double data;
+  double grad;
+  PyObject* tape_obj;  // strong reference to the tape holding our record, or null
+  PyTape* tape;
+  std::uint32_t root;   // our root slot on that tape (Tape::kNone: none)
+  std::uint32_t epoch;  // the tape's epoch when the root was made
+  std::uint8_t flags;
+};
+
+PyTypeObject VarType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+PyObject* g_numbers_real = nullptr;  // numbers.Real, for NumPy scalars and friends
+
+inline bool is_var(PyObject* o) { return Py_TYPE(o) == &VarType; }
+
+// Converts a real number to double: 1 on success, 0 if `o` is not a real number (no error
+// set), -1 with an error set.
+int as_double(PyObject* o, double* out) {
+  if (PyFloat_Check(o)) {  // float, numpy.float64
+    *out = PyFloat_AS_DOUBLE(o);
+    return 1;
+  }
+  if (PyLong_Check(o)) {  // int, bool
+    *out = PyLong_AsDouble(o);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 1;
+  }
+  const int real = PyObject_IsInstance(o, g_numbers_real);  // numpy.float32, numpy.int64, ...
+  if (real <= 0) return real;
+  *out = PyFloat_AsDouble(o);
+  return (*out == -1.0 && PyErr_Occurred()) ? -1 : 1;
+}
+
+// Runs f, turning C++ exceptions into Python ones.
+template <class F>
+PyObject* guarded(F&& f) {
+  try {
+    return f();
+  } catch (const tapegrad::Error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+VarObject* alloc_var(double data, std::uint8_t flags) {
+  auto* v = PyObject_New(VarObject, &VarType);
+  if (!v) return nullptr;
+  v->data = data;
+  v->grad = 0.0;
+  v->tape_obj = nullptr;
+  v->tape = nullptr;
+  v->root = Tape::kNone;
+  v->epoch = 0;
+  v->flags = flags;
+  return v;
+}
+
+inline bool has_live_root(const VarObject* v) {
+  return v->tape && v->root != Tape::kNone && v->epoch == v->tape->tape.epoch();
+}
+
+// Drops v's root on its tape. A tape left with no non-leaf Var is cleared: O(1), and
+// nothing that Python can still reach needs its records.
+void release_root(VarObject* v) {
+  if (has_live_root(v)) {
+    Tape& t = v->tape->tape;
+    t.remove_root(v->root);
+    if (!(v->flags & kLeaf) && t.live_nonleaf_roots() == 0) t.clear();
+  }
+  v->root = Tape::kNone;
+}
+
+void set_tape(VarObject* v, PyObject* obj, PyTape* tape) {
+  Py_XINCREF(obj);
+  Py_XSETREF(v->tape_obj, obj);
+  v->tape = tape;
+}
+
+void var_dealloc(PyObject* self) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  release_root(v);
+  Py_CLEAR(v->tape_obj);
+  PyObject_Free(self);
+}
+
+[[noreturn]] void throw_stale() {
+  throw tapegrad::Error(
+      "tapegrad: this Var is stale: its tape was cleared after the Var was recorded "
+      "(Tape.clear() invalidates every non-leaf Var recorded on it)");
+}
+
+// The record of operand v on tape t; leaves are recorded (once per tape epoch) on first use.
+std::uint32_t operand_record(VarObject* v, PyObject* tobj, PyTape* t) {
+  if (has_live_root(v) && v->tape == t) return t->tape.root_record(v->root);
+  if (!(v->flags & kLeaf)) throw_stale();
+  release_root(v);  // a leaf moving to another tape leaves the old one
+  const std::uint32_t rec = t->tape.push(Op::Leaf, 0, 0, v->data);
+  v->root = t->tape.add_root(rec, &v->grad, true);
+  v->epoch = t->tape.epoch();
+  set_tape(v, tobj, t);
+  return rec;
+}
+
+// Where an op records: on the tape of its non-leaf operands, else on the active tape.
+ActiveTape op_tape(VarObject* a, VarObject* b) {
+  VarObject* n = nullptr;
+  for (VarObject* v : {a, b}) {
+    if (!v || (v->flags & kLeaf)) continue;
+    if (!has_live_root(v)) throw_stale();
+    if (n && n->tape != v->tape)
+      throw tapegrad::Error("tapegrad: the two operands were recorded on different tapes");
+    n = v;
+  }
+  if (n) return {n->tape_obj, n->tape};
+  ActiveTape t = active_tape();
+  if (!t.obj) throw std::bad_alloc();
+  return t;
+}
+
+PyObject* new_result(ActiveTape t, std::uint32_t rec, double z) {
+  VarObject* r = alloc_var(z, kRequiresGrad);
+  if (!r) return nullptr;
+  set_tape(r, t.obj, t.tape);
+  r->epoch = t.tape->tape.epoch();
+  try {
+    r->root = t.tape->tape.add_root(rec, nullptr, false);
+    t.tape->maybe_collect();
+  } catch (...) {
+    Py_DECREF(r);
+    throw;
+  }
+  return reinterpret_cast<PyObject*>(r);
+}
+
+inline bool needs_grad(const VarObject* v) { return v && (v->flags & kRequiresGrad); }
+
+// --- the ops -----------------------------------------------------------------------------
+
+template <Op op>
+double forward1(double x) {
+#define TAPEGRAD_UNARY(Name, name, f, d) if constexpr (op == Op::Name) return tapegrad::table::fwd_##name(x); else
+#include "tapegrad/ops.def"
+  return x;
+}
+template <Op op>
+double forward2(double x, double y) {
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy) if constexpr (op == Op::Name) return tapegrad::table::fwd_##name(x, y); else
+#include "tapegrad/ops.def"
+  return x + y;
+}
+
+template <Op op>
+PyObject* unary(VarObject* a) {
+  const double z = forward1<op>(a->data);
+  if (!needs_grad(a)) return reinterpret_cast<PyObject*>(alloc_var(z, kLeaf));
+  return guarded([&] {
+    ActiveTape t = op_tape(a, nullptr);
+    const std::uint32_t ra = operand_record(a, t.obj, t.tape);
+    return new_result(t, t.tape->tape.push(op, ra, 0, z), z);
+  });
+}
+
+// a or b is a Var; the other may be a real number. NotImplemented for anything else.
+template <Op op>
+PyObject* binary(PyObject* a, PyObject* b) {
+  VarObject* va = is_var(a) ? reinterpret_cast<VarObject*>(a) : nullptr;
+  VarObject* vb = is_var(b) ? reinterpret_cast<VarObject*>(b) : nullptr;
+  double x, y;
+  if (va) {
+    x = va->data;
+  } else if (int r = as_double(a, &x); r <= 0) {
+    if (r < 0) return nullptr;
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  if (vb) {
+    y = vb->data;
+  } else if (int r = as_double(b, &y); r <= 0) {
+    if (r < 0) return nullptr;
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  const double z = forward2<op>(x, y);
+  const bool ga = needs_grad(va), gb = needs_grad(vb);
+  if (!ga && !gb) return reinterpret_cast<PyObject*>(alloc_var(z, kLeaf));
+  return guarded([&] {
+    ActiveTape t = op_tape(va, vb);
+    Tape& tp = t.tape->tape;
+    std::uint32_t rec;
+    if (ga && gb) {
+      const std::uint32_t ra = operand_record(va, t.obj, t.tape);
+      const std::uint32_t rb = operand_record(vb, t.obj, t.tape);
+      rec = tp.push(op, ra, rb, z);
+    } else if (ga) {
+      const std::uint32_t ra = operand_record(va, t.obj, t.tape);
+      rec = tp.push(tapegrad::with_const_right(op), ra, tp.push_constant(y), z);
+    } else {
+      const std::uint32_t rb = operand_record(vb, t.obj, t.tape);
+      rec = tp.push(tapegrad::with_const_left(op), rb, tp.push_constant(x), z);
+    }
+    return new_result(t, rec, z);
+  });
+}
+
+PyObject* type_error(const char* fn, PyObject* o) {
+  PyErr_Format(PyExc_TypeError, "tapegrad.%s: expected a Var or a real number, got %.100s", fn,
+               Py_TYPE(o)->tp_name);
+  return nullptr;
+}
+
+// Module functions: tapegrad.exp(x) for a Var or a plain number (a float comes back).
+template <Op op>
+PyObject* unary_function(PyObject*, PyObject* x) {
+  if (is_var(x)) return unary<op>(reinterpret_cast<VarObject*>(x));
+  double v;
+  const int r = as_double(x, &v);
+  if (r < 0) return nullptr;
+  if (r == 0) return type_error(tapegrad::op_info(op).name, x);
+  return PyFloat_FromDouble(forward1<op>(v));
+}
+
+template <Op op>
+PyObject* binary_function(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  const char* name = tapegrad::op_info(op).name;
+  if (nargs != 2) {
+    PyErr_Format(PyExc_TypeError, "tapegrad.%s() takes 2 arguments (%zd given)", name, nargs);
+    return nullptr;
+  }
+  if (!is_var(args[0]) && !is_var(args[1])) {
+    double x, y;
+    for (int i = 0; i < 2; ++i) {
+      const int r = as_double(args[i], i ? &y : &x);
+      if (r < 0) return nullptr;
+      if (r == 0) return type_error(name, args[i]);
+    }
+    return PyFloat_FromDouble(forward2<op>(x, y));
+  }
+  PyObject* out = binary<op>(args[0], args[1]);
+  if (out == Py_NotImplemented) {
+    Py_DECREF(out);
+    return type_error(name, is_var(args[0]) ? args[1] : args[0]);
+  }
+  return out;
+}
+
+template <Op op>
+PyObject* unary_method(PyObject* self, PyObject*) {
+  return unary<op>(reinterpret_cast<VarObject*>(self));
+}
+template <Op op>
+PyObject* binary_method(PyObject* self, PyObject* other) {
+  PyObject* out = binary<op>(self, other);
+  if (out == Py_NotImplemented) {
+    Py_DECREF(out);
+    return type_error(tapegrad::op_info(op).name, other);
+  }
+  return out;
+}
+
+// --- number protocol --------------------------------------------------------------------
+PyObject* nb_add(PyObject* a, PyObject* b) { return binary<Op::Add>(a, b); }
+PyObject* nb_sub(PyObject* a, PyObject* b) { return binary<Op::Sub>(a, b); }
+PyObject* nb_mul(PyObject* a, PyObject* b) { return binary<Op::Mul>(a, b); }
+PyObject* nb_div(PyObject* a, PyObject* b) { return binary<Op::Div>(a, b); }
+PyObject* nb_pow(PyObject* a, PyObject* b, PyObject* mod) {
+  if (mod != Py_None) {
+    PyErr_SetString(PyExc_TypeError, "pow() with a modulus is not defined for tapegrad.Var");
+    return nullptr;
+  }
+  return binary<Op::Pow>(a, b);
+}
+PyObject* nb_neg(PyObject* a) { return unary<Op::Neg>(reinterpret_cast<VarObject*>(a)); }
+PyObject* nb_pos(PyObject* a) { return Py_NewRef(a); }
+PyObject* nb_abs(PyObject* a) { return unary<Op::Abs>(reinterpret_cast<VarObject*>(a)); }
+PyObject* nb_float(PyObject* a) { return PyFloat_FromDouble(reinterpret_cast<VarObject*>(a)->data); }
+int nb_bool(PyObject* a) { return reinterpret_cast<VarObject*>(a)->data != 0.0; }
+
+PyNumberMethods var_as_number = [] {
+  PyNumberMethods m{};
+  m.nb_add = nb_add;
+  m.nb_subtract = nb_sub;
+  m.nb_multiply = nb_mul;
+  m.nb_true_divide = nb_div;
+  m.nb_power = nb_pow;
+  m.nb_negative = nb_neg;
+  m.nb_positive = nb_pos;
+  m.nb_absolute = nb_abs;
+  m.nb_float = nb_float;
+  m.nb_bool = nb_bool;
+  return m;
+}();
+
+PyObject* var_richcompare(PyObject* a, PyObject* b, int op) {
+  double x, y;
+  for (auto [o, out] : {std::pair{a, &x}, std::pair{b, &y}}) {
+    if (is_var(o)) {
+      *out = reinterpret_cast<VarObject*>(o)->data;
+    } else if (int r = as_double(o, out); r <= 0) {
+      if (r < 0) return nullptr;
+      Py_RETURN_NOTIMPLEMENTED;
+    }
+  }
+  Py_RETURN_RICHCOMPARE(x, y, op);
+}
+
+Py_hash_t var_hash(PyObject* self) { return PyBaseObject_Type.tp_hash(self); }  // identity
+
+PyObject* var_repr(PyObject* self) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  auto fmt = [](double d) {
+    char* s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, nullptr);
+    std::string out = s ? s : "?";
+    PyMem_Free(s);
+    return out;
+  };
+  std::string r = "Var(data=" + fmt(v->data);
+  if ((v->flags & kLeaf) || (v->flags & kRetainGrad)) r += ", grad=" + fmt(v->grad);
+  if (!(v->flags & kRequiresGrad)) r += ", requires_grad=False";
+  r += ")";
+  return PyUnicode_FromStringAndSize(r.data(), Py_ssize_t(r.size()));
+}
+
+PyObject* var_new(PyTypeObject*, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"data", "requires_grad", nullptr};
+  PyObject* data = nullptr;
+  int requires_grad = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op:Var", const_cast<char**>(kw), &data, &requires_grad))
+    return nullptr;
+  double d = 0.0;
+  if (data) {
+    if (is_var(data)) {
+      d = reinterpret_cast<VarObject*>(data)->data;
+    } else if (int r = as_double(data, &d); r <= 0) {
+      if (r == 0) return type_error("Var", data);
+      return nullptr;
+    }
+  }
+  return reinterpret_cast<PyObject*>(alloc_var(d, std::uint8_t(kLeaf | (requires_grad ? kRequiresGrad : 0))));
+}
+
+// --- attributes -----------------------------------------------------------------------
+PyObject* get_data(PyObject* self, void*) { return PyFloat_FromDouble(reinterpret_cast<VarObject*>(self)->data); }
+int set_data(PyObject* self, PyObject* value, void*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if (!value) {
+    PyErr_SetString(PyExc_AttributeError, "cannot delete Var.data");
+    return -1;
+  }
+  if (!(v->flags & kLeaf)) {
+    PyErr_SetString(PyExc_AttributeError,
+                    "Var.data can only be set on a leaf (a Var created directly), not on the result of an operation");
+    return -1;
+  }
+  double d;
+  const int r = is_var(value) ? (d = reinterpret_cast<VarObject*>(value)->data, 1) : as_double(value, &d);
+  if (r == 0) {
+    type_error("Var.data", value);
+    return -1;
+  }
+  if (r < 0) return -1;
+  // Graphs recorded before keep the old value; the next operation records the new one.
+  release_root(v);
+  v->data = d;
+  return 0;
+}
+PyObject* get_grad(PyObject* self, void*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if (!(v->flags & (kLeaf | kRetainGrad))) Py_RETURN_NONE;
+  return PyFloat_FromDouble(v->grad);
+}
+int set_grad(PyObject* self, PyObject* value, void*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if (!(v->flags & (kLeaf | kRetainGrad))) {
+    PyErr_SetString(PyExc_AttributeError,
+                    "Var.grad of a non-leaf is not kept; call retain_grad() on it before backward()");
+    return -1;
+  }
+  double d = 0.0;
+  if (value && value != Py_None) {
+    const int r = as_double(value, &d);
+    if (r == 0) type_error("Var.grad", value);
+    if (r <= 0) return -1;
+  }
+  v->grad = d;
+  return 0;
+}
+PyObject* get_is_leaf(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<VarObject*>(self)->flags & kLeaf);
+}
+PyObject* get_requires_grad(PyObject* self, void*) {
+  return PyBool_FromLong(reinterpret_cast<VarObject*>(self)->flags & kRequiresGrad);
+}
+PyObject* get_tape(PyObject* self, void*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if (!has_live_root(v) || (v->flags & kLeaf)) Py_RETURN_NONE;
+  return Py_NewRef(v->tape_obj);
+}
+
+PyGetSetDef var_getset[] = {
+    {"data", get_data, set_data, "The value (a float). Settable on leaves.", nullptr},
+    {"grad", get_grad, set_grad,
+     "The accumulated gradient (a float) of a leaf; None for a non-leaf unless retain_grad() was called.", nullptr},
+    {"is_leaf", get_is_leaf, nullptr, "True for a Var created directly rather than by an operation.", nullptr},
+    {"requires_grad", get_requires_grad, nullptr, "Whether gradients flow to and through this Var.", nullptr},
+    {"tape", get_tape, nullptr, "The Tape a non-leaf Var is recorded on (None for leaves).", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+// --- methods --------------------------------------------------------------------------
+PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kw[] = {"gradient", "retain_graph", nullptr};
+  PyObject* gradient = Py_None;
+  PyObject* retain_graph = Py_None;  // accepted for PyTorch compatibility: graphs are always kept
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:backward", const_cast<char**>(kw), &gradient, &retain_graph))
+    return nullptr;
+  double seed = 1.0;
+  if (gradient != Py_None) {
+    const int r = is_var(gradient) ? (seed = reinterpret_cast<VarObject*>(gradient)->data, 1) : as_double(gradient, &seed);
+    if (r == 0) return type_error("Var.backward(gradient=...)", gradient);
+    if (r < 0) return nullptr;
+  }
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if (!(v->flags & kRequiresGrad)) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "backward(): this Var does not require grad (it was made with requires_grad=False, "
+                    "detached, or computed from such Vars only)");
+    return nullptr;
+  }
+  return guarded([&]() -> PyObject* {
+    if (v->flags & kLeaf) {
+      v->grad += seed;  // d v/d v
+      Py_RETURN_NONE;
+    }
+    if (!has_live_root(v)) throw_stale();
+    Tape& t = v->tape->tape;
+    t.reverse(t.root_record(v->root), seed);
+    t.accumulate_into_sinks();
+    Py_RETURN_NONE;
+  });
+}
+
+PyObject* var_retain_grad(PyObject* self, PyObject*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if (!(v->flags & kLeaf) && !(v->flags & kRetainGrad)) {
+    if (!has_live_root(v)) return guarded([]() -> PyObject* { throw_stale(); });
+    v->flags |= kRetainGrad;
+    v->grad = 0.0;
+    v->tape->tape.set_root_sink(v->root, &v->grad);
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* var_detach(PyObject* self, PyObject*) {
+  return reinterpret_cast<PyObject*>(alloc_var(reinterpret_cast<VarObject*>(self)->data, kLeaf));
+}
+PyObject* var_item(PyObject* self, PyObject*) { return nb_float(self); }
+PyObject* var_format(PyObject* self, PyObject* spec) {
+  PyObject* f = nb_float(self);
+  if (!f) return nullptr;
+  PyObject* out = PyObject_Format(f, spec);
+  Py_DECREF(f);
+  return out;
+}
+
+#define TAPEGRAD_METHOD_DOC(name) "The op `" #name "` of tapegrad's op table."
+PyMethodDef var_methods[] = {
+#define TAPEGRAD_UNARY(Name, name, f, d) \
+  {#name, unary_method<Op::Name>, METH_NOARGS, TAPEGRAD_METHOD_DOC(name)},
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
+  {#name, binary_method<Op::Name>, METH_O, TAPEGRAD_METHOD_DOC(name)},
+#include "tapegrad/ops.def"
+    {"backward", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(var_backward)),
+     METH_VARARGS | METH_KEYWORDS,
+     "backward(gradient=1.0, retain_graph=None)\n\nAccumulates d(self)/d(leaf) * gradient into the .grad "
+     "of every leaf this Var depends on (and of non-leaves that called retain_grad())."},
+    {"retain_grad", var_retain_grad, METH_NOARGS, "Keep .grad on this non-leaf Var at the next backward()."},
+    {"detach", var_detach, METH_NOARGS, "A new leaf with the same value that does not require grad."},
+    {"item", var_item, METH_NOARGS, "The value as a float."},
+    {"__format__", var_format, METH_O, "Formats the value like a float."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyMethodDef module_functions[] = {
+#define TAPEGRAD_UNARY(Name, name, f, d) \
+  {#name, unary_function<Op::Name>, METH_O, TAPEGRAD_METHOD_DOC(name) " Takes a Var or a real number."},
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                        \
+  {#name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(binary_function<Op::Name>)), \
+   METH_FASTCALL, TAPEGRAD_METHOD_DOC(name) " Takes Vars or real numbers."},
+#include "tapegrad/ops.def"
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+int register_var(PyObject* module) {
+  PyObject* numbers = PyImport_ImportModule("numbers");
+  if (!numbers) return -1;
+  g_numbers_real = PyObject_GetAttrString(numbers, "Real");
+  Py_DECREF(numbers);
+  if (!g_numbers_real) return -1;
+
+  VarType.tp_name = "tapegrad.Var";
+  VarType.tp_basicsize = sizeof(VarObject);
+  VarType.tp_flags = Py_TPFLAGS_DEFAULT;
+  VarType.tp_doc =
+      "Var(data=0.0, requires_grad=True)\n\n"
+      "A scalar that records the operations applied to it, so that backward() can compute "
+      "gradients. Operators and the functions of tapegrad's op table work with plain "
+      "numbers on either side.";
+  VarType.tp_new = var_new;
+  VarType.tp_dealloc = var_dealloc;
+  VarType.tp_repr = var_repr;
+  VarType.tp_as_number = &var_as_number;
+  VarType.tp_richcompare = var_richcompare;
+  VarType.tp_hash = var_hash;
+  VarType.tp_methods = var_methods;
+  VarType.tp_getset = var_getset;
+  if (PyType_Ready(&VarType) < 0) return -1;
+  // NumPy must defer to Var's reflected operators: ndarray * Var is not an object array.
+  if (PyDict_SetItemString(VarType.tp_dict, "__array_ufunc__", Py_None) < 0) return -1;
+  PyType_Modified(&VarType);
+  Py_INCREF(&VarType);
+  if (PyModule_AddObject(module, "Var", reinterpret_cast<PyObject*>(&VarType)) < 0) return -1;
+  return PyModule_AddFunctions(module, module_functions);
+}
+
+}  // namespace tgpy
