@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test: the Python suite (pytest), the C++ suite
+# (ctest, also under AddressSanitizer + UBSan) and the C++ example that embeds tapegrad
+# through find_package. Needs Python >= 3.9 and a C++17 compiler; run from anywhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=${JOBS:-2}
+
+# C++ test framework: doctest, from Debian's packages.
+if [ ! -f /usr/include/doctest/doctest.h ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq doctest-dev
+fi
+
+# Python: a fresh virtual environment with the package (an ordinary, isolated build) and
+# the test requirements (pytest; PyTorch 2.13 CPU as the oracle, from pyproject's [test]).
+python3 -m venv build/test-venv
+py=build/test-venv/bin/python
+$py -m pip install -q --upgrade pip
+$py -m pip install -q ".[test]"
+
+echo "== pytest"
+# run from tests/ so that the installed package, not the source tree, is imported;
+# pytest's exit code 5 (no tests collected) fails like any other.
+(cd tests && "$root/$py" -m pytest -q -p no:cacheprovider)
+
+echo "== C++ tests (Release)"
+cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$root/build/cpp-install" >/dev/null
+cmake --build build/cpp -j "$jobs"
+ctest --test-dir build/cpp --output-on-failure --no-tests=error -j "$jobs"
+
+echo "== C++ tests under AddressSanitizer + UBSan"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_BUILD_BENCH=OFF >/dev/null
+cmake --build build/asan -j "$jobs"
+ctest --test-dir build/asan --output-on-failure --no-tests=error -j "$jobs"
+
+echo "== C++ example through find_package(tapegrad)"
+rm -rf build/cpp-install build/example
+cmake --install build/cpp >/dev/null
+cmake -S examples/cpp -B build/example -G Ninja -DCMAKE_PREFIX_PATH="$root/build/cpp-install" >/dev/null
+cmake --build build/example
+./build/example/embed
+
+echo "== all tests passed"

@@ -1,0 +1,60 @@
+"""Every code example in the README is run here.
+
+Python blocks run as they are; a line ``print(expr)  # text`` must print exactly ``text``.
+The C++ block is compiled against the headers and library that the wheel carries, and run.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+from contextlib import redirect_stdout
+
+import pytest
+
+import tapegrad as tg
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+PRINT_CHECK = re.compile(r"^\s*print\((.*)\)\s*#\s*(.+?)\s*$")
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_the_readme_has_examples() -> None:
+    assert len(blocks("python")) >= 4
+    assert len(blocks("cpp")) == 1
+
+
+@pytest.mark.parametrize("index", range(len(blocks("python"))))
+def test_python_example(index: int) -> None:
+    code = blocks("python")[index]
+    expected = [m.group(2) for line in code.splitlines() if (m := PRINT_CHECK.match(line))]
+    assert expected, "each README example shows what it prints"
+    out = io.StringIO()
+    with redirect_stdout(out):
+        exec(compile(code, f"README.md python block {index}", "exec"), {})
+    assert out.getvalue().splitlines() == expected
+
+
+def test_cpp_example(tmp_path: pathlib.Path) -> None:
+    include, lib = pathlib.Path(tg.get_include()), pathlib.Path(tg.get_cmake_dir()).parent.parent
+    if not (include / "tapegrad" / "tapegrad.hpp").exists():
+        pytest.skip("editable install: the wheel's C++ headers are not in the package folder")
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    assert cxx, "a C++ compiler is needed"
+    code = blocks("cpp")[0]
+    src = tmp_path / "quick_start.cpp"
+    src.write_text(code)
+    exe = tmp_path / "quick_start"
+    subprocess.run([cxx, "-std=c++17", "-O1", f"-I{include}", str(src), str(lib / "libtapegrad.a"),
+                    "-pthread", "-o", str(exe)], check=True)
+    run = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert run.returncode == 0
+    expected = [m.group(1) for line in code.splitlines() if (m := re.search(r'std::printf\(.*//\s*(.+)$', line))]
+    assert run.stdout.splitlines() == expected == ["6"]
