@@ -38,14 +38,14 @@ void check_on(const Var& v, const Tape& t, Op op) {
 }
 }  // namespace
 
-Var record_unary_slow(Op op, const Var& a, double v) {
+Var record_unary_slow(Op op, Var a, double v) {
   if (a.is_constant()) return Var::constant(v);
   Tape& t = active();
   check_on(a, t, op);
   return Var(v, t.push(op, a.index(), 0, v), t.generation(), &t);
 }
 
-Var record_binary_slow(Op op, const Var& a, const Var& b, double v) {
+Var record_binary_slow(Op op, Var a, Var b, double v) {
   if (a.is_constant() && b.is_constant()) return Var::constant(v);
   if (a.is_constant()) return record_cv_slow(op, a.value(), b, v);
   if (b.is_constant()) return record_vc_slow(op, a, b.value(), v);
@@ -55,7 +55,7 @@ Var record_binary_slow(Op op, const Var& a, const Var& b, double v) {
   return Var(v, t.push(op, a.index(), b.index(), v), t.generation(), &t);
 }
 
-Var record_vc_slow(Op op, const Var& a, double c, double v) {
+Var record_vc_slow(Op op, Var a, double c, double v) {
   if (a.is_constant()) return Var::constant(v);
   Tape& t = active();
   check_on(a, t, op);
@@ -63,7 +63,7 @@ Var record_vc_slow(Op op, const Var& a, double c, double v) {
   return Var(v, t.push(with_const_right(op), a.index(), k, v), t.generation(), &t);
 }
 
-Var record_cv_slow(Op op, double c, const Var& b, double v) {
+Var record_cv_slow(Op op, double c, Var b, double v) {
   if (b.is_constant()) return Var::constant(v);
   Tape& t = active();
   check_on(b, t, op);

@@ -64,10 +64,10 @@ class Var {
 
 namespace detail {
 // Slow paths: first use of a thread's tape, constants, and errors for stale handles.
-TAPEGRAD_NOINLINE Var record_unary_slow(Op op, const Var& a, double v);
-TAPEGRAD_NOINLINE Var record_binary_slow(Op op, const Var& a, const Var& b, double v);
-TAPEGRAD_NOINLINE Var record_vc_slow(Op op, const Var& a, double c, double v);
-TAPEGRAD_NOINLINE Var record_cv_slow(Op op, double c, const Var& b, double v);
+TAPEGRAD_NOINLINE Var record_unary_slow(Op op, Var a, double v);
+TAPEGRAD_NOINLINE Var record_binary_slow(Op op, Var a, Var b, double v);
+TAPEGRAD_NOINLINE Var record_vc_slow(Op op, Var a, double c, double v);
+TAPEGRAD_NOINLINE Var record_cv_slow(Op op, double c, Var b, double v);
 // Throws the error that says why `v` cannot be used (stale, destroyed or foreign tape).
 [[noreturn]] TAPEGRAD_NOINLINE void throw_unusable(const Var& v, const char* what);
 // Checks that y is usable and returns its tape.
