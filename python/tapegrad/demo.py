@@ -12,45 +12,70 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import numpy as np
 
 from . import nn
+from ._core import Var
 
 
-def make_moons(n: int = 100, noise: float = 0.1, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """Two interleaving half circles (scikit-learn's construction), labels -1 and +1."""
-    rng = np.random.default_rng(seed)
+def make_moons(n: int = 100, noise: float | None = 0.1, seed: int | None = 1337) -> Tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles, built exactly as ``sklearn.datasets.make_moons``.
+
+    Returns ``(X, y)``: ``X`` a float64 array of shape ``(n, 2)``, ``y`` an integer
+    array of shape ``(n,)`` holding the class, 0 (outer moon) or 1 (inner moon).
+
+    The construction and the order of random draws are scikit-learn's, so
+    ``make_moons(n, noise, seed)`` equals
+    ``sklearn.datasets.make_moons(n_samples=n, shuffle=True, noise=noise, random_state=seed)``:
+    ``n // 2`` points on the outer half circle, the rest on the inner one, the
+    points shuffled with ``RandomState(seed).shuffle`` of ``arange(n)``, then
+    Gaussian noise of standard deviation ``noise`` added from the same generator.
+    micrograd's demo calls ``np.random.seed(1337)`` then ``make_moons(100, noise=0.1)``
+    on the global generator, which is the data of ``make_moons(100, 0.1, seed=1337)``.
+    ``seed=None`` draws from NumPy's global generator, as scikit-learn does.
+    """
+    if n < 1:
+        raise ValueError(f"make_moons: n must be >= 1, got {n}")
+    rng = np.random.mtrand._rand if seed is None else np.random.RandomState(seed)
     n_out = n // 2
     n_in = n - n_out
-    t_out = np.linspace(0, np.pi, n_out)
-    t_in = np.linspace(0, np.pi, n_in)
-    X = np.vstack([
-        np.column_stack([np.cos(t_out), np.sin(t_out)]),
-        np.column_stack([1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5]),
-    ])
-    y = np.hstack([-np.ones(n_out), np.ones(n_in)])
-    X += rng.normal(scale=noise, size=X.shape)
-    perm = rng.permutation(n)
-    return X[perm], y[perm]
+    outer_x = np.cos(np.linspace(0, np.pi, n_out))
+    outer_y = np.sin(np.linspace(0, np.pi, n_out))
+    inner_x = 1 - np.cos(np.linspace(0, np.pi, n_in))
+    inner_y = 1 - np.sin(np.linspace(0, np.pi, n_in)) - 0.5
+    X = np.vstack([np.append(outer_x, inner_x), np.append(outer_y, inner_y)]).T
+    y = np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n_in, dtype=np.intp)])
+    idx = np.arange(n)
+    rng.shuffle(idx)
+    X, y = X[idx], y[idx]
+    if noise is not None:
+        X = X + rng.normal(scale=noise, size=X.shape)
+    return X, y
 
 
-def loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[float], alpha: float = 1e-4) -> Tuple[Any, float]:
-    """micrograd's demo loss: SVM max-margin plus L2 regularisation; and the accuracy.
+def loss(model: Any, X: Sequence[Sequence[float]], y: Sequence[int], value: Callable[[float], Any] = Var,
+         alpha: float = 1e-4) -> Tuple[Any, float]:
+    """micrograd demo's ``loss()`` on the full batch, for any scalar type.
 
-    Works with any scalar type with micrograd's interface (``relu``, ``*``, ``+``, ``.data``).
+    ``value`` wraps a number into the scalar type (``micrograd.engine.Value``,
+    ``tapegrad.Var``). Max-margin loss ``mean(relu(1 - y_i * score_i))`` plus
+    ``alpha * sum(p * p)`` over the parameters; returns ``(total_loss, accuracy)``
+    with the operations in the demo's order, so that two engines computing in
+    float64 give the same loss.
     """
-    scores = [model(xi) for xi in X]
+    inputs = [[value(v) for v in row] for row in X]
+    scores = [model(row) for row in inputs]
     losses = [(1 + -yi * si).relu() for yi, si in zip(y, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))
     reg_loss = alpha * sum(p * p for p in model.parameters())
-    total = data_loss + reg_loss
-    accuracy = sum((yi > 0) == (si.data > 0) for yi, si in zip(y, scores)) / len(y)
-    return total, accuracy
+    total_loss = data_loss + reg_loss
+    accuracy = [(yi > 0) == (si.data > 0) for yi, si in zip(y, scores)]
+    return total_loss, sum(accuracy) / len(accuracy)
 
 
-def train_step(model: Any, X: List[List[float]], y: List[float], k: int, steps: int = 100) -> Tuple[float, float]:
+def train_step(model: Any, X: List[List[float]], y: List[int], k: int, steps: int = 100) -> Tuple[float, float]:
     """One step of micrograd's demo: forward, zero_grad, backward, SGD with a decaying rate."""
     total, accuracy = loss(model, X, y)
     model.zero_grad()
@@ -69,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     random.seed(args.seed)
     Xa, ya = make_moons(100, noise=0.1, seed=args.seed)
-    X, y = Xa.tolist(), ya.tolist()
+    X, y = Xa.tolist(), (2 * ya - 1).tolist()  # labels -1, +1
     model = nn.MLP(2, [16, 16, 1])
     print(f"two moons, 100 points; MLP(2, [16, 16, 1]) with {len(model.parameters())} parameters")
     times = []
