@@ -1,0 +1,45 @@
+"""Shared helpers of tapegrad's pytest suite."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import pytest
+
+
+def fd_step(x: float) -> float:
+    """The finite-difference step at x: relative to x, absolute at 0."""
+    return 1e-6 if x == 0 else 1e-5 * abs(x)
+
+
+def central_difference(f: Callable[[float], float], x: float, h: float | None = None) -> float:
+    """f'(x) by the five-point central stencil (truncation error O(h^4)).
+
+    f'(x) ~ (-f(x + 2h) + 8 f(x + h) - 8 f(x - h) + f(x - 2h)) / (12 h)
+    """
+    if h is None:
+        h = fd_step(x)
+    return (-f(x + 2 * h) + 8 * f(x + h) - 8 * f(x - h) + f(x - 2 * h)) / (12 * h)
+
+
+def close(a: float, b: float, rel: float, abs_: float = 0.0) -> bool:
+    """|a - b| <= rel * max(|a|, |b|) + abs_, with NaN equal to NaN and equal infinities equal."""
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= rel * max(abs(a), abs(b)) + abs_
+
+
+def assert_close(actual: float, expected: float, rel: float, abs_: float = 0.0, what: str = "") -> None:
+    assert close(actual, expected, rel, abs_), (
+        f"{what}: got {actual!r}, expected {expected!r} "
+        f"(difference {actual - expected!r}, rel tolerance {rel}, abs tolerance {abs_})"
+    )
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, or a skip where it is not installed."""
+    return pytest.importorskip("torch")
