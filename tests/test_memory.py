@@ -203,14 +203,6 @@ def test_leaves_alone_do_not_keep_a_tape_alive():
         assert len(t) == 0
 
 
-# BUG: when the last non-leaf Var dies the tape is rewound with the core's Tape::clear()
-# (release_root in python/bindings/var_type.cpp), which leaves PyTape::collect_at where the
-# previous big graph put it (2 x its size at its last compaction). Tape.clear() from Python
-# resets it to 2^18, the automatic clear does not: after one large graph, a loop of small
-# graphs lets the tape grow to that old high-water mark (here 2^19 records instead of 2^18;
-# after a 2M-record graph, 4M records, ~90 MB) before it is compacted again.
-@pytest.mark.xfail(reason="BUG: the automatic clear does not reset the compaction threshold to 2^18",
-                   strict=True)
 def test_automatic_clear_resets_the_compaction_threshold():
     def churn(t, n):
         x = tg.Var(0.5)

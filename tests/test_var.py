@@ -227,15 +227,6 @@ def test_set_data_on_a_leaf():
     assert x.data == 7.0
 
 
-# BUG: setting .data on a leaf drops the leaf's root on its tape (release_root in set_data,
-# python/bindings/var_type.cpp), so a backward() through a graph recorded *before* the
-# assignment no longer accumulates anything into the leaf's .grad: it silently stays 0.0.
-# The code's own comment says "Graphs recorded before keep the old value", i.e. this
-# backward should give d(x*x)/dx at the recorded value 2.0, which is 4.0. (PyTorch gives a
-# nonzero gradient too.) A micrograd-style loop that updates p.data between forward and
-# backward, or evaluates two losses before updating, loses gradients without an error.
-@pytest.mark.xfail(reason="BUG: backward of a graph recorded before `leaf.data = ...` loses the leaf's gradient",
-                   strict=True)
 def test_set_data_keeps_older_graphs_differentiable():
     x = tg.Var(2.0)
     y = x * x
@@ -489,14 +480,6 @@ def test_operands_from_different_tapes():
     assert b.grad == 2.0
 
 
-# BUG: a leaf is rooted on one tape at a time. Using it on a second tape (another
-# `with tg.Tape()` block, or the default tape after such a block, or another thread's
-# default tape) moves its root there (operand_record -> release_root in
-# python/bindings/var_type.cpp), and a backward() through the graph on the first tape then
-# never accumulates into the leaf's .grad: it silently stays 0.0 instead of 4.0. Shared
-# model parameters used under two tapes lose their gradients without an error.
-@pytest.mark.xfail(reason="BUG: a leaf used on a second tape gets no gradient from graphs on the first",
-                   strict=True)
 def test_leaf_used_on_two_tapes_gets_both_gradients():
     x = tg.Var(2.0)
     with tg.Tape():
@@ -509,12 +492,6 @@ def test_leaf_used_on_two_tapes_gets_both_gradients():
     assert x.grad == 7.0
 
 
-# BUG: the same root cause, inside one graph: `a` was recorded on t1 (in p), moved to t2 (in
-# q), then used on t1 again (in r = p + a). The second use pushes a new Leaf record on t1
-# and the first record is orphaned, so r.backward() delivers only the new record's adjoint:
-# a.grad is 1.0 instead of d(2a + a)/da = 3.0. A single backward() gives a wrong gradient.
-@pytest.mark.xfail(reason="BUG: a leaf that moved to another tape and back loses its first record's adjoint",
-                   strict=True)
 def test_leaf_back_on_its_first_tape_gets_its_whole_gradient():
     a = tg.Var(1.0)
     with tg.Tape() as t1:

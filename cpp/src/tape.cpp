@@ -99,6 +99,9 @@ void Tape::clear() noexcept {
   ++epoch_;
   roots_.clear();
   free_root_ = kNone;
+  sinks_.clear();
+  free_sinks_.clear();
+  dead_sinks_ = 0;
   live_roots_ = live_leaf_roots_ = 0;
 }
 
@@ -121,6 +124,7 @@ void Tape::reverse(std::uint32_t from, double seed) {
     const Record r = rec[i];
     switch (r.op) {
       case Op::Leaf:
+        if (r.a != kNone && sinks_[r.a]) *sinks_[r.a] += g;
         break;
 #define TAPEGRAD_UNARY(Name, name, f, dx)                 \
   case Op::Name:                                          \
@@ -170,6 +174,23 @@ void Tape::remove_root(std::uint32_t slot) noexcept {
   free_root_ = slot;
 }
 
+std::uint32_t Tape::add_sink(double* target) {
+  if (!free_sinks_.empty()) {
+    const std::uint32_t slot = free_sinks_.back();
+    free_sinks_.pop_back();
+    sinks_[slot] = target;
+    return slot;
+  }
+  if (sinks_.size() >= kNone) throw Error("tapegrad: too many sinks on one tape");
+  sinks_.push_back(target);
+  return static_cast<std::uint32_t>(sinks_.size() - 1);
+}
+
+void Tape::remove_sink(std::uint32_t slot) noexcept {
+  sinks_[slot] = nullptr;  // its records may live on: the slot is freed by collect()
+  ++dead_sinks_;
+}
+
 void Tape::accumulate_into_sinks() noexcept {
   for (const Root& r : roots_)
     if (r.sink && r.rec < adjoint_size_) *r.sink += adjoints_[r.rec];
@@ -215,6 +236,20 @@ void Tape::collect() {
   nconst_ = kc;
   for (Root& r : roots_)
     if (r.rec != kNone) r.rec = m[r.rec];
+  // Removed sinks that no surviving leaf record refers to can be reused.
+  if (dead_sinks_) {
+    std::vector<bool> used(sinks_.size(), false);
+    for (std::uint32_t i = 0; i < size_; ++i)
+      if (records_[i].op == Op::Leaf && records_[i].a != kNone) used[records_[i].a] = true;
+    std::vector<bool> free(sinks_.size(), false);
+    for (std::uint32_t s : free_sinks_) free[s] = true;
+    dead_sinks_ = 0;
+    for (std::uint32_t s = 0; s < sinks_.size(); ++s) {
+      if (sinks_[s] || free[s]) continue;
+      if (used[s]) ++dead_sinks_;
+      else free_sinks_.push_back(s);
+    }
+  }
   adjoint_size_ = 0;
   generation_ = next_generation();
 }
@@ -228,7 +263,8 @@ TapeStats Tape::stats() const noexcept {
   s.adjoint_bytes = adjoints_.capacity() * sizeof(double);
   s.bytes_reserved = std::size_t(capacity_) * (sizeof(Record) + sizeof(double)) +
                      std::size_t(const_capacity_) * sizeof(double) + s.adjoint_bytes +
-                     roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t);
+                     roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t) +
+                     sinks_.capacity() * sizeof(double*) + free_sinks_.capacity() * sizeof(std::uint32_t);
   return s;
 }
 

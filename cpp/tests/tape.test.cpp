@@ -107,3 +107,30 @@ TEST_CASE("scoped tapes nest and restore the previous tape") {
   CHECK(&Tape::active() == &outer);
   CHECK(a.tape() == &outer);
 }
+
+TEST_CASE("leaf records deliver their adjoints into their sink; removed sinks are reused after collect()") {
+  Tape tape;
+  ScopedTape scope(tape);
+  double grad_w = 0.0, grad_u = 0.0;
+  const auto sw = tape.add_sink(&grad_w);
+  // one variable, two leaf records (its value changed between two uses), one sink
+  Var w1(2.0, tape.push_leaf(2.0, sw), tape.generation(), &tape);
+  Var y1 = w1 * w1;  // dy1/dw = 4
+  Var w2(3.0, tape.push_leaf(3.0, sw), tape.generation(), &tape);
+  Var y = y1 + 10.0 * w2;  // + 10
+  const auto root = tape.add_root(y.index(), nullptr, false);
+  tape.reverse(y.index());
+  CHECK(grad_w == 14.0);
+  CHECK(tape.adjoint(w1.index()) == 4.0);
+
+  const auto su = tape.add_sink(&grad_u);
+  Var u(1.0, tape.push_leaf(1.0, su), tape.generation(), &tape);
+  Var unused = u * 5.0;
+  (void)unused;
+  tape.remove_sink(su);  // u's owner is gone; its record is not reachable from a root
+  tape.collect();
+  CHECK(tape.add_sink(&grad_u) == su);  // the slot is free again
+  tape.reverse(tape.root_record(root));
+  CHECK(grad_w == 28.0);
+  CHECK(grad_u == 0.0);
+}

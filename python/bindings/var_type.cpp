@@ -2,6 +2,7 @@
 // Python costs a few tens of nanoseconds (micrograd's Value costs microseconds). Every
 // arithmetic slot converts its operands and records one op of the table on a tape.
 #include <new>
+#include <vector>
 #include <string>
 
 #include "core.hpp"
@@ -18,15 +19,28 @@ enum : std::uint8_t {
   kRetainGrad = 4,    // a non-leaf whose .grad is kept (retain_grad())
 };
 
+// Where a leaf's records on one tape deliver their adjoints: its .grad, through a sink slot.
+struct SinkRef {
+  PyObject* tape_obj;  // strong reference
+  PyTape* tape;
+  std::uint32_t epoch;
+  std::uint32_t slot;
+  bool live() const { return tape && epoch == tape->tape.epoch(); }
+};
+
 struct VarObject {
   PyObject_HEAD
   double data;
   double grad;
-  PyObject* tape_obj;  // strong reference to the tape holding our record, or null
+  PyObject* tape_obj;  // strong reference to the tape holding our current record, or null
   PyTape* tape;
-  std::uint32_t root;   // our root slot on that tape (Tape::kNone: none)
+  std::uint32_t root;   // the root of our current record on that tape (Tape::kNone: none)
   std::uint32_t epoch;  // the tape's epoch when the root was made
   std::uint8_t flags;
+  // Leaves: one sink per tape they were recorded on (a leaf shared by threads, or used
+  // inside and outside a `with Tape()` block, collects its gradient from all of them).
+  SinkRef sink;                     // the first; the rest in more_sinks
+  std::vector<SinkRef>* more_sinks;
 };
 
 PyTypeObject VarType = {PyVarObject_HEAD_INIT(nullptr, 0)};
@@ -76,6 +90,8 @@ VarObject* alloc_var(double data, std::uint8_t flags) {
   v->root = Tape::kNone;
   v->epoch = 0;
   v->flags = flags;
+  v->sink = SinkRef{nullptr, nullptr, 0, 0};
+  v->more_sinks = nullptr;
   return v;
 }
 
@@ -89,7 +105,10 @@ void release_root(VarObject* v) {
   if (has_live_root(v)) {
     Tape& t = v->tape->tape;
     t.remove_root(v->root);
-    if (!(v->flags & kLeaf) && t.live_nonleaf_roots() == 0) t.clear();
+    if (!(v->flags & kLeaf) && t.live_nonleaf_roots() == 0) {
+      t.clear();
+      v->tape->collect_at = PyTape::kMinCollect;
+    }
   }
   v->root = Tape::kNone;
 }
@@ -100,11 +119,48 @@ void set_tape(VarObject* v, PyObject* obj, PyTape* tape) {
   v->tape = tape;
 }
 
+void drop_sink(SinkRef& s) {
+  if (s.live()) s.tape->tape.remove_sink(s.slot);
+  Py_CLEAR(s.tape_obj);
+  s.tape = nullptr;
+}
+
 void var_dealloc(PyObject* self) {
   auto* v = reinterpret_cast<VarObject*>(self);
   release_root(v);
   Py_CLEAR(v->tape_obj);
+  drop_sink(v->sink);
+  if (v->more_sinks) {
+    for (SinkRef& s : *v->more_sinks) drop_sink(s);
+    delete v->more_sinks;
+  }
   PyObject_Free(self);
+}
+
+// The sink slot of leaf v on tape t (made on first use in each epoch of t).
+std::uint32_t sink_on(VarObject* v, PyObject* tobj, PyTape* t) {
+  SinkRef* spare = nullptr;  // an entry that is empty or from a tape's older epoch
+  auto visit = [&](SinkRef& s) -> bool {
+    if (s.tape == t && s.live()) return true;
+    if (!spare && !s.live()) spare = &s;
+    return false;
+  };
+  if (visit(v->sink)) return v->sink.slot;
+  if (v->more_sinks)
+    for (SinkRef& s : *v->more_sinks)
+      if (visit(s)) return s.slot;
+  if (!spare) {
+    if (!v->more_sinks) v->more_sinks = new std::vector<SinkRef>();
+    v->more_sinks->push_back(SinkRef{nullptr, nullptr, 0, 0});
+    spare = &v->more_sinks->back();
+  }
+  const std::uint32_t slot = t->tape.add_sink(&v->grad);
+  if (spare->tape_obj != tobj) {
+    Py_INCREF(tobj);
+    Py_XSETREF(spare->tape_obj, tobj);
+  }
+  *spare = SinkRef{spare->tape_obj, t, t->tape.epoch(), slot};
+  return slot;
 }
 
 [[noreturn]] void throw_stale() {
@@ -113,13 +169,15 @@ void var_dealloc(PyObject* self) {
       "(Tape.clear() invalidates every non-leaf Var recorded on it)");
 }
 
-// The record of operand v on tape t; leaves are recorded (once per tape epoch) on first use.
+// The record of operand v on tape t. A leaf is recorded on first use (and again after its
+// value changed, or on another tape); all its records deliver into its .grad.
 std::uint32_t operand_record(VarObject* v, PyObject* tobj, PyTape* t) {
   if (has_live_root(v) && v->tape == t) return t->tape.root_record(v->root);
   if (!(v->flags & kLeaf)) throw_stale();
-  release_root(v);  // a leaf moving to another tape leaves the old one
-  const std::uint32_t rec = t->tape.push(Op::Leaf, 0, 0, v->data);
-  v->root = t->tape.add_root(rec, &v->grad, true);
+  const std::uint32_t slot = sink_on(v, tobj, t);
+  release_root(v);  // older records stay (if reachable), delivering through the same sink
+  const std::uint32_t rec = t->tape.push_leaf(v->data, slot);
+  v->root = t->tape.add_root(rec, nullptr, true);
   v->epoch = t->tape.epoch();
   set_tape(v, tobj, t);
   return rec;
@@ -380,7 +438,8 @@ int set_data(PyObject* self, PyObject* value, void*) {
     return -1;
   }
   if (r < 0) return -1;
-  // Graphs recorded before keep the old value; the next operation records the new one.
+  // Graphs recorded before keep the old value (and still deliver gradients to this leaf);
+  // the next operation records the new one.
   release_root(v);
   v->data = d;
   return 0;

@@ -29,7 +29,7 @@ class Error : public std::runtime_error {
 struct Record {
   Op op;
   std::uint16_t flags;  ///< reserved (tensor records will use it)
-  std::uint32_t a;      ///< first operand: a record index
+  std::uint32_t a;      ///< first operand: a record index (Leaf: its sink slot, or kNone)
   std::uint32_t b;      ///< second operand: a record index, or a constant's index (VC/CV forms)
 };
 static_assert(sizeof(Record) == 12);
@@ -84,6 +84,10 @@ class Tape {
     return push_constant_slow(c);
   }
 
+  /// Appends an independent variable; the reverse sweep adds its adjoint into sink `sink`
+  /// (see add_sink) unless that is kNone.
+  std::uint32_t push_leaf(double value, std::uint32_t sink = kNone) { return push(Op::Leaf, sink, 0, value); }
+
   std::uint32_t size() const noexcept { return size_; }
   const Record& record(std::uint32_t i) const noexcept { return records_[i]; }
   double value(std::uint32_t i) const noexcept { return values_[i]; }
@@ -100,10 +104,20 @@ class Tape {
   // --- derivatives -----------------------------------------------------------------------
   /// Reverse sweep: adjoints of every record up to `from`, seeded with d(out)/d(out) = seed.
   /// One backwards loop over the records. Records whose adjoint is zero are skipped, so
-  /// records that do not lead to `from` contribute nothing (not even 0 * inf).
+  /// records that do not lead to `from` contribute nothing (not even 0 * inf). A leaf
+  /// record with a sink adds its adjoint into the sink.
   void reverse(std::uint32_t from, double seed = 1.0);
   /// The adjoint of record i after reverse(from): 0 for records after `from`.
   double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
+
+  // --- sinks: where leaf records deliver their adjoints ----------------------------------
+  /// Registers `*target` as a sink: every leaf record pushed with this slot adds its
+  /// adjoint into it during reverse(). One variable may have many leaf records (its value
+  /// changed, it was used again after a collect()); they all share its sink.
+  std::uint32_t add_sink(double* target);
+  /// The target is gone: its leaf records deliver nowhere from now on. The slot is reused
+  /// once no record refers to it any more (after a collect() or clear()).
+  void remove_sink(std::uint32_t slot) noexcept;
 
   // --- roots: handles that survive collect() ---------------------------------------------
   /// Registers a root: a handle to record `rec` whose index collect() keeps up to date.
@@ -150,6 +164,10 @@ class Tape {
   std::size_t live_roots_ = 0, live_leaf_roots_ = 0;
 
   std::vector<std::uint32_t> scratch_;  // collect()'s marks and remap
+
+  std::vector<double*> sinks_;            // null: removed (or free)
+  std::vector<std::uint32_t> free_sinks_; // slots that no record refers to
+  std::size_t dead_sinks_ = 0;            // removed slots that records may still refer to
 };
 
 namespace detail {

@@ -22,7 +22,7 @@ class Var {
   /// A new independent variable on the active tape.
   Var(double value) : v_(value) {  // NOLINT(google-explicit-constructor): `Var x = 3.0;`
     Tape& t = Tape::active();
-    idx_ = t.push(Op::Leaf, 0, 0, value);
+    idx_ = t.push_leaf(value);
     gen_ = t.generation();
     tape_ = &t;
   }
