@@ -60,7 +60,7 @@ bool tape_is_live(const Tape* t) noexcept {
 }
 }  // namespace detail
 
-Tape::Tape() : generation_(next_generation()) {
+Tape::Tape() : generation_(next_generation()), birth_(generation_) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   r.live.insert(this);

@@ -17,7 +17,7 @@ namespace detail {
 
 void throw_unusable(const Var& v, const char* what) {
   std::string msg = std::string("tapegrad: ") + what + ": ";
-  if (!tape_is_live(v.tape())) {
+  if (!tape_is_live(v.tape()) || v.generation() < v.tape()->birth_generation()) {
     msg += "the Var's tape was destroyed";
   } else if (v.tape()->generation() != v.generation()) {
     msg += "the Var is stale: its tape was cleared (or collected) after the Var was recorded";

@@ -97,6 +97,9 @@ class Tape {
   std::uint32_t generation() const noexcept { return generation_; }
   /// Bumped by clear() only: roots stay valid across collect().
   std::uint32_t epoch() const noexcept { return epoch_; }
+  /// The generation the tape was created with. Generations only grow, so a handle whose
+  /// generation is older belongs to an earlier tape at the same address: a destroyed one.
+  std::uint32_t birth_generation() const noexcept { return birth_; }
 
   /// Rewinds to empty in O(1), keeping the memory; every handle on it becomes stale.
   void clear() noexcept;
@@ -154,6 +157,7 @@ class Tape {
   std::uint32_t size_ = 0, capacity_ = 0;
   std::uint32_t nconst_ = 0, const_capacity_ = 0;
   std::uint32_t generation_;
+  std::uint32_t birth_;
   std::uint32_t epoch_ = 0;
 
   std::vector<double> adjoints_;
