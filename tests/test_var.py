@@ -635,3 +635,16 @@ def test_threads_record_on_their_own_tapes():
             assert_close(ga, 2 * x0 * b0 + math.cos(x0) + b0 / x0**2, 1e-14, 1e-14, what="dy/da")
             assert_close(gb, x0 * x0 - 1 / x0, 1e-14, what="dy/db")
     assert len({id(t) for t in thread_tapes}) == 4
+
+
+def test_pickle_and_copy_give_a_leaf_with_the_same_value():
+    import copy
+    import pickle
+
+    x = tg.Var(1.25)
+    y = x * 2
+    for clone in (pickle.loads(pickle.dumps(x)), copy.copy(x), copy.deepcopy(y), pickle.loads(pickle.dumps(y))):
+        assert type(clone) is tg.Var and clone.is_leaf and clone.requires_grad
+        assert clone.data == (1.25 if clone == x else 2.5)
+    c = pickle.loads(pickle.dumps(tg.Var(3.0, requires_grad=False)))
+    assert c.data == 3.0 and not c.requires_grad

@@ -535,6 +535,12 @@ PyObject* var_detach(PyObject* self, PyObject*) {
   return reinterpret_cast<PyObject*>(alloc_var(reinterpret_cast<VarObject*>(self)->data, kLeaf));
 }
 PyObject* var_item(PyObject* self, PyObject*) { return nb_float(self); }
+// Pickling and copy.copy/deepcopy give a leaf with the same value (a graph is not copied).
+PyObject* var_reduce(PyObject* self, PyObject*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  return Py_BuildValue("(O(dO))", reinterpret_cast<PyObject*>(&VarType), v->data,
+                       (v->flags & kRequiresGrad) ? Py_True : Py_False);
+}
 PyObject* var_format(PyObject* self, PyObject* spec) {
   PyObject* f = nb_float(self);
   if (!f) return nullptr;
@@ -557,6 +563,7 @@ PyMethodDef var_methods[] = {
     {"retain_grad", var_retain_grad, METH_NOARGS, "Keep .grad on this non-leaf Var at the next backward()."},
     {"detach", var_detach, METH_NOARGS, "A new leaf with the same value that does not require grad."},
     {"item", var_item, METH_NOARGS, "The value as a float."},
+    {"__reduce__", var_reduce, METH_NOARGS, "Pickles as a leaf with the same value and requires_grad."},
     {"__format__", var_format, METH_O, "Formats the value like a float."},
     {nullptr, nullptr, 0, nullptr},
 };
