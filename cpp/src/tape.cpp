@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <unordered_set>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace tapegrad {
 namespace {
@@ -29,16 +34,32 @@ Registry& registry() {
   return *r;
 }
 
-// Grows a trivially copyable array to at least `need` elements (doubling).
+// Large arenas are 2 MiB aligned and, on Linux, asked to be backed by transparent huge
+// pages: the sweep walks hundreds of megabytes, and 4 KiB pages cost it TLB misses.
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+
+void* allocate_block(std::size_t bytes) {
+  if (bytes < kHugePage) return std::malloc(bytes);
+  bytes = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, bytes);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (p) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+// Grows a trivially copyable array to at least `need` elements (doubling), keeping `keep`.
 template <class T>
-void grow_array(T*& data, std::uint32_t& capacity, std::uint64_t need) {
+void grow_array(T*& data, std::uint32_t& capacity, std::uint64_t need, std::uint64_t keep) {
   constexpr std::uint64_t kMax = Tape::kNone;  // indices are 32-bit; kNone is reserved
   if (need > kMax) throw Error("tapegrad: the tape is full (2^32 - 1 records); clear() it or use a ScopedTape");
   std::uint64_t cap = capacity ? capacity : 4096;
   while (cap < need) cap *= 2;
   if (cap > kMax) cap = kMax;
-  void* p = std::realloc(static_cast<void*>(data), cap * sizeof(T));
+  void* p = allocate_block(cap * sizeof(T));
   if (!p) throw std::bad_alloc();
+  if (keep) std::memcpy(p, static_cast<const void*>(data), keep * sizeof(T));
+  std::free(data);
   data = static_cast<T*>(p);
   capacity = static_cast<std::uint32_t>(cap);
 }
@@ -76,18 +97,19 @@ Tape::~Tape() {
   std::free(records_);
   std::free(values_);
   std::free(constants_);
+  std::free(adjoints_);
 }
 
 std::uint32_t Tape::push_slow(Op op, std::uint32_t a, std::uint32_t b, double value) {
   std::uint32_t cap_r = capacity_, cap_v = capacity_;
-  grow_array(records_, cap_r, std::uint64_t(size_) + 1);
-  grow_array(values_, cap_v, std::uint64_t(size_) + 1);
+  grow_array(records_, cap_r, std::uint64_t(size_) + 1, size_);
+  grow_array(values_, cap_v, std::uint64_t(size_) + 1, size_);
   capacity_ = std::min(cap_r, cap_v);
   return push(op, a, b, value);
 }
 
 std::uint32_t Tape::push_constant_slow(double c) {
-  grow_array(constants_, const_capacity_, std::uint64_t(nconst_) + 1);
+  grow_array(constants_, const_capacity_, std::uint64_t(nconst_) + 1, nconst_);
   return push_constant(c);
 }
 
@@ -109,14 +131,16 @@ void Tape::reverse(std::uint32_t from, double seed) {
   if (from >= size_) throw Error("tapegrad: reverse() from record " + std::to_string(from) +
                                  " but the tape holds " + std::to_string(size_));
   const std::uint32_t n = from + 1;
-  if (adjoints_.size() < n) adjoints_.resize(std::max<std::size_t>(n, 2 * adjoints_.size()));
-  std::fill_n(adjoints_.data(), n, 0.0);
+  adjoint_size_ = 0;
+  if (adjoint_capacity_ < n) grow_array(adjoints_, adjoint_capacity_, n, 0);
+  std::fill_n(adjoints_, n, 0.0);
   adjoint_size_ = n;
 
-  double* __restrict adj = adjoints_.data();
+  double* __restrict adj = adjoints_;
   const double* __restrict v = values_;
   const double* __restrict c = constants_;
   const Record* __restrict rec = records_;
+  double* const* sinks = sinks_.data();
   adj[from] = seed;
   for (std::uint32_t i = n; i-- > 0;) {
     const double g = adj[i];
@@ -124,7 +148,7 @@ void Tape::reverse(std::uint32_t from, double seed) {
     const Record r = rec[i];
     switch (r.op) {
       case Op::Leaf:
-        if (r.a != kNone && sinks_[r.a]) *sinks_[r.a] += g;
+        if (r.a != kNone && sinks[r.a]) *sinks[r.a] += g;
         break;
 #define TAPEGRAD_UNARY(Name, name, f, dx)                 \
   case Op::Name:                                          \
@@ -260,7 +284,7 @@ TapeStats Tape::stats() const noexcept {
   s.constants = nconst_;
   s.roots = live_roots_;
   s.bytes_in_use = std::size_t(size_) * (sizeof(Record) + sizeof(double)) + std::size_t(nconst_) * sizeof(double);
-  s.adjoint_bytes = adjoints_.capacity() * sizeof(double);
+  s.adjoint_bytes = std::size_t(adjoint_capacity_) * sizeof(double);
   s.bytes_reserved = std::size_t(capacity_) * (sizeof(Record) + sizeof(double)) +
                      std::size_t(const_capacity_) * sizeof(double) + s.adjoint_bytes +
                      roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t) +

@@ -160,8 +160,8 @@ class Tape {
   std::uint32_t birth_;
   std::uint32_t epoch_ = 0;
 
-  std::vector<double> adjoints_;
-  std::uint32_t adjoint_size_ = 0;
+  double* adjoints_ = nullptr;
+  std::uint32_t adjoint_size_ = 0, adjoint_capacity_ = 0;
 
   std::vector<Root> roots_;
   std::uint32_t free_root_ = kNone;
