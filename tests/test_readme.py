@@ -23,7 +23,19 @@ PRINT_CHECK = re.compile(r"^\s*print\((.*)\)\s*#\s*(.+?)\s*$")
 
 
 def blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
+    """The fenced code blocks whose info string is `lang` ("" for plain fences)."""
+    found, current, info = [], None, ""
+    for line in README.read_text().splitlines(keepends=True):
+        if line.startswith("```"):
+            if current is None:
+                current, info = [], line[3:].strip()
+            else:
+                if info == lang:
+                    found.append("".join(current))
+                current = None
+        elif current is not None:
+            current.append(line)
+    return found
 
 
 def test_the_readme_has_examples() -> None:
@@ -58,3 +70,17 @@ def test_cpp_example(tmp_path: pathlib.Path) -> None:
     assert run.returncode == 0
     expected = [m.group(1) for line in code.splitlines() if (m := re.search(r'std::printf\(.*//\s*(.+)$', line))]
     assert run.stdout.splitlines() == expected == ["6"]
+
+
+def test_quoted_op_table_rows_are_verbatim() -> None:
+    """The README's excerpt of the op table is copied from ops.def, not paraphrased."""
+    ops_def = (README.parent / "cpp" / "include" / "tapegrad" / "ops.def").read_text().splitlines()
+    excerpt = [line for line in blocks("")[0].splitlines() if line.strip()]
+    assert excerpt and all(line in ops_def for line in excerpt)
+
+
+def test_cmake_snippet_is_what_the_example_builds_with() -> None:
+    example = (README.parent / "examples" / "cpp" / "CMakeLists.txt").read_text()
+    snippet = blocks("cmake")[0]
+    assert "find_package(tapegrad 0.1 REQUIRED)" in snippet and "find_package(tapegrad 0.1 REQUIRED)" in example
+    assert "tapegrad::tapegrad" in snippet and "tapegrad::tapegrad" in example

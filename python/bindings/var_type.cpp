@@ -353,6 +353,7 @@ PyObject* nb_neg(PyObject* a) { return unary<Op::Neg>(reinterpret_cast<VarObject
 PyObject* nb_pos(PyObject* a) { return Py_NewRef(a); }
 PyObject* nb_abs(PyObject* a) { return unary<Op::Abs>(reinterpret_cast<VarObject*>(a)); }
 PyObject* nb_float(PyObject* a) { return PyFloat_FromDouble(reinterpret_cast<VarObject*>(a)->data); }
+PyObject* nb_int(PyObject* a) { return PyLong_FromDouble(reinterpret_cast<VarObject*>(a)->data); }  // truncates
 int nb_bool(PyObject* a) { return reinterpret_cast<VarObject*>(a)->data != 0.0; }
 
 PyNumberMethods var_as_number = [] {
@@ -366,6 +367,7 @@ PyNumberMethods var_as_number = [] {
   m.nb_positive = nb_pos;
   m.nb_absolute = nb_abs;
   m.nb_float = nb_float;
+  m.nb_int = nb_int;
   m.nb_bool = nb_bool;
   return m;
 }();
