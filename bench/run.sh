@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Every benchmark, side by side with the peers, in one run:
+#   (a) the demo's training step: tapegrad Var vs micrograd
+#   (b) a 20,000-term scalar expression: tapegrad Var vs micrograd vs PyTorch 0-d tensors
+#   (c) C++: the Rosenbrock gradient at n = 10^6, recorded and swept from fresh inputs
+# Installs the package (an ordinary release build) and the peers into build/bench-venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv build/bench-venv
+build/bench-venv/bin/python -m pip install -q --upgrade pip
+build/bench-venv/bin/python -m pip install -q ".[bench]"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(uname -sr)"
+build/bench-venv/bin/python bench/bench_scalar.py "$@"
+cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_TESTS=OFF >/dev/null
+cmake --build build/bench --target bench_rosenbrock >/dev/null
+build/bench/bench/bench_rosenbrock 1000000 20
