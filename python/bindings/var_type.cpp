@@ -350,7 +350,10 @@ PyObject* nb_pow(PyObject* a, PyObject* b, PyObject* mod) {
   return binary<Op::Pow>(a, b);
 }
 PyObject* nb_neg(PyObject* a) { return unary<Op::Neg>(reinterpret_cast<VarObject*>(a)); }
-PyObject* nb_pos(PyObject* a) { return Py_NewRef(a); }
+PyObject* nb_pos(PyObject* a) {
+  Py_INCREF(a);
+  return a;
+}
 PyObject* nb_abs(PyObject* a) { return unary<Op::Abs>(reinterpret_cast<VarObject*>(a)); }
 PyObject* nb_float(PyObject* a) { return PyFloat_FromDouble(reinterpret_cast<VarObject*>(a)->data); }
 PyObject* nb_int(PyObject* a) { return PyLong_FromDouble(reinterpret_cast<VarObject*>(a)->data); }  // truncates
@@ -476,7 +479,8 @@ PyObject* get_requires_grad(PyObject* self, void*) {
 PyObject* get_tape(PyObject* self, void*) {
   auto* v = reinterpret_cast<VarObject*>(self);
   if (!has_live_root(v) || (v->flags & kLeaf)) Py_RETURN_NONE;
-  return Py_NewRef(v->tape_obj);
+  Py_INCREF(v->tape_obj);
+  return v->tape_obj;
 }
 
 PyGetSetDef var_getset[] = {
