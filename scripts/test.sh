@@ -43,4 +43,14 @@ cmake -S examples/cpp -B build/example -G Ninja -DCMAKE_PREFIX_PATH="$root/build
 cmake --build build/example
 ./build/example/embed
 
+echo "== C++ example through add_subdirectory (tapegrad's tests and benches must not be built)"
+rm -rf build/example-subdir
+cmake -S examples/cpp -B build/example-subdir -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_SOURCE_DIR="$root" >/dev/null
+if cmake --build build/example-subdir --target help | grep -qE "tapegrad_tests|bench_rosenbrock"; then
+  echo "add_subdirectory(tapegrad) also builds tapegrad's tests or benchmarks" >&2
+  exit 1
+fi
+cmake --build build/example-subdir
+./build/example-subdir/embed
+
 echo "== all tests passed"
