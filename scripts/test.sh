@@ -14,12 +14,14 @@ if [ ! -f /usr/include/doctest/doctest.h ]; then
   $sudo apt-get install -y -qq doctest-dev
 fi
 
-# Python: a fresh virtual environment with the package (an ordinary, isolated build) and
-# the test requirements (pytest; PyTorch 2.13 CPU as the oracle, from pyproject's [test]).
+# Python: a fresh virtual environment with the package (an ordinary, isolated build), the
+# test requirements (pytest; PyTorch 2.13 CPU as the oracle, from pyproject's [test]) and
+# the C++ build tools (CMake, Ninja), so that nothing but Python and a compiler is assumed.
 python3 -m venv build/test-venv
 py=build/test-venv/bin/python
 $py -m pip install -q --upgrade pip
-$py -m pip install -q ".[test]"
+$py -m pip install -q ".[test]" "cmake>=3.18" ninja
+export PATH="$root/build/test-venv/bin:$PATH"
 
 echo "== pytest"
 # run from tests/ so that the installed package, not the source tree, is imported;
