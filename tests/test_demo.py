@@ -1,0 +1,43 @@
+"""The main job: micrograd's demo, trained with tapegrad."""
+
+from __future__ import annotations
+
+import io
+import random
+from contextlib import redirect_stdout
+
+import numpy as np
+
+import tapegrad as tg
+from tapegrad import demo
+
+
+def test_make_moons_is_scikit_learns_construction() -> None:
+    X, y = demo.make_moons(100, noise=None, seed=0)
+    assert X.shape == (100, 2) and sorted(set(y.tolist())) == [0, 1]
+    outer, inner = X[y == 0], X[y == 1]
+    np.testing.assert_allclose(np.hypot(outer[:, 0], outer[:, 1]), 1.0, atol=1e-12)  # unit half circle
+    np.testing.assert_allclose(np.hypot(inner[:, 0] - 1, inner[:, 1] - 0.5), 1.0, atol=1e-12)
+    assert (outer[:, 1] >= -1e-12).all() and (inner[:, 1] <= 0.5 + 1e-12).all()
+
+
+def test_first_step_matches_micrograds_demo() -> None:
+    # micrograd's demo.ipynb (np.random.seed(1337), random.seed(1337)) prints at step 0:
+    # "step 0 loss 0.8958441028683222, accuracy 50.0%"
+    random.seed(1337)
+    X, y = demo.make_moons(100, noise=0.1, seed=1337)
+    model = tg.nn.MLP(2, [16, 16, 1])
+    loss, accuracy = demo.train_step(model, X.tolist(), (2 * y - 1).tolist(), 0)
+    assert abs(loss - 0.8958441028683222) < 1e-12
+    assert accuracy == 0.5
+
+
+def test_demo_trains_to_full_accuracy_and_reports_time() -> None:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert demo.main(["--steps", "100"]) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "two moons, 100 points; MLP(2, [16, 16, 1]) with 337 parameters"
+    assert lines[1].startswith("step   0  loss 0.895844  accuracy  50.0%") and lines[1].endswith("ms/step")
+    assert lines[-2].startswith("step  99  loss 0.010978  accuracy 100.0%")
+    assert lines[-1].startswith("median time per step:")
