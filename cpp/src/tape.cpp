@@ -174,16 +174,16 @@ void Tape::reverse(std::uint32_t from, double seed) {
   }
 }
 
-std::uint32_t Tape::add_root(std::uint32_t rec, double* sink, bool leaf) {
+std::uint32_t Tape::add_root(std::uint32_t rec, double* grad, bool leaf) {
   std::uint32_t slot;
   if (free_root_ != kNone) {
     slot = free_root_;
     free_root_ = roots_[slot].next_free;
-    roots_[slot] = Root{rec, kNone, sink, leaf};
+    roots_[slot] = Root{rec, kNone, grad, leaf};
   } else {
     if (roots_.size() >= kNone) throw Error("tapegrad: too many live handles on one tape");
     slot = static_cast<std::uint32_t>(roots_.size());
-    roots_.push_back(Root{rec, kNone, sink, leaf});
+    roots_.push_back(Root{rec, kNone, grad, leaf});
   }
   ++live_roots_;
   if (leaf) ++live_leaf_roots_;
@@ -215,9 +215,9 @@ void Tape::remove_sink(std::uint32_t slot) noexcept {
   ++dead_sinks_;
 }
 
-void Tape::accumulate_into_sinks() noexcept {
+void Tape::accumulate_root_grads() noexcept {
   for (const Root& r : roots_)
-    if (r.sink && r.rec < adjoint_size_) *r.sink += adjoints_[r.rec];
+    if (r.grad && r.rec < adjoint_size_) *r.grad += adjoints_[r.rec];
 }
 
 void Tape::collect() {

@@ -69,7 +69,7 @@ TEST_CASE("roots survive collect(); everything else is reclaimed and goes stale"
   CHECK(tape.stats().constants == 1);
   CHECK_THROWS_AS(sin(garbage), Error);  // not a root: stale after collect
   tape.reverse(tape.root_record(ry));
-  tape.accumulate_into_sinks();
+  tape.accumulate_root_grads();
   CHECK(x_grad == 4.0);
   CHECK(tape.value(tape.root_record(ry)) == 5.0);
   tape.remove_root(ry);

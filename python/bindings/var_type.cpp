@@ -521,7 +521,7 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (!has_live_root(v)) throw_stale();
     Tape& t = v->tape->tape;
     t.reverse(t.root_record(v->root), seed);
-    t.accumulate_into_sinks();
+    t.accumulate_root_grads();
     Py_RETURN_NONE;
   });
 }
@@ -532,7 +532,7 @@ PyObject* var_retain_grad(PyObject* self, PyObject*) {
     if (!has_live_root(v)) return guarded([]() -> PyObject* { throw_stale(); });
     v->flags |= kRetainGrad;
     v->grad = 0.0;
-    v->tape->tape.set_root_sink(v->root, &v->grad);
+    v->tape->tape.set_root_grad(v->root, &v->grad);
   }
   Py_RETURN_NONE;
 }

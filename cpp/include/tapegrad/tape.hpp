@@ -124,16 +124,17 @@ class Tape {
 
   // --- roots: handles that survive collect() ---------------------------------------------
   /// Registers a root: a handle to record `rec` whose index collect() keeps up to date.
-  /// After each reverse(), accumulate_into_sinks() adds the root's adjoint into *sink
-  /// (when sink is set). `leaf` marks roots of leaves, counted apart.
-  std::uint32_t add_root(std::uint32_t rec, double* sink, bool leaf);
+  /// A root may keep its gradient (PyTorch's retain_grad): after reverse(),
+  /// accumulate_root_grads() adds its adjoint into *grad when grad is set. `leaf` marks
+  /// roots of leaves, counted apart (a leaf's gradient goes through its sink instead).
+  std::uint32_t add_root(std::uint32_t rec, double* grad, bool leaf);
   void remove_root(std::uint32_t slot) noexcept;
-  void set_root_sink(std::uint32_t slot, double* sink) noexcept { roots_[slot].sink = sink; }
+  void set_root_grad(std::uint32_t slot, double* grad) noexcept { roots_[slot].grad = grad; }
   std::uint32_t root_record(std::uint32_t slot) const noexcept { return roots_[slot].rec; }
   std::size_t live_roots() const noexcept { return live_roots_; }
   std::size_t live_nonleaf_roots() const noexcept { return live_roots_ - live_leaf_roots_; }
-  /// Adds each root's adjoint from the last reverse() into its sink.
-  void accumulate_into_sinks() noexcept;
+  /// Adds each root's adjoint from the last reverse() into its grad (where set).
+  void accumulate_root_grads() noexcept;
 
   /// Mark-compact: keeps only the records that some root reaches, in record order, and
   /// remaps the roots. A new generation starts: handles that are not roots become stale.
@@ -145,7 +146,7 @@ class Tape {
   struct Root {
     std::uint32_t rec;
     std::uint32_t next_free;  // kNone while in use
-    double* sink;
+    double* grad;
     bool leaf;
   };
   std::uint32_t push_slow(Op op, std::uint32_t a, std::uint32_t b, double value);
