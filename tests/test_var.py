@@ -649,3 +649,28 @@ def test_pickle_and_copy_give_a_leaf_with_the_same_value():
         assert clone.data == (1.25 if clone == x else 2.5)
     c = pickle.loads(pickle.dumps(tg.Var(3.0, requires_grad=False)))
     assert c.data == 3.0 and not c.requires_grad
+
+
+def test_tape_with_block_misuse_raises_instead_of_corrupting_state():
+    import threading
+
+    t = tg.Tape()
+    with pytest.raises(ValueError, match="not active"):
+        t.__exit__(None, None, None)
+    t.__enter__()
+    with pytest.raises(ValueError, match="already active"):
+        t.__enter__()
+    errors = []
+
+    def close_elsewhere():
+        try:
+            t.__exit__(None, None, None)
+        except ValueError as e:
+            errors.append(str(e))
+
+    th = threading.Thread(target=close_elsewhere)
+    th.start()
+    th.join()
+    assert errors and "another thread" in errors[0]
+    t.__exit__(None, None, None)
+    assert tg.active_tape() is not t

@@ -22,6 +22,7 @@ struct PyTape {
   PyObject* previous_obj = nullptr;  // the tape active before __enter__ (strong reference)
   PyTape* previous = nullptr;
   bool entered = false;
+  unsigned long entered_by = 0;  // the thread that opened the `with` block
 
   void maybe_collect() {
     if (tape.size() >= collect_at) {

@@ -76,12 +76,15 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
             t.previous_obj = prev.obj;
             t.previous = prev.tape;
             t.entered = true;
+            t.entered_by = PyThread_get_thread_ident();
             Py_INCREF(self.ptr());
             set_active_tape(self.ptr(), &t);
             return self;
           })
       .def("__exit__", [](PyTape& t, const py::args&) {
             if (!t.entered) throw py::value_error("this Tape is not active");
+            if (t.entered_by != PyThread_get_thread_ident())
+              throw py::value_error("this Tape's with block was opened on another thread; close it there");
             PyObject* self = tls_obj;
             set_active_tape(t.previous_obj, t.previous);
             Py_XDECREF(t.previous_obj);  // still owned by its own holder
