@@ -74,10 +74,12 @@ Tape& init_active_tape() {
   return *default_tape;
 }
 
-bool tape_is_live(const Tape* t) noexcept {
+HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
-  return r.live.count(t) != 0;
+  // A new tape may live at a destroyed one's address: its birth is then after `gen`.
+  if (!r.live.count(t) || gen < t->birth_generation()) return HandleState::Destroyed;
+  return t->generation() == gen ? HandleState::Current : HandleState::Stale;
 }
 }  // namespace detail
 

@@ -6,9 +6,7 @@
 namespace tapegrad {
 
 bool Var::valid() const noexcept {
-  if (is_constant()) return true;
-  if (!detail::tape_is_live(tape_)) return false;
-  return tape_->generation() == gen_;
+  return is_constant() || detail::handle_state(tape_, gen_) == detail::HandleState::Current;
 }
 
 std::ostream& operator<<(std::ostream& os, const Var& x) { return os << "Var(" << x.value() << ")"; }
@@ -17,13 +15,15 @@ namespace detail {
 
 void throw_unusable(const Var& v, const char* what) {
   std::string msg = std::string("tapegrad: ") + what + ": ";
-  if (!tape_is_live(v.tape()) || v.generation() < v.tape()->birth_generation()) {
-    msg += "the Var's tape was destroyed";
-  } else if (v.tape()->generation() != v.generation()) {
-    msg += "the Var is stale: its tape was cleared (or collected) after the Var was recorded";
-  } else {
-    msg += "the Var belongs to a tape that is not the active tape of this thread "
-           "(open a ScopedTape on its tape)";
+  switch (handle_state(v.tape(), v.generation())) {
+    case HandleState::Destroyed: msg += "the Var's tape was destroyed"; break;
+    case HandleState::Stale:
+      msg += "the Var is stale: its tape was cleared (or collected) after the Var was recorded";
+      break;
+    case HandleState::Current:
+      msg += "the Var belongs to a tape that is not the active tape of this thread "
+             "(open a ScopedTape on its tape)";
+      break;
   }
   throw Error(msg);
 }
@@ -73,7 +73,7 @@ Var record_cv_slow(Op op, double c, Var b, double v) {
 
 Tape& checked_tape(const Var& y, const char* what) {
   if (y.is_constant()) throw Error(std::string("tapegrad: ") + what + ": the Var is a constant");
-  if (!tape_is_live(y.tape()) || y.tape()->generation() != y.generation()) throw_unusable(y, what);
+  if (handle_state(y.tape(), y.generation()) != HandleState::Current) throw_unusable(y, what);
   return *y.tape();
 }
 

@@ -179,8 +179,10 @@ namespace detail {
 // The active tape of this thread, or null until first use (then the default tape).
 inline thread_local Tape* tls_active = nullptr;
 Tape& init_active_tape();
-// Whether `t` is a live tape; safe on dangling pointers (looks `t` up, never dereferences it).
-bool tape_is_live(const Tape* t) noexcept;
+// What became of the tape a handle of generation `gen` was recorded on. Safe on dangling
+// pointers: `t` is looked up in the registry of live tapes (under its lock) before use.
+enum class HandleState { Current, Stale, Destroyed };
+HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept;
 }  // namespace detail
 
 inline Tape& Tape::active() {
