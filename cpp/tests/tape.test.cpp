@@ -134,3 +134,18 @@ TEST_CASE("leaf records deliver their adjoints into their sink; removed sinks ar
   CHECK(grad_w == 28.0);
   CHECK(grad_u == 0.0);
 }
+
+TEST_CASE("adjoint() of intermediates is complete, whether a contribution came through memory or the carry") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Var x = 1.5;
+  Var a = x * x;   // consumed by the next record (carry) and by a later one (memory)
+  Var b = a * 3.0;
+  Var c = b * b;   // both operands are the previous record
+  Var y = c + a;
+  tape.reverse(y.index());
+  CHECK(tape.adjoint(c.index()) == 1.0);
+  CHECK(tape.adjoint(b.index()) == 2 * b.value());
+  CHECK(tape.adjoint(a.index()) == 3 * 2 * b.value() + 1.0);
+  CHECK(tape.adjoint(x.index()) == (3 * 2 * b.value() + 1.0) * 2 * x.value());
+}
