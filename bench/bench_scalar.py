@@ -43,15 +43,14 @@ from importlib import metadata
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import micrograd.nn as mgnn  # noqa: E402
 import numpy as np  # noqa: E402
-
-from common import allclose_rel, copy_weights, max_rel_diff, moons_lists, svm_loss  # noqa: E402
+import torch  # noqa: E402
+from micrograd.engine import Value as MGValue  # noqa: E402
 
 import tapegrad as tg  # noqa: E402
 import tapegrad.nn as tgnn  # noqa: E402
-import micrograd.nn as mgnn  # noqa: E402
-from micrograd.engine import Value as MGValue  # noqa: E402
-import torch  # noqa: E402
+from common import allclose_rel, copy_weights, max_rel_diff, moons_lists, svm_loss  # noqa: E402
 
 # micrograd's backward() sorts its graph with a recursive DFS: depth ~ graph depth.
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 1_000_000))

@@ -20,8 +20,12 @@ fi
 python3 -m venv build/test-venv
 py=build/test-venv/bin/python
 $py -m pip install -q --upgrade pip
-$py -m pip install -q ".[test]" "cmake>=3.18" ninja
+$py -m pip install -q ".[test]" "cmake>=3.18" ninja ruff mypy
 export PATH="$root/build/test-venv/bin:$PATH"
+
+echo "== lint (ruff) and types (mypy --strict on the package)"
+ruff check python tests bench
+mypy
 
 echo "== pytest"
 # run from tests/ so that the installed package, not the source tree, is imported;

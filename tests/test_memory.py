@@ -14,8 +14,6 @@ import os
 import random
 import sys
 
-import pytest
-
 import tapegrad as tg
 
 MIN_COLLECT = 1 << 18  # PyTape::kMinCollect

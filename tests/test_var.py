@@ -12,7 +12,6 @@ import pytest
 import tapegrad as tg
 from conftest import assert_close
 
-
 # --- the README example and micrograd's tests ---------------------------------------------
 
 def test_readme_example():
