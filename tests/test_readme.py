@@ -84,3 +84,20 @@ def test_cmake_snippet_is_what_the_example_builds_with() -> None:
     snippet = blocks("cmake")[0]
     assert "find_package(tapegrad 0.1 REQUIRED)" in snippet and "find_package(tapegrad 0.1 REQUIRED)" in example
     assert "tapegrad::tapegrad" in snippet and "tapegrad::tapegrad" in example
+
+
+def test_the_wheels_cmake_package_builds_the_example(tmp_path: pathlib.Path) -> None:
+    cmake_dir = pathlib.Path(tg.get_cmake_dir())
+    if not (cmake_dir / "tapegradConfig.cmake").exists():
+        pytest.skip("editable install: the wheel's CMake package is not in the package folder")
+    cmake = shutil.which("cmake")
+    assert cmake, "cmake is needed (scripts/test.sh installs it)"
+    example = README.parent / "examples" / "cpp"
+    build = tmp_path / "build"
+    subprocess.run([cmake, "-S", str(example), "-B", str(build), f"-Dtapegrad_DIR={cmake_dir}",
+                    "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
+    subprocess.run([cmake, "--build", str(build)], check=True, capture_output=True)
+    exe = next(p for p in build.rglob("embed*") if p.is_file() and os.access(p, os.X_OK))
+    run = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0] == "d(x*x)/dx at 3 = 6"
