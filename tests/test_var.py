@@ -325,6 +325,7 @@ def test_float_bool_item_format_repr():
     x = tg.Var(2.5)
     assert float(x) == 2.5 and type(float(x)) is float
     assert int(tg.Var(2.7)) == 2 and int(tg.Var(-2.7)) == -2 and type(int(x)) is int
+    assert round(tg.Var(2.567)) == 3 and round(tg.Var(2.567), 1) == 2.6 and math.floor(tg.Var(-0.5)) == -1
     assert x.item() == 2.5 and type(x.item()) is float
     assert math.sqrt(tg.Var(4.0)) == 2.0  # math functions take it through __float__
     assert bool(x) and not bool(tg.Var(0.0)) and bool(tg.Var(float("nan")))

@@ -547,6 +547,18 @@ PyObject* var_reduce(PyObject* self, PyObject*) {
   return Py_BuildValue("(O(dO))", reinterpret_cast<PyObject*>(&VarType), v->data,
                        (v->flags & kRequiresGrad) ? Py_True : Py_False);
 }
+// round(v) and round(v, n) round the value, as for a float (no gradient flows).
+PyObject* var_round(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs > 1) {
+    PyErr_SetString(PyExc_TypeError, "Var.__round__ takes at most 1 argument");
+    return nullptr;
+  }
+  PyObject* f = nb_float(self);
+  if (!f) return nullptr;
+  PyObject* out = nargs ? PyObject_CallMethod(f, "__round__", "O", args[0]) : PyObject_CallMethod(f, "__round__", nullptr);
+  Py_DECREF(f);
+  return out;
+}
 PyObject* var_format(PyObject* self, PyObject* spec) {
   PyObject* f = nb_float(self);
   if (!f) return nullptr;
@@ -571,6 +583,8 @@ PyMethodDef var_methods[] = {
     {"item", var_item, METH_NOARGS, "The value as a float."},
     {"__reduce__", var_reduce, METH_NOARGS, "Pickles as a leaf with the same value and requires_grad."},
     {"__format__", var_format, METH_O, "Formats the value like a float."},
+    {"__round__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(var_round)), METH_FASTCALL,
+     "Rounds the value like a float."},
     {nullptr, nullptr, 0, nullptr},
 };
 
