@@ -115,7 +115,19 @@ std::uint32_t Tape::push_constant_slow(double c) {
   return push_constant(c);
 }
 
+std::uint32_t Tape::push_node(std::unique_ptr<Node> node) {
+  if (nodes_.size() >= kNone) throw Error("tapegrad: too many tensor records on one tape");
+  nodes_.push_back(std::move(node));
+  try {
+    return push(Op::Node, static_cast<std::uint32_t>(nodes_.size() - 1), 0, 0.0);
+  } catch (...) {
+    nodes_.pop_back();
+    throw;
+  }
+}
+
 void Tape::clear() noexcept {
+  nodes_.clear();  // releases what tensor records held (values, leaves)
   size_ = 0;
   nconst_ = 0;
   adjoint_size_ = 0;
@@ -167,6 +179,16 @@ void Tape::reverse(std::uint32_t from, double seed) {
     switch (r.op) {
       case Op::Leaf:
         if (r.a != kNone && sinks[r.a]) *sinks[r.a] += g;
+        break;
+      case Op::Node:
+        try {
+          nodes_[r.a]->backward(*this);
+        } catch (...) {
+          for (std::uint32_t j = 0; j < i; ++j)
+            if (rec[j].op == Op::Node) nodes_[rec[j].a]->reset_grad();
+          nodes_[r.a]->reset_grad();
+          throw;
+        }
         break;
 #define TAPEGRAD_UNARY(Name, name, f, dx)                            \
   case Op::Name:                                                     \
@@ -251,17 +273,33 @@ void Tape::collect() {
     const Record& r = records_[i];
     switch (op_info(r.op).kind) {
       case OpKind::Leaf: break;
+      case OpKind::Node: {
+        std::size_t count = 0;
+        const std::uint32_t* in = nodes_[r.a]->inputs(count);
+        for (std::size_t k = 0; k < count; ++k)
+          if (in[k] != kNone) m[in[k]] = 1;
+        break;
+      }
       case OpKind::Binary: m[r.b] = 1; [[fallthrough]];
       default: m[r.a] = 1;
     }
   }
   // Compact in place: a record only moves down, and its operands were remapped before it.
-  std::uint32_t k = 0, kc = 0;
+  std::uint32_t k = 0, kc = 0, kn = 0;
   for (std::uint32_t i = 0; i < n; ++i) {
     if (!m[i]) continue;
     Record r = records_[i];
     switch (op_info(r.op).kind) {
       case OpKind::Leaf: break;
+      case OpKind::Node: {
+        std::size_t count = 0;
+        std::uint32_t* in = nodes_[r.a]->inputs(count);
+        for (std::size_t q = 0; q < count; ++q)
+          if (in[q] != kNone) in[q] = m[in[q]];
+        if (kn != r.a) nodes_[kn] = std::move(nodes_[r.a]);
+        r.a = kn++;
+        break;
+      }
       case OpKind::Unary: r.a = m[r.a]; break;
       case OpKind::Binary: r.a = m[r.a]; r.b = m[r.b]; break;
       case OpKind::BinaryVC:
@@ -277,6 +315,7 @@ void Tape::collect() {
   }
   size_ = k;
   nconst_ = kc;
+  nodes_.resize(kn);  // destroys the nodes of dropped records
   for (Root& r : roots_)
     if (r.rec != kNone) r.rec = m[r.rec];
   // Removed sinks that no surviving leaf record refers to can be reused.
@@ -302,12 +341,14 @@ TapeStats Tape::stats() const noexcept {
   s.records = size_;
   s.constants = nconst_;
   s.roots = live_roots_;
+  s.nodes = nodes_.size();
   s.bytes_in_use = std::size_t(size_) * (sizeof(Record) + sizeof(double)) + std::size_t(nconst_) * sizeof(double);
   s.adjoint_bytes = std::size_t(adjoint_capacity_) * sizeof(double);
   s.bytes_reserved = std::size_t(capacity_) * (sizeof(Record) + sizeof(double)) +
                      std::size_t(const_capacity_) * sizeof(double) + s.adjoint_bytes +
                      roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t) +
-                     sinks_.capacity() * sizeof(double*) + free_sinks_.capacity() * sizeof(std::uint32_t);
+                     sinks_.capacity() * sizeof(double*) + free_sinks_.capacity() * sizeof(std::uint32_t) +
+                     nodes_.capacity() * sizeof(std::unique_ptr<Node>);
   return s;
 }
 

@@ -13,6 +13,7 @@ namespace tapegrad {
 /// and their constant is `b`, an index into the tape's constant pool.
 enum class Op : std::uint16_t {
   Leaf,  ///< an independent variable: no operands
+  Node,  ///< an op outside the table (tensor ops): a: index of its Node object (tape.hpp)
 #define TAPEGRAD_UNARY(Name, name, f, dx) Name,
 #define TAPEGRAD_BINARY(Name, name, f, dx, dy) Name, Name##VC, Name##CV,
 #include "tapegrad/ops.def"
@@ -26,6 +27,7 @@ enum class OpKind : std::uint8_t {
   Binary,      ///< a, b: variables
   BinaryVC,    ///< a: variable (left operand), b: constant (right operand)
   BinaryCV,    ///< a: variable (right operand), b: constant (left operand)
+  Node,        ///< a: a Node object, which lists its own inputs
 };
 
 struct OpInfo {
@@ -36,6 +38,7 @@ struct OpInfo {
 namespace detail {
 inline constexpr OpInfo kOpInfo[] = {
     {"leaf", OpKind::Leaf},
+    {"node", OpKind::Node},
 #define TAPEGRAD_UNARY(Name, name, f, dx) {#name, OpKind::Unary},
 #define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
   {#name, OpKind::Binary}, {#name, OpKind::BinaryVC}, {#name, OpKind::BinaryCV},

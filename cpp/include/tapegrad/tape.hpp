@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -34,11 +35,31 @@ struct Record {
 };
 static_assert(sizeof(Record) == 12);
 
+class Tape;
+
+/// A record whose work is done by code outside the op table: every tensor op, and tensor
+/// leaves. Its record is `{Op::Node, a = index of this object in the tape's node list}`.
+/// Nodes keep what their rule needs (input values, attributes) and their own output
+/// gradient, so the tape only orders them: the reverse sweep calls `backward()` on each node
+/// whose record was reached, in record order.
+class Node {
+ public:
+  virtual ~Node() = default;
+  /// The reverse step: adds this node's contributions into its inputs' gradients (with
+  /// `Tape::add_adjoint` for scalar records) and drops its own gradient.
+  virtual void backward(Tape& tape) = 0;
+  /// The record indices this node reads (`collect()` marks and remaps them in place).
+  virtual std::uint32_t* inputs(std::size_t& count) noexcept = 0;
+  /// Drops any gradient a sweep left (a sweep interrupted by an exception).
+  virtual void reset_grad() noexcept = 0;
+};
+
 /// What a tape holds, as `Tape::stats()` reports it.
 struct TapeStats {
   std::size_t records;         ///< records in use (leaves included)
   std::size_t constants;       ///< constants in the constant pool
   std::size_t roots;           ///< live roots (handles that survive collect())
+  std::size_t nodes;           ///< records done by Node objects (tensor ops)
   std::size_t bytes_in_use;    ///< records + values + constants in use
   std::size_t adjoint_bytes;   ///< the adjoint workspace of the last sweep, kept for reuse
   std::size_t bytes_reserved;  ///< everything allocated, workspaces included
@@ -88,6 +109,11 @@ class Tape {
   /// (see add_sink) unless that is kNone.
   std::uint32_t push_leaf(double value, std::uint32_t sink = kNone) { return push(Op::Leaf, sink, 0, value); }
 
+  /// Appends a record done by `node` (a tensor op); returns its index.
+  std::uint32_t push_node(std::unique_ptr<Node> node);
+  /// The Node of record i (which must be an Op::Node record).
+  Node& node(std::uint32_t i) const noexcept { return *nodes_[records_[i].a]; }
+
   std::uint32_t size() const noexcept { return size_; }
   const Record& record(std::uint32_t i) const noexcept { return records_[i]; }
   double value(std::uint32_t i) const noexcept { return values_[i]; }
@@ -112,6 +138,12 @@ class Tape {
   void reverse(std::uint32_t from, double seed = 1.0);
   /// The adjoint of record i after reverse(from): 0 for records after `from`.
   double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
+  /// During reverse(), from a Node's backward(): adds g to the adjoint of scalar record i.
+  void add_adjoint(std::uint32_t i, double g) noexcept { adjoints_[i] += g; }
+  /// During reverse(), from a Node's backward(): record i (a Node) has received a gradient,
+  /// so the sweep must visit it. (A Node's adjoint slot is only this mark; the gradient
+  /// itself is the Node's.)
+  void mark_reached(std::uint32_t i) noexcept { adjoints_[i] = 1.0; }
 
   // --- sinks: where leaf records deliver their adjoints ----------------------------------
   /// Registers `*target` as a sink: every leaf record pushed with this slot adds its
@@ -169,6 +201,7 @@ class Tape {
   std::size_t live_roots_ = 0, live_leaf_roots_ = 0;
 
   std::vector<std::uint32_t> scratch_;  // collect()'s marks and remap
+  std::vector<std::unique_ptr<Node>> nodes_;  // the Node objects of Op::Node records
 
   std::vector<double*> sinks_;            // null: removed (or free)
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to

@@ -4,5 +4,6 @@
 #include "tapegrad/op.hpp"
 #include "tapegrad/rules.hpp"
 #include "tapegrad/tape.hpp"
+#include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
 #include "tapegrad/version.hpp"

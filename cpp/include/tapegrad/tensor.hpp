@@ -1,0 +1,320 @@
+// tapegrad::Tensor: n-d arrays on the same tape as Var, with PyTorch's autograd semantics.
+//
+// A Tensor is a handle to a C-contiguous array (shape, dtype, data) that may take part in
+// differentiation:
+// - a *leaf* is made by the user (tensor(), zeros(), from_blob(), detach()); with
+//   requires_grad it is recorded on first use on each tape and accumulates into grad();
+// - a *result* of an op on tensors that require grad is recorded on a tape (one Op::Node
+//   record, see tape.hpp) and is stale once that tape is cleared, like a Var.
+// Values are reference counted and never live in the tape's arenas, so a tensor's data (and
+// a NumPy view of it) stays valid whatever happens to the tape; only its graph goes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tapegrad/tape.hpp"
+#include "tapegrad/var.hpp"
+
+namespace tapegrad {
+
+/// An index out of range (Python: IndexError).
+class IndexError : public Error {
+ public:
+  using Error::Error;
+};
+
+// --- dtypes and shapes -------------------------------------------------------------------
+
+/// Element types. Float32 and Float64 take part in differentiation; Int64 and Bool exist
+/// for indices and masks.
+enum class DType : std::uint8_t { Bool, Int64, Float32, Float64 };
+
+const char* dtype_name(DType d) noexcept;
+std::size_t dtype_size(DType d) noexcept;
+inline bool is_floating(DType d) noexcept { return d == DType::Float32 || d == DType::Float64; }
+/// NumPy's promotion of two array dtypes (bool < int64 < float32 < float64, and
+/// int64 with float32 gives float64).
+DType promote(DType a, DType b) noexcept;
+/// The dtype arithmetic gives: promote(a, b), made floating (float64) if it is not.
+DType arithmetic_dtype(DType a, DType b) noexcept;
+
+using Shape = std::vector<std::int64_t>;
+/// "(2, 3)", "()" or "(4,)", as NumPy prints shapes.
+std::string shape_str(const Shape& s);
+std::int64_t shape_numel(const Shape& s);
+/// NumPy's broadcasting of two shapes; throws Error naming `op` and both shapes.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+/// A set of axes to reduce over: all of them (the default, NumPy's axis=None) or a list
+/// (negative axes count from the end; an empty list reduces nothing).
+struct Axes {
+  bool all = true;
+  std::vector<int> list;
+  Axes() = default;
+  Axes(int axis) : all(false), list{axis} {}  // NOLINT: one axis converts implicitly
+  Axes(std::initializer_list<int> axes) : all(false), list(axes) {}
+  explicit Axes(std::vector<int> axes) : all(false), list(std::move(axes)) {}
+};
+
+// --- the tensor ----------------------------------------------------------------------------
+
+/// The shared state of a tensor (use it through Tensor).
+struct TensorImpl {
+  std::shared_ptr<void> storage;  ///< owns the memory `data` points into
+  void* data = nullptr;
+  DType dtype = DType::Float64;
+  Shape shape;
+  std::int64_t numel = 1;
+
+  bool requires_grad = false;
+  bool leaf = true;
+  bool retains_grad = false;  ///< a result whose gradient is kept in `grad` (retain_grad())
+  /// Results: the tape, record and generation that produced it. Leaves that require grad:
+  /// their record on the tape they were last used on (recorded again when that is stale).
+  Tape* tape = nullptr;
+  std::uint32_t rec = Tape::kNone;
+  std::uint32_t gen = 0;
+  std::shared_ptr<TensorImpl> grad;  ///< accumulated by backward (leaves, retained results)
+  std::uint64_t version = 0;         ///< bumped by in-place changes of the data
+
+  template <class T> T* ptr() const noexcept { return static_cast<T*>(data); }
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  ///< a null tensor (defined() is false)
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : p_(std::move(impl)) {}
+
+  // --- creation (leaves) -------------------------------------------------------------------
+  /// Uninitialised memory of the given shape and dtype (64-byte aligned).
+  static Tensor empty(const Shape& shape, DType dtype = DType::Float64);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::Float64);
+  static Tensor ones(const Shape& shape, DType dtype = DType::Float64);
+  static Tensor full(const Shape& shape, double value, DType dtype = DType::Float64);
+  /// A copy of `values` (row-major) with the given shape, converted to `dtype`.
+  static Tensor from_values(const std::vector<double>& values, const Shape& shape,
+                            DType dtype = DType::Float64);
+  /// Wraps memory the caller owns, without copying: `release` runs when the last tensor
+  /// using it is gone. The memory must be C-contiguous and stay valid until then.
+  static Tensor from_blob(void* data, const Shape& shape, DType dtype, std::function<void()> release = {});
+  static Tensor arange(double start, double stop, double step = 1.0, DType dtype = DType::Float64);
+  static Tensor eye(std::int64_t n, std::int64_t m = -1, DType dtype = DType::Float64);
+  /// A 0-d float64 tensor whose value and gradient are those of `v` (recorded when v is).
+  static Tensor from_var(const Var& v);
+
+  // --- what it is ------------------------------------------------------------------------
+  bool defined() const noexcept { return p_ != nullptr; }
+  const Shape& shape() const { return impl().shape; }
+  std::int64_t dim(int axis) const;
+  int ndim() const { return static_cast<int>(impl().shape.size()); }
+  std::int64_t numel() const { return impl().numel; }
+  DType dtype() const { return impl().dtype; }
+  void* raw_data() const { return impl().data; }
+  /// The data as T*, which must match the dtype (float for Float32, double for Float64,
+  /// std::int64_t for Int64, bool for Bool).
+  template <class T> T* data() const;
+  /// The single element of a one-element tensor, as a double.
+  double item() const;
+  /// The elements converted to double, in row-major order.
+  std::vector<double> to_vector() const;
+
+  // --- autograd ------------------------------------------------------------------------------
+  bool requires_grad() const { return impl().requires_grad; }
+  /// Makes a leaf take part in differentiation (or not); an error on a result.
+  Tensor& requires_grad_(bool on = true);
+  bool is_leaf() const { return impl().leaf; }
+  /// The gradient accumulated by backward(): a null tensor until the first one.
+  Tensor grad() const { return Tensor(impl().grad); }
+  void set_grad(const Tensor& g);
+  void zero_grad() { impl().grad.reset(); }
+  /// Keep this result's gradient in grad() on the next backward() (PyTorch's retain_grad).
+  void retain_grad();
+  /// The same data, cut from the graph: a leaf that does not require grad.
+  Tensor detach() const;
+  /// A copy that does not share memory (recorded: the gradient flows through it).
+  Tensor clone() const;
+  /// Reverse sweep from this one-element tensor, seeded with 1; leaves accumulate into grad().
+  void backward() const;
+  /// Reverse sweep from this tensor seeded with `gradient` (its shape).
+  void backward(const Tensor& gradient) const;
+  /// Changes the elements in place (an optimiser step), keeping the tensor a leaf; it is
+  /// recorded afresh on its next use. Graphs recorded before read the tensor's memory, so
+  /// sweep them before changing it (PyTorch's rule for in-place changes).
+  void assign(const Tensor& values);
+  /// Subtracts `lr * grad()` in place (plain gradient descent), if there is a gradient.
+  void sgd_step(double lr);
+
+  TensorImpl& impl() const;
+  const std::shared_ptr<TensorImpl>& impl_ptr() const noexcept { return p_; }
+  bool same(const Tensor& o) const noexcept { return p_ == o.p_; }
+
+ private:
+  std::shared_ptr<TensorImpl> p_;
+};
+
+/// Whether ops record on the tape in this thread (PyTorch's torch.is_grad_enabled()).
+bool grad_enabled() noexcept;
+void set_grad_enabled(bool on) noexcept;
+/// Turns recording off (NoGrad) or on (EnableGrad) for a scope; they nest.
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool on) noexcept : previous_(grad_enabled()) { set_grad_enabled(on); }
+  ~GradModeGuard() { set_grad_enabled(previous_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+struct NoGrad : GradModeGuard {
+  NoGrad() noexcept : GradModeGuard(false) {}
+};
+struct EnableGrad : GradModeGuard {
+  EnableGrad() noexcept : GradModeGuard(true) {}
+};
+
+/// A copy of x converted to `dtype` (recorded between float dtypes).
+Tensor astype(const Tensor& x, DType dtype);
+Tensor zeros_like(const Tensor& x);
+Tensor ones_like(const Tensor& x);
+Tensor full_like(const Tensor& x, double value);
+
+// --- elementwise ops of the table (ops.def), with NumPy broadcasting --------------------
+// Every unary op f(Tensor); every binary op f(Tensor, Tensor), f(Tensor, double),
+// f(double, Tensor). A double operand takes the tensor's float dtype (a "weak" scalar, as in
+// NumPy and PyTorch). `min`/`max` with two arguments are elementwise (also `minimum`,
+// `maximum`); with one they are reductions (see amax/amin).
+#define TAPEGRAD_UNARY(Name, name, f, dx) Tensor name(const Tensor& x);
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
+  Tensor name(const Tensor& x, const Tensor& y); \
+  Tensor name(const Tensor& x, double y);        \
+  Tensor name(double x, const Tensor& y);
+#include "tapegrad/ops.def"
+
+inline Tensor minimum(const Tensor& x, const Tensor& y) { return min(x, y); }
+inline Tensor maximum(const Tensor& x, const Tensor& y) { return max(x, y); }
+/// Limits x to [lo, hi]; the gradient passes where lo <= x <= hi (PyTorch's clamp).
+Tensor clip(const Tensor& x, double lo, double hi);
+/// cond ? a : b elementwise, broadcast (cond: any dtype, nonzero is true).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, double b);
+Tensor where(const Tensor& cond, double a, const Tensor& b);
+
+// Comparisons: bool tensors, never recorded.
+Tensor less(const Tensor& x, const Tensor& y);
+Tensor less_equal(const Tensor& x, const Tensor& y);
+Tensor greater(const Tensor& x, const Tensor& y);
+Tensor greater_equal(const Tensor& x, const Tensor& y);
+Tensor equal(const Tensor& x, const Tensor& y);
+Tensor not_equal(const Tensor& x, const Tensor& y);
+
+inline Tensor operator-(const Tensor& x) { return neg(x); }
+inline Tensor operator+(const Tensor& x, const Tensor& y) { return add(x, y); }
+inline Tensor operator+(const Tensor& x, double y) { return add(x, y); }
+inline Tensor operator+(double x, const Tensor& y) { return add(x, y); }
+inline Tensor operator-(const Tensor& x, const Tensor& y) { return sub(x, y); }
+inline Tensor operator-(const Tensor& x, double y) { return sub(x, y); }
+inline Tensor operator-(double x, const Tensor& y) { return sub(x, y); }
+inline Tensor operator*(const Tensor& x, const Tensor& y) { return mul(x, y); }
+inline Tensor operator*(const Tensor& x, double y) { return mul(x, y); }
+inline Tensor operator*(double x, const Tensor& y) { return mul(x, y); }
+inline Tensor operator/(const Tensor& x, const Tensor& y) { return div(x, y); }
+inline Tensor operator/(const Tensor& x, double y) { return div(x, y); }
+inline Tensor operator/(double x, const Tensor& y) { return div(x, y); }
+inline Tensor operator<(const Tensor& x, const Tensor& y) { return less(x, y); }
+inline Tensor operator<=(const Tensor& x, const Tensor& y) { return less_equal(x, y); }
+inline Tensor operator>(const Tensor& x, const Tensor& y) { return greater(x, y); }
+inline Tensor operator>=(const Tensor& x, const Tensor& y) { return greater_equal(x, y); }
+
+// --- reductions -----------------------------------------------------------------------------
+Tensor sum(const Tensor& x, const Axes& axes = {}, bool keepdims = false);
+Tensor mean(const Tensor& x, const Axes& axes = {}, bool keepdims = false);
+/// Largest / smallest element; the gradient is shared evenly by ties (as torch.amax).
+Tensor amax(const Tensor& x, const Axes& axes = {}, bool keepdims = false);
+Tensor amin(const Tensor& x, const Axes& axes = {}, bool keepdims = false);
+inline Tensor max(const Tensor& x) { return amax(x); }
+inline Tensor min(const Tensor& x) { return amin(x); }
+/// Product; its gradient is exact with zeros among the factors.
+Tensor prod(const Tensor& x, const Axes& axes = {}, bool keepdims = false);
+/// Variance with `ddof` delta degrees of freedom (NumPy's default 0), and its square root.
+Tensor var(const Tensor& x, const Axes& axes = {}, int ddof = 0, bool keepdims = false);
+Tensor std(const Tensor& x, const Axes& axes = {}, int ddof = 0, bool keepdims = false);
+/// log(sum(exp(x))) without overflow.
+Tensor logsumexp(const Tensor& x, const Axes& axes = {}, bool keepdims = false);
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+
+// --- linear algebra ---------------------------------------------------------------------
+/// NumPy's matmul: 1-d operands are promoted and the added axis removed, leading axes
+/// broadcast (batched products). Runs on BLAS (see set_gemm).
+Tensor matmul(const Tensor& a, const Tensor& b);
+/// Inner product of two 1-d tensors (the same as matmul for them).
+Tensor dot(const Tensor& a, const Tensor& b);
+/// a[i] * b[j] for 1-d a and b (other shapes are flattened, as numpy.outer).
+Tensor outer(const Tensor& a, const Tensor& b);
+
+// --- shapes -------------------------------------------------------------------------------
+/// Same data, new shape (one entry may be -1). Shares memory with x.
+Tensor reshape(const Tensor& x, const Shape& shape);
+/// Axes reordered (no axes: reversed, as .T); the result is a contiguous copy.
+Tensor transpose(const Tensor& x, const std::vector<int>& axes = {});
+inline Tensor permute(const Tensor& x, const std::vector<int>& axes) { return transpose(x, axes); }
+/// Removes axes of length 1 (all of them, or the given ones, which must have length 1).
+Tensor squeeze(const Tensor& x, const Axes& axes = {});
+/// Inserts an axis of length 1 at `axis` (NumPy's expand_dims, PyTorch's unsqueeze).
+Tensor unsqueeze(const Tensor& x, int axis);
+inline Tensor expand_dims(const Tensor& x, int axis) { return unsqueeze(x, axis); }
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+/// The elements at flat offsets `index` (an Int64 tensor of any shape; negative offsets
+/// count from the end): numpy.take(x.ravel(), index). The gradient scatters back and
+/// accumulates over repeated offsets. Python's indexing is built on it.
+Tensor take(const Tensor& x, const Tensor& index);
+/// Basic slicing of every axis at once: element i of axis d of the result is element
+/// start[d] + i * step[d] of x's axis d (steps may be negative); `shape` is the result's.
+Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& step,
+               const Shape& shape);
+/// x[start:stop:step] along one axis (Python slice semantics, negative step included).
+Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step = 1);
+Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
+Tensor stack(const std::vector<Tensor>& xs, int axis = 0);
+
+inline Tensor operator+(const Tensor& x, const Var& v) { return x + Tensor::from_var(v); }
+inline Tensor operator+(const Var& v, const Tensor& x) { return Tensor::from_var(v) + x; }
+inline Tensor operator-(const Tensor& x, const Var& v) { return x - Tensor::from_var(v); }
+inline Tensor operator-(const Var& v, const Tensor& x) { return Tensor::from_var(v) - x; }
+inline Tensor operator*(const Tensor& x, const Var& v) { return x * Tensor::from_var(v); }
+inline Tensor operator*(const Var& v, const Tensor& x) { return Tensor::from_var(v) * x; }
+inline Tensor operator/(const Tensor& x, const Var& v) { return x / Tensor::from_var(v); }
+inline Tensor operator/(const Var& v, const Tensor& x) { return Tensor::from_var(v) / x; }
+
+// --- matrix products: the BLAS behind matmul --------------------------------------------
+/// Row-major C = alpha * op(A) op(B) + beta * C, op transposing where ta/tb are set.
+using SgemmFn = void (*)(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
+                         const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
+                         float* c, std::int64_t ldc);
+using DgemmFn = void (*)(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
+                         const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
+                         double* c, std::int64_t ldc);
+/// Replaces the matrix products (the Python module installs OpenBLAS's here). By default
+/// they are the CBLAS found when the library was built, or a portable blocked kernel.
+void set_gemm(SgemmFn sgemm, DgemmFn dgemm) noexcept;
+/// Which gemm is in use: "cblas", "builtin" or what set_gemm's caller named.
+const char* gemm_backend() noexcept;
+void set_gemm_backend_name(const char* name) noexcept;
+
+namespace detail {
+/// A 0-d float64 tensor recorded from scalar record `rec` of `tape` (value `value`): how a
+/// Var enters tensor arithmetic. rec == kNone gives a constant.
+Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value);
+/// The record of a tensor on `tape`, recording a leaf that requires grad on first use.
+/// Throws Error for a stale or foreign result.
+std::uint32_t record_of(const Tensor& t, Tape& tape);
+}  // namespace detail
+
+}  // namespace tapegrad

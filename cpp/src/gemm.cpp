@@ -1,0 +1,96 @@
+// The matrix products behind matmul: a CBLAS found at build time, one installed at run time
+// with set_gemm (the Python module installs OpenBLAS's), or a portable kernel.
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "tensor_internal.hpp"
+
+#if defined(TAPEGRAD_HAVE_CBLAS)
+#include <cblas.h>
+#endif
+
+namespace tapegrad {
+namespace {
+
+// The portable kernel: C = alpha op(A) op(B) + beta C, row-major. The i-p-j loop order keeps
+// the innermost loop contiguous in B and C, so the compiler vectorises it; transposed
+// operands are copied first so that it always is.
+template <class T>
+void builtin_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                  std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+  std::vector<T> at, bt;
+  if (ta) {  // a is k x m: make it m x k
+    at.resize(static_cast<std::size_t>(m * k));
+    for (std::int64_t p = 0; p < k; ++p)
+      for (std::int64_t i = 0; i < m; ++i) at[static_cast<std::size_t>(i * k + p)] = a[p * lda + i];
+    a = at.data();
+    lda = k;
+  }
+  if (tb) {  // b is n x k: make it k x n
+    bt.resize(static_cast<std::size_t>(k * n));
+    for (std::int64_t j = 0; j < n; ++j)
+      for (std::int64_t p = 0; p < k; ++p) bt[static_cast<std::size_t>(p * n + j)] = b[j * ldb + p];
+    b = bt.data();
+    ldb = n;
+  }
+  for (std::int64_t i = 0; i < m; ++i) {
+    T* __restrict ci = c + i * ldc;
+    if (beta == T(0)) std::fill(ci, ci + n, T(0));
+    else if (beta != T(1)) for (std::int64_t j = 0; j < n; ++j) ci[j] *= beta;
+    for (std::int64_t p = 0; p < k; ++p) {
+      const T s = alpha * a[i * lda + p];
+      const T* __restrict bp = b + p * ldb;
+      for (std::int64_t j = 0; j < n; ++j) ci[j] += s * bp[j];
+    }
+  }
+}
+
+#if defined(TAPEGRAD_HAVE_CBLAS)
+void cblas_s(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+             std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+              beta, c, static_cast<int>(ldc));
+}
+void cblas_d(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
+             std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb),
+              beta, c, static_cast<int>(ldc));
+}
+std::atomic<SgemmFn> g_sgemm{&cblas_s};
+std::atomic<DgemmFn> g_dgemm{&cblas_d};
+std::atomic<const char*> g_name{"cblas"};
+#else
+std::atomic<SgemmFn> g_sgemm{&builtin_gemm<float>};
+std::atomic<DgemmFn> g_dgemm{&builtin_gemm<double>};
+std::atomic<const char*> g_name{"builtin"};
+#endif
+
+}  // namespace
+
+void set_gemm(SgemmFn sgemm, DgemmFn dgemm) noexcept {
+  g_sgemm.store(sgemm ? sgemm : &builtin_gemm<float>);
+  g_dgemm.store(dgemm ? dgemm : &builtin_gemm<double>);
+  if (!sgemm || !dgemm) g_name.store("builtin");
+}
+const char* gemm_backend() noexcept { return g_name.load(); }
+void set_gemm_backend_name(const char* name) noexcept { g_name.store(name); }
+
+namespace detail {
+// BLAS takes 32-bit sizes: larger products go to the portable kernel.
+constexpr std::int64_t kIntMax = 0x7fffffff;
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                 std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  if (std::max({m, n, k, lda, ldb, ldc}) > kIntMax) return builtin_gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  g_sgemm.load()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
+                  std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
+  if (std::max({m, n, k, lda, ldb, ldc}) > kIntMax) return builtin_gemm<double>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  g_dgemm.load()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+}  // namespace detail
+
+}  // namespace tapegrad

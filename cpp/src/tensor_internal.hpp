@@ -1,0 +1,151 @@
+// Internals shared by the tensor sources: the recording machinery (TNode, Recorder), dtype
+// dispatch and the broadcasting loop. Not installed.
+#pragma once
+
+#include <array>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tapegrad/tensor.hpp"
+
+namespace tapegrad::detail {
+
+[[noreturn]] void throw_error(const std::string& msg);
+
+/// Runs `f.template operator()<T>()`-style code for the float dtypes: TG_FLOAT_DISPATCH(d, T, { ... }).
+#define TG_FLOAT_DISPATCH(dtype, T, ...)                    \
+  do {                                                      \
+    if ((dtype) == ::tapegrad::DType::Float32) {            \
+      using T = float;                                      \
+      __VA_ARGS__                                           \
+    } else {                                                \
+      using T = double;                                     \
+      __VA_ARGS__                                           \
+    }                                                       \
+  } while (0)
+
+#define TG_ANY_DISPATCH(dtype, T, ...)                                   \
+  do {                                                                   \
+    switch (dtype) {                                                     \
+      case ::tapegrad::DType::Float32: { using T = float; __VA_ARGS__ } break;         \
+      case ::tapegrad::DType::Float64: { using T = double; __VA_ARGS__ } break;        \
+      case ::tapegrad::DType::Int64: { using T = std::int64_t; __VA_ARGS__ } break;    \
+      case ::tapegrad::DType::Bool: { using T = bool; __VA_ARGS__ } break;             \
+    }                                                                    \
+  } while (0)
+
+/// A tensor of `shape` and `dtype` with fresh (uninitialised) memory: not recorded.
+Tensor empty_tensor(const Shape& shape, DType dtype);
+/// The same data viewed with another shape (same numel): shares memory, not recorded.
+Tensor view_as_shape(const Tensor& x, const Shape& shape);
+/// x converted to dtype (x itself if it has it already): not recorded.
+Tensor convert(const Tensor& x, DType dtype);
+/// Normalises axes against ndim (negative from the end); sorted, unique; throws on range.
+std::vector<int> normalize_axes(const Axes& axes, int ndim, const char* op);
+int normalize_axis(int axis, int ndim, const char* op);
+
+/// A tape record done by tensor code: keeps its output gradient, its input records and the
+/// output it produced. Subclasses implement vjp().
+class TNode : public Node {
+ public:
+  void backward(Tape& tape) final;
+  std::uint32_t* inputs(std::size_t& count) noexcept final {
+    count = in_.size();
+    return in_.data();
+  }
+  void reset_grad() noexcept final { grad_ = Tensor(); }
+
+  /// Adds `g` into this node's output gradient (from a consumer's vjp).
+  void add_grad(const Tensor& g);
+
+  std::vector<std::uint32_t> in_;     // input records (Tape::kNone: a constant input)
+  std::shared_ptr<TensorImpl> out_;   // the result (its value; its grad if retained)
+  Tensor grad_;                       // d(output) during a sweep
+
+ protected:
+  /// Given d(output) = g, calls give(k, d input k) for the inputs k that are recorded.
+  virtual void vjp(const Tensor& g) = 0;
+  bool needs(std::size_t k) const { return in_[k] != Tape::kNone; }
+  void give(std::size_t k, const Tensor& gk);
+
+ private:
+  Tape* sweep_tape_ = nullptr;
+};
+
+/// Records a node for an op if grad mode is on and an input requires grad.
+class Recorder {
+ public:
+  /// The inputs in order; `op` names the op in errors.
+  Recorder(std::initializer_list<const Tensor*> inputs, const char* op);
+  Recorder(const std::vector<Tensor>& inputs, const char* op);
+  bool on() const { return tape_ != nullptr; }
+  /// Fills node->in_ with the records of the inputs (kNone for those without grad), pushes
+  /// the node with `out` as its result, and makes `out` a recorded result. Returns out.
+  Tensor record(std::unique_ptr<TNode> node, Tensor out);
+
+ private:
+  void init(const Tensor* const* inputs, std::size_t n, const char* op);
+  std::vector<const Tensor*> inputs_;
+  Tape* tape_ = nullptr;
+};
+
+// --- broadcasting loop ------------------------------------------------------------------------
+
+/// Element strides of a contiguous tensor of shape `s` read as if broadcast to `out`.
+std::vector<std::int64_t> broadcast_strides(const Shape& s, const Shape& out);
+
+/// Calls row(base offsets, length, inner strides) for each row of a loop over `out`, where
+/// operand k is at offset base[k] + i * inner[k]. Adjacent axes that every operand walks
+/// contiguously are merged, so same-shape operands give one row.
+template <std::size_t K, class Row>
+void for_each_row(const Shape& out, std::array<std::vector<std::int64_t>, K> st, Row&& row) {
+  std::int64_t total = 1;
+  for (std::int64_t d : out) total *= d;
+  if (total == 0) return;
+  std::vector<std::int64_t> dims(out);
+  // Merge axis d into d+1 where every operand's stride allows it.
+  for (int d = static_cast<int>(dims.size()) - 2; d >= 0; --d) {
+    bool ok = true;
+    for (std::size_t k = 0; k < K; ++k)
+      if (st[k][d] != st[k][d + 1] * dims[d + 1]) ok = false;
+    if (!ok) continue;
+    dims[d + 1] *= dims[d];
+    dims.erase(dims.begin() + d);
+    for (std::size_t k = 0; k < K; ++k) st[k].erase(st[k].begin() + d);
+  }
+  std::array<std::int64_t, K> base{}, inner{};
+  if (dims.empty()) {
+    row(base, std::int64_t(1), inner);
+    return;
+  }
+  const std::size_t n = dims.size();
+  const std::int64_t len = dims[n - 1];
+  for (std::size_t k = 0; k < K; ++k) inner[k] = st[k][n - 1];
+  std::vector<std::int64_t> idx(n, 0);
+  const std::int64_t rows = total / len;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    row(base, len, inner);
+    for (std::size_t d = n - 1; d-- > 0;) {
+      ++idx[d];
+      for (std::size_t k = 0; k < K; ++k) base[k] += st[k][d];
+      if (idx[d] < dims[d]) break;
+      for (std::size_t k = 0; k < K; ++k) base[k] -= st[k][d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+/// Row-major C = alpha op(A) op(B) + beta C through the gemm in use (see set_gemm).
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
+          std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc);
+
+/// Sums x over the axes along which it was broadcast from `shape` (the reverse of
+/// broadcast_to): a tensor of `shape`. x itself if the shapes match. Not recorded.
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,500 @@
+// Structural tensor ops: reshape, transpose, squeeze, broadcast_to, indexing (take, strided),
+// concatenate, stack, and the matrix products.
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "tensor_internal.hpp"
+
+namespace tapegrad {
+
+using detail::broadcast_strides;
+using detail::convert;
+using detail::empty_tensor;
+using detail::for_each_row;
+using detail::Recorder;
+using detail::throw_error;
+using detail::TNode;
+using detail::view_as_shape;
+
+namespace {
+
+std::vector<std::int64_t> cstrides(const Shape& s) {
+  std::vector<std::int64_t> st(s.size(), 1);
+  for (std::size_t d = s.size(); d-- > 1;) st[d - 1] = st[d] * s[d];
+  return st;
+}
+
+// dst[...] = src[...] element by element where dst is contiguous and src is read with
+// `src_strides` from `src_base` (element units), over `shape`.
+void strided_copy(const Tensor& src, std::int64_t src_base, const std::vector<std::int64_t>& src_strides,
+                  const Tensor& dst, const Shape& shape) {
+  const std::size_t es = dtype_size(src.dtype());
+  const char* s = static_cast<const char*>(src.raw_data());
+  char* d = static_cast<char*>(dst.raw_data());
+  TG_ANY_DISPATCH(src.dtype(), T, {
+    const T* sp = reinterpret_cast<const T*>(s) + src_base;
+    T* dp = reinterpret_cast<T*>(d);
+    for_each_row<2>(shape, {src_strides, cstrides(shape)},
+                    [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
+                      if (in[0] == 1) {
+                        std::memcpy(dp + b[1], sp + b[0], static_cast<std::size_t>(len) * sizeof(T));
+                      } else {
+                        for (std::int64_t i = 0; i < len; ++i) dp[b[1] + i] = sp[b[0] + i * in[0]];
+                      }
+                    });
+  });
+  (void)es;
+}
+
+class ReshapeNode final : public TNode {
+ public:
+  explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
+
+ protected:
+  void vjp(const Tensor& g) override { give(0, view_as_shape(g, in_shape_)); }
+
+ private:
+  Shape in_shape_;
+};
+
+class TransposeNode final : public TNode {
+ public:
+  explicit TransposeNode(std::vector<int> inverse) : inverse_(std::move(inverse)) {}
+
+ protected:
+  void vjp(const Tensor& g) override { give(0, transpose(g, inverse_)); }
+
+ private:
+  std::vector<int> inverse_;
+};
+
+class BroadcastNode final : public TNode {
+ public:
+  explicit BroadcastNode(Shape in) : in_shape_(std::move(in)) {}
+
+ protected:
+  void vjp(const Tensor& g) override { give(0, detail::sum_to(g, in_shape_)); }
+
+ private:
+  Shape in_shape_;
+};
+
+class TakeNode final : public TNode {
+ public:
+  TakeNode(Shape in, Tensor index) : in_shape_(std::move(in)), index_(std::move(index)) {}
+
+ protected:
+  void vjp(const Tensor& g) override {
+    Tensor gx = Tensor::zeros(in_shape_, g.dtype());
+    const std::int64_t* ix = index_.data<std::int64_t>();
+    const std::int64_t n = index_.numel();
+    TG_FLOAT_DISPATCH(g.dtype(), T, {
+      T* d = gx.data<T>();
+      const T* s = g.data<T>();
+      for (std::int64_t k = 0; k < n; ++k) d[ix[k]] += s[k];  // repeated offsets accumulate
+    });
+    give(0, gx);
+  }
+
+ private:
+  Shape in_shape_;
+  Tensor index_;  // normalised (non-negative) flat offsets
+};
+
+class StridedNode final : public TNode {
+ public:
+  StridedNode(Shape in, std::int64_t base, std::vector<std::int64_t> strides)
+      : in_shape_(std::move(in)), base_(base), strides_(std::move(strides)) {}
+
+ protected:
+  void vjp(const Tensor& g) override {
+    Tensor gx = Tensor::zeros(in_shape_, g.dtype());
+    TG_FLOAT_DISPATCH(g.dtype(), T, {
+      T* d = gx.data<T>() + base_;
+      const T* s = g.data<T>();
+      for_each_row<2>(g.shape(), {strides_, cstrides(g.shape())},
+                      [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
+                        for (std::int64_t i = 0; i < len; ++i) d[b[0] + i * in[0]] = s[b[1] + i * in[1]];
+                      });
+    });
+    give(0, gx);
+  }
+
+ private:
+  Shape in_shape_;
+  std::int64_t base_;
+  std::vector<std::int64_t> strides_;
+};
+
+class ConcatNode final : public TNode {
+ public:
+  ConcatNode(int axis, std::vector<std::int64_t> sizes) : axis_(axis), sizes_(std::move(sizes)) {}
+
+ protected:
+  void vjp(const Tensor& g) override {
+    std::int64_t off = 0;
+    for (std::size_t k = 0; k < sizes_.size(); ++k) {
+      if (needs(k)) give(k, slice(g, axis_, off, off + sizes_[k], 1));
+      off += sizes_[k];
+    }
+  }
+
+ private:
+  int axis_;
+  std::vector<std::int64_t> sizes_;
+};
+
+}  // namespace
+
+Tensor reshape(const Tensor& x, const Shape& shape0) {
+  Shape shape = shape0;
+  std::int64_t known = 1;
+  int infer = -1;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == -1) {
+      if (infer >= 0) throw_error("tapegrad: reshape: only one dimension can be -1, in " + shape_str(shape0));
+      infer = static_cast<int>(d);
+    } else if (shape[d] < 0) {
+      throw_error("tapegrad: reshape: negative dimension in " + shape_str(shape0));
+    } else {
+      known *= shape[d];
+    }
+  }
+  if (infer >= 0) {
+    if (known == 0 || x.numel() % known != 0)
+      throw_error("tapegrad: reshape: cannot reshape a tensor of shape " + shape_str(x.shape()) + " into " +
+                  shape_str(shape0));
+    shape[static_cast<std::size_t>(infer)] = x.numel() / known;
+  } else if (known != x.numel()) {
+    throw_error("tapegrad: reshape: cannot reshape a tensor of shape " + shape_str(x.shape()) + " (" +
+                std::to_string(x.numel()) + " elements) into " + shape_str(shape0));
+  }
+  Recorder rec({&x}, "reshape");
+  Tensor r = view_as_shape(x, shape);
+  if (!rec.on()) return r;
+  return rec.record(std::make_unique<ReshapeNode>(x.shape()), r);
+}
+
+Tensor transpose(const Tensor& x, const std::vector<int>& axes0) {
+  const int n = x.ndim();
+  std::vector<int> axes = axes0;
+  if (axes.empty()) {
+    for (int i = n - 1; i >= 0; --i) axes.push_back(i);
+  }
+  if (static_cast<int>(axes.size()) != n)
+    throw_error("tapegrad: transpose: " + std::to_string(axes.size()) + " axes for a tensor of shape " +
+                shape_str(x.shape()));
+  std::vector<int> inverse(static_cast<std::size_t>(n), -1);
+  for (int i = 0; i < n; ++i) {
+    const int a = detail::normalize_axis(axes[static_cast<std::size_t>(i)], n, "transpose");
+    if (inverse[static_cast<std::size_t>(a)] != -1)
+      throw_error("tapegrad: transpose: axis " + std::to_string(a) + " appears twice");
+    inverse[static_cast<std::size_t>(a)] = i;
+    axes[static_cast<std::size_t>(i)] = a;
+  }
+  Shape shape(static_cast<std::size_t>(n));
+  std::vector<std::int64_t> st(static_cast<std::size_t>(n));
+  const auto xs = cstrides(x.shape());
+  for (int i = 0; i < n; ++i) {
+    shape[static_cast<std::size_t>(i)] = x.shape()[static_cast<std::size_t>(axes[static_cast<std::size_t>(i)])];
+    st[static_cast<std::size_t>(i)] = xs[static_cast<std::size_t>(axes[static_cast<std::size_t>(i)])];
+  }
+  Recorder rec({&x}, "transpose");
+  Tensor r = empty_tensor(shape, x.dtype());
+  strided_copy(x, 0, st, r, shape);
+  if (!rec.on()) return r;
+  return rec.record(std::make_unique<TransposeNode>(inverse), r);
+}
+
+Tensor squeeze(const Tensor& x, const Axes& axes) {
+  Shape shape;
+  if (axes.all) {
+    for (std::int64_t d : x.shape())
+      if (d != 1) shape.push_back(d);
+  } else {
+    const std::vector<int> ax = detail::normalize_axes(axes, x.ndim(), "squeeze");
+    for (int a : ax)
+      if (x.shape()[static_cast<std::size_t>(a)] != 1)
+        throw_error("tapegrad: squeeze: axis " + std::to_string(a) + " of shape " + shape_str(x.shape()) +
+                    " does not have length 1");
+    for (std::size_t d = 0; d < x.shape().size(); ++d)
+      if (std::find(ax.begin(), ax.end(), static_cast<int>(d)) == ax.end()) shape.push_back(x.shape()[d]);
+  }
+  return reshape(x, shape);
+}
+
+Tensor unsqueeze(const Tensor& x, int axis) {
+  const int a = detail::normalize_axis(axis, x.ndim() + 1, "unsqueeze");
+  Shape shape = x.shape();
+  shape.insert(shape.begin() + a, 1);
+  return reshape(x, shape);
+}
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  const Shape b = shape.size() >= x.shape().size() ? broadcast_shapes(x.shape(), shape, "broadcast_to") : Shape{};
+  if (shape.size() < x.shape().size() || b != shape)
+    throw_error("tapegrad: broadcast_to: cannot broadcast a tensor of shape " + shape_str(x.shape()) + " to " +
+                shape_str(shape));
+  Recorder rec({&x}, "broadcast_to");
+  Tensor r = empty_tensor(shape, x.dtype());
+  strided_copy(x, 0, broadcast_strides(x.shape(), shape), r, shape);
+  if (!rec.on()) return r;
+  return rec.record(std::make_unique<BroadcastNode>(x.shape()), r);
+}
+
+Tensor take(const Tensor& x, const Tensor& index0) {
+  if (index0.dtype() != DType::Int64 && index0.dtype() != DType::Bool)
+    throw_error(std::string("tapegrad: take: indices must be int64, not ") + dtype_name(index0.dtype()));
+  const Tensor index = convert(index0, DType::Int64);
+  const std::int64_t n = x.numel(), m = index.numel();
+  Tensor norm = empty_tensor(index.shape(), DType::Int64);
+  const std::int64_t* ip = index.data<std::int64_t>();
+  std::int64_t* np_ = norm.data<std::int64_t>();
+  for (std::int64_t k = 0; k < m; ++k) {
+    std::int64_t i = ip[k];
+    if (i < -n || i >= n)
+      throw IndexError("tapegrad: index " + std::to_string(i) + " is out of bounds for a tensor of " +
+                       std::to_string(n) + " elements (shape " + shape_str(x.shape()) + ")");
+    np_[k] = i < 0 ? i + n : i;
+  }
+  Recorder rec({&x}, "take");
+  Tensor r = empty_tensor(index.shape(), x.dtype());
+  TG_ANY_DISPATCH(x.dtype(), T, {
+    const T* s = x.data<T>();
+    T* d = r.data<T>();
+    for (std::int64_t k = 0; k < m; ++k) d[k] = s[np_[k]];
+  });
+  if (!rec.on()) return r;
+  return rec.record(std::make_unique<TakeNode>(x.shape(), norm), r);
+}
+
+Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& step,
+               const Shape& shape) {
+  const std::size_t n = x.shape().size();
+  if (start.size() != n || step.size() != n || shape.size() != n)
+    throw_error("tapegrad: strided: one start, step and length per axis of " + shape_str(x.shape()));
+  const auto xs = cstrides(x.shape());
+  std::int64_t base = 0;
+  std::vector<std::int64_t> st(n);
+  bool empty = false;
+  for (std::size_t d = 0; d < n; ++d) {
+    if (shape[d] < 0) throw_error("tapegrad: strided: negative length");
+    if (shape[d] == 0) {
+      empty = true;
+      continue;
+    }
+    const std::int64_t last = start[d] + (shape[d] - 1) * step[d];
+    if (start[d] < 0 || start[d] >= x.shape()[d] || last < 0 || last >= x.shape()[d])
+      throw IndexError("tapegrad: strided: axis " + std::to_string(d) + " reads outside a tensor of shape " +
+                       shape_str(x.shape()));
+    base += start[d] * xs[d];
+    st[d] = step[d] * xs[d];
+  }
+  Recorder rec({&x}, "getitem");
+  Tensor r = empty_tensor(shape, x.dtype());
+  if (!empty) strided_copy(x, base, st, r, shape);
+  if (!rec.on()) return r;
+  if (empty) base = 0;
+  return rec.record(std::make_unique<StridedNode>(x.shape(), base, st), r);
+}
+
+Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
+  const int a = detail::normalize_axis(axis, x.ndim(), "slice");
+  if (step == 0) throw_error("tapegrad: slice: the step cannot be zero");
+  const std::int64_t len = x.shape()[static_cast<std::size_t>(a)];
+  // Python's slice.indices().
+  auto clampi = [&](std::int64_t v, bool is_start) {
+    if (v < 0) v += len;
+    if (step > 0) return std::clamp<std::int64_t>(v, 0, len);
+    (void)is_start;
+    return std::clamp<std::int64_t>(v, -1, len - 1);
+  };
+  start = clampi(start, true);
+  stop = clampi(stop, false);
+  std::int64_t count = step > 0 ? (stop > start ? (stop - start + step - 1) / step : 0)
+                                : (start > stop ? (start - stop - step - 1) / (-step) : 0);
+  std::vector<std::int64_t> starts(static_cast<std::size_t>(x.ndim()), 0), steps(starts.size(), 1);
+  Shape shape = x.shape();
+  starts[static_cast<std::size_t>(a)] = count ? start : 0;
+  steps[static_cast<std::size_t>(a)] = step;
+  shape[static_cast<std::size_t>(a)] = count;
+  return strided(x, starts, steps, shape);
+}
+
+Tensor concatenate(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty()) throw_error("tapegrad: concatenate: needs at least one tensor");
+  const int nd = xs[0].ndim();
+  if (nd == 0) throw_error("tapegrad: concatenate: zero-dimensional tensors cannot be concatenated");
+  const int a = detail::normalize_axis(axis, nd, "concatenate");
+  DType dt = xs[0].dtype();
+  Shape shape = xs[0].shape();
+  std::vector<std::int64_t> sizes;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    const Shape& s = xs[k].shape();
+    bool ok = static_cast<int>(s.size()) == nd;
+    for (int d = 0; ok && d < nd; ++d)
+      if (d != a && s[static_cast<std::size_t>(d)] != shape[static_cast<std::size_t>(d)]) ok = false;
+    if (!ok)
+      throw_error("tapegrad: concatenate: shapes " + shape_str(xs[0].shape()) + " and " + shape_str(s) +
+                  " differ outside axis " + std::to_string(a));
+    if (k) {
+      shape[static_cast<std::size_t>(a)] += s[static_cast<std::size_t>(a)];
+      dt = promote(dt, xs[k].dtype());
+    }
+    sizes.push_back(s[static_cast<std::size_t>(a)]);
+  }
+  Recorder rec(xs, "concatenate");
+  Tensor r = empty_tensor(shape, dt);
+  std::int64_t outer = 1, inner = 1;
+  for (int d = 0; d < a; ++d) outer *= shape[static_cast<std::size_t>(d)];
+  for (int d = a + 1; d < nd; ++d) inner *= shape[static_cast<std::size_t>(d)];
+  const std::size_t es = dtype_size(dt);
+  const std::int64_t row = shape[static_cast<std::size_t>(a)] * inner;
+  std::int64_t off = 0;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    const Tensor x = convert(xs[k], dt);
+    const std::int64_t chunk = sizes[k] * inner;
+    const char* s = static_cast<const char*>(x.raw_data());
+    char* d = static_cast<char*>(r.raw_data());
+    for (std::int64_t o = 0; o < outer; ++o)
+      std::memcpy(d + static_cast<std::size_t>(o * row + off) * es, s + static_cast<std::size_t>(o * chunk) * es,
+                  static_cast<std::size_t>(chunk) * es);
+    off += chunk;
+  }
+  if (!rec.on()) return r;
+  return rec.record(std::make_unique<ConcatNode>(a, sizes), r);
+}
+
+Tensor stack(const std::vector<Tensor>& xs, int axis) {
+  if (xs.empty()) throw_error("tapegrad: stack: needs at least one tensor");
+  const int a = detail::normalize_axis(axis, xs[0].ndim() + 1, "stack");
+  std::vector<Tensor> ys;
+  ys.reserve(xs.size());
+  for (const Tensor& x : xs) {
+    if (x.shape() != xs[0].shape())
+      throw_error("tapegrad: stack: all tensors must have the same shape, not " + shape_str(xs[0].shape()) +
+                  " and " + shape_str(x.shape()));
+    ys.push_back(unsqueeze(x, a));
+  }
+  return concatenate(ys, a);
+}
+
+// --- matrix products ---------------------------------------------------------------------------
+
+namespace {
+
+// C[b] = op(A[b]) op(B[b]) over a batch: A is (batch_a..., r, c), and so on; the batch axes of
+// A and B broadcast to `batch`. op(A) is m x k, op(B) is k x n; C is (batch..., m, n).
+void batched_gemm(bool ta, bool tb, const Tensor& A, const Tensor& B, const Tensor& C, const Shape& batch,
+                  std::int64_t m, std::int64_t n, std::int64_t k) {
+  const std::size_t na = A.shape().size(), nb = B.shape().size();
+  const Shape ab(A.shape().begin(), A.shape().end() - 2), bb(B.shape().begin(), B.shape().end() - 2);
+  const std::int64_t lda = A.shape()[na - 1], ldb = B.shape()[nb - 1];
+  const std::int64_t sa = A.shape()[na - 2] * lda, sb = B.shape()[nb - 2] * ldb, sc = m * n;
+  if (C.numel() == 0) return;
+  if (k == 0) {
+    std::memset(C.raw_data(), 0, static_cast<std::size_t>(C.numel()) * dtype_size(C.dtype()));
+    return;
+  }
+  std::vector<std::int64_t> st_a = broadcast_strides(ab, batch), st_b = broadcast_strides(bb, batch);
+  for (auto& s : st_a) s *= sa;
+  for (auto& s : st_b) s *= sb;
+  std::vector<std::int64_t> st_c(batch.size(), 1);
+  for (std::size_t d = batch.size(); d-- > 1;) st_c[d - 1] = st_c[d] * batch[d];
+  for (auto& s : st_c) s *= sc;
+  TG_FLOAT_DISPATCH(C.dtype(), T, {
+    const T* ap = A.data<T>();
+    const T* bp = B.data<T>();
+    T* cp = C.data<T>();
+    for_each_row<3>(batch, {st_a, st_b, st_c},
+                    [&](const std::array<std::int64_t, 3>& o, std::int64_t len, const std::array<std::int64_t, 3>& in) {
+                      for (std::int64_t i = 0; i < len; ++i)
+                        detail::gemm(ta, tb, m, n, k, T(1), ap + o[0] + i * in[0], lda, bp + o[1] + i * in[1], ldb,
+                                        T(0), cp + o[2] + i * in[2], n);
+                    });
+  });
+}
+
+class MatmulNode final : public TNode {
+ public:
+  MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
+
+ protected:
+  void vjp(const Tensor& g) override {
+    const std::size_t na = a_.shape().size(), nb = b_.shape().size();
+    const std::int64_t m = a_.shape()[na - 2], k = a_.shape()[na - 1], n = b_.shape()[nb - 1];
+    Shape full = batch_;
+    if (needs(0)) {  // dA = dC B^T
+      full.resize(batch_.size());
+      full.push_back(m);
+      full.push_back(k);
+      Tensor ga = empty_tensor(full, g.dtype());
+      batched_gemm(false, true, g, b_, ga, batch_, m, k, n);
+      give(0, detail::sum_to(ga, a_.shape()));
+    }
+    if (needs(1)) {  // dB = A^T dC
+      full.resize(batch_.size());
+      full.push_back(k);
+      full.push_back(n);
+      Tensor gb = empty_tensor(full, g.dtype());
+      batched_gemm(true, false, a_, g, gb, batch_, k, n, m);
+      give(1, detail::sum_to(gb, b_.shape()));
+    }
+  }
+
+ private:
+  Tensor a_, b_;
+  Shape batch_;
+};
+
+// Both operands at least 2-d.
+Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
+  const Shape& as = a0.shape();
+  const Shape& bs = b0.shape();
+  const std::size_t na = as.size(), nb = bs.size();
+  if (as[na - 1] != bs[nb - 2])
+    throw_error("tapegrad: matmul: shapes " + shape_str(as) + " and " + shape_str(bs) + " do not match (" +
+                std::to_string(as[na - 1]) + " != " + std::to_string(bs[nb - 2]) + ")");
+  const Shape batch = broadcast_shapes(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2), "matmul");
+  Recorder rec({&a0, &b0}, "matmul");
+  const DType dt = arithmetic_dtype(a0.dtype(), b0.dtype());
+  const Tensor a = convert(a0, dt), b = convert(b0, dt);
+  const std::int64_t m = as[na - 2], k = as[na - 1], n = bs[nb - 1];
+  Shape shape = batch;
+  shape.push_back(m);
+  shape.push_back(n);
+  Tensor c = empty_tensor(shape, dt);
+  batched_gemm(false, false, a, b, c, batch, m, n, k);
+  if (!rec.on()) return c;
+  return rec.record(std::make_unique<MatmulNode>(a, b, batch), c);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (a.ndim() == 0 || b.ndim() == 0)
+    throw_error("tapegrad: matmul: operands must have at least one dimension, not shapes " + shape_str(a.shape()) +
+                " and " + shape_str(b.shape()) + " (use * for scalars)");
+  if (a.ndim() == 1 && b.ndim() == 1 && a.shape()[0] != b.shape()[0])
+    throw_error("tapegrad: matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " do not match");
+  const Tensor a2 = a.ndim() == 1 ? unsqueeze(a, 0) : a;
+  const Tensor b2 = b.ndim() == 1 ? unsqueeze(b, -1) : b;
+  Tensor c = matmul_nd(a2, b2);
+  if (a.ndim() == 1 && b.ndim() == 1) return reshape(c, {});
+  if (a.ndim() == 1) return squeeze(c, Axes(-2));
+  if (b.ndim() == 1) return squeeze(c, Axes(-1));
+  return c;
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  if (a.ndim() != 1 || b.ndim() != 1)
+    throw_error("tapegrad: dot: needs two 1-d tensors, not shapes " + shape_str(a.shape()) + " and " +
+                shape_str(b.shape()) + " (use matmul)");
+  return matmul(a, b);
+}
+
+Tensor outer(const Tensor& a, const Tensor& b) { return reshape(a, {-1, 1}) * reshape(b, {1, -1}); }
+
+}  // namespace tapegrad

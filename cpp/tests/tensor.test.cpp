@@ -1,0 +1,331 @@
+// tapegrad::Tensor: every tensor op's gradient against central finite differences in double,
+// over shapes with broadcasting, empty and 0-d tensors; autograd semantics; errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tapegrad/tapegrad.hpp"
+
+using namespace tapegrad;
+
+namespace {
+
+Tensor random_tensor(const Shape& shape, std::mt19937& rng, double lo = -2.0, double hi = 2.0) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(static_cast<std::size_t>(shape_numel(shape)));
+  for (double& e : v) e = u(rng);
+  return Tensor::from_values(v, shape);
+}
+
+// The loss sum(w * f(xs)) with fixed random weights w, as a double (no recording).
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+double weighted(const Fn& f, const std::vector<Tensor>& xs, const Tensor& w) {
+  NoGrad ng;
+  return sum(f(xs) * w).item();
+}
+
+// Checks the gradient of sum(w * f(xs)) w.r.t. every input against 5-point central differences.
+void check_gradients(const std::string& what, const Fn& f, std::vector<Tensor> xs, double tol = 1e-6) {
+  INFO(what);
+  std::mt19937 rng(7);
+  for (Tensor& x : xs) x.requires_grad_(true);
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor y = f(xs);
+  const Tensor w = random_tensor(y.shape(), rng, 0.5, 1.5);
+  Tensor loss = sum(y * w);
+  loss.backward();
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    Tensor& x = xs[k];
+    double* p = x.data<double>();
+    const Tensor g = x.grad();
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const double x0 = p[i];
+      const double h = 1e-4 * std::fmax(1.0, std::fabs(x0));
+      auto at = [&](double t) {
+        p[i] = t;
+        const double r = weighted(f, xs, w);
+        p[i] = x0;
+        return r;
+      };
+      const double fd = (-at(x0 + 2 * h) + 8 * at(x0 + h) - 8 * at(x0 - h) + at(x0 - 2 * h)) / (12 * h);
+      const double got = g.defined() ? g.data<double>()[i] : 0.0;
+      INFO("input " << k << " element " << i << " of shape " << shape_str(x.shape()) << ": got " << got
+                    << ", finite differences " << fd);
+      CHECK(std::fabs(got - fd) <= tol * std::fmax(1.0, std::fabs(fd)));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the example: x*x*3 + 2 at 2 has gradient 12") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({2.0}, {1});
+  x.requires_grad_();
+  Tensor z = x * x * 3.0 + 2.0;
+  z.backward();
+  CHECK(z.item() == 14.0);
+  CHECK(x.grad().item() == 12.0);
+}
+
+TEST_CASE("every elementwise op of the table, with broadcasting") {
+  std::mt19937 rng(1);
+#define TAPEGRAD_UNARY(Name, name, f, dx)                                                              \
+  {                                                                                                     \
+    const bool positive = std::string(#name) == "log" || std::string(#name) == "sqrt";                  \
+    const bool unit = std::string(#name) == "asin" || std::string(#name) == "acos" ||                   \
+                      std::string(#name) == "log1p";                                                    \
+    const double lo = positive ? 0.2 : (unit ? -0.8 : -1.5), hi = unit ? 0.8 : 1.5;                     \
+    check_gradients(#name, [](const std::vector<Tensor>& v) { return tapegrad::name(v[0]); },          \
+                    {random_tensor({2, 3}, rng, lo, hi)});                                              \
+  }
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
+  {                                                                                                      \
+    const double lo = std::string(#name) == "pow" ? 0.3 : -1.5;                                          \
+    check_gradients(#name " (2,3) x (3,)",                                                               \
+                    [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },            \
+                    {random_tensor({2, 3}, rng, lo, 1.5), random_tensor({3}, rng, 0.4, 1.5)});          \
+    check_gradients(#name " (4,1) x (1,2)",                                                              \
+                    [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },            \
+                    {random_tensor({4, 1}, rng, 0.3, 1.5), random_tensor({1, 2}, rng, 0.4, 1.5)});      \
+    check_gradients(#name " with a double",                                                              \
+                    [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], 0.7); },             \
+                    {random_tensor({3}, rng, 0.3, 1.5)});                                                \
+    check_gradients(#name " double first",                                                               \
+                    [](const std::vector<Tensor>& v) { return tapegrad::name(1.3, v[0]); },             \
+                    {random_tensor({3}, rng, 0.3, 1.5)});                                                \
+  }
+#include "tapegrad/ops.def"
+}
+
+TEST_CASE("reductions over all axes, some axes, keepdims") {
+  std::mt19937 rng(2);
+  using V = std::vector<Tensor>;
+  check_gradients("sum all", [](const V& v) { return sum(v[0]); }, {random_tensor({2, 3, 4}, rng)});
+  check_gradients("sum axis 1", [](const V& v) { return sum(v[0], 1); }, {random_tensor({2, 3, 4}, rng)});
+  check_gradients("sum axes 0,2 keepdims", [](const V& v) { return sum(v[0], {0, -1}, true); },
+                  {random_tensor({2, 3, 4}, rng)});
+  check_gradients("mean axis -1", [](const V& v) { return mean(v[0], -1); }, {random_tensor({2, 3}, rng)});
+  check_gradients("max axis 0", [](const V& v) { return amax(v[0], 0); }, {random_tensor({4, 3}, rng)});
+  check_gradients("min all", [](const V& v) { return amin(v[0]); }, {random_tensor({4, 3}, rng)});
+  check_gradients("prod axis 1", [](const V& v) { return prod(v[0], 1); }, {random_tensor({3, 4}, rng)});
+  check_gradients("var axis 0 ddof 1", [](const V& v) { return var(v[0], 0, 1); }, {random_tensor({5, 2}, rng)});
+  check_gradients("std all", [](const V& v) { return tapegrad::std(v[0]); }, {random_tensor({5, 2}, rng)});
+  check_gradients("logsumexp axis 1", [](const V& v) { return logsumexp(v[0], 1); }, {random_tensor({3, 4}, rng)});
+  check_gradients("softmax", [](const V& v) { return softmax(v[0], -1); }, {random_tensor({3, 4}, rng)});
+  check_gradients("softmax axis 0", [](const V& v) { return softmax(v[0], 0); }, {random_tensor({3, 4}, rng)});
+  check_gradients("log_softmax", [](const V& v) { return log_softmax(v[0], 1); }, {random_tensor({3, 4}, rng)});
+}
+
+TEST_CASE("prod with zeros: the gradient is the product of the others") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({2.0, 0.0, 3.0, 0.0, 0.0, 5.0, 1.0, 2.0, 4.0}, {3, 3});
+  x.requires_grad_();
+  sum(prod(x, 1)).backward();
+  const std::vector<double> g = x.grad().to_vector();
+  CHECK(g == std::vector<double>{0.0, 6.0, 0.0, 0.0, 0.0, 0.0, 8.0, 4.0, 2.0});
+}
+
+TEST_CASE("max shares the gradient between ties, as torch.amax") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({1.0, 3.0, 3.0, 2.0}, {4});
+  x.requires_grad_();
+  amax(x).backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{0.0, 0.5, 0.5, 0.0});
+}
+
+TEST_CASE("matmul: 2-d, 1-d, batched with broadcasting; dot, outer") {
+  std::mt19937 rng(3);
+  using V = std::vector<Tensor>;
+  auto mm = [](const V& v) { return matmul(v[0], v[1]); };
+  check_gradients("(3,4)@(4,2)", mm, {random_tensor({3, 4}, rng), random_tensor({4, 2}, rng)});
+  check_gradients("(4,)@(4,2)", mm, {random_tensor({4}, rng), random_tensor({4, 2}, rng)});
+  check_gradients("(3,4)@(4,)", mm, {random_tensor({3, 4}, rng), random_tensor({4}, rng)});
+  check_gradients("(4,)@(4,)", mm, {random_tensor({4}, rng), random_tensor({4}, rng)});
+  check_gradients("(2,3,4)@(4,2)", mm, {random_tensor({2, 3, 4}, rng), random_tensor({4, 2}, rng)});
+  check_gradients("(2,1,3,4)@(3,4,5)", mm, {random_tensor({2, 1, 3, 4}, rng), random_tensor({3, 4, 5}, rng)});
+  check_gradients("dot", [](const V& v) { return dot(v[0], v[1]); }, {random_tensor({5}, rng), random_tensor({5}, rng)});
+  check_gradients("outer", [](const V& v) { return outer(v[0], v[1]); },
+                  {random_tensor({3}, rng), random_tensor({2}, rng)});
+  // values: [[1,2],[3,4]] @ [[5,6],[7,8]] = [[19,22],[43,50]]
+  Tensor c = matmul(Tensor::from_values({1, 2, 3, 4}, {2, 2}), Tensor::from_values({5, 6, 7, 8}, {2, 2}));
+  CHECK(c.to_vector() == std::vector<double>{19, 22, 43, 50});
+  Tensor cf = matmul(Tensor::from_values({1, 2, 3, 4}, {2, 2}, DType::Float32),
+                     Tensor::from_values({5, 6, 7, 8}, {2, 2}, DType::Float32));
+  CHECK(cf.dtype() == DType::Float32);
+  CHECK(cf.to_vector() == std::vector<double>{19, 22, 43, 50});
+  CHECK_THROWS_WITH_AS(matmul(Tensor::zeros({2, 3}), Tensor::zeros({2, 3})),
+                       "tapegrad: matmul: shapes (2, 3) and (2, 3) do not match (3 != 2)", Error);
+}
+
+TEST_CASE("shape ops: reshape, transpose, squeeze, unsqueeze, broadcast_to") {
+  std::mt19937 rng(4);
+  using V = std::vector<Tensor>;
+  check_gradients("reshape", [](const V& v) { return reshape(v[0], {3, -1}); }, {random_tensor({2, 3, 2}, rng)});
+  check_gradients("transpose", [](const V& v) { return transpose(v[0]); }, {random_tensor({2, 3, 4}, rng)});
+  check_gradients("permute", [](const V& v) { return permute(v[0], {1, 2, 0}); }, {random_tensor({2, 3, 4}, rng)});
+  check_gradients("squeeze", [](const V& v) { return squeeze(v[0]); }, {random_tensor({1, 3, 1}, rng)});
+  check_gradients("unsqueeze", [](const V& v) { return unsqueeze(v[0], -1); }, {random_tensor({3}, rng)});
+  check_gradients("broadcast_to", [](const V& v) { return broadcast_to(v[0], {2, 3, 4}); },
+                  {random_tensor({3, 1}, rng)});
+  Tensor t = transpose(Tensor::from_values({1, 2, 3, 4, 5, 6}, {2, 3}));
+  CHECK(t.shape() == Shape{3, 2});
+  CHECK(t.to_vector() == std::vector<double>{1, 4, 2, 5, 3, 6});
+}
+
+TEST_CASE("indexing: take (with repeats), strided slices, concatenate, stack, where, clip") {
+  std::mt19937 rng(5);
+  using V = std::vector<Tensor>;
+  const Tensor idx = Tensor::from_values({0, 2, 2, -1, 0}, {5}, DType::Int64);
+  check_gradients("take", [idx](const V& v) { return take(v[0], idx); }, {random_tensor({2, 2}, rng)});
+  check_gradients("slice step -2", [](const V& v) { return slice(v[0], 1, 4, -10, -2); }, {random_tensor({2, 5}, rng)});
+  check_gradients("slice 1:", [](const V& v) { return slice(v[0], 0, 1, 100); }, {random_tensor({4}, rng)});
+  check_gradients("concatenate", [](const V& v) { return concatenate({v[0], v[1]}, 1); },
+                  {random_tensor({2, 1}, rng), random_tensor({2, 3}, rng)});
+  check_gradients("stack", [](const V& v) { return stack({v[0], v[1]}, 1); },
+                  {random_tensor({2, 3}, rng), random_tensor({2, 3}, rng)});
+  const Tensor cond = Tensor::from_values({1, 0, 1}, {3}, DType::Bool);
+  check_gradients("where", [cond](const V& v) { return where(cond, v[0], v[1]); },
+                  {random_tensor({2, 3}, rng), random_tensor({1}, rng)});
+  check_gradients("clip", [](const V& v) { return clip(v[0], -0.5, 0.5); }, {random_tensor({6}, rng)});
+
+  Tensor x = Tensor::from_values({1, 2, 3}, {3});
+  x.requires_grad_();
+  {
+    Tape tape;
+    ScopedTape scope(tape);
+    sum(take(x, Tensor::from_values({1, 1, 1, 0}, {4}, DType::Int64))).backward();
+  }
+  CHECK(x.grad().to_vector() == std::vector<double>{1, 3, 0});
+  CHECK_THROWS_AS(take(x, Tensor::from_values({3}, {1}, DType::Int64)), IndexError);
+  CHECK(slice(Tensor::arange(0, 10), 0, 8, 1, -3).to_vector() == std::vector<double>{8, 5, 2});
+}
+
+TEST_CASE("empty and 0-d tensors") {
+  std::mt19937 rng(6);
+  using V = std::vector<Tensor>;
+  check_gradients("0-d exp", [](const V& v) { return exp(v[0]) * v[0]; }, {random_tensor({}, rng)});
+  check_gradients("0-d with (2,)", [](const V& v) { return v[0] * v[1]; },
+                  {random_tensor({}, rng), random_tensor({2}, rng)});
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor e = Tensor::zeros({0, 3});
+  e.requires_grad_();
+  Tensor s = sum(exp(e) * 2.0);
+  CHECK(s.item() == 0.0);
+  s.backward();
+  CHECK(e.grad().shape() == Shape{0, 3});
+  CHECK(sum(Tensor::zeros({0})).item() == 0.0);
+  CHECK_THROWS_AS(amax(Tensor::zeros({0})), Error);
+}
+
+TEST_CASE("float32: same results as float64 to float precision; promotion") {
+  std::mt19937 rng(8);
+  Tensor a = random_tensor({4, 5}, rng), b = random_tensor({5, 3}, rng);
+  Tensor af = astype(a, DType::Float32), bf = astype(b, DType::Float32);
+  CHECK(af.dtype() == DType::Float32);
+  CHECK((af * 2.0).dtype() == DType::Float32);  // a double is a weak scalar
+  CHECK((af + a).dtype() == DType::Float64);    // NumPy's promotion
+  CHECK((af + Tensor::ones({1}, DType::Int64)).dtype() == DType::Float64);  // as NumPy
+  CHECK((af + Tensor::ones({1}, DType::Bool)).dtype() == DType::Float32);
+  af.requires_grad_();
+  a.requires_grad_();
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor lf = sum(softmax(tanh(matmul(af, bf)), 1) * 3.0);
+  Tensor l = sum(softmax(tanh(matmul(a, b)), 1) * 3.0);
+  lf.backward();
+  l.backward();
+  CHECK(af.grad().dtype() == DType::Float32);
+  const auto g32 = af.grad().to_vector(), g64 = a.grad().to_vector();
+  for (std::size_t i = 0; i < g32.size(); ++i) CHECK(std::fabs(g32[i] - g64[i]) <= 1e-5 * std::fmax(1.0, std::fabs(g64[i])));
+}
+
+TEST_CASE("autograd semantics: accumulation, retain_grad, detach, no_grad, seeds, Var mixing") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({1.0, 2.0}, {2});
+  x.requires_grad_();
+  Tensor y = x * x;
+  y.retain_grad();
+  Tensor z = sum(y);
+  z.backward();
+  z.backward();  // accumulates again
+  CHECK(x.grad().to_vector() == std::vector<double>{4.0, 8.0});
+  CHECK(y.grad().to_vector() == std::vector<double>{2.0, 2.0});
+  x.zero_grad();
+  CHECK(!x.grad().defined());
+
+  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("pass gradient="), Error);
+  y.backward(Tensor::from_values({1.0, 10.0}, {2}));
+  CHECK(x.grad().to_vector() == std::vector<double>{2.0, 40.0});
+
+  Tensor d = x.detach();
+  CHECK(!d.requires_grad());
+  CHECK(d.raw_data() == x.raw_data());
+  {
+    NoGrad ng;
+    Tensor w = x * 2.0;
+    CHECK(!w.requires_grad());
+  }
+  // A Var mixes with tensors as a 0-d tensor; its gradient reaches the Var.
+  Var v = 3.0;
+  Tensor m = sum(x * v);  // v * (1 + 2)
+  x.zero_grad();
+  m.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{3.0, 3.0});
+  CHECK(tape.adjoint(v.index()) == 3.0);
+}
+
+TEST_CASE("stale results raise; values stay readable; leaves are recorded again") {
+  Tensor x = Tensor::from_values({1.0, 2.0}, {2});
+  x.requires_grad_();
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor y = x * 3.0;
+  tape.clear();
+  CHECK(y.to_vector() == std::vector<double>{3.0, 6.0});
+  CHECK_THROWS_WITH_AS(y * 2.0, doctest::Contains("stale"), Error);
+  CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({2})), doctest::Contains("stale"), Error);
+  Tensor z = sum(x * x);  // the leaf is recorded on the rewound tape afresh
+  z.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{2.0, 4.0});
+}
+
+TEST_CASE("collect() keeps tensors that roots reach and drops the rest") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({1.0, 2.0}, {2});
+  x.requires_grad_();
+  for (int i = 0; i < 10; ++i) (void)(x * 2.0);  // dead results
+  Tensor y = sum(x * x);
+  const std::uint32_t root = tape.add_root(y.impl().rec, nullptr, false);
+  tape.collect();
+  CHECK(tape.stats().nodes == 3);  // the leaf, x * x, the sum
+  y.impl().rec = tape.root_record(root);
+  y.impl().gen = tape.generation();
+  y.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{2.0, 4.0});
+}
+
+TEST_CASE("errors name the op and both shapes") {
+  CHECK_THROWS_WITH_AS(Tensor::zeros({2, 3}) + Tensor::zeros({4}),
+                       "tapegrad: add: shapes (2, 3) and (4,) cannot be broadcast together", Error);
+  CHECK_THROWS_WITH_AS(reshape(Tensor::zeros({2, 3}), {4}),
+                       "tapegrad: reshape: cannot reshape a tensor of shape (2, 3) (6 elements) into (4,)", Error);
+  CHECK_THROWS_AS(sum(Tensor::zeros({2}), 1), Error);
+  Tensor i = Tensor::zeros({2}, DType::Int64);
+  CHECK_THROWS_WITH_AS(i.requires_grad_(), "tapegrad: only float32 and float64 tensors can require grad, not int64",
+                       Error);
+  CHECK_THROWS_WITH_AS(Tensor::zeros({2}).data<float>(), "tapegrad: data<float32>() on a tensor of dtype float64",
+                       Error);
+}
