@@ -124,9 +124,12 @@ def test_every_op_is_a_function_and_a_method():
     for name, _arity in tg.op_table:
         assert callable(getattr(tg, name)), name
         assert callable(getattr(tg.Var, name)), name
+        assert callable(getattr(tg.Tensor, name)), name
         assert name in tg.__all__
-    assert tg.minimum is tg.min
-    assert tg.maximum is tg.max
+    # min/max with two arguments are elementwise (the table's ops); with one, reductions.
+    a, b = tg.Var(1.0), tg.Var(2.0)
+    assert tg.min(a, b).data == tg.minimum(a, b).data == 1.0
+    assert tg.max(a, b).data == tg.maximum(a, b).data == 2.0
 
 
 # --- unary ops ----------------------------------------------------------------------------

@@ -414,14 +414,15 @@ def test_bad_operands_raise_type_error():
         _ = x + 1j
     with pytest.raises(TypeError):
         _ = x + [1.0]
-    with pytest.raises(TypeError, match=r"tapegrad\.exp: expected a Var or a real number, got str"):
+    with pytest.raises(TypeError, match=r"tapegrad\.exp: expected a Var, a Tensor, an array or a real number, got str"):
         tg.exp("a")
-    with pytest.raises(TypeError, match=r"tapegrad\.pow: expected a Var or a real number, got str"):
+    with pytest.raises(TypeError, match=r"tapegrad\.pow: expected a Var, a Tensor, an array or a real number, got str"):
         tg.pow(x, "a")
-    with pytest.raises(TypeError, match=r"tapegrad\.atan2: expected a Var or a real number, got list"):
-        tg.atan2([1.0], x)
-    with pytest.raises(TypeError, match=r"tapegrad\.min: expected a Var or a real number, got NoneType"):
+    with pytest.raises(TypeError, match=r"tapegrad\.min: expected a Var, a Tensor, an array or a real number, "
+                                        r"got NoneType"):
         tg.min(None, 1.0)
+    # A list with a Var is array arithmetic: a Tensor (the Var enters as a 0-d tensor).
+    assert isinstance(tg.atan2([1.0], x), tg.Tensor)
     with pytest.raises(TypeError, match=r"takes 2 arguments \(1 given\)"):
         tg.pow(x)
     with pytest.raises(TypeError, match=r"tapegrad\.pow: expected a Var or a real number, got str"):

@@ -42,6 +42,16 @@ struct ActiveTape {
 ActiveTape active_tape();
 void set_active_tape(PyObject* obj, PyTape* tape);
 
+/// The Var type, for the tensor bindings: is `o` a Var; its value; the tape of a non-leaf
+/// Var that takes part in differentiation ({nullptr, nullptr} otherwise; throws if stale);
+/// its record on tape t (a leaf is recorded there), or kNone if it has no gradient.
+bool is_var_object(PyObject* o);
+double var_value(PyObject* o);
+ActiveTape var_tape(PyObject* o);
+std::uint32_t var_record_on(PyObject* o, ActiveTape t);
+/// Where the Var module functions send arguments that are not Vars or numbers.
+void set_tensor_ops(PyObject* module);
+
 /// Registers tapegrad.Var (and its functions) on the module. Returns 0, or -1 with an error.
 int register_var(PyObject* module);
 

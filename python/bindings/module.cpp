@@ -7,12 +7,14 @@ namespace py = pybind11;
 
 namespace tgpy {
 void register_tape(py::module_& m);
+void register_tensor(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "tapegrad's compiled core (use the tapegrad package)";
   tgpy::register_tape(m);
   if (tgpy::register_var(m.ptr()) < 0) throw py::error_already_set();
+  tgpy::register_tensor(m);
 
   // The op table, for tests and introspection: (name, arity) of each primitive.
   py::list ops;

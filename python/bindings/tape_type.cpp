@@ -61,6 +61,7 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
             d["records"] = s.records;
             d["constants"] = s.constants;
             d["roots"] = s.roots;
+            d["nodes"] = s.nodes;
             d["bytes_in_use"] = s.bytes_in_use;
             d["adjoint_bytes"] = s.adjoint_bytes;
             d["bytes_reserved"] = s.bytes_reserved;

@@ -45,6 +45,7 @@ struct VarObject {
 
 PyTypeObject VarType = {PyVarObject_HEAD_INIT(nullptr, 0)};
 PyObject* g_numbers_real = nullptr;  // numbers.Real, for NumPy scalars and friends
+PyObject* g_tensor_ops = nullptr;    // tapegrad._core.tensor_ops (set by register_tensor)
 
 inline bool is_var(PyObject* o) { return Py_TYPE(o) == &VarType; }
 
@@ -214,7 +215,7 @@ PyObject* new_result(ActiveTape t, std::uint32_t rec, double z) {
   return reinterpret_cast<PyObject*>(r);
 }
 
-inline bool needs_grad(const VarObject* v) { return v && (v->flags & kRequiresGrad); }
+inline bool needs_grad(const VarObject* v) { return v && (v->flags & kRequiresGrad) && tapegrad::grad_enabled(); }
 
 // --- the ops -----------------------------------------------------------------------------
 
@@ -288,14 +289,41 @@ PyObject* type_error(const char* fn, PyObject* o) {
   return nullptr;
 }
 
-// Module functions: tapegrad.exp(x) for a Var or a plain number (a float comes back).
+// The tensor version of a module function (tapegrad._core.tensor_ops.<name>): arguments
+// that are neither Vars nor numbers (Tensors, arrays, lists) go there.
+PyObject* tensor_function(PyObject* const* args, Py_ssize_t nargs, const char* name) {
+  for (Py_ssize_t i = 0; i < nargs; ++i) {
+    PyObject* o = args[i];
+    double unused;
+    if (is_var(o) || PyObject_CheckBuffer(o) || PyList_Check(o) || PyTuple_Check(o)) continue;
+    const int r = as_double(o, &unused);
+    if (r < 0) return nullptr;
+    if (r == 0) {
+      PyErr_Format(PyExc_TypeError, "tapegrad.%s: expected a Var, a Tensor, an array or a real number, got %.100s",
+                   name, Py_TYPE(o)->tp_name);
+      return nullptr;
+    }
+  }
+  if (!g_tensor_ops) {
+    PyErr_Format(PyExc_TypeError, "tapegrad.%s: expected a Var or a real number", name);
+    return nullptr;
+  }
+  PyObject* f = PyObject_GetAttrString(g_tensor_ops, name);
+  if (!f) return nullptr;
+  PyObject* r = PyObject_Vectorcall(f, args, static_cast<std::size_t>(nargs), nullptr);
+  Py_DECREF(f);
+  return r;
+}
+
+// Module functions: tapegrad.exp(x) for a Var or a plain number (a float comes back); other
+// arguments (Tensors, arrays) go to the tensor version.
 template <Op op>
 PyObject* unary_function(PyObject*, PyObject* x) {
   if (is_var(x)) return unary<op>(reinterpret_cast<VarObject*>(x));
   double v;
   const int r = as_double(x, &v);
   if (r < 0) return nullptr;
-  if (r == 0) return type_error(tapegrad::op_info(op).name, x);
+  if (r == 0) return tensor_function(&x, 1, tapegrad::op_info(op).name);
   return PyFloat_FromDouble(forward1<op>(v));
 }
 
@@ -311,14 +339,14 @@ PyObject* binary_function(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     for (int i = 0; i < 2; ++i) {
       const int r = as_double(args[i], i ? &y : &x);
       if (r < 0) return nullptr;
-      if (r == 0) return type_error(name, args[i]);
+      if (r == 0) return tensor_function(args, 2, name);
     }
     return PyFloat_FromDouble(forward2<op>(x, y));
   }
   PyObject* out = binary<op>(args[0], args[1]);
   if (out == Py_NotImplemented) {
     Py_DECREF(out);
-    return type_error(name, is_var(args[0]) ? args[1] : args[0]);
+    return tensor_function(args, 2, name);
   }
   return out;
 }
@@ -599,6 +627,28 @@ PyMethodDef module_functions[] = {
 };
 
 }  // namespace
+
+bool is_var_object(PyObject* o) { return is_var(o); }
+
+void set_tensor_ops(PyObject* module) {
+  Py_XINCREF(module);
+  Py_XSETREF(g_tensor_ops, module);
+}
+
+double var_value(PyObject* o) { return reinterpret_cast<VarObject*>(o)->data; }
+
+ActiveTape var_tape(PyObject* o) {
+  auto* v = reinterpret_cast<VarObject*>(o);
+  if (!needs_grad(v) || (v->flags & kLeaf)) return {nullptr, nullptr};
+  if (!has_live_root(v)) throw_stale();
+  return {v->tape_obj, v->tape};
+}
+
+std::uint32_t var_record_on(PyObject* o, ActiveTape t) {
+  auto* v = reinterpret_cast<VarObject*>(o);
+  if (!needs_grad(v)) return Tape::kNone;
+  return operand_record(v, t.obj, t.tape);
+}
 
 int register_var(PyObject* module) {
   PyObject* numbers = PyImport_ImportModule("numbers");

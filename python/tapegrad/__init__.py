@@ -2,8 +2,11 @@
 
 ``Var`` is a scalar that records the operations applied to it; ``backward()`` runs one
 native reverse sweep over the tape. ``Value`` is the same type under micrograd's name.
+``Tensor`` is an n-d array (float32, float64; int64 and bool for indices and masks) on the
+same tape, with PyTorch's autograd semantics and NumPy's names, broadcasting and indexing.
 Every op of the C++ op table is a function here (``tapegrad.exp(x)``, ``tapegrad.pow(x, y)``,
-...) and a method of ``Var`` (``x.exp()``); the functions also take plain numbers.
+...) and a method of ``Var`` and ``Tensor`` (``x.exp()``); the functions also take plain
+numbers and arrays.
 """
 
 from __future__ import annotations
@@ -11,19 +14,82 @@ from __future__ import annotations
 import os as _os
 
 from . import _core
-from ._core import Tape, Var, active_tape, op_table
+from ._core import Tape, Tensor, Var, active_tape, gemm_backend, op_table
 
 __version__: str = _core.__version__
+
+
+def _load_blas() -> None:
+    """matmul runs on OpenBLAS from the scipy-openblas32 wheel (a dependency); without it,
+    on tapegrad's portable kernel (``tapegrad.gemm_backend()`` says which)."""
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return
+    lib_dir, name = scipy_openblas32.get_lib_dir(), scipy_openblas32.get_library()
+    for file in (f"lib{name}.so", f"lib{name}.dylib", f"{name}.dll", f"lib{name}.dll"):
+        path = _os.path.join(lib_dir, file)
+        if _os.path.exists(path):
+            _core._use_blas(path, "scipy_")
+            return
+
+
+_load_blas()
 
 Value = Var
 
 # One function per op of the table: neg, exp, log, ..., add, sub, mul, div, pow, atan2, min, max.
 for _name, _arity in op_table:
     globals()[_name] = getattr(_core, _name)
-maximum = _core.max
-minimum = _core.min
 
 from . import nn  # noqa: E402
+from ._tensor import (  # noqa: E402
+    amax,
+    amin,
+    arange,
+    bool_,
+    broadcast_to,
+    clip,
+    concatenate,
+    dot,
+    enable_grad,
+    expand_dims,
+    eye,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    full_like,
+    int64,
+    is_grad_enabled,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    no_grad,
+    ones,
+    ones_like,
+    outer,
+    permute,
+    prod,
+    reshape,
+    softmax,
+    squeeze,
+    stack,
+    std,
+    sum,
+    tensor,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+    zeros,
+    zeros_like,
+)
 
 
 def get_cmake_dir() -> str:
@@ -37,6 +103,11 @@ def get_include() -> str:
 
 
 __all__ = [
-    "Tape", "Var", "Value", "active_tape", "op_table", "nn", "maximum", "minimum",
-    "get_cmake_dir", "get_include", *[name for name, _ in op_table],
+    "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "nn", "get_cmake_dir", "get_include",
+    "gemm_backend", *[name for name, _ in op_table],
+    "amax", "amin", "arange", "bool_", "broadcast_to", "clip", "concatenate", "dot", "enable_grad",
+    "expand_dims", "eye", "float32", "float64", "from_numpy", "full", "full_like", "int64", "is_grad_enabled",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones",
+    "ones_like", "outer", "permute", "prod", "reshape", "softmax", "squeeze", "stack", "std", "sum", "tensor",
+    "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
 ]

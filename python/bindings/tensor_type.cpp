@@ -1,0 +1,674 @@
+// tapegrad.Tensor: conversion between Python objects and tapegrad::Tensor, and the same
+// memory policy as Var (results are roots of their tape; the tape is cleared when its last
+// live result dies). Semantics live in cpp/src/tensor*.cpp.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <dlfcn.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core.hpp"
+
+namespace py = pybind11;
+using tapegrad::Axes;
+using tapegrad::DType;
+using tapegrad::Shape;
+using tapegrad::Tape;
+using tapegrad::Tensor;
+
+namespace tgpy {
+namespace {
+
+// A Python Tensor: the C++ handle, plus a root on its tape when it is a recorded result (so
+// that collect() keeps its graph and the tape is not cleared while it lives).
+struct PyTensor {
+  Tensor t;
+  PyObject* tape_obj = nullptr;  // strong reference while rooted
+  PyTape* tape = nullptr;
+  std::uint32_t root = Tape::kNone;
+  std::uint32_t epoch = 0;
+
+  explicit PyTensor(Tensor x) : t(std::move(x)) {}
+  PyTensor(const PyTensor&) = delete;
+  PyTensor& operator=(const PyTensor&) = delete;
+  ~PyTensor() {
+    release();
+    Py_XDECREF(tape_obj);
+  }
+  bool live_root() const { return tape && root != Tape::kNone && epoch == tape->tape.epoch(); }
+  // The record may have moved (collect()): refresh the handle from the root.
+  const Tensor& sync() {
+    if (live_root()) {
+      tapegrad::TensorImpl& i = t.impl();
+      i.rec = tape->tape.root_record(root);
+      i.gen = tape->tape.generation();
+    }
+    return t;
+  }
+  void release() {
+    if (live_root()) {
+      Tape& tp = tape->tape;
+      tp.remove_root(root);
+      if (tp.live_nonleaf_roots() == 0) {
+        tp.clear();
+        tape->collect_at = PyTape::kMinCollect;
+      }
+    }
+    root = Tape::kNone;
+  }
+};
+
+py::handle g_tensor_type;  // the Python type of PyTensor
+py::object g_np_array;     // numpy.array
+
+inline PyTensor* as_pytensor(py::handle o) {
+  if (!py::isinstance(o, g_tensor_type)) return nullptr;
+  return &o.cast<PyTensor&>();
+}
+
+// --- dtypes -----------------------------------------------------------------------------------
+
+py::dtype numpy_dtype(DType d) {
+  switch (d) {
+    case DType::Bool: return py::dtype("bool");
+    case DType::Int64: return py::dtype("int64");
+    case DType::Float32: return py::dtype("float32");
+    case DType::Float64: return py::dtype("float64");
+  }
+  return py::dtype("float64");
+}
+
+// The tensor dtype for a NumPy dtype: float16 widens to float32, other integers to int64;
+// complex and object arrays are refused.
+DType tensor_dtype(const py::dtype& dt) {
+  const char kind = dt.kind();
+  const auto size = dt.itemsize();
+  if (kind == 'b') return DType::Bool;
+  if (kind == 'i' || kind == 'u') return DType::Int64;
+  if (kind == 'f') return size <= 4 ? DType::Float32 : DType::Float64;
+  throw py::type_error("tapegrad: tensors hold float32, float64, int64 or bool, not " +
+                       std::string(py::str(dt)));
+}
+
+std::optional<DType> dtype_arg(const py::object& o) {
+  if (o.is_none()) return std::nullopt;
+  return tensor_dtype(py::dtype::from_args(o));
+}
+
+// --- conversion ------------------------------------------------------------------------------
+
+// Wraps a C-contiguous, writeable ndarray of a tensor dtype without copying; anything else is
+// converted (copied) first. `copy` forces a copy.
+Tensor tensor_from_array(py::handle obj, std::optional<DType> want, bool copy) {
+  py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array(g_np_array(obj));
+  const DType dt = want ? *want : tensor_dtype(a.dtype());
+  const py::dtype target = numpy_dtype(dt);
+  const bool ok = !copy && a.dtype().is(target) && (a.flags() & py::array::c_style) && a.writeable();
+  if (!ok) a = py::array(g_np_array(a, target, py::arg("copy") = true, py::arg("order") = "C"));
+  Shape shape(a.shape(), a.shape() + a.ndim());
+  void* data = a.mutable_data();
+  PyObject* owner = a.release().ptr();
+  return Tensor::from_blob(data, shape, dt, [owner] {
+    if (!Py_IsInitialized()) return;
+    py::gil_scoped_acquire gil;
+    Py_DECREF(owner);
+  });
+}
+
+// numpy.ndarray viewing t's memory; it keeps the memory (not the graph) alive.
+py::array to_numpy(const Tensor& t) {
+  const std::size_t es = tapegrad::dtype_size(t.dtype());
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides(shape.size());
+  py::ssize_t s = static_cast<py::ssize_t>(es);
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  auto* keep = new std::shared_ptr<void>(t.impl().storage);
+  py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<void>*>(p); });
+  return py::array(numpy_dtype(t.dtype()), shape, strides, t.raw_data(), base);
+}
+
+py::object g_real;  // numbers.Real
+bool is_number(py::handle o) {
+  return PyFloat_Check(o.ptr()) || PyLong_Check(o.ptr()) || PyObject_IsInstance(o.ptr(), g_real.ptr()) == 1;
+}
+
+// One op from Python: picks the tape (that of a recorded operand, else the active one),
+// converts the operands, and wraps the result (a root of its tape when recorded).
+class Call {
+ public:
+  explicit Call(std::initializer_list<py::handle> operands) {
+    for (py::handle o : operands) note(o);
+    begin();
+  }
+  explicit Call(const std::vector<py::handle>& operands) {
+    for (py::handle o : operands) note(o);
+    begin();
+  }
+
+  // A tensor operand; numbers become 0-d tensors of dtype `like` (weak scalars).
+  Tensor arg(py::handle o, DType like = DType::Float64) {
+    if (PyTensor* p = as_pytensor(o)) return p->sync();
+    if (is_var_object(o.ptr())) {
+      const std::uint32_t rec = var_record_on(o.ptr(), tape_);
+      Tensor t = tapegrad::detail::scalar_record_tensor(&tape_.tape->tape, rec, var_value(o.ptr()));
+      return tapegrad::is_floating(like) ? tapegrad::astype(t, like) : t;
+    }
+    if (PyFloat_Check(o.ptr()) || PyLong_Check(o.ptr()) || (!py::isinstance<py::array>(o) && is_number(o))) {
+      const double v = o.cast<double>();
+      const DType d = (PyLong_Check(o.ptr()) && !tapegrad::is_floating(like) && !PyBool_Check(o.ptr()))
+                          ? DType::Float64
+                          : (tapegrad::is_floating(like) ? like : DType::Float64);
+      return Tensor::full({}, v, d);
+    }
+    return tensor_from_array(o, std::nullopt, false);
+  }
+
+  py::object wrap(Tensor r) {
+    auto holder = std::make_unique<PyTensor>(std::move(r));
+    PyTensor& p = *holder;
+    const tapegrad::TensorImpl& i = p.t.impl();
+    if (i.requires_grad && !i.leaf && i.tape == &tape_.tape->tape) {
+      PyTape* pt = tape_.tape;
+      p.root = pt->tape.add_root(i.rec, nullptr, false);
+      p.epoch = pt->tape.epoch();
+      p.tape = pt;
+      Py_INCREF(tape_.obj);
+      p.tape_obj = tape_.obj;
+      pt->maybe_collect();
+      p.sync();
+    }
+    return py::cast(std::move(holder));
+  }
+
+ private:
+  void note(py::handle o) {
+    ActiveTape t{nullptr, nullptr};
+    if (PyTensor* p = as_pytensor(o)) {
+      if (p->t.requires_grad() && !p->t.is_leaf()) {
+        if (!p->live_root())
+          throw tapegrad::Error(
+              "tapegrad: this Tensor is stale: its tape was cleared after it was recorded (its value is "
+              "still readable; detach() it to use it as a constant)");
+        t = {p->tape_obj, p->tape};
+      }
+    } else if (is_var_object(o.ptr())) {
+      t = var_tape(o.ptr());
+    }
+    if (!t.tape) return;
+    if (chosen_.tape && chosen_.tape != t.tape)
+      throw tapegrad::Error("tapegrad: the operands were recorded on different tapes");
+    chosen_ = t;
+  }
+  void begin() {
+    tape_ = chosen_.tape ? chosen_ : active_tape();
+    if (!tape_.obj) throw py::error_already_set();
+    scope_.emplace(tape_.tape->tape);
+  }
+
+  ActiveTape chosen_{nullptr, nullptr};
+  ActiveTape tape_{nullptr, nullptr};
+  std::optional<tapegrad::ScopedTape> scope_;
+};
+
+DType like_of(py::handle a, py::handle b) {
+  if (PyTensor* p = as_pytensor(a)) return p->t.dtype();
+  if (PyTensor* p = as_pytensor(b)) return p->t.dtype();
+  return DType::Float64;
+}
+
+Axes axes_arg(const py::object& axis) {
+  if (axis.is_none()) return Axes();
+  if (py::isinstance<py::int_>(axis)) return Axes(axis.cast<int>());
+  return Axes(axis.cast<std::vector<int>>());
+}
+
+Shape shape_arg(const py::args& args) {
+  if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) return args[0].cast<Shape>();
+  return args.cast<Shape>();
+}
+
+Shape shape_of(const py::object& o) {
+  if (py::isinstance<py::int_>(o)) return Shape{o.cast<std::int64_t>()};
+  return o.cast<Shape>();
+}
+
+template <class F>
+py::object unary_call(py::handle x, F f) {
+  Call c({x});
+  return c.wrap(f(c.arg(x)));
+}
+
+template <class F>
+py::object binary_call(py::handle x, py::handle y, F f) {
+  Call c({x, y});
+  const DType like = like_of(x, y);
+  Tensor a = c.arg(x, like);
+  Tensor b = c.arg(y, like);
+  return c.wrap(f(a, b));
+}
+
+py::object do_backward(PyTensor& self, const py::object& gradient, const py::object& retain_graph,
+                       bool create_graph) {
+  (void)retain_graph;  // graphs are kept until their last result dies: always retained
+  if (create_graph)
+    throw py::value_error("tapegrad: create_graph=True (higher-order derivatives) is not supported yet");
+  const Tensor& t = self.sync();
+  if (t.requires_grad() && !t.is_leaf() && !self.live_root())
+    throw tapegrad::Error("tapegrad: backward() on a stale Tensor: its tape was cleared after it was recorded");
+  if (gradient.is_none()) {
+    t.backward();
+  } else {
+    Tensor g = as_pytensor(gradient) ? as_pytensor(gradient)->t : tensor_from_array(gradient, std::nullopt, false);
+    if (!tapegrad::is_floating(g.dtype())) g = tapegrad::astype(g, t.dtype());
+    t.backward(g);
+  }
+  return py::none();
+}
+
+// t op= other: in place, for tensors outside the graph (an optimiser step under no_grad).
+template <class F>
+py::object inplace(py::object self, py::handle other, F f) {
+  PyTensor& p = self.cast<PyTensor&>();
+  const bool recording = tapegrad::grad_enabled() && p.t.requires_grad();
+  if (recording && p.t.is_leaf())
+    throw tapegrad::Error(
+        "tapegrad: in-place change of a leaf that requires grad; do it under `with tapegrad.no_grad():`");
+  if (recording)
+    throw tapegrad::Error("tapegrad: in-place ops on recorded results are not supported; write y = y + ... instead");
+  Tensor r;
+  {
+    Call c({self, other});
+    r = f(p.t, c.arg(other, p.t.dtype()));
+  }
+  const Shape& s = p.t.shape();
+  if (r.shape() != s)
+    throw tapegrad::Error("tapegrad: in-place op: the result has shape " + tapegrad::shape_str(r.shape()) +
+                          " but the tensor has shape " + tapegrad::shape_str(s));
+  p.t.assign(r);
+  return self;
+}
+
+// --- OpenBLAS, loaded at run time --------------------------------------------------------------
+// The Python package depends on the scipy-openblas32 wheel and hands its library's path to
+// use_blas(); the C++ core has no link-time dependency on it. CBLAS enums: row-major 101,
+// no-transpose 111, transpose 112. scipy-openblas32 has 32-bit ints (and a scipy_ prefix).
+using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+using CblasDgemm = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int, double,
+                            double*, int);
+CblasSgemm g_cblas_sgemm = nullptr;
+CblasDgemm g_cblas_dgemm = nullptr;
+
+void blas_sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  g_cblas_sgemm(101, ta ? 112 : 111, tb ? 112 : 111, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c,
+                int(ldc));
+}
+void blas_dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
+                std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
+  g_cblas_dgemm(101, ta ? 112 : 111, tb ? 112 : 111, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c,
+                int(ldc));
+}
+
+void use_blas(const std::string& path, const std::string& prefix) {
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) throw tapegrad::Error(std::string("tapegrad: cannot load the BLAS library: ") + dlerror());
+  auto s = reinterpret_cast<CblasSgemm>(dlsym(h, (prefix + "cblas_sgemm").c_str()));
+  auto d = reinterpret_cast<CblasDgemm>(dlsym(h, (prefix + "cblas_dgemm").c_str()));
+  if (!s || !d) throw tapegrad::Error("tapegrad: " + path + " has no " + prefix + "cblas_sgemm/" + prefix + "cblas_dgemm");
+  g_cblas_sgemm = s;
+  g_cblas_dgemm = d;
+  tapegrad::set_gemm(&blas_sgemm, &blas_dgemm);
+  tapegrad::set_gemm_backend_name("openblas");
+}
+
+}  // namespace
+
+void register_tensor(py::module_& m) {
+  g_np_array = py::module_::import("numpy").attr("array");
+  g_real = py::module_::import("numbers").attr("Real");
+  py::module_ ops = m.def_submodule("tensor_ops", "Tensor versions of tapegrad's functions");
+  set_tensor_ops(ops.ptr());
+
+  py::class_<PyTensor> cls(m, "Tensor", py::buffer_protocol(), R"doc(
+An n-d array (float32, float64, int64 or bool) that records the operations applied to it.
+
+Create one with ``tapegrad.tensor(data, dtype=None, requires_grad=False)`` (copies) or
+``tapegrad.from_numpy(a)`` (shares memory). Results of operations on tensors that require
+grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as in PyTorch.
+)doc");
+  g_tensor_type = cls;
+
+  cls.def_buffer([](PyTensor& p) {
+    const Tensor& t = p.t;
+    const std::size_t es = tapegrad::dtype_size(t.dtype());
+    std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides(shape.size());
+    py::ssize_t s = static_cast<py::ssize_t>(es);
+    for (std::size_t d = shape.size(); d-- > 0;) {
+      strides[d] = s;
+      s *= shape[d];
+    }
+    const char* fmt = t.dtype() == DType::Bool ? "?" : t.dtype() == DType::Int64 ? "q" : t.dtype() == DType::Float32 ? "f" : "d";
+    return py::buffer_info(t.raw_data(), static_cast<py::ssize_t>(es), fmt, static_cast<py::ssize_t>(shape.size()),
+                           shape, strides);
+  });
+
+  cls.def_property_readonly("shape", [](const PyTensor& p) { return py::tuple(py::cast(p.t.shape())); })
+      .def_property_readonly("ndim", [](const PyTensor& p) { return p.t.ndim(); })
+      .def_property_readonly("size", [](const PyTensor& p) { return p.t.numel(); })
+      .def_property_readonly("dtype", [](const PyTensor& p) { return numpy_dtype(p.t.dtype()); })
+      .def_property_readonly("is_leaf", [](const PyTensor& p) { return p.t.is_leaf(); })
+      .def_property(
+          "requires_grad", [](const PyTensor& p) { return p.t.requires_grad(); },
+          [](PyTensor& p, bool on) { p.t.requires_grad_(on); })
+      .def_property(
+          "grad",
+          [](const PyTensor& p) -> py::object {
+            Tensor g = p.t.grad();
+            if (!g.defined()) return py::none();
+            return py::cast(std::make_unique<PyTensor>(g));
+          },
+          [](PyTensor& p, const py::object& g) {
+            if (g.is_none()) return p.t.set_grad(Tensor());
+            PyTensor* pg = as_pytensor(g);
+            p.t.set_grad(pg ? pg->t : tensor_from_array(g, p.t.dtype(), false));
+          })
+      .def_property(
+          "data", [](const PyTensor& p) { return py::cast(std::make_unique<PyTensor>(p.t.detach())); },
+          [](PyTensor& p, const py::object& v) {
+            PyTensor* pv = as_pytensor(v);
+            Tensor t = pv ? pv->t : tensor_from_array(v, p.t.dtype(), false);
+            if (t.raw_data() != p.t.raw_data()) p.t.assign(t);
+          })
+      .def("numpy", [](const PyTensor& p) { return to_numpy(p.t); },
+           "The values as a numpy.ndarray that shares this tensor's memory (no copy).")
+      .def("item", [](const PyTensor& p) -> py::object {
+        const double v = p.t.item();
+        if (p.t.dtype() == DType::Int64) return py::int_(static_cast<long long>(v));
+        if (p.t.dtype() == DType::Bool) return py::bool_(v != 0);
+        return py::float_(v);
+      }, "The single element as a Python number.")
+      .def("backward", &do_backward, py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(),
+           py::arg("create_graph") = false,
+           "Reverse sweep from this tensor: leaves that require grad accumulate into .grad. A "
+           "tensor with more than one element needs gradient= (d(loss)/d(this), its shape).")
+      .def("retain_grad", [](PyTensor& p) { p.t.retain_grad(); },
+           "Keep this result's gradient in .grad on the next backward().")
+      .def("requires_grad_", [](py::object self, bool on) {
+        self.cast<PyTensor&>().t.requires_grad_(on);
+        return self;
+      }, py::arg("requires_grad") = true)
+      .def("detach", [](const PyTensor& p) { return py::cast(std::make_unique<PyTensor>(p.t.detach())); },
+           "The same memory as a tensor outside the graph (requires_grad=False).")
+      .def("zero_grad", [](PyTensor& p) { p.t.zero_grad(); }, "Drop the accumulated gradient (.grad becomes None).")
+      .def("clone", [](py::handle self) { return unary_call(self, [](const Tensor& x) { return x.clone(); }); })
+      .def("astype", [](py::handle self, const py::object& dt) {
+        const DType d = tensor_dtype(py::dtype::from_args(dt));
+        return unary_call(self, [d](const Tensor& x) { return tapegrad::astype(x, d); });
+      })
+      .def("__len__", [](const PyTensor& p) {
+        if (p.t.ndim() == 0) throw py::type_error("len() of a 0-d tensor");
+        return p.t.shape()[0];
+      })
+      .def("__float__", [](const PyTensor& p) { return p.t.item(); })
+      .def("__int__", [](const PyTensor& p) { return static_cast<long long>(p.t.item()); })
+      .def("__bool__", [](const PyTensor& p) {
+        if (p.t.numel() != 1)
+          throw py::value_error("the truth value of a tensor with more than one element is ambiguous; use .any() or .all()");
+        return p.t.item() != 0.0;
+      })
+      ;
+
+  // Operators: Tensor, Var, number, ndarray or list on either side.
+#define TG_BINOP(pyname, rpyname, fn)                                                                        \
+  cls.def(pyname, [](py::handle a, py::handle b) {                                                            \
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return fn(x, y); });                       \
+  }, py::is_operator());                                                                                      \
+  cls.def(rpyname, [](py::handle a, py::handle b) {                                                           \
+    return binary_call(b, a, [](const Tensor& x, const Tensor& y) { return fn(x, y); });                       \
+  }, py::is_operator());
+  TG_BINOP("__add__", "__radd__", tapegrad::add)
+  TG_BINOP("__sub__", "__rsub__", tapegrad::sub)
+  TG_BINOP("__mul__", "__rmul__", tapegrad::mul)
+  TG_BINOP("__truediv__", "__rtruediv__", tapegrad::div)
+  TG_BINOP("__pow__", "__rpow__", tapegrad::pow)
+  TG_BINOP("__matmul__", "__rmatmul__", tapegrad::matmul)
+#undef TG_BINOP
+#define TG_CMP(pyname, fn)                                                                        \
+  cls.def(pyname, [](py::handle a, py::handle b) {                                                 \
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::fn(x, y); }); \
+  }, py::is_operator());
+  TG_CMP("__lt__", less)
+  TG_CMP("__le__", less_equal)
+  TG_CMP("__gt__", greater)
+  TG_CMP("__ge__", greater_equal)
+  TG_CMP("__eq__", equal)
+  TG_CMP("__ne__", not_equal)
+#undef TG_CMP
+#define TG_INPLACE(pyname, fn)                                                                     \
+  cls.def(pyname, [](py::object self, py::handle b) {                                               \
+    return inplace(self, b, [](const Tensor& x, const Tensor& y) { return tapegrad::fn(x, y); });   \
+  }, py::is_operator());
+  TG_INPLACE("__iadd__", add)
+  TG_INPLACE("__isub__", sub)
+  TG_INPLACE("__imul__", mul)
+  TG_INPLACE("__itruediv__", div)
+#undef TG_INPLACE
+  cls.def("__neg__", [](py::handle a) { return unary_call(a, [](const Tensor& x) { return tapegrad::neg(x); }); });
+  cls.def("__pos__", [](py::handle a) { return py::reinterpret_borrow<py::object>(a); });
+  cls.def("__abs__", [](py::handle a) { return unary_call(a, [](const Tensor& x) { return tapegrad::abs(x); }); });
+
+  // Every op of the table: a method and a function of tensor_ops.
+#define TAPEGRAD_UNARY(Name, name, f, dx)                                                          \
+  cls.def(#name, [](py::handle a) {                                                                 \
+    return unary_call(a, [](const Tensor& x) { return tapegrad::name(x); });                        \
+  });                                                                                                \
+  ops.def(#name, [](py::handle a) {                                                                 \
+    return unary_call(a, [](const Tensor& x) { return tapegrad::name(x); });                        \
+  });
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                      \
+  cls.def(#name, [](py::handle a, py::handle b) {                                                    \
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::name(x, y); }); \
+  });                                                                                                 \
+  ops.def(#name, [](py::handle a, py::handle b) {                                                    \
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::name(x, y); }); \
+  });
+#include "tapegrad/ops.def"
+
+  // --- reductions (methods and functions) ---------------------------------------------------
+#define TG_REDUCE(name, call)                                                                                    \
+  {                                                                                                               \
+    auto f = [](py::handle x, const py::object& axis, bool keepdims) {                                            \
+      const Axes ax = axes_arg(axis);                                                                             \
+      return unary_call(x, [&](const Tensor& t) { return call(t, ax, keepdims); });                               \
+    };                                                                                                            \
+    cls.def(name, f, py::arg("axis") = py::none(), py::arg("keepdims") = false);                                 \
+    ops.def(name, f, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);                   \
+  }
+  TG_REDUCE("sum", tapegrad::sum)
+  TG_REDUCE("mean", tapegrad::mean)
+  TG_REDUCE("amax", tapegrad::amax)
+  TG_REDUCE("amin", tapegrad::amin)
+  TG_REDUCE("prod", tapegrad::prod)
+  TG_REDUCE("logsumexp", tapegrad::logsumexp)
+#undef TG_REDUCE
+  {
+    auto vf = [](py::handle x, const py::object& axis, int ddof, bool keepdims) {
+      const Axes ax = axes_arg(axis);
+      return unary_call(x, [&](const Tensor& t) { return tapegrad::var(t, ax, ddof, keepdims); });
+    };
+    auto sf = [](py::handle x, const py::object& axis, int ddof, bool keepdims) {
+      const Axes ax = axes_arg(axis);
+      return unary_call(x, [&](const Tensor& t) { return tapegrad::std(t, ax, ddof, keepdims); });
+    };
+    cls.def("var", vf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
+    cls.def("std", sf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
+    ops.def("var", vf, py::arg("x"), py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
+    ops.def("std", sf, py::arg("x"), py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
+    auto smf = [](py::handle x, int axis) {
+      return unary_call(x, [axis](const Tensor& t) { return tapegrad::softmax(t, axis); });
+    };
+    auto lsmf = [](py::handle x, int axis) {
+      return unary_call(x, [axis](const Tensor& t) { return tapegrad::log_softmax(t, axis); });
+    };
+    cls.def("softmax", smf, py::arg("axis") = -1);
+    cls.def("log_softmax", lsmf, py::arg("axis") = -1);
+    ops.def("softmax", smf, py::arg("x"), py::arg("axis") = -1);
+    ops.def("log_softmax", lsmf, py::arg("x"), py::arg("axis") = -1);
+  }
+
+  // --- shapes and linear algebra -----------------------------------------------------------
+  cls.def("reshape", [](py::handle self, const py::args& args) {
+    const Shape s = shape_arg(args);
+    return unary_call(self, [&](const Tensor& t) { return tapegrad::reshape(t, s); });
+  });
+  auto transpose_m = [](py::handle self, const py::args& args) {
+    std::vector<int> axes;
+    if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) axes = args[0].cast<std::vector<int>>();
+    else axes = args.cast<std::vector<int>>();
+    return unary_call(self, [&](const Tensor& t) { return tapegrad::transpose(t, axes); });
+  };
+  cls.def("transpose", transpose_m);
+  cls.def("permute", transpose_m);
+  cls.def_property_readonly("T", [](py::handle self) {
+    return unary_call(self, [](const Tensor& t) { return tapegrad::transpose(t); });
+  });
+  auto squeeze_f = [](py::handle x, const py::object& axis) {
+    const Axes ax = axes_arg(axis);
+    return unary_call(x, [&](const Tensor& t) { return tapegrad::squeeze(t, ax); });
+  };
+  auto unsqueeze_f = [](py::handle x, int axis) {
+    return unary_call(x, [axis](const Tensor& t) { return tapegrad::unsqueeze(t, axis); });
+  };
+  auto broadcast_f = [](py::handle x, const py::object& shape) {
+    const Shape s = shape_of(shape);
+    return unary_call(x, [&](const Tensor& t) { return tapegrad::broadcast_to(t, s); });
+  };
+  cls.def("squeeze", squeeze_f, py::arg("axis") = py::none());
+  cls.def("unsqueeze", unsqueeze_f, py::arg("axis"));
+  cls.def("expand_dims", unsqueeze_f, py::arg("axis"));
+  cls.def("broadcast_to", broadcast_f, py::arg("shape"));
+  cls.def("flatten", [](py::handle self) {
+    return unary_call(self, [](const Tensor& t) { return tapegrad::reshape(t, {-1}); });
+  });
+  ops.def("squeeze", squeeze_f, py::arg("x"), py::arg("axis") = py::none());
+  ops.def("unsqueeze", unsqueeze_f, py::arg("x"), py::arg("axis"));
+  ops.def("expand_dims", unsqueeze_f, py::arg("x"), py::arg("axis"));
+  ops.def("broadcast_to", broadcast_f, py::arg("x"), py::arg("shape"));
+  ops.def("reshape", [](py::handle x, const py::object& shape) {
+    const Shape s = shape_of(shape);
+    return unary_call(x, [&](const Tensor& t) { return tapegrad::reshape(t, s); });
+  }, py::arg("x"), py::arg("shape"));
+  auto transpose_f = [](py::handle x, const py::object& axes) {
+    const std::vector<int> ax = axes.is_none() ? std::vector<int>{} : axes.cast<std::vector<int>>();
+    return unary_call(x, [&](const Tensor& t) { return tapegrad::transpose(t, ax); });
+  };
+  ops.def("transpose", transpose_f, py::arg("x"), py::arg("axes") = py::none());
+  ops.def("permute", transpose_f, py::arg("x"), py::arg("axes"));
+  ops.def("matmul", [](py::handle a, py::handle b) {
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::matmul(x, y); });
+  });
+  ops.def("dot", [](py::handle a, py::handle b) {
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::dot(x, y); });
+  });
+  cls.def("dot", [](py::handle a, py::handle b) {
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::dot(x, y); });
+  });
+  ops.def("outer", [](py::handle a, py::handle b) {
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::outer(x, y); });
+  });
+  ops.def("clip", [](py::handle x, double lo, double hi) {
+    return unary_call(x, [&](const Tensor& t) { return tapegrad::clip(t, lo, hi); });
+  }, py::arg("x"), py::arg("a_min"), py::arg("a_max"));
+  cls.def("clip", [](py::handle x, double lo, double hi) {
+    return unary_call(x, [&](const Tensor& t) { return tapegrad::clip(t, lo, hi); });
+  }, py::arg("a_min"), py::arg("a_max"));
+  ops.def("where", [](py::handle cond, py::handle a, py::handle b) {
+    Call c({cond, a, b});
+    const DType like = like_of(a, b);
+    Tensor ct = c.arg(cond), at = c.arg(a, like), bt = c.arg(b, like);
+    return c.wrap(tapegrad::where(ct, at, bt));
+  });
+  auto seq_f = [](const py::sequence& xs, int axis, bool stack) {
+    std::vector<py::handle> hs;
+    for (py::handle h : xs) hs.push_back(h);
+    Call c(hs);
+    DType like = DType::Float64;
+    for (py::handle h : hs)
+      if (PyTensor* p = as_pytensor(h)) like = p->t.dtype();
+    std::vector<Tensor> ts;
+    for (py::handle h : hs) ts.push_back(c.arg(h, like));
+    return c.wrap(stack ? tapegrad::stack(ts, axis) : tapegrad::concatenate(ts, axis));
+  };
+  ops.def("concatenate", [seq_f](const py::sequence& xs, int axis) { return seq_f(xs, axis, false); },
+          py::arg("tensors"), py::arg("axis") = 0);
+  ops.def("stack", [seq_f](const py::sequence& xs, int axis) { return seq_f(xs, axis, true); },
+          py::arg("tensors"), py::arg("axis") = 0);
+
+  // --- indexing primitives (tapegrad/_tensor.py parses the key) -----------------------------
+  ops.def("_take", [](py::handle x, py::handle index) {
+    Call c({x});
+    Tensor t = c.arg(x);
+    PyTensor* pi = as_pytensor(index);
+    Tensor idx = pi ? pi->t : tensor_from_array(index, DType::Int64, false);
+    return c.wrap(tapegrad::take(t, idx));
+  });
+  ops.def("_strided", [](py::handle x, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& step,
+                         const Shape& shape) {
+    return unary_call(x, [&](const Tensor& t) { return tapegrad::strided(t, start, step, shape); });
+  });
+
+  // --- creation ----------------------------------------------------------------------------------
+  auto make = [](const py::object& data, const py::object& dtype, bool requires_grad) {
+    std::optional<DType> dt = dtype_arg(dtype);
+    Tensor t;
+    if (PyTensor* p = as_pytensor(data)) {
+      t = tensor_from_array(to_numpy(p->t), dt ? *dt : p->t.dtype(), true);
+    } else if (is_var_object(data.ptr())) {
+      t = Tensor::full({}, var_value(data.ptr()), dt ? *dt : DType::Float64);
+    } else {
+      t = tensor_from_array(data, dt, true);
+    }
+    if (requires_grad) t.requires_grad_(true);
+    return std::make_unique<PyTensor>(std::move(t));
+  };
+  m.def("tensor", make, py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false,
+        "A tensor holding a copy of data (a number, nested lists, an ndarray or a Tensor).");
+  cls.def(py::init(make), py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
+  m.def("from_numpy", [](const py::array& a) {
+    return py::cast(std::make_unique<PyTensor>(tensor_from_array(a, std::nullopt, false)));
+  }, py::arg("array"),
+     "A tensor sharing the ndarray's memory. Arrays that are not C-contiguous, are read-only, "
+     "or hold another dtype are copied (float16 -> float32, other integers -> int64).");
+  m.def("_full", [](const py::object& shape, double value, const py::object& dtype, bool requires_grad) {
+    Tensor t = Tensor::full(shape_of(shape), value, dtype_arg(dtype).value_or(DType::Float64));
+    if (requires_grad) t.requires_grad_(true);
+    return py::cast(std::make_unique<PyTensor>(std::move(t)));
+  });
+  m.def("_arange", [](double start, double stop, double step, const py::object& dtype) {
+    return py::cast(std::make_unique<PyTensor>(Tensor::arange(start, stop, step, dtype_arg(dtype).value_or(DType::Float64))));
+  });
+  m.def("_eye", [](std::int64_t n, std::int64_t k, const py::object& dtype) {
+    return py::cast(std::make_unique<PyTensor>(Tensor::eye(n, k, dtype_arg(dtype).value_or(DType::Float64))));
+  });
+  m.def("is_grad_enabled", &tapegrad::grad_enabled, "Whether operations are recorded (see no_grad).");
+  m.def("_set_grad_enabled", &tapegrad::set_grad_enabled);
+  m.def("gemm_backend", &tapegrad::gemm_backend, "Which matrix-product kernel matmul uses.");
+  m.def("_use_blas", &use_blas, py::arg("path"), py::arg("prefix"));
+
+  // Exceptions: IndexError for indices out of range (the rest are RuntimeError, as for Var).
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const tapegrad::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    }
+  });
+}
+
+}  // namespace tgpy
