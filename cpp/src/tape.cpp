@@ -117,6 +117,7 @@ std::uint32_t Tape::push_constant_slow(double c) {
 
 std::uint32_t Tape::push_node(std::unique_ptr<Node> node) {
   if (nodes_.size() >= kNone) throw Error("tapegrad: too many tensor records on one tape");
+  node_bytes_pushed_ += node->bytes();
   nodes_.push_back(std::move(node));
   try {
     return push(Op::Node, static_cast<std::uint32_t>(nodes_.size() - 1), 0, 0.0);
@@ -126,8 +127,15 @@ std::uint32_t Tape::push_node(std::unique_ptr<Node> node) {
   }
 }
 
+std::size_t Tape::node_bytes() const noexcept {
+  std::size_t b = 0;
+  for (const auto& n : nodes_) b += n->bytes();
+  return b;
+}
+
 void Tape::clear() noexcept {
   nodes_.clear();  // releases what tensor records held (values, leaves)
+  node_bytes_pushed_ = 0;
   size_ = 0;
   nconst_ = 0;
   adjoint_size_ = 0;
@@ -316,6 +324,7 @@ void Tape::collect() {
   size_ = k;
   nconst_ = kc;
   nodes_.resize(kn);  // destroys the nodes of dropped records
+  node_bytes_pushed_ = 0;
   for (Root& r : roots_)
     if (r.rec != kNone) r.rec = m[r.rec];
   // Removed sinks that no surviving leaf record refers to can be reused.

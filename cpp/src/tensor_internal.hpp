@@ -57,6 +57,9 @@ class TNode : public Node {
     return in_.data();
   }
   void reset_grad() noexcept final { grad_ = Tensor(); }
+  std::size_t bytes() const noexcept final {
+    return out_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0;
+  }
 
   /// Adds `g` into this node's output gradient (from a consumer's vjp).
   void add_grad(const Tensor& g);

@@ -47,6 +47,18 @@ void strided_copy(const Tensor& src, std::int64_t src_base, const std::vector<st
   (void)es;
 }
 
+// Whether a slice of shape `s`, read with element strides `st` from a contiguous tensor of
+// shape `in`, is one contiguous run of its memory.
+bool contiguous_run(const Shape& in, const Shape& s, const std::vector<std::int64_t>& st) {
+  const auto cs = cstrides(in);
+  std::size_t d = 0;
+  while (d < s.size() && s[d] == 1) ++d;                    // leading single-element axes
+  if (d < s.size() && st[d] != cs[d]) return false;         // the first longer axis: step 1
+  for (std::size_t e = d + 1; e < s.size(); ++e)
+    if (s[e] != in[e] || st[e] != cs[e]) return false;      // the rest: whole axes
+  return true;
+}
+
 class ReshapeNode final : public TNode {
  public:
   explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
@@ -109,6 +121,19 @@ class StridedNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
+    // A slice that is one contiguous block (x[1:], x[2:5, :]): zeros around one copy.
+    if (contiguous_block(g.shape())) {
+      Tensor gx = empty_tensor(in_shape_, g.dtype());
+      const std::size_t es = dtype_size(g.dtype());
+      char* d = static_cast<char*>(gx.raw_data());
+      const std::size_t before = static_cast<std::size_t>(base_) * es, inside = static_cast<std::size_t>(g.numel()) * es;
+      const std::size_t total = static_cast<std::size_t>(gx.numel()) * es;
+      std::memset(d, 0, before);
+      std::memcpy(d + before, g.raw_data(), inside);
+      std::memset(d + before + inside, 0, total - before - inside);
+      give(0, gx);
+      return;
+    }
     Tensor gx = Tensor::zeros(in_shape_, g.dtype());
     TG_FLOAT_DISPATCH(g.dtype(), T, {
       T* d = gx.data<T>() + base_;
@@ -120,6 +145,8 @@ class StridedNode final : public TNode {
     });
     give(0, gx);
   }
+
+  bool contiguous_block(const Shape& s) const { return contiguous_run(in_shape_, s, strides_); }
 
  private:
   Shape in_shape_;
@@ -293,8 +320,15 @@ Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const st
     st[d] = step[d] * xs[d];
   }
   Recorder rec({&x}, "getitem");
-  Tensor r = empty_tensor(shape, x.dtype());
-  if (!empty) strided_copy(x, base, st, r, shape);
+  Tensor r;
+  if (!empty && contiguous_run(x.shape(), shape, st)) {
+    // One contiguous run of x (x[1:], x[2], x[3:5, :]): a view of x's memory, as NumPy's.
+    r = view_as_shape(x, shape);
+    r.impl().data = static_cast<char*>(x.raw_data()) + static_cast<std::size_t>(base) * dtype_size(x.dtype());
+  } else {
+    r = empty_tensor(shape, x.dtype());
+    if (!empty) strided_copy(x, base, st, r, shape);
+  }
   if (!rec.on()) return r;
   if (empty) base = 0;
   return rec.record(std::make_unique<StridedNode>(x.shape(), base, st), r);

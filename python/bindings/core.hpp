@@ -16,17 +16,29 @@ struct PyTape {
   // tape is cleared (O(1)); while Vars live, it is collected (mark-compact from the live
   // Vars) each time it doubles past the size it had after the last collection.
   static constexpr std::uint32_t kMinCollect = 1u << 18;
+  // Tensor records are few but large: the tape is also collected when the values of the
+  // tensor records pushed since the last collection pass max(128 MiB, what was live then).
+  static constexpr std::size_t kMinCollectBytes = std::size_t(128) << 20;
 
   tapegrad::Tape tape;
   std::uint32_t collect_at = kMinCollect;
+  std::size_t collect_bytes_at = kMinCollectBytes;
   PyObject* previous_obj = nullptr;  // the tape active before __enter__ (strong reference)
   PyTape* previous = nullptr;
   bool entered = false;
   unsigned long entered_by = 0;  // the thread that opened the `with` block
 
+  /// After a clear(): the policy starts afresh.
+  void reset_policy() {
+    collect_at = kMinCollect;
+    collect_bytes_at = kMinCollectBytes;
+  }
+
   void maybe_collect() {
-    if (tape.size() >= collect_at) {
+    if (tape.size() >= collect_at || tape.node_bytes_pushed() >= collect_bytes_at) {
       tape.collect();
+      const std::size_t live = tape.node_bytes();
+      collect_bytes_at = live > kMinCollectBytes ? live : kMinCollectBytes;
       const std::uint64_t next = 2ull * tape.size();
       collect_at = next > kMinCollect ? (next > 0xF0000000ull ? 0xF0000000u : std::uint32_t(next)) : kMinCollect;
     }

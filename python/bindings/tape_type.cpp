@@ -51,7 +51,7 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
       .def(py::init<>())
       .def("clear", [](PyTape& t) {
             t.tape.clear();
-            t.collect_at = PyTape::kMinCollect;
+            t.reset_policy();
           }, "Rewind to empty in O(1), keeping the memory. Non-leaf Vars on it become stale.")
       .def("collect", [](PyTape& t) { t.tape.collect(); },
            "Compact now: keep only the records that live Vars reach.")

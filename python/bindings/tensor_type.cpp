@@ -55,7 +55,7 @@ struct PyTensor {
       tp.remove_root(root);
       if (tp.live_nonleaf_roots() == 0) {
         tp.clear();
-        tape->collect_at = PyTape::kMinCollect;
+        tape->reset_policy();
       }
     }
     root = Tape::kNone;

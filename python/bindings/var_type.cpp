@@ -108,7 +108,7 @@ void release_root(VarObject* v) {
     t.remove_root(v->root);
     if (!(v->flags & kLeaf) && t.live_nonleaf_roots() == 0) {
       t.clear();
-      v->tape->collect_at = PyTape::kMinCollect;
+      v->tape->reset_policy();
     }
   }
   v->root = Tape::kNone;

@@ -52,6 +52,8 @@ class Node {
   virtual std::uint32_t* inputs(std::size_t& count) noexcept = 0;
   /// Drops any gradient a sweep left (a sweep interrupted by an exception).
   virtual void reset_grad() noexcept = 0;
+  /// The bytes this record keeps alive (its value), for memory policies: see node_bytes().
+  virtual std::size_t bytes() const noexcept { return 0; }
 };
 
 /// What a tape holds, as `Tape::stats()` reports it.
@@ -113,6 +115,11 @@ class Tape {
   std::uint32_t push_node(std::unique_ptr<Node> node);
   /// The Node of record i (which must be an Op::Node record).
   Node& node(std::uint32_t i) const noexcept { return *nodes_[records_[i].a]; }
+  /// Bytes that Node records pushed since the last clear() or collect() keep alive (a
+  /// collection policy looks at it: a few tensor records can hold gigabytes).
+  std::size_t node_bytes_pushed() const noexcept { return node_bytes_pushed_; }
+  /// Bytes that all Node records on the tape keep alive now (O(number of nodes)).
+  std::size_t node_bytes() const noexcept;
 
   std::uint32_t size() const noexcept { return size_; }
   const Record& record(std::uint32_t i) const noexcept { return records_[i]; }
@@ -202,6 +209,7 @@ class Tape {
 
   std::vector<std::uint32_t> scratch_;  // collect()'s marks and remap
   std::vector<std::unique_ptr<Node>> nodes_;  // the Node objects of Op::Node records
+  std::size_t node_bytes_pushed_ = 0;
 
   std::vector<double*> sinks_;            // null: removed (or free)
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to

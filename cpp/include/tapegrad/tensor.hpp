@@ -152,6 +152,7 @@ class Tensor {
 
   TensorImpl& impl() const;
   const std::shared_ptr<TensorImpl>& impl_ptr() const noexcept { return p_; }
+  std::shared_ptr<TensorImpl>& impl_ptr_ref() noexcept { return p_; }
   bool same(const Tensor& o) const noexcept { return p_ == o.p_; }
 
  private:
