@@ -7,11 +7,15 @@ cd "$(dirname "$0")/.."
 root=$PWD
 jobs=${JOBS:-2}
 
-# C++ test framework: doctest, from Debian's packages.
-if [ ! -f /usr/include/doctest/doctest.h ]; then
+# From Debian's packages: the C++ test framework (doctest) and a CBLAS (OpenBLAS), so that
+# the C++ suite tests matmul on a real BLAS as well as on the portable kernel.
+need=()
+[ -f /usr/include/doctest/doctest.h ] || need+=(doctest-dev)
+ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 || need+=(libopenblas-dev)
+if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq doctest-dev
+  $sudo apt-get install -y -qq "${need[@]}"
 fi
 
 # Python: a fresh virtual environment with the package (an ordinary, isolated build), the
@@ -33,12 +37,15 @@ echo "== pytest"
 (cd tests && "$root/$py" -m pytest -q -p no:cacheprovider)
 
 echo "== C++ tests (Release)"
-cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$root/build/cpp-install" >/dev/null
+cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BLAS=ON \
+  -DCMAKE_INSTALL_PREFIX="$root/build/cpp-install" >/dev/null
 cmake --build build/cpp -j "$jobs"
 ctest --test-dir build/cpp --output-on-failure --no-tests=error -j "$jobs"
 
 echo "== C++ tests under AddressSanitizer + UBSan"
-cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_BUILD_BENCH=OFF >/dev/null
+# (the portable matmul kernel here, so that both kernels are tested)
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_BUILD_BENCH=OFF \
+  -DTAPEGRAD_BLAS=OFF >/dev/null
 cmake --build build/asan -j "$jobs"
 ctest --test-dir build/asan --output-on-failure --no-tests=error -j "$jobs"
 

@@ -219,7 +219,7 @@ Tensor view_as_shape(const Tensor& x, const Shape& shape) {
   impl->data = x.impl().data;
   impl->dtype = x.dtype();
   impl->shape = shape;
-  impl->numel = x.numel();
+  impl->numel = shape_numel(shape);  // x's, or fewer (a view of a contiguous run)
   return Tensor(std::move(impl));
 }
 

@@ -39,7 +39,7 @@ namespace tapegrad::detail {
 
 /// A tensor of `shape` and `dtype` with fresh (uninitialised) memory: not recorded.
 Tensor empty_tensor(const Shape& shape, DType dtype);
-/// The same data viewed with another shape (same numel): shares memory, not recorded.
+/// x's memory (from its start) viewed with another shape of at most x's numel: not recorded.
 Tensor view_as_shape(const Tensor& x, const Shape& shape);
 /// x converted to dtype (x itself if it has it already): not recorded.
 Tensor convert(const Tensor& x, DType dtype);
