@@ -272,6 +272,17 @@ where = _ops.where
 clip = _ops.clip
 
 
+def _reduce(t: Tensor) -> Any:
+    """Pickling keeps the values (a copy) and, for a leaf, requires_grad; never the graph."""
+    return (_core.tensor, (t.numpy().copy(), None, t.requires_grad and t.is_leaf))
+
+
+def _format(t: Tensor, spec: str) -> str:
+    if t.ndim == 0 and spec:
+        return format(t.item(), spec)
+    return format(_repr(t), spec)
+
+
 def _tensor_max(t: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     return _ops.amax(t, axis, keepdims)
 
@@ -289,6 +300,8 @@ def _install() -> None:
     T.tolist = _tolist
     T.max = _tensor_max
     T.min = _tensor_min
+    T.__reduce__ = _reduce
+    T.__format__ = _format
     T.__hash__ = object.__hash__  # by identity (== is elementwise), as torch.Tensor
     T.__array_ufunc__ = None  # NumPy defers: ndarray + Tensor calls Tensor.__radd__
     T.__array_priority__ = 1000
