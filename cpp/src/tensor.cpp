@@ -215,6 +215,7 @@ Tensor empty_tensor(const Shape& shape, DType dtype) {
 
 Tensor view_as_shape(const Tensor& x, const Shape& shape) {
   auto impl = std::make_shared<TensorImpl>();
+  impl->version = version_of(x);  // views of the same memory share its version
   impl->storage = x.impl().storage;
   impl->data = x.impl().data;
   impl->dtype = x.dtype();
@@ -273,8 +274,11 @@ class LeafNode final : public TNode {
       }
       return;
     }
-    accumulate_into(p.grad, gd);
+    accumulate_into(p.grad, gd, true);
   }
+
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
 
  public:
   static Tensor clone_values(const Tensor& x) {
@@ -282,16 +286,18 @@ class LeafNode final : public TNode {
     std::memcpy(r.raw_data(), x.raw_data(), static_cast<std::size_t>(x.numel()) * dtype_size(x.dtype()));
     return r;
   }
-  // grad += g: in place when grad's memory is its own, else into a new tensor.
-  static void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g) {
-    if (grad->storage.use_count() == 1 && grad.use_count() == 1) {
+  // grad += g: in place when `always` (a leaf's .grad, as PyTorch does) or when grad's
+  // memory is its own (a gradient in flight may be shared between two inputs), else into a
+  // new tensor.
+  static void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool always = false) {
+    if (always || (grad->storage.use_count() == 1 && grad.use_count() == 1)) {
       const std::int64_t n = grad->numel;
       TG_FLOAT_DISPATCH(grad->dtype, T, {
         T* a = grad->ptr<T>();
         const T* b = g.data<T>();
         for (std::int64_t i = 0; i < n; ++i) a[i] += b[i];
       });
-      ++grad->version;
+      ++grad->version_counter();
     } else {
       NoGrad ng;
       grad = add(Tensor(grad), g).impl_ptr();
@@ -306,6 +312,8 @@ class LeafNode final : public TNode {
 class ScalarNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override { give(0, g); }
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
 };
 }  // namespace
 
@@ -361,6 +369,20 @@ void TNode::add_grad(const Tensor& g) {
   grad_ = Tensor(std::move(mine));
 }
 
+void TNode::stamp(const std::vector<const Tensor*>& inputs, const Tensor& out) {
+  if (saves_inputs())
+    for (const Tensor* t : inputs) {
+      auto c = version_of(*t);
+      const std::uint64_t v = *c;
+      saved_.push_back(Saved{std::move(c), v});
+    }
+  if (saves_output()) {
+    auto c = version_of(out);
+    const std::uint64_t v = *c;
+    saved_.push_back(Saved{std::move(c), v});
+  }
+}
+
 void TNode::give(std::size_t k, const Tensor& gk) {
   const std::uint32_t rec = in_[k];
   if (rec == Tape::kNone) return;
@@ -381,6 +403,11 @@ void TNode::give(std::size_t k, const Tensor& gk) {
 
 void TNode::backward(Tape& tape) {
   if (!grad_.defined()) return;
+  for (const Saved& sv : saved_)
+    if (*sv.counter != sv.version)
+      throw_error("tapegrad: a tensor this gradient needs was modified by an in-place operation after it was recorded "
+                  "(its version is " + std::to_string(*sv.counter) + ", the graph saved version " +
+                  std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
   Tensor g = std::move(grad_);
   grad_ = Tensor();
   if (out_ && out_->retains_grad) {
@@ -431,6 +458,7 @@ Tensor Recorder::record(std::unique_ptr<TNode> node, Tensor out) {
   for (std::size_t k = 0; k < inputs_.size(); ++k)
     node->in_[k] = inputs_[k]->requires_grad() ? record_of(*inputs_[k], *tape_) : Tape::kNone;
   node->out_ = out.impl_ptr();
+  node->stamp(inputs_, out);
   const std::uint32_t rec = tape_->push_node(std::move(node));
   TensorImpl& p = out.impl();
   p.leaf = false;
@@ -627,7 +655,7 @@ void Tensor::backward(const Tensor& gradient) const {
     // A leaf's gradient is the seed itself (as in PyTorch).
     Tensor g = detail::LeafNode::clone_values(detail::convert(gradient, p.dtype));
     if (!p.grad) p.grad = g.impl_ptr();
-    else detail::LeafNode::accumulate_into(p.grad, g);
+    else detail::LeafNode::accumulate_into(p.grad, g, true);
     return;
   }
   if (p.gen != p.tape->generation()) detail::throw_unusable_tensor(*this);
@@ -646,7 +674,7 @@ void Tensor::assign(const Tensor& values) {
                 shape_str(p.shape));
   Tensor v = detail::convert(values, p.dtype);
   std::memmove(p.data, v.raw_data(), static_cast<std::size_t>(p.numel) * dtype_size(p.dtype));
-  ++p.version;
+  ++p.version_counter();
   // Its records hold the old values: record it afresh on next use.
   if (p.leaf) p.gen = 0;
 }
@@ -661,7 +689,7 @@ void Tensor::sgd_step(double lr) {
     const T s = static_cast<T>(lr);
     for (std::int64_t i = 0; i < n; ++i) a[i] -= s * g[i];
   });
-  ++p.version;
+  ++p.version_counter();
   if (p.leaf) p.gen = 0;
 }
 

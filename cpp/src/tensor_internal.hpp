@@ -57,12 +57,18 @@ class TNode : public Node {
     return in_.data();
   }
   void reset_grad() noexcept final { grad_ = Tensor(); }
+  // The value, plus an estimate of what a record costs besides it (this object, its
+  // vectors, the output's TensorImpl, shape and control blocks: about 1 KiB measured).
+  static constexpr std::size_t kOverhead = 1024;
   std::size_t bytes() const noexcept final {
-    return out_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0;
+    return kOverhead + (out_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0);
   }
 
   /// Adds `g` into this node's output gradient (from a consumer's vjp).
   void add_grad(const Tensor& g);
+  /// Notes the version of the values this node's rule reads (see saves_inputs/_output),
+  /// so that backward() can refuse values changed in place since.
+  void stamp(const std::vector<const Tensor*>& inputs, const Tensor& out);
 
   std::vector<std::uint32_t> in_;     // input records (Tape::kNone: a constant input)
   std::shared_ptr<TensorImpl> out_;   // the result (its value; its grad if retained)
@@ -73,10 +79,25 @@ class TNode : public Node {
   virtual void vjp(const Tensor& g) = 0;
   bool needs(std::size_t k) const { return in_[k] != Tape::kNone; }
   void give(std::size_t k, const Tensor& gk);
+  /// Whether the rule reads the values of the inputs / of the output (most do; shape ops,
+  /// sums and additions do not, so changing those in place later is harmless).
+  virtual bool saves_inputs() const { return true; }
+  virtual bool saves_output() const { return true; }
 
  private:
+  struct Saved {
+    std::shared_ptr<std::uint64_t> counter;
+    std::uint64_t version;
+  };
   Tape* sweep_tape_ = nullptr;
+  std::vector<Saved> saved_;
 };
+
+/// The version counter of x, shared by every view of its memory (made on first need).
+inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {
+  x.impl().version_counter();
+  return x.impl().version;
+}
 
 /// Records a node for an op if grad mode is on and an input requires grad.
 class Recorder {

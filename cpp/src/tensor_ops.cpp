@@ -131,10 +131,35 @@ double der2(double x, double y, double z) {
   return 0.0;
 }
 
+// Whether a rule's text (ops.def) mentions the variable `v` ('x', 'y' or 'z') as a name of
+// its own, so that a node saves only the values its rule reads: exp's rule is `z`, so
+// changing exp's input in place after recording is harmless (as in PyTorch).
+constexpr bool mentions(const char* rule, char v) {
+  auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
+  for (int i = 0; rule[i]; ++i)
+    if (rule[i] == v && (i == 0 || !ident(rule[i - 1])) && !ident(rule[i + 1])) return true;
+  return false;
+}
+static_assert(mentions("1.0 / x", 'x') && !mentions("exp(z)", 'x') && mentions("-z / y", 'z'));
+
+template <Op op>
+struct RuleUses {
+  static constexpr const char* text() {
+#define TAPEGRAD_UNARY(Name, name, f, dx) if constexpr (op == Op::Name) return #dx; else
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy) if constexpr (op == Op::Name) return #dx " ; " #dy; else
+#include "tapegrad/ops.def"
+    return "x y z";
+  }
+  static constexpr bool inputs = mentions(text(), 'x') || mentions(text(), 'y');
+  static constexpr bool output = mentions(text(), 'z');
+};
+
 template <Op op>
 class UnaryNode final : public TNode {
  public:
   explicit UnaryNode(Tensor x) : x_(std::move(x)) {}
+  bool saves_inputs() const override { return RuleUses<op>::inputs; }
+  bool saves_output() const override { return RuleUses<op>::output; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -191,6 +216,10 @@ template <Op op>
 class BinaryNode final : public TNode {
  public:
   BinaryNode(Tensor x, Tensor y) : x_(std::move(x)), y_(std::move(y)) {}
+
+ public:
+  bool saves_inputs() const override { return RuleUses<op>::inputs; }
+  bool saves_output() const override { return RuleUses<op>::output; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -308,6 +337,10 @@ Tensor not_equal(const Tensor& x, const Tensor& y) {
 
 namespace {
 class AstypeNode final : public TNode {
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
  protected:
   void vjp(const Tensor& g) override { give(0, g); }  // add_grad converts to the input's dtype
 };
@@ -315,6 +348,10 @@ class AstypeNode final : public TNode {
 class ClipNode final : public TNode {
  public:
   ClipNode(Tensor x, double lo, double hi) : x_(std::move(x)), lo_(lo), hi_(hi) {}
+
+ public:
+  bool saves_inputs() const override { return true; }
+  bool saves_output() const override { return false; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -338,6 +375,10 @@ class ClipNode final : public TNode {
 class WhereNode final : public TNode {
  public:
   WhereNode(Tensor c, Shape a, Shape b) : c_(std::move(c)), a_(std::move(a)), b_(std::move(b)) {}
+
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -371,9 +412,10 @@ Tensor clip(const Tensor& x0, double lo, double hi) {
     const T* a = x.data<T>();
     T* r = z.data<T>();
     const T l = static_cast<T>(lo), h = static_cast<T>(hi);
-    for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t i = 0; i < n; ++i) {  // min(max(x, lo), hi), NaN kept: hi wins if lo > hi
       const T v = a[i];
-      r[i] = v != v ? v : (v < l ? l : (v > h ? h : v));
+      const T up = v < l ? l : v;
+      r[i] = v != v ? v : (up > h ? h : up);
     }
   });
   if (!rec.on()) return z;
@@ -501,6 +543,10 @@ class SumNode final : public TNode {
  public:
   SumNode(Shape in, Shape kept) : in_shape_(std::move(in)), kept_(std::move(kept)) {}
 
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
  protected:
   void vjp(const Tensor& g) override { give(0, broadcast_to(detail::view_as_shape(g, kept_), in_shape_)); }
 
@@ -562,6 +608,10 @@ class SoftmaxNode final : public TNode {
  public:
   explicit SoftmaxNode(int axis) : axis_(axis) {}
 
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return true; }
+
  protected:
   void vjp(const Tensor& g) override {
     const Tensor y(out_);
@@ -575,6 +625,10 @@ class SoftmaxNode final : public TNode {
 class LogSoftmaxNode final : public TNode {
  public:
   explicit LogSoftmaxNode(int axis) : axis_(axis) {}
+
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return true; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -601,6 +655,8 @@ Tensor reduction(const Tensor& x0, const Axes& axes, bool keepdims, Reduce kind,
 // Stable log-sum-exp over `ax` of float x, kept dims (not recorded).
 Tensor lse_kept(const Tensor& x, const std::vector<int>& ax) {
   NoGrad ng;
+  if (x.numel() == 0)  // log of an empty sum: -inf (PyTorch's and SciPy's answer)
+    return Tensor::full(kept_shape(x.shape(), ax), -std::numeric_limits<double>::infinity(), x.dtype());
   Tensor m = reduce(x, ax, Reduce::Max, "logsumexp");
   // Shift by the maximum where it is finite (an all -inf or +inf slice keeps its value).
   const Tensor inf = weak_scalar(std::numeric_limits<double>::infinity(), x.dtype());
@@ -652,10 +708,45 @@ Tensor var(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
   std::int64_t count = 1;
   for (int a : ax) count *= x.shape()[static_cast<std::size_t>(a)];
   const Tensor d = x - mean(x, axes, true);
-  return sum(d * d, axes, keepdims) * (1.0 / static_cast<double>(count - ddof));
+  // NumPy's and PyTorch's divisor max(n - ddof, 0): no data left gives inf (or nan for 0/0).
+  const double divisor = static_cast<double>(std::max<std::int64_t>(count - ddof, 0));
+  return sum(d * d, axes, keepdims) * (1.0 / divisor);
 }
 
-Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) { return sqrt(var(x, axes, ddof, keepdims)); }
+namespace {
+// sqrt whose derivative is 0 where the result is 0 (PyTorch's std: a constant slice has
+// zero spread and a zero gradient, not 0 * inf).
+class StdSqrtNode final : public TNode {
+ public:
+  bool saves_inputs() const override { return false; }
+
+ protected:
+  void vjp(const Tensor& g) override {
+    const Tensor z(out_);
+    Tensor gx = empty_tensor(z.shape(), z.dtype());
+    const std::int64_t n = gx.numel();
+    TG_FLOAT_DISPATCH(z.dtype(), T, {
+      const T* zp = z.data<T>();
+      const T* gp = g.data<T>();
+      T* r = gx.data<T>();
+      for (std::int64_t i = 0; i < n; ++i) r[i] = zp[i] == T(0) ? T(0) : gp[i] * T(0.5) / zp[i];
+    });
+    give(0, gx);
+  }
+};
+}  // namespace
+
+Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
+  const Tensor v = var(x, axes, ddof, keepdims);
+  Recorder rec({&v}, "std");
+  Tensor z;
+  {
+    NoGrad ng;
+    z = sqrt(v);
+  }
+  if (!rec.on()) return z;
+  return rec.record(std::make_unique<StdSqrtNode>(), z);
+}
 
 Tensor logsumexp(const Tensor& x0, const Axes& axes, bool keepdims) {
   const std::vector<int> ax = detail::normalize_axes(axes, x0.ndim(), "logsumexp");

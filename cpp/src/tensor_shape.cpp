@@ -63,6 +63,10 @@ class ReshapeNode final : public TNode {
  public:
   explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
 
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
  protected:
   void vjp(const Tensor& g) override { give(0, view_as_shape(g, in_shape_)); }
 
@@ -73,6 +77,10 @@ class ReshapeNode final : public TNode {
 class TransposeNode final : public TNode {
  public:
   explicit TransposeNode(std::vector<int> inverse) : inverse_(std::move(inverse)) {}
+
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
 
  protected:
   void vjp(const Tensor& g) override { give(0, transpose(g, inverse_)); }
@@ -85,6 +93,10 @@ class BroadcastNode final : public TNode {
  public:
   explicit BroadcastNode(Shape in) : in_shape_(std::move(in)) {}
 
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
  protected:
   void vjp(const Tensor& g) override { give(0, detail::sum_to(g, in_shape_)); }
 
@@ -95,6 +107,10 @@ class BroadcastNode final : public TNode {
 class TakeNode final : public TNode {
  public:
   TakeNode(Shape in, Tensor index) : in_shape_(std::move(in)), index_(std::move(index)) {}
+
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -118,6 +134,10 @@ class StridedNode final : public TNode {
  public:
   StridedNode(Shape in, std::int64_t base, std::vector<std::int64_t> strides)
       : in_shape_(std::move(in)), base_(base), strides_(std::move(strides)) {}
+
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -157,6 +177,10 @@ class StridedNode final : public TNode {
 class ConcatNode final : public TNode {
  public:
   ConcatNode(int axis, std::vector<std::int64_t> sizes) : axis_(axis), sizes_(std::move(sizes)) {}
+
+ public:
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
 
  protected:
   void vjp(const Tensor& g) override {
@@ -454,6 +478,10 @@ void batched_gemm(bool ta, bool tb, const Tensor& A, const Tensor& B, const Tens
 class MatmulNode final : public TNode {
  public:
   MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
+
+ public:
+  bool saves_inputs() const override { return true; }
+  bool saves_output() const override { return false; }
 
  protected:
   void vjp(const Tensor& g) override {

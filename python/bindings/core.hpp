@@ -16,9 +16,11 @@ struct PyTape {
   // tape is cleared (O(1)); while Vars live, it is collected (mark-compact from the live
   // Vars) each time it doubles past the size it had after the last collection.
   static constexpr std::uint32_t kMinCollect = 1u << 18;
-  // Tensor records are few but large: the tape is also collected when the values of the
-  // tensor records pushed since the last collection pass max(128 MiB, what was live then).
-  static constexpr std::size_t kMinCollectBytes = std::size_t(128) << 20;
+  // Tensor records are few but large: the tape is also collected when the tensor records
+  // pushed since the last collection hold more than max(4 MiB, what was live then) (their
+  // values plus a fixed estimate of each record's own size). Collection costs O(records),
+  // a few microseconds for a training step's graph.
+  static constexpr std::size_t kMinCollectBytes = std::size_t(4) << 20;
 
   tapegrad::Tape tape;
   std::uint32_t collect_at = kMinCollect;

@@ -63,7 +63,8 @@ struct PyTensor {
 };
 
 py::handle g_tensor_type;  // the Python type of PyTensor
-py::object g_np_array;     // numpy.array
+py::handle g_np_array;     // numpy.array (these module globals are never released:
+                           // static destructors run after the interpreter is gone)
 
 inline PyTensor* as_pytensor(py::handle o) {
   if (!py::isinstance(o, g_tensor_type)) return nullptr;
@@ -133,7 +134,8 @@ py::array to_numpy(const Tensor& t) {
   return py::array(numpy_dtype(t.dtype()), shape, strides, t.raw_data(), base);
 }
 
-py::object g_real;  // numbers.Real
+py::handle g_real;        // numbers.Real
+py::handle g_np_generic;  // numpy.generic (NumPy scalars)
 bool is_number(py::handle o) {
   return PyFloat_Check(o.ptr()) || PyLong_Check(o.ptr()) || PyObject_IsInstance(o.ptr(), g_real.ptr()) == 1;
 }
@@ -159,7 +161,10 @@ class Call {
       Tensor t = tapegrad::detail::scalar_record_tensor(&tape_.tape->tape, rec, var_value(o.ptr()));
       return tapegrad::is_floating(like) ? tapegrad::astype(t, like) : t;
     }
-    if (PyFloat_Check(o.ptr()) || PyLong_Check(o.ptr()) || (!py::isinstance<py::array>(o) && is_number(o))) {
+    // Python numbers are weak (they take the tensor's dtype); NumPy scalars keep their own
+    // dtype, as NumPy 2 does (NEP 50).
+    if (PyFloat_CheckExact(o.ptr()) || PyLong_Check(o.ptr()) ||
+        (!PyObject_IsInstance(o.ptr(), g_np_generic.ptr()) && !py::isinstance<py::array>(o) && is_number(o))) {
       const double v = o.cast<double>();
       const DType d = (PyLong_Check(o.ptr()) && !tapegrad::is_floating(like) && !PyBool_Check(o.ptr()))
                           ? DType::Float64
@@ -222,20 +227,46 @@ DType like_of(py::handle a, py::handle b) {
   return DType::Float64;
 }
 
+// An int (anything with __index__, bool excluded), or a TypeError naming `what`.
+std::int64_t index_arg(py::handle o, const char* what) {
+  if (PyBool_Check(o.ptr()) || !PyIndex_Check(o.ptr()))
+    throw py::type_error(std::string("tapegrad: ") + what + " must be an int or a sequence of ints, not " +
+                         Py_TYPE(o.ptr())->tp_name);
+  const Py_ssize_t v = PyNumber_AsSsize_t(o.ptr(), PyExc_OverflowError);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return v;
+}
+
+// One int or a sequence of them (not a string).
+std::vector<std::int64_t> ints_arg(py::handle o, const char* what) {
+  if (PyIndex_Check(o.ptr()) && !PyBool_Check(o.ptr())) return {index_arg(o, what)};
+  if (PyUnicode_Check(o.ptr()) || PyBytes_Check(o.ptr()) || !PySequence_Check(o.ptr()))
+    throw py::type_error(std::string("tapegrad: ") + what + " must be an int or a sequence of ints, not " +
+                         Py_TYPE(o.ptr())->tp_name);
+  std::vector<std::int64_t> r;
+  for (py::handle e : py::reinterpret_borrow<py::sequence>(o)) r.push_back(index_arg(e, what));
+  return r;
+}
+
 Axes axes_arg(const py::object& axis) {
   if (axis.is_none()) return Axes();
-  if (py::isinstance<py::int_>(axis)) return Axes(axis.cast<int>());
-  return Axes(axis.cast<std::vector<int>>());
+  if (PyIndex_Check(axis.ptr()) && !PyBool_Check(axis.ptr())) return Axes(static_cast<int>(index_arg(axis, "axis")));
+  const std::vector<std::int64_t> v = ints_arg(axis, "axis");
+  return Axes(std::vector<int>(v.begin(), v.end()));
 }
 
 Shape shape_arg(const py::args& args) {
-  if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) return args[0].cast<Shape>();
-  return args.cast<Shape>();
+  if (args.size() == 1) return ints_arg(args[0], "shape");
+  Shape s;
+  for (py::handle a : args) s.push_back(index_arg(a, "shape"));
+  return s;
 }
 
-Shape shape_of(const py::object& o) {
-  if (py::isinstance<py::int_>(o)) return Shape{o.cast<std::int64_t>()};
-  return o.cast<Shape>();
+Shape shape_of(const py::object& o) { return ints_arg(o, "shape"); }
+
+std::vector<int> axes_list(const py::args& args) {
+  const Shape v = shape_arg(args);
+  return std::vector<int>(v.begin(), v.end());
 }
 
 template <class F>
@@ -330,8 +361,9 @@ void use_blas(const std::string& path, const std::string& prefix) {
 }  // namespace
 
 void register_tensor(py::module_& m) {
-  g_np_array = py::module_::import("numpy").attr("array");
-  g_real = py::module_::import("numbers").attr("Real");
+  g_np_array = py::object(py::module_::import("numpy").attr("array")).release();
+  g_real = py::object(py::module_::import("numbers").attr("Real")).release();
+  g_np_generic = py::object(py::module_::import("numpy").attr("generic")).release();
   py::module_ ops = m.def_submodule("tensor_ops", "Tensor versions of tapegrad's functions");
   set_tensor_ops(ops.ptr());
 
@@ -528,9 +560,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     return unary_call(self, [&](const Tensor& t) { return tapegrad::reshape(t, s); });
   });
   auto transpose_m = [](py::handle self, const py::args& args) {
-    std::vector<int> axes;
-    if (args.size() == 1 && !py::isinstance<py::int_>(args[0])) axes = args[0].cast<std::vector<int>>();
-    else axes = args.cast<std::vector<int>>();
+    const std::vector<int> axes = args.size() == 0 ? std::vector<int>{} : axes_list(args);
     return unary_call(self, [&](const Tensor& t) { return tapegrad::transpose(t, axes); });
   };
   cls.def("transpose", transpose_m);
@@ -565,7 +595,9 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     return unary_call(x, [&](const Tensor& t) { return tapegrad::reshape(t, s); });
   }, py::arg("x"), py::arg("shape"));
   auto transpose_f = [](py::handle x, const py::object& axes) {
-    const std::vector<int> ax = axes.is_none() ? std::vector<int>{} : axes.cast<std::vector<int>>();
+    std::vector<int> ax;
+    if (!axes.is_none())
+      for (std::int64_t a : ints_arg(axes, "axes")) ax.push_back(static_cast<int>(a));
     return unary_call(x, [&](const Tensor& t) { return tapegrad::transpose(t, ax); });
   };
   ops.def("transpose", transpose_f, py::arg("x"), py::arg("axes") = py::none());
@@ -640,7 +672,10 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   m.def("tensor", make, py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false,
         "A tensor holding a copy of data (a number, nested lists, an ndarray or a Tensor).");
   cls.def(py::init(make), py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
-  m.def("from_numpy", [](const py::array& a) {
+  m.def("from_numpy", [](const py::object& a) {
+    if (!py::isinstance<py::array>(a))
+      throw py::type_error(std::string("tapegrad.from_numpy: expected a numpy.ndarray, got ") +
+                           Py_TYPE(a.ptr())->tp_name + " (tapegrad.tensor copies any array-like)");
     return py::cast(std::make_unique<PyTensor>(tensor_from_array(a, std::nullopt, false)));
   }, py::arg("array"),
      "A tensor sharing the ndarray's memory. Arrays that are not C-contiguous, are read-only, "

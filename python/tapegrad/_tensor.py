@@ -87,7 +87,14 @@ def full_like(t: Tensor, fill_value: float, dtype: Any = None, requires_grad: bo
 class _GradMode:
     enabled = True
 
-    def __init__(self) -> None:
+    def __new__(cls, func: Any = None) -> Any:
+        """``@no_grad`` as well as ``@no_grad()`` and ``with no_grad():``."""
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        return cls()(func)
+
+    def __init__(self, func: Any = None) -> None:
         self._previous: list[bool] = []
 
     def __enter__(self) -> None:
@@ -284,10 +291,16 @@ def _format(t: Tensor, spec: str) -> str:
 
 
 def _tensor_max(t: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """``t.max()``, ``t.max(axis)``: the reduction; ``t.max(other_tensor)``: elementwise."""
+    if isinstance(axis, (Tensor, np.ndarray)):
+        return _ops.max(t, axis)
     return _ops.amax(t, axis, keepdims)
 
 
 def _tensor_min(t: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """``t.min()``, ``t.min(axis)``: the reduction; ``t.min(other_tensor)``: elementwise."""
+    if isinstance(axis, (Tensor, np.ndarray)):
+        return _ops.min(t, axis)
     return _ops.amin(t, axis, keepdims)
 
 

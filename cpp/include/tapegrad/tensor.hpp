@@ -81,7 +81,15 @@ struct TensorImpl {
   std::uint32_t rec = Tape::kNone;
   std::uint32_t gen = 0;
   std::shared_ptr<TensorImpl> grad;  ///< accumulated by backward (leaves, retained results)
-  std::uint64_t version = 0;         ///< bumped by in-place changes of the data
+  /// Bumped by every in-place change of the data; shared by the views of the same memory
+  /// (created on first need). A graph that saved this data refuses to sweep once it moved.
+  std::shared_ptr<std::uint64_t> version;
+
+  /// The version counter, created on first use.
+  std::uint64_t& version_counter() {
+    if (!version) version = std::make_shared<std::uint64_t>(0);
+    return *version;
+  }
 
   template <class T> T* ptr() const noexcept { return static_cast<T*>(data); }
 };
