@@ -526,6 +526,8 @@ Tensor reduce(const Tensor& x, const std::vector<int>& axes, Reduce kind, const 
                           for (std::int64_t i = 0; i < len; ++i) a = combine(a, static_cast<double>(s[i * in[0]]));
                         }
                         *d = a;
+                      } else if (kind == Reduce::Sum && in[0] == 1 && in[1] == 1) {
+                        for (std::int64_t i = 0; i < len; ++i) d[i] += static_cast<double>(s[i]);  // vectorises
                       } else {
                         for (std::int64_t i = 0; i < len; ++i)
                           d[i * in[1]] = combine(d[i * in[1]], static_cast<double>(s[i * in[0]]));
