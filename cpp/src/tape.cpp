@@ -189,14 +189,7 @@ void Tape::reverse(std::uint32_t from, double seed) {
         if (r.a != kNone && sinks[r.a]) *sinks[r.a] += g;
         break;
       case Op::Node:
-        try {
-          nodes_[r.a]->backward(*this);
-        } catch (...) {
-          for (std::uint32_t j = 0; j < i; ++j)
-            if (rec[j].op == Op::Node) nodes_[rec[j].a]->reset_grad();
-          nodes_[r.a]->reset_grad();
-          throw;
-        }
+        sweep_node(i);  // out of line: the scalar cases keep their registers
         break;
 #define TAPEGRAD_UNARY(Name, name, f, dx)                            \
   case Op::Name:                                                     \
@@ -221,6 +214,17 @@ void Tape::reverse(std::uint32_t from, double seed) {
     }
   }
 #undef TAPEGRAD_ADD
+}
+
+void Tape::sweep_node(std::uint32_t i) {
+  try {
+    nodes_[records_[i].a]->backward(*this);
+  } catch (...) {
+    // Leave no gradient behind in the nodes this sweep has not reached yet.
+    for (std::uint32_t j = 0; j <= i; ++j)
+      if (records_[j].op == Op::Node) nodes_[records_[j].a]->reset_grad();
+    throw;
+  }
 }
 
 std::uint32_t Tape::add_root(std::uint32_t rec, double* grad, bool leaf) {

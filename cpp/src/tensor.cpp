@@ -187,12 +187,9 @@ std::shared_ptr<void> allocate_storage(std::size_t bytes) {
   }
 }
 
-thread_local bool tls_grad_enabled = true;
 
 }  // namespace
 
-bool grad_enabled() noexcept { return tls_grad_enabled; }
-void set_grad_enabled(bool on) noexcept { tls_grad_enabled = on; }
 
 namespace detail {
 

@@ -13,10 +13,10 @@ namespace tapegrad {
 /// and their constant is `b`, an index into the tape's constant pool.
 enum class Op : std::uint16_t {
   Leaf,  ///< an independent variable: no operands
-  Node,  ///< an op outside the table (tensor ops): a: index of its Node object (tape.hpp)
 #define TAPEGRAD_UNARY(Name, name, f, dx) Name,
 #define TAPEGRAD_BINARY(Name, name, f, dx, dy) Name, Name##VC, Name##CV,
 #include "tapegrad/ops.def"
+  Node,  ///< an op outside the table (tensor ops): a: index of its Node object (tape.hpp)
   Count_
 };
 
@@ -38,11 +38,11 @@ struct OpInfo {
 namespace detail {
 inline constexpr OpInfo kOpInfo[] = {
     {"leaf", OpKind::Leaf},
-    {"node", OpKind::Node},
 #define TAPEGRAD_UNARY(Name, name, f, dx) {#name, OpKind::Unary},
 #define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
   {#name, OpKind::Binary}, {#name, OpKind::BinaryVC}, {#name, OpKind::BinaryCV},
 #include "tapegrad/ops.def"
+    {"node", OpKind::Node},
 };
 static_assert(sizeof(kOpInfo) / sizeof(kOpInfo[0]) == static_cast<std::size_t>(Op::Count_));
 }  // namespace detail

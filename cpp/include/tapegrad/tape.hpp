@@ -189,6 +189,7 @@ class Tape {
     bool leaf;
   };
   std::uint32_t push_slow(Op op, std::uint32_t a, std::uint32_t b, double value);
+  TAPEGRAD_NOINLINE void sweep_node(std::uint32_t i);
   std::uint32_t push_constant_slow(double c);
 
   Record* records_ = nullptr;

@@ -167,9 +167,20 @@ class Tensor {
   std::shared_ptr<TensorImpl> p_;
 };
 
+namespace detail {
+// Grad mode of this thread. Read on every Python Var operation: an inline variable with the
+// initial-exec TLS model is one load, where a call into another object file plus a
+// general-dynamic TLS lookup cost about 10% of a scalar op.
+#if defined(__GNUC__) && !defined(_WIN32)
+inline thread_local bool tls_grad_enabled __attribute__((tls_model("initial-exec"))) = true;
+#else
+inline thread_local bool tls_grad_enabled = true;
+#endif
+}  // namespace detail
+
 /// Whether ops record on the tape in this thread (PyTorch's torch.is_grad_enabled()).
-bool grad_enabled() noexcept;
-void set_grad_enabled(bool on) noexcept;
+inline bool grad_enabled() noexcept { return detail::tls_grad_enabled; }
+inline void set_grad_enabled(bool on) noexcept { detail::tls_grad_enabled = on; }
 /// Turns recording off (NoGrad) or on (EnableGrad) for a scope; they nest.
 class GradModeGuard {
  public:
