@@ -51,6 +51,7 @@ from micrograd.engine import Value as MGValue  # noqa: E402
 import tapegrad as tg  # noqa: E402
 import tapegrad.nn as tgnn  # noqa: E402
 from common import allclose_rel, copy_weights, max_rel_diff, moons_lists, svm_loss  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 # micrograd's backward() sorts its graph with a recursive DFS: depth ~ graph depth.
 sys.setrecursionlimit(max(sys.getrecursionlimit(), 1_000_000))
@@ -71,17 +72,6 @@ def fail(msg: str) -> None:
 
 
 # ----------------------------------------------------------------------------- header
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
 
 def versions() -> dict:
     def dist(name: str) -> str:

@@ -51,6 +51,9 @@ from importlib import metadata
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import cpu_model  # noqa: E402
+
 # ----------------------------------------------------------------------------- optional peers
 
 SKIPS: dict = {}
@@ -92,17 +95,6 @@ ROSEN_RTOL = 1e-10
 
 
 # ----------------------------------------------------------------------------- header
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
 
 def dist_version(name: str) -> str:
     try:

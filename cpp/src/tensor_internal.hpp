@@ -118,6 +118,13 @@ class Recorder {
 
 // --- broadcasting loop ------------------------------------------------------------------------
 
+/// Element strides of a C-contiguous tensor of shape `s`.
+inline std::vector<std::int64_t> contiguous_strides(const Shape& s) {
+  std::vector<std::int64_t> st(s.size(), 1);
+  for (std::size_t d = s.size(); d-- > 1;) st[d - 1] = st[d] * s[d];
+  return st;
+}
+
 /// Element strides of a contiguous tensor of shape `s` read as if broadcast to `out`.
 std::vector<std::int64_t> broadcast_strides(const Shape& s, const Shape& out);
 

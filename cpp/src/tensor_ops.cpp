@@ -9,6 +9,7 @@
 namespace tapegrad {
 
 using detail::broadcast_strides;
+using detail::contiguous_strides;
 using detail::convert;
 using detail::empty_tensor;
 using detail::for_each_row;
@@ -17,12 +18,6 @@ using detail::throw_error;
 using detail::TNode;
 
 namespace {
-
-std::vector<std::int64_t> contiguous_strides(const Shape& s) {
-  std::vector<std::int64_t> st(s.size(), 1);
-  for (std::size_t d = s.size(); d-- > 1;) st[d - 1] = st[d] * s[d];
-  return st;
-}
 
 // z[i] = f(x[i], y[i]) over the broadcast shape of z (x, y, z of one dtype T; z contiguous).
 template <class T, class R, class F>
@@ -216,8 +211,6 @@ template <Op op>
 class BinaryNode final : public TNode {
  public:
   BinaryNode(Tensor x, Tensor y) : x_(std::move(x)), y_(std::move(y)) {}
-
- public:
   bool saves_inputs() const override { return RuleUses<op>::inputs; }
   bool saves_output() const override { return RuleUses<op>::output; }
 
@@ -348,8 +341,6 @@ class AstypeNode final : public TNode {
 class ClipNode final : public TNode {
  public:
   ClipNode(Tensor x, double lo, double hi) : x_(std::move(x)), lo_(lo), hi_(hi) {}
-
- public:
   bool saves_inputs() const override { return true; }
   bool saves_output() const override { return false; }
 
@@ -375,8 +366,6 @@ class ClipNode final : public TNode {
 class WhereNode final : public TNode {
  public:
   WhereNode(Tensor c, Shape a, Shape b) : c_(std::move(c)), a_(std::move(a)), b_(std::move(b)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -544,8 +533,6 @@ Tensor floating(const Tensor& x) { return is_floating(x.dtype()) ? x : convert(x
 class SumNode final : public TNode {
  public:
   SumNode(Shape in, Shape kept) : in_shape_(std::move(in)), kept_(std::move(kept)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -609,8 +596,6 @@ class LogsumexpNode final : public TNode {
 class SoftmaxNode final : public TNode {
  public:
   explicit SoftmaxNode(int axis) : axis_(axis) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return true; }
 
@@ -627,8 +612,6 @@ class SoftmaxNode final : public TNode {
 class LogSoftmaxNode final : public TNode {
  public:
   explicit LogSoftmaxNode(int axis) : axis_(axis) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return true; }
 

@@ -9,6 +9,7 @@
 namespace tapegrad {
 
 using detail::broadcast_strides;
+using detail::contiguous_strides;
 using detail::convert;
 using detail::empty_tensor;
 using detail::for_each_row;
@@ -18,12 +19,6 @@ using detail::TNode;
 using detail::view_as_shape;
 
 namespace {
-
-std::vector<std::int64_t> cstrides(const Shape& s) {
-  std::vector<std::int64_t> st(s.size(), 1);
-  for (std::size_t d = s.size(); d-- > 1;) st[d - 1] = st[d] * s[d];
-  return st;
-}
 
 // dst[...] = src[...] element by element where dst is contiguous and src is read with
 // `src_strides` from `src_base` (element units), over `shape`.
@@ -35,7 +30,7 @@ void strided_copy(const Tensor& src, std::int64_t src_base, const std::vector<st
   TG_ANY_DISPATCH(src.dtype(), T, {
     const T* sp = reinterpret_cast<const T*>(s) + src_base;
     T* dp = reinterpret_cast<T*>(d);
-    for_each_row<2>(shape, {src_strides, cstrides(shape)},
+    for_each_row<2>(shape, {src_strides, contiguous_strides(shape)},
                     [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
                       if (in[0] == 1) {
                         std::memcpy(dp + b[1], sp + b[0], static_cast<std::size_t>(len) * sizeof(T));
@@ -50,7 +45,7 @@ void strided_copy(const Tensor& src, std::int64_t src_base, const std::vector<st
 // Whether a slice of shape `s`, read with element strides `st` from a contiguous tensor of
 // shape `in`, is one contiguous run of its memory.
 bool contiguous_run(const Shape& in, const Shape& s, const std::vector<std::int64_t>& st) {
-  const auto cs = cstrides(in);
+  const auto cs = contiguous_strides(in);
   std::size_t d = 0;
   while (d < s.size() && s[d] == 1) ++d;                    // leading single-element axes
   if (d < s.size() && st[d] != cs[d]) return false;         // the first longer axis: step 1
@@ -62,8 +57,6 @@ bool contiguous_run(const Shape& in, const Shape& s, const std::vector<std::int6
 class ReshapeNode final : public TNode {
  public:
   explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -77,8 +70,6 @@ class ReshapeNode final : public TNode {
 class TransposeNode final : public TNode {
  public:
   explicit TransposeNode(std::vector<int> inverse) : inverse_(std::move(inverse)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -92,8 +83,6 @@ class TransposeNode final : public TNode {
 class BroadcastNode final : public TNode {
  public:
   explicit BroadcastNode(Shape in) : in_shape_(std::move(in)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -107,8 +96,6 @@ class BroadcastNode final : public TNode {
 class TakeNode final : public TNode {
  public:
   TakeNode(Shape in, Tensor index) : in_shape_(std::move(in)), index_(std::move(index)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -134,8 +121,6 @@ class StridedNode final : public TNode {
  public:
   StridedNode(Shape in, std::int64_t base, std::vector<std::int64_t> strides)
       : in_shape_(std::move(in)), base_(base), strides_(std::move(strides)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -158,7 +143,7 @@ class StridedNode final : public TNode {
     TG_FLOAT_DISPATCH(g.dtype(), T, {
       T* d = gx.data<T>() + base_;
       const T* s = g.data<T>();
-      for_each_row<2>(g.shape(), {strides_, cstrides(g.shape())},
+      for_each_row<2>(g.shape(), {strides_, contiguous_strides(g.shape())},
                       [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
                         for (std::int64_t i = 0; i < len; ++i) d[b[0] + i * in[0]] = s[b[1] + i * in[1]];
                       });
@@ -177,8 +162,6 @@ class StridedNode final : public TNode {
 class ConcatNode final : public TNode {
  public:
   ConcatNode(int axis, std::vector<std::int64_t> sizes) : axis_(axis), sizes_(std::move(sizes)) {}
-
- public:
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -246,7 +229,7 @@ Tensor transpose(const Tensor& x, const std::vector<int>& axes0) {
   }
   Shape shape(static_cast<std::size_t>(n));
   std::vector<std::int64_t> st(static_cast<std::size_t>(n));
-  const auto xs = cstrides(x.shape());
+  const auto xs = contiguous_strides(x.shape());
   for (int i = 0; i < n; ++i) {
     shape[static_cast<std::size_t>(i)] = x.shape()[static_cast<std::size_t>(axes[static_cast<std::size_t>(i)])];
     st[static_cast<std::size_t>(i)] = xs[static_cast<std::size_t>(axes[static_cast<std::size_t>(i)])];
@@ -326,7 +309,7 @@ Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const st
   const std::size_t n = x.shape().size();
   if (start.size() != n || step.size() != n || shape.size() != n)
     throw_error("tapegrad: strided: one start, step and length per axis of " + shape_str(x.shape()));
-  const auto xs = cstrides(x.shape());
+  const auto xs = contiguous_strides(x.shape());
   std::int64_t base = 0;
   std::vector<std::int64_t> st(n);
   bool empty = false;
@@ -478,8 +461,6 @@ void batched_gemm(bool ta, bool tb, const Tensor& A, const Tensor& B, const Tens
 class MatmulNode final : public TNode {
  public:
   MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
-
- public:
   bool saves_inputs() const override { return true; }
   bool saves_output() const override { return false; }
 
