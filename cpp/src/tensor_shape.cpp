@@ -520,8 +520,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.ndim() == 0 || b.ndim() == 0)
     throw_error("tapegrad: matmul: operands must have at least one dimension, not shapes " + shape_str(a.shape()) +
                 " and " + shape_str(b.shape()) + " (use * for scalars)");
-  if (a.ndim() == 1 && b.ndim() == 1 && a.shape()[0] != b.shape()[0])
-    throw_error("tapegrad: matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " do not match");
+  // The contracted lengths, checked here so that the error names the shapes as given.
+  const std::int64_t ka = a.shape().back(), kb = b.ndim() == 1 ? b.shape()[0] : b.shape()[b.shape().size() - 2];
+  if (ka != kb)
+    throw_error("tapegrad: matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " do not match (" +
+                std::to_string(ka) + " != " + std::to_string(kb) + ")");
   const Tensor a2 = a.ndim() == 1 ? unsqueeze(a, 0) : a;
   const Tensor b2 = b.ndim() == 1 ? unsqueeze(b, -1) : b;
   Tensor c = matmul_nd(a2, b2);

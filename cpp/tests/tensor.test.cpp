@@ -369,3 +369,12 @@ TEST_CASE("a view of part of a tensor has its own element count") {
   CHECK(e.numel() == 1);
   CHECK(e.item() == 3.0);
 }
+
+TEST_CASE("matmul errors name the shapes as given, 1-d operands too") {
+  CHECK_THROWS_WITH_AS(matmul(Tensor::zeros({3}), Tensor::zeros({2, 2})),
+                       "tapegrad: matmul: shapes (3,) and (2, 2) do not match (3 != 2)", Error);
+  CHECK_THROWS_WITH_AS(matmul(Tensor::zeros({2, 4}), Tensor::zeros({3})),
+                       "tapegrad: matmul: shapes (2, 4) and (3,) do not match (4 != 3)", Error);
+  CHECK_THROWS_WITH_AS(dot(Tensor::zeros({3}), Tensor::zeros({4})),
+                       "tapegrad: matmul: shapes (3,) and (4,) do not match (3 != 4)", Error);
+}
