@@ -1,6 +1,7 @@
 // tapegrad: automatic differentiation on an arena tape. The one header to include.
 #pragma once
 
+#include "tapegrad/dual.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/rules.hpp"
 #include "tapegrad/tape.hpp"

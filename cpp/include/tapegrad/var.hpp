@@ -155,6 +155,9 @@ TAPEGRAD_COMPARE(!=)
 
 /// The plain value (found by the op table's rules through argument-dependent lookup).
 inline double value(const Var& x) noexcept { return x.value(); }
+/// The helpers the table's forward formulas use (min and max ops), for generic code.
+inline Var minimum(const Var& x, const Var& y) { return min(x, y); }
+inline Var maximum(const Var& x, const Var& y) { return max(x, y); }
 
 std::ostream& operator<<(std::ostream& os, const Var& x);
 
