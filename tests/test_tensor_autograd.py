@@ -350,14 +350,16 @@ def test_backward_of_a_tensor_that_does_not_require_grad():
         y.backward()
 
 
-def test_create_graph_is_refused_and_retain_graph_accepted():
+def test_create_graph_records_the_gradient_and_retain_graph_is_accepted():
     x = tg.tensor([1.0], requires_grad=True)
     y = (x * x).sum()
-    with pytest.raises(ValueError, match="create_graph"):
-        y.backward(create_graph=True)
+    y.backward(create_graph=True)  # x.grad = 2x, on the tape (tests/test_higher_order.py)
+    assert x.grad.requires_grad and not x.grad.is_leaf
+    assert x.grad.numpy().tolist() == [2.0]
+    x.grad = None
     y.backward(retain_graph=True)
     y.backward(retain_graph=False)  # graphs are kept while their results live
-    assert x.grad.numpy().tolist() == [4.0]
+    assert x.grad.numpy().tolist() == [4.0] and not x.grad.requires_grad
 
 
 def test_graphs_are_retained():

@@ -149,7 +149,9 @@ void Tape::clear() noexcept {
   live_roots_ = live_leaf_roots_ = 0;
 }
 
-void Tape::reverse(std::uint32_t from, double seed) {
+void Tape::reverse(std::uint32_t from, double seed) { reverse(from, seed, nullptr, 0); }
+
+void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, std::size_t n_also) {
   if (from >= size_) throw Error("tapegrad: reverse() from record " + std::to_string(from) +
                                  " but the tape holds " + std::to_string(size_));
   const std::uint32_t n = from + 1;
@@ -157,6 +159,8 @@ void Tape::reverse(std::uint32_t from, double seed) {
   if (adjoint_capacity_ < n) grow_array(adjoints_, adjoint_capacity_, n, 0);
   std::fill_n(adjoints_, n, 0.0);
   adjoint_size_ = n;
+  for (std::size_t k = 0; k < n_also; ++k)
+    if (also[k] < n) adjoints_[also[k]] = 1.0;
 
   double* __restrict adj = adjoints_;
   const double* __restrict v = values_;
@@ -190,6 +194,12 @@ void Tape::reverse(std::uint32_t from, double seed) {
         break;
       case Op::Node:
         sweep_node(i);  // out of line: the scalar cases keep their registers
+        // A recorded sweep (create_graph) appends records while it runs: the arenas may
+        // have moved. (It appends after `from`, so the loop never visits what it adds.)
+        v = values_;
+        c = constants_;
+        rec = records_;
+        sinks = sinks_.data();
         break;
 #define TAPEGRAD_UNARY(Name, name, f, dx)                            \
   case Op::Name:                                                     \

@@ -72,9 +72,30 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return r;
 }
 
+TensorImpl::~TensorImpl() {
+  // A recorded gradient's root: removed if its tape is still alive and not rewound since.
+  if (grad_root != Tape::kNone && grad_tape &&
+      detail::handle_state(grad_tape, grad_tape->generation()) != detail::HandleState::Destroyed &&
+      grad_tape->epoch() == grad_epoch)
+    grad_tape->remove_root(grad_root);
+}
+
 namespace detail {
 
 [[noreturn]] void throw_error(const std::string& msg) { throw Error(msg); }
+
+void assign_grad(TensorImpl& p, std::shared_ptr<TensorImpl> g) {
+  if (p.grad_root != Tape::kNone && p.grad_tape && p.grad_tape->epoch() == p.grad_epoch)
+    p.grad_tape->remove_root(p.grad_root);
+  p.grad_root = Tape::kNone;
+  p.grad_tape = nullptr;
+  if (g && g->requires_grad && !g->leaf && g->tape && g->gen == g->tape->generation()) {
+    p.grad_root = g->tape->add_root(g->rec, nullptr, false);
+    p.grad_tape = g->tape;
+    p.grad_epoch = g->tape->epoch();
+  }
+  p.grad = std::move(g);
+}
 
 std::vector<std::int64_t> broadcast_strides(const Shape& s, const Shape& out) {
   const std::size_t n = out.size(), off = n - s.size();
@@ -221,6 +242,12 @@ Tensor view_as_shape(const Tensor& x, const Shape& shape) {
   return Tensor(std::move(impl));
 }
 
+Tensor reshaped(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  if (grad_enabled() && x.requires_grad()) return reshape(x, shape);
+  return view_as_shape(x, shape);
+}
+
 Tensor convert(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor r = empty_tensor(x.shape(), dtype);
@@ -261,13 +288,23 @@ class LeafNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override {
     TensorImpl& p = *leaf_;
+    if (grad_enabled()) {  // create_graph: .grad is a recorded result
+      const Tensor gd = astype(g, p.dtype);
+      const Tensor old = Tensor(leaf_).grad();
+      assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
+      return;
+    }
     Tensor gd = convert(g, p.dtype);
+    if (p.grad && p.grad->requires_grad) {  // a recorded gradient from an earlier create_graph
+      assign_grad(p, add(Tensor(p.grad).detach(), gd).impl_ptr());
+      return;
+    }
     if (!p.grad) {
       // Take the gradient if nothing else shares it, else keep a private copy.
       if (gd.impl_ptr().use_count() == 1 + (gd.same(g) ? 1 : 0) && gd.impl().storage.use_count() == 1) {
         p.grad = gd.impl_ptr();
       } else {
-        p.grad = std::make_shared<TensorImpl>(*clone_values(gd).impl_ptr());
+        p.grad = clone_values(gd).impl_ptr();
       }
       return;
     }
@@ -278,6 +315,8 @@ class LeafNode final : public TNode {
   bool saves_output() const override { return false; }
 
  public:
+  const TensorImpl* leaf() const noexcept override { return leaf_.get(); }
+
   static Tensor clone_values(const Tensor& x) {
     Tensor r = empty_tensor(x.shape(), x.dtype());
     std::memcpy(r.raw_data(), x.raw_data(), static_cast<std::size_t>(x.numel()) * dtype_size(x.dtype()));
@@ -323,6 +362,7 @@ std::uint32_t record_of(const Tensor& t, Tape& tape) {
   if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
   auto node = std::make_unique<LeafNode>(t.impl_ptr());
   node->out_ = t.impl_ptr();
+  node->is_leaf_node_ = true;
   const std::uint32_t rec = tape.push_node(std::move(node));
   p.tape = &tape;
   p.rec = rec;
@@ -349,15 +389,19 @@ Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
 
 void TNode::add_grad(const Tensor& g) {
   Tensor gd = g;
-  if (gd.dtype() != out_->dtype) gd = convert(gd, out_->dtype);
+  if (gd.dtype() != out_->dtype) gd = astype(gd, out_->dtype);
   if (gd.shape() != out_->shape) {
     if (gd.numel() != out_->numel)
       throw_error("tapegrad: internal error: a gradient of shape " + shape_str(gd.shape()) +
                   " for a result of shape " + shape_str(out_->shape));
-    gd = view_as_shape(gd, out_->shape);
+    gd = reshaped(gd, out_->shape);
   }
   if (!grad_.defined()) {
     grad_ = gd;
+    return;
+  }
+  if (grad_.requires_grad() || gd.requires_grad()) {  // create_graph: recorded
+    grad_ = add(grad_, gd);
     return;
   }
   // A second contribution: added in place when our gradient's memory is ours alone.
@@ -388,6 +432,8 @@ void TNode::give(std::size_t k, const Tensor& gk) {
     static_cast<TNode&>(tape.node(rec)).add_grad(gk);
     tape.mark_reached(rec);
   } else {
+    if (gk.requires_grad())
+      throw_error("tapegrad: create_graph=True through a Var mixed into tensor arithmetic is not supported yet");
     double s = 0.0;
     const std::int64_t n = gk.numel();
     TG_FLOAT_DISPATCH(gk.dtype(), T, {
@@ -407,15 +453,22 @@ void TNode::backward(Tape& tape) {
                   std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
   Tensor g = std::move(grad_);
   grad_ = Tensor();
-  if (out_ && out_->retains_grad) {
-    if (!out_->grad) {
+  // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
+  // are then results on the tape, differentiable again.
+  GradModeGuard mode(tape.create_graph());
+  if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
+  if (tls_capture_only && is_leaf_node_) return;  // grad(): leaves' .grad untouched
+  if (out_ && out_->retains_grad && !tls_capture_only) {
+    if (grad_enabled()) {
+      const Tensor old = Tensor(out_).grad();
+      assign_grad(*out_, (old.defined() ? add(old, g) : g).impl_ptr());
+    } else if (!out_->grad) {
       out_->grad = LeafNode::clone_values(g).impl_ptr();
     } else {
       LeafNode::accumulate_into(out_->grad, g);
     }
   }
   sweep_tape_ = &tape;
-  NoGrad ng;  // the rules run on plain tensors (create_graph will record them)
   vjp(g);
 }
 
@@ -602,15 +655,25 @@ Tensor& Tensor::requires_grad_(bool on) {
   return *this;
 }
 
+Tensor Tensor::grad() const {
+  TensorImpl& p = impl();
+  // A recorded gradient may have moved (collect()): refresh its handle from its root.
+  if (p.grad && p.grad_root != Tape::kNone && p.grad_tape && p.grad_tape->epoch() == p.grad_epoch) {
+    p.grad->rec = p.grad_tape->root_record(p.grad_root);
+    p.grad->gen = p.grad_tape->generation();
+  }
+  return Tensor(p.grad);
+}
+
 void Tensor::set_grad(const Tensor& g) {
   if (!g.defined()) {
-    impl().grad.reset();
+    detail::assign_grad(impl(), nullptr);
     return;
   }
   if (g.shape() != shape())
     throw_error("tapegrad: a gradient of shape " + shape_str(g.shape()) + " for a tensor of shape " +
                 shape_str(shape()));
-  impl().grad = detail::convert(g, dtype()).impl_ptr();
+  detail::assign_grad(impl(), (g.dtype() == dtype() ? g : astype(g, dtype())).impl_ptr());
 }
 
 void Tensor::retain_grad() {
@@ -637,7 +700,9 @@ void Tensor::backward() const {
   backward(Tensor::ones(shape(), dtype()));
 }
 
-void Tensor::backward(const Tensor& gradient) const {
+void Tensor::backward(const Tensor& gradient) const { backward(gradient, false); }
+
+void Tensor::backward(const Tensor& gradient, bool create_graph) const {
   TensorImpl& p = impl();
   if (!p.requires_grad)
     throw_error("tapegrad: backward() on a tensor that does not require grad (no input requires grad, "
@@ -650,8 +715,16 @@ void Tensor::backward(const Tensor& gradient) const {
                 dtype_name(gradient.dtype()));
   if (p.leaf) {
     // A leaf's gradient is the seed itself (as in PyTorch).
+    if (create_graph) {
+      EnableGrad eg;
+      const Tensor gd = astype(gradient, p.dtype);
+      const Tensor old = grad();
+      detail::assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
+      return;
+    }
     Tensor g = detail::LeafNode::clone_values(detail::convert(gradient, p.dtype));
     if (!p.grad) p.grad = g.impl_ptr();
+    else if (p.grad->requires_grad) detail::assign_grad(p, add(Tensor(p.grad).detach(), g).impl_ptr());
     else detail::LeafNode::accumulate_into(p.grad, g, true);
     return;
   }
@@ -659,7 +732,16 @@ void Tensor::backward(const Tensor& gradient) const {
   Tape& tape = *p.tape;
   auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
   node.grad_ = Tensor();
-  node.add_grad(gradient);
+  {
+    GradModeGuard mode(create_graph);
+    node.add_grad(gradient);
+  }
+  // The recorded sweep appends to this tape; the flag is reset even if it throws.
+  struct Reset {
+    Tape& t;
+    ~Reset() { t.set_create_graph(false); }
+  } reset{tape};
+  tape.set_create_graph(create_graph);
   tape.reverse(p.rec, 1.0);
   tape.accumulate_root_grads();
 }
@@ -688,6 +770,110 @@ void Tensor::sgd_step(double lr) {
   });
   ++p.version_counter();
   if (p.leaf) p.gen = 0;
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, bool create_graph, bool allow_unused) {
+  if (outputs.empty()) throw_error("tapegrad: grad(): no outputs");
+  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
+    throw_error("tapegrad: grad(): " + std::to_string(grad_outputs.size()) + " grad_outputs for " +
+                std::to_string(outputs.size()) + " outputs");
+  // The outputs' tape; every recorded output must be current on it.
+  Tape* tape = nullptr;
+  for (const Tensor& y : outputs) {
+    const TensorImpl& p = y.impl();
+    if (!p.requires_grad)
+      throw_error("tapegrad: grad(): an output does not require grad (no input requires grad, or it was "
+                  "computed under no_grad)");
+    if (p.leaf) continue;
+    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
+    if (tape && tape != p.tape) throw_error("tapegrad: grad(): the outputs were recorded on different tapes");
+    tape = p.tape;
+  }
+  std::vector<Tensor> result(inputs.size());
+  // Leaf outputs: d(leaf)/d(leaf) is the seed itself.
+  auto seed_of = [&](std::size_t k) {
+    return grad_outputs.empty() || !grad_outputs[k].defined() ? Tensor::ones(outputs[k].shape(), outputs[k].dtype())
+                                                              : grad_outputs[k];
+  };
+  std::vector<detail::TNode*> captured;
+  std::vector<std::uint32_t> marks;
+  struct Cleanup {
+    std::vector<detail::TNode*>& nodes;
+    Tape* tape;
+    ~Cleanup() {
+      for (detail::TNode* n : nodes) n->capture_ = nullptr;
+      detail::tls_capture_only = false;
+      if (tape) tape->set_create_graph(false);
+    }
+  } cleanup{captured, tape};
+  std::vector<Tensor> capture_slots(inputs.size());
+  if (tape) {
+    auto capture = [&](detail::TNode& node, std::size_t k) {
+      if (node.capture_) return;  // the same input twice: the first slot
+      node.capture_ = &capture_slots[k];
+      captured.push_back(&node);
+    };
+    bool any_leaf = false;
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+      const TensorImpl& p = inputs[k].impl();
+      if (p.leaf) {
+        any_leaf = true;
+        continue;
+      }
+      if (p.tape != tape || p.gen != tape->generation() || p.rec == Tape::kNone) continue;  // not on this graph
+      capture(static_cast<detail::TNode&>(tape->node(p.rec)), k);
+    }
+    // A leaf may have several records on the tape (recorded again after a collect()): every
+    // one of them is found by scanning the tape's leaf records.
+    if (any_leaf)
+      for (std::uint32_t i = 0; i < tape->size(); ++i) {
+        if (tape->record(i).op != Op::Node) continue;
+        auto& node = static_cast<detail::TNode&>(tape->node(i));
+        const TensorImpl* leaf = node.leaf();
+        if (!leaf) continue;
+        for (std::size_t k = 0; k < inputs.size(); ++k)
+          if (inputs[k].impl_ptr().get() == leaf) {
+            if (!node.capture_) {
+              node.capture_ = &capture_slots[k];
+              captured.push_back(&node);
+            }
+            break;
+          }
+      }
+    std::uint32_t from = 0;
+    {
+      GradModeGuard mode(create_graph);
+      for (std::size_t k = 0; k < outputs.size(); ++k) {
+        const TensorImpl& p = outputs[k].impl();
+        if (p.leaf) continue;
+        auto& node = static_cast<detail::TNode&>(tape->node(p.rec));
+        Tensor s = seed_of(k);
+        if (s.shape() != p.shape)
+          throw_error("tapegrad: grad(): grad_outputs[" + std::to_string(k) + "] has shape " + shape_str(s.shape()) +
+                      " but the output has shape " + shape_str(p.shape));
+        node.add_grad(s);
+        marks.push_back(p.rec);
+        from = std::max(from, p.rec);
+      }
+    }
+    detail::tls_capture_only = true;
+    tape->set_create_graph(create_graph);
+    tape->reverse(from, 1.0, marks.data(), marks.size());
+  }
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    // The same input twice: the capture went to the first slot.
+    Tensor g = capture_slots[k];
+    for (std::size_t j = 0; j < k && !g.defined(); ++j)
+      if (inputs[j].same(inputs[k])) g = result[j];
+    for (std::size_t o = 0; o < outputs.size(); ++o)  // a leaf that is itself an output: its seed
+      if (outputs[o].is_leaf() && outputs[o].same(inputs[k])) g = g.defined() ? add(g, seed_of(o)) : seed_of(o);
+    if (!g.defined() && !allow_unused)
+      throw_error("tapegrad: grad(): input " + std::to_string(k) +
+                  " was not used to compute the outputs (pass allow_unused=True to get None for it)");
+    result[k] = g;
+  }
+  return result;
 }
 
 Tensor astype(const Tensor& x, DType dtype);  // tensor_ops.cpp

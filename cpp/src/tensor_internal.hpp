@@ -41,6 +41,9 @@ namespace tapegrad::detail {
 Tensor empty_tensor(const Shape& shape, DType dtype);
 /// x's memory (from its start) viewed with another shape of at most x's numel: not recorded.
 Tensor view_as_shape(const Tensor& x, const Shape& shape);
+/// x viewed with another shape (same numel): recorded (reshape) when recording is on and x
+/// requires grad, as in a create_graph sweep; a plain view otherwise.
+Tensor reshaped(const Tensor& x, const Shape& shape);
 /// x converted to dtype (x itself if it has it already): not recorded.
 Tensor convert(const Tensor& x, DType dtype);
 /// Normalises axes against ndim (negative from the end); sorted, unique; throws on range.
@@ -73,6 +76,10 @@ class TNode : public Node {
   std::vector<std::uint32_t> in_;     // input records (Tape::kNone: a constant input)
   std::shared_ptr<TensorImpl> out_;   // the result (its value; its grad if retained)
   Tensor grad_;                       // d(output) during a sweep
+  Tensor* capture_ = nullptr;         // grad(): where this record's gradient is wanted
+  bool is_leaf_node_ = false;         // a leaf's record (grad() does not deliver into .grad)
+  /// The leaf a leaf record delivers to (null for op records).
+  virtual const TensorImpl* leaf() const noexcept { return nullptr; }
 
  protected:
   /// Given d(output) = g, calls give(k, d input k) for the inputs k that are recorded.
@@ -98,6 +105,9 @@ inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {
   x.impl().version_counter();
   return x.impl().version;
 }
+
+/// grad() runs a sweep that delivers only into its captures, not into the leaves' .grad.
+inline thread_local bool tls_capture_only = false;
 
 /// Records a node for an op if grad mode is on and an input requires grad.
 class Recorder {

@@ -126,6 +126,48 @@ double der2(double x, double y, double z) {
   return 0.0;
 }
 
+}  // namespace
+
+// The helpers of rules.hpp on tensors (found by argument-dependent lookup), so that the
+// table's rules run on Tensor in a recorded sweep. The piecewise-constant ones are constants
+// of the graph, as their derivatives are zero.
+Tensor step(const Tensor& x) { return astype(greater(x, weak_scalar(0.0, x.dtype())), x.dtype()); }
+Tensor sign(const Tensor& x) {
+  const Tensor zero = weak_scalar(0.0, x.dtype());
+  return where(not_equal(x, x), x.detach(), astype(greater(x, zero), x.dtype()) - astype(less(x, zero), x.dtype()));
+}
+Tensor lesser(const Tensor& x, const Tensor& y) {
+  return astype(less(x, y), x.dtype()) + 0.5 * astype(equal(x, y), x.dtype());
+}
+Tensor pow_dx(const Tensor& x, const Tensor& y) {
+  return where(equal(y, weak_scalar(0.0, y.dtype())), weak_scalar(0.0, x.dtype()), y * pow(x, y - 1.0));
+}
+Tensor pow_dy(const Tensor& x, const Tensor& y, const Tensor& z) {
+  const Tensor zero = weak_scalar(0.0, x.dtype());
+  const Tensor lx = z * log(x);
+  return where(equal(x, zero), where(greater_equal(y, zero), zero, lx), lx);
+}
+
+namespace {
+
+// The table's rules on tensors: g * d(x, z), recorded (a create_graph sweep).
+template <Op op>
+Tensor tensor_rule1(const Tensor& g, const Tensor& x, const Tensor& z) {
+#define TAPEGRAD_UNARY(Name, name, f, dx) if constexpr (op == Op::Name) return g * table::d_##name(x, z); else
+#include "tapegrad/ops.def"
+  return g;
+}
+template <Op op, int k>
+Tensor tensor_rule2(const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& z) {
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                   \
+  if constexpr (op == Op::Name) {                                                \
+    if constexpr (k == 0) return g * table::d_##name##_x(x, y, z);               \
+    else return g * table::d_##name##_y(x, y, z);                                \
+  } else
+#include "tapegrad/ops.def"
+  return g;
+}
+
 // Whether a rule's text (ops.def) mentions the variable `v` ('x', 'y' or 'z') as a name of
 // its own, so that a node saves only the values its rule reads: exp's rule is `z`, so
 // changing exp's input in place after recording is harmless (as in PyTorch).
@@ -158,6 +200,11 @@ class UnaryNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
+    if (grad_enabled()) {  // create_graph: the table's rule on tensors, recorded
+      const Tensor z(out_);
+      give(0, tensor_rule1<op>(g, x_, z));
+      return;
+    }
     Tensor gx = empty_tensor(x_.shape(), x_.dtype());
     const std::int64_t n = gx.numel();
     TG_FLOAT_DISPATCH(x_.dtype(), T, {
@@ -222,6 +269,11 @@ class BinaryNode final : public TNode {
       if (needs(1)) give(1, detail::sum_to(op == Op::Add ? g : neg(g), y_.shape()));
       return;
     }
+    if (grad_enabled()) {  // create_graph: the table's rules on tensors, recorded
+      if (needs(0)) give(0, detail::sum_to(tensor_rule2<op, 0>(g, x_, y_, z), x_.shape()));
+      if (needs(1)) give(1, detail::sum_to(tensor_rule2<op, 1>(g, x_, y_, z), y_.shape()));
+      return;
+    }
     TG_FLOAT_DISPATCH(z.dtype(), T, {
       if constexpr (op == Op::Pow) {
         if (needs(0) && y_.numel() == 1 && x_.shape() == z.shape()) {  // x^c: c x^(c-1)
@@ -271,7 +323,8 @@ Tensor binary(const Tensor& x0, const Tensor& y0, const char* name) {
   const Shape shape = broadcast_shapes(x0.shape(), y0.shape(), name);
   Recorder rec({&x0, &y0}, name);
   const DType dt = arithmetic_dtype(x0.dtype(), y0.dtype());
-  const Tensor x = convert(x0, dt), y = convert(y0, dt);
+  // astype: a promoted operand stays on the graph (for a create_graph sweep's second order)
+  const Tensor x = astype(x0, dt), y = astype(y0, dt);
   Tensor z = empty_tensor(shape, dt);
   TG_FLOAT_DISPATCH(dt, T, {
     bool done = false;
@@ -346,6 +399,16 @@ class ClipNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
+    if (grad_enabled()) {  // create_graph: g where lo <= x <= hi, recorded
+      Tensor inside = empty_tensor(x_.shape(), DType::Bool);
+      TG_FLOAT_DISPATCH(x_.dtype(), T, {
+        const T* x = x_.data<T>();
+        bool* m = inside.data<bool>();
+        for (std::int64_t i = 0; i < x_.numel(); ++i) m[i] = x[i] >= static_cast<T>(lo_) && x[i] <= static_cast<T>(hi_);
+      });
+      give(0, where(inside, g, weak_scalar(0.0, g.dtype())));
+      return;
+    }
     Tensor gx = empty_tensor(x_.shape(), x_.dtype());
     const std::int64_t n = gx.numel();
     TG_FLOAT_DISPATCH(x_.dtype(), T, {
@@ -537,7 +600,7 @@ class SumNode final : public TNode {
   bool saves_output() const override { return false; }
 
  protected:
-  void vjp(const Tensor& g) override { give(0, broadcast_to(detail::view_as_shape(g, kept_), in_shape_)); }
+  void vjp(const Tensor& g) override { give(0, broadcast_to(detail::reshaped(g, kept_), in_shape_)); }
 
  private:
   Shape in_shape_, kept_;
@@ -551,7 +614,7 @@ class ExtremeNode final : public TNode {  // amax / amin
   void vjp(const Tensor& g) override {
     const Tensor mask = convert(equal(x_, zk_), x_.dtype());
     const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
-    give(0, mask * (detail::view_as_shape(g, zk_.shape()) / count));
+    give(0, mask * (detail::reshaped(g, zk_.shape()) / count));
   }
 
  private:
@@ -571,10 +634,12 @@ class ProdNode final : public TNode {
     const Tensor is0 = equal(x_, zero);
     const Tensor nzeros = reduce(convert(is0, x_.dtype()), axes_, Reduce::Sum, "prod");
     const Tensor safe = where(is0, one, x_);
-    const Tensor pnz = reduce(safe, axes_, Reduce::Prod, "prod");
+    const bool rec = grad_enabled();  // create_graph: products recorded, so others depend on x
+    const Tensor pnz = rec ? prod(safe, Axes(axes_), true) : reduce(safe, axes_, Reduce::Prod, "prod");
+    const Tensor zk = rec ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;
     const Tensor none = equal(nzeros, zero), single = equal(nzeros, one);
-    const Tensor others = where(none, zk_ / safe, where(single, where(is0, pnz, zero), zero));
-    give(0, others * detail::view_as_shape(g, zk_.shape()));
+    const Tensor others = where(none, zk / safe, where(single, where(is0, pnz, zero), zero));
+    give(0, others * detail::reshaped(g, zk_.shape()));
   }
 
  private:
@@ -587,7 +652,10 @@ class LogsumexpNode final : public TNode {
   LogsumexpNode(Tensor x, Tensor zk) : x_(std::move(x)), zk_(std::move(zk)) {}
 
  protected:
-  void vjp(const Tensor& g) override { give(0, exp(x_ - zk_) * detail::view_as_shape(g, zk_.shape())); }
+  void vjp(const Tensor& g) override {
+    const Tensor zk = grad_enabled() ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;  // create_graph: on the graph
+    give(0, exp(x_ - zk) * detail::reshaped(g, zk_.shape()));
+  }
 
  private:
   Tensor x_, zk_;
@@ -708,6 +776,11 @@ class StdSqrtNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override {
     const Tensor z(out_);
+    if (grad_enabled()) {  // create_graph
+      const Tensor zero = weak_scalar(0.0, z.dtype());
+      give(0, where(equal(z, zero), zero, g * 0.5 / z));
+      return;
+    }
     Tensor gx = empty_tensor(z.shape(), z.dtype());
     const std::int64_t n = gx.numel();
     TG_FLOAT_DISPATCH(z.dtype(), T, {
@@ -777,6 +850,7 @@ Tensor sum_to(const Tensor& x, const Shape& shape) {
   std::vector<int> axes;
   for (std::size_t d = 0; d < n; ++d)
     if (d < off || (shape[d - off] == 1 && x.shape()[d] != 1)) axes.push_back(static_cast<int>(d));
+  if (grad_enabled() && x.requires_grad()) return reshape(sum(x, Axes(axes), true), shape);  // create_graph
   NoGrad ng;
   const Tensor r = reduce(x, axes, Reduce::Sum, "sum_to");
   return view_as_shape(r, shape);

@@ -54,6 +54,10 @@ bool contiguous_run(const Shape& in, const Shape& s, const std::vector<std::int6
   return true;
 }
 
+Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std::int64_t>& st, const Shape& shape);
+Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, const std::vector<std::int64_t>& st);
+Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape);
+
 class ReshapeNode final : public TNode {
  public:
   explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
@@ -61,7 +65,7 @@ class ReshapeNode final : public TNode {
   bool saves_output() const override { return false; }
 
  protected:
-  void vjp(const Tensor& g) override { give(0, view_as_shape(g, in_shape_)); }
+  void vjp(const Tensor& g) override { give(0, detail::reshaped(g, in_shape_)); }
 
  private:
   Shape in_shape_;
@@ -101,6 +105,10 @@ class TakeNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
+    if (grad_enabled()) {  // create_graph
+      give(0, scatter_add(g, index_, in_shape_));
+      return;
+    }
     Tensor gx = Tensor::zeros(in_shape_, g.dtype());
     const std::int64_t* ix = index_.data<std::int64_t>();
     const std::int64_t n = index_.numel();
@@ -126,6 +134,10 @@ class StridedNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
+    if (grad_enabled()) {  // create_graph
+      give(0, scatter_strided(g, in_shape_, base_, strides_));
+      return;
+    }
     // A slice that is one contiguous block (x[1:], x[2:5, :]): zeros around one copy.
     if (contiguous_block(g.shape())) {
       Tensor gx = empty_tensor(in_shape_, g.dtype());
@@ -326,6 +338,16 @@ Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const st
     base += start[d] * xs[d];
     st[d] = step[d] * xs[d];
   }
+  if (empty) {
+    base = 0;
+    std::fill(st.begin(), st.end(), 0);
+  }
+  return gather_strided(x, base, st, shape);
+}
+
+namespace {
+Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std::int64_t>& st, const Shape& shape) {
+  const bool empty = shape_numel(shape) == 0;
   Recorder rec({&x}, "getitem");
   Tensor r;
   if (!empty && contiguous_run(x.shape(), shape, st)) {
@@ -337,9 +359,71 @@ Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const st
     if (!empty) strided_copy(x, base, st, r, shape);
   }
   if (!rec.on()) return r;
-  if (empty) base = 0;
   return rec.record(std::make_unique<StridedNode>(x.shape(), base, st), r);
 }
+
+// The reverse of gather_strided: g placed at those positions of a zero tensor of `shape`
+// (positions are distinct). Recorded, so that a create_graph sweep can differentiate it.
+class ScatterStridedNode final : public TNode {
+ public:
+  ScatterStridedNode(Shape g_shape, std::int64_t base, std::vector<std::int64_t> strides)
+      : g_shape_(std::move(g_shape)), base_(base), strides_(std::move(strides)) {}
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
+ protected:
+  void vjp(const Tensor& gg) override { give(0, gather_strided(gg, base_, strides_, g_shape_)); }
+
+ private:
+  Shape g_shape_;
+  std::int64_t base_;
+  std::vector<std::int64_t> strides_;
+};
+
+Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, const std::vector<std::int64_t>& st) {
+  Recorder rec({&g}, "getitem backward");
+  Tensor gx = Tensor::zeros(shape, g.dtype());
+  TG_FLOAT_DISPATCH(g.dtype(), T, {
+    T* d = gx.data<T>() + base;
+    const T* src = g.data<T>();
+    for_each_row<2>(g.shape(), {st, contiguous_strides(g.shape())},
+                    [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
+                      for (std::int64_t i = 0; i < len; ++i) d[b[0] + i * in[0]] = src[b[1] + i * in[1]];
+                    });
+  });
+  if (!rec.on()) return gx;
+  return rec.record(std::make_unique<ScatterStridedNode>(g.shape(), base, st), gx);
+}
+
+// The reverse of take: g added at flat offsets `index` of a zero tensor of `shape`
+// (repeated offsets accumulate). Recorded, its own reverse being take.
+class ScatterAddNode final : public TNode {
+ public:
+  explicit ScatterAddNode(Tensor index) : index_(std::move(index)) {}
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
+ protected:
+  void vjp(const Tensor& gg) override { give(0, take(gg, index_)); }
+
+ private:
+  Tensor index_;
+};
+
+Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape) {
+  Recorder rec({&g}, "take backward");
+  Tensor gx = Tensor::zeros(shape, g.dtype());
+  const std::int64_t* ix = index.data<std::int64_t>();
+  const std::int64_t n = index.numel();
+  TG_FLOAT_DISPATCH(g.dtype(), T, {
+    T* d = gx.data<T>();
+    const T* src = g.data<T>();
+    for (std::int64_t k = 0; k < n; ++k) d[ix[k]] += src[k];
+  });
+  if (!rec.on()) return gx;
+  return rec.record(std::make_unique<ScatterAddNode>(index), gx);
+}
+}  // namespace
 
 Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
   const int a = detail::normalize_axis(axis, x.ndim(), "slice");
@@ -458,6 +542,14 @@ void batched_gemm(bool ta, bool tb, const Tensor& A, const Tensor& B, const Tens
   });
 }
 
+// The last two axes swapped (a batched transpose).
+Tensor swap_last(const Tensor& t) {
+  std::vector<int> axes(static_cast<std::size_t>(t.ndim()));
+  std::iota(axes.begin(), axes.end(), 0);
+  std::swap(axes[axes.size() - 1], axes[axes.size() - 2]);
+  return transpose(t, axes);
+}
+
 class MatmulNode final : public TNode {
  public:
   MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
@@ -466,6 +558,11 @@ class MatmulNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
+    if (grad_enabled()) {  // create_graph: dA = dC B^T, dB = A^T dC as recorded products
+      if (needs(0)) give(0, detail::sum_to(matmul(g, swap_last(b_)), a_.shape()));
+      if (needs(1)) give(1, detail::sum_to(matmul(swap_last(a_), g), b_.shape()));
+      return;
+    }
     const std::size_t na = a_.shape().size(), nb = b_.shape().size();
     const std::int64_t m = a_.shape()[na - 2], k = a_.shape()[na - 1], n = b_.shape()[nb - 1];
     Shape full = batch_;
@@ -503,7 +600,7 @@ Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
   const Shape batch = broadcast_shapes(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2), "matmul");
   Recorder rec({&a0, &b0}, "matmul");
   const DType dt = arithmetic_dtype(a0.dtype(), b0.dtype());
-  const Tensor a = convert(a0, dt), b = convert(b0, dt);
+  const Tensor a = astype(a0, dt), b = astype(b0, dt);  // recorded: promoted operands stay on the graph
   const std::int64_t m = as[na - 2], k = as[na - 1], n = bs[nb - 1];
   Shape shape = batch;
   shape.push_back(m);

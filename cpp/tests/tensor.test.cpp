@@ -378,3 +378,202 @@ TEST_CASE("matmul errors name the shapes as given, 1-d operands too") {
   CHECK_THROWS_WITH_AS(dot(Tensor::zeros({3}), Tensor::zeros({4})),
                        "tapegrad: matmul: shapes (3,) and (4,) do not match (3 != 4)", Error);
 }
+
+namespace {
+// <grad of sum(w * f(xs)), v> at xs, by a plain first-order sweep (for finite differences).
+double grad_dot(const Fn& f, std::vector<Tensor> xs, const Tensor& w, const std::vector<Tensor>& v) {
+  Tape tape;
+  ScopedTape scope(tape);
+  std::vector<Tensor> ls;
+  for (Tensor& x : xs) {
+    x = Tensor::from_values(x.to_vector(), x.shape());
+    x.requires_grad_();
+  }
+  sum(f(xs) * w).backward();
+  double r = 0;
+  for (std::size_t k = 0; k < xs.size(); ++k) r += sum(xs[k].grad() * v[k]).item();
+  return r;
+}
+
+// Second derivatives through create_graph: d/dx <grad L, v> (a Hessian-vector product)
+// against central differences of the first-order <grad L, v>.
+void check_second_derivatives(const std::string& what, const Fn& f, std::vector<Tensor> xs, double tol = 2e-5) {
+  INFO(what);
+  std::mt19937 rng(11);
+  std::vector<Tensor> v;
+  for (Tensor& x : xs) {
+    x.requires_grad_(true);
+    v.push_back(random_tensor(x.shape(), rng, -1.0, 1.0));
+  }
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor y = f(xs);
+  const Tensor w = random_tensor(y.shape(), rng, 0.5, 1.5);
+  sum(y * w).backward(Tensor::ones({}), true);  // create_graph: each x.grad() is on the tape
+  Tensor u = Tensor::zeros({});
+  for (std::size_t k = 0; k < xs.size(); ++k)
+    if (xs[k].grad().defined()) u = u + sum(xs[k].grad() * v[k]);
+  for (Tensor& x : xs) x.zero_grad();
+  // A gradient that does not depend on x (a linear f) is not on the tape: H v = 0.
+  if (u.requires_grad()) u.backward();  // x.grad() = H v
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    for (std::int64_t i = 0; i < xs[k].numel(); ++i) {
+      std::vector<Tensor> at = xs;
+      const double x0 = xs[k].data<double>()[i], h = 1e-4 * std::fmax(1.0, std::fabs(x0));
+      auto phi = [&](double t) {
+        std::vector<Tensor> p;
+        for (const Tensor& x : xs) p.push_back(Tensor::from_values(x.to_vector(), x.shape()));
+        p[k].data<double>()[i] = t;
+        return grad_dot(f, p, w, v);
+      };
+      const double fd = (-phi(x0 + 2 * h) + 8 * phi(x0 + h) - 8 * phi(x0 - h) + phi(x0 - 2 * h)) / (12 * h);
+      const Tensor hv = xs[k].grad();
+      const double got = hv.defined() ? hv.to_vector()[static_cast<std::size_t>(i)] : 0.0;
+      INFO("input " << k << " element " << i << ": H v = " << got << ", finite differences " << fd);
+      CHECK(std::fabs(got - fd) <= tol * std::fmax(1.0, std::fabs(fd)));
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("create_graph: second derivatives of every elementwise op (gradgradcheck)") {
+  std::mt19937 rng(12);
+#define TAPEGRAD_UNARY(Name, name, f, dx)                                                              \
+  {                                                                                                     \
+    const bool positive = std::string(#name) == "log" || std::string(#name) == "sqrt";                  \
+    const bool unit = std::string(#name) == "asin" || std::string(#name) == "acos" ||                   \
+                      std::string(#name) == "log1p";                                                    \
+    const double lo = positive ? 0.3 : (unit ? -0.7 : -1.5), hi = unit ? 0.7 : 1.5;                     \
+    check_second_derivatives(#name, [](const std::vector<Tensor>& v) { return tapegrad::name(v[0]); },  \
+                             {random_tensor({2, 3}, rng, lo, hi)});                                     \
+  }
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
+  {                                                                                                      \
+    const double lo = std::string(#name) == "pow" ? 0.4 : -1.5;                                          \
+    check_second_derivatives(#name " (2,3) x (3,)",                                                      \
+                             [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },   \
+                             {random_tensor({2, 3}, rng, lo, 1.5), random_tensor({3}, rng, 0.5, 1.5)});  \
+    check_second_derivatives(#name " with a double",                                                     \
+                             [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], 1.7); },    \
+                             {random_tensor({3}, rng, 0.4, 1.5)});                                       \
+  }
+#include "tapegrad/ops.def"
+}
+
+TEST_CASE("create_graph: second derivatives of reductions, matmul, shapes and indexing") {
+  std::mt19937 rng(13);
+  using V = std::vector<Tensor>;
+  check_second_derivatives("sum of squares", [](const V& v) { return sum(v[0] * v[0], 1); }, {random_tensor({2, 3}, rng)});
+  check_second_derivatives("mean", [](const V& v) { return mean(exp(v[0]), 0, true); }, {random_tensor({3, 2}, rng)});
+  check_second_derivatives("prod", [](const V& v) { return prod(v[0], 1); }, {random_tensor({2, 3}, rng)});
+  check_second_derivatives("max", [](const V& v) { return amax(v[0] * v[0], 1); }, {random_tensor({2, 3}, rng)});
+  check_second_derivatives("var", [](const V& v) { return var(v[0], 1, 1); }, {random_tensor({2, 4}, rng)});
+  check_second_derivatives("std", [](const V& v) { return tapegrad::std(v[0]); }, {random_tensor({5}, rng)});
+  check_second_derivatives("logsumexp", [](const V& v) { return logsumexp(v[0], 1); }, {random_tensor({2, 3}, rng)});
+  check_second_derivatives("softmax", [](const V& v) { return softmax(v[0], -1); }, {random_tensor({2, 3}, rng)});
+  check_second_derivatives("log_softmax", [](const V& v) { return log_softmax(v[0], 0); }, {random_tensor({3, 2}, rng)});
+  check_second_derivatives("matmul", [](const V& v) { return tanh(matmul(v[0], v[1])); },
+                           {random_tensor({2, 3}, rng), random_tensor({3, 2}, rng)});
+  check_second_derivatives("batched matmul", [](const V& v) { return sin(matmul(v[0], v[1])); },
+                           {random_tensor({2, 2, 3}, rng), random_tensor({3}, rng)});
+  check_second_derivatives("transpose, reshape, broadcast",
+                           [](const V& v) { return exp(broadcast_to(reshape(transpose(v[0]), {1, 6}), {2, 6})); },
+                           {random_tensor({2, 3}, rng)});
+  const Tensor idx = Tensor::from_values({0, 2, 2, 5}, {4}, DType::Int64);
+  check_second_derivatives("take", [idx](const V& v) { return sin(take(v[0], idx)); }, {random_tensor({2, 3}, rng)});
+  check_second_derivatives("slice", [](const V& v) { return exp(slice(v[0], 1, 2, -10, -2)); },
+                           {random_tensor({2, 4}, rng)});
+  check_second_derivatives("contiguous slice", [](const V& v) { return exp(slice(v[0], 0, 1, 3)); },
+                           {random_tensor({4}, rng)});
+  check_second_derivatives("concatenate, stack",
+                           [](const V& v) {
+                             return concatenate({stack({sin(v[0]), v[1] * v[0]}, 0), reshape(v[1] * v[1], {1, 2})}, 0);
+                           },
+                           {random_tensor({2}, rng), random_tensor({2}, rng)});
+  const Tensor cond = Tensor::from_values({1, 0, 1}, {3}, DType::Bool);
+  check_second_derivatives("where, clip", [cond](const V& v) { return where(cond, exp(v[0]), clip(v[0], -0.5, 0.5) * v[0]); },
+                           {random_tensor({3}, rng)});
+}
+
+TEST_CASE("create_graph: the issue's example, and third derivatives") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({2.0}, {1});
+  x.requires_grad_();
+  Tensor y = x * x * x;
+  y.backward(Tensor::ones({1}), true);
+  Tensor g = x.grad();  // 3x^2 = 12, on the tape
+  CHECK(g.item() == 12.0);
+  CHECK(g.requires_grad());
+  x.zero_grad();
+  g.backward(Tensor::ones({1}), true);
+  Tensor h = x.grad();  // 6x = 12
+  CHECK(h.item() == 12.0);
+  x.zero_grad();
+  h.backward();
+  CHECK(x.grad().item() == 6.0);  // the third derivative of x^3
+  // Without create_graph the gradient is a plain tensor
+  Tensor z = Tensor::from_values({2.0}, {1});
+  z.requires_grad_();
+  (z * z).backward(Tensor::ones({1}));
+  CHECK(!z.grad().requires_grad());
+}
+
+TEST_CASE("create_graph: a recorded .grad is a root of its tape (collect keeps it) until replaced") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({1.5, -0.5}, {2});
+  x.requires_grad_();
+  for (int i = 0; i < 5; ++i) (void)(x * 3.0);  // garbage for collect() to drop
+  sum(sin(x) * x).backward(Tensor::ones({}), true);
+  const std::size_t roots = tape.stats().roots;
+  CHECK(roots == 1);  // x.grad
+  tape.collect();
+  Tensor g = x.grad();  // refreshed from its root
+  x.zero_grad();
+  CHECK(tape.stats().roots == 0);
+  sum(g).backward();  // d/dx sum(cos x * x + sin x) = -sin x * x + 2 cos x
+  const std::vector<double> h = x.grad().to_vector();
+  CHECK(h[0] == doctest::Approx(-std::sin(1.5) * 1.5 + 2 * std::cos(1.5)).epsilon(1e-14));
+  CHECK(h[1] == doctest::Approx(-std::sin(-0.5) * -0.5 + 2 * std::cos(-0.5)).epsilon(1e-14));
+  // a plain backward afterwards adds to a recorded grad without touching its graph
+  Tensor y = Tensor::from_values({2.0}, {1});
+  y.requires_grad_();
+  (y * y).backward(Tensor::ones({1}), true);
+  (y * y).backward(Tensor::ones({1}));
+  CHECK(y.grad().item() == 8.0);
+  CHECK(!y.grad().requires_grad());
+}
+
+TEST_CASE("grad(): PyTorch's autograd.grad, to any order, leaving .grad alone") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({2.0}, {1});
+  x.requires_grad_();
+  Tensor y = x * x * x;
+  const std::vector<Tensor> g = grad({y}, {x}, {}, true);  // 3x^2 = 12, differentiable
+  CHECK(g[0].item() == 12.0);
+  CHECK(g[0].requires_grad());
+  const std::vector<Tensor> h = grad({g[0]}, {x}, {}, true);  // 6x = 12
+  CHECK(h[0].item() == 12.0);
+  CHECK(grad({h[0]}, {x})[0].item() == 6.0);  // 6
+  CHECK(!x.grad().defined());                  // never touched
+
+  // several outputs with weights; a non-leaf input; the same input twice
+  Tensor a = Tensor::from_values({1.0, 2.0}, {2});
+  a.requires_grad_();
+  Tensor m = a * 3.0;                 // non-leaf
+  Tensor o1 = sum(m * m), o2 = m;     // d o1/dm = 2m = (6, 12); o2 weighted by (1, -1)
+  const std::vector<Tensor> gs = grad({o1, o2}, {m, a, m}, {Tensor::ones({}), Tensor::from_values({1, -1}, {2})});
+  CHECK(gs[0].to_vector() == std::vector<double>{7.0, 11.0});
+  CHECK(gs[1].to_vector() == std::vector<double>{21.0, 33.0});
+  CHECK(gs[2].to_vector() == gs[0].to_vector());
+  CHECK(!a.grad().defined());
+
+  // an input the outputs do not use
+  Tensor unused = Tensor::from_values({1.0}, {1});
+  unused.requires_grad_();
+  CHECK_THROWS_WITH_AS(grad({o1}, {unused}), doctest::Contains("allow_unused"), Error);
+  CHECK(!grad({o1}, {unused}, {}, false, true)[0].defined());
+  CHECK_THROWS_WITH_AS(grad({sum(m)}, {a}, {Tensor::ones({2})}), doctest::Contains("has shape (2,)"), Error);
+}

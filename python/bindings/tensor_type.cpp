@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,26 @@ struct PyTensor {
 py::handle g_tensor_type;  // the Python type of PyTensor
 py::handle g_np_array;     // numpy.array (these module globals are never released:
                            // static destructors run after the interpreter is gone)
+
+// PyTape is standard-layout with its Tape first: a Tape* of a Python tape is its PyTape*.
+static_assert(std::is_standard_layout_v<PyTape>, "PyTape must start with its Tape");
+
+// A Python Tensor for t; a recorded result (a create_graph gradient) becomes a root of its
+// tape, as every result does.
+py::object wrap_tensor(Tensor t) {
+  auto holder = std::make_unique<PyTensor>(std::move(t));
+  PyTensor& p = *holder;
+  const tapegrad::TensorImpl& i = p.t.impl();
+  if (i.requires_grad && !i.leaf && i.tape && i.gen == i.tape->generation()) {
+    PyTape* pt = reinterpret_cast<PyTape*>(i.tape);
+    py::object tobj = py::cast(pt, py::return_value_policy::reference);
+    p.root = pt->tape.add_root(i.rec, nullptr, false);
+    p.epoch = pt->tape.epoch();
+    p.tape = pt;
+    p.tape_obj = tobj.release().ptr();
+  }
+  return py::cast(std::move(holder));
+}
 
 inline PyTensor* as_pytensor(py::handle o) {
   if (!py::isinstance(o, g_tensor_type)) return nullptr;
@@ -287,18 +308,25 @@ py::object binary_call(py::handle x, py::handle y, F f) {
 py::object do_backward(PyTensor& self, const py::object& gradient, const py::object& retain_graph,
                        bool create_graph) {
   (void)retain_graph;  // graphs are kept until their last result dies: always retained
-  if (create_graph)
-    throw py::value_error("tapegrad: create_graph=True (higher-order derivatives) is not supported yet");
   const Tensor& t = self.sync();
   if (t.requires_grad() && !t.is_leaf() && !self.live_root())
     throw tapegrad::Error("tapegrad: backward() on a stale Tensor: its tape was cleared after it was recorded");
+  Tensor g;
   if (gradient.is_none()) {
-    t.backward();
+    if (t.numel() != 1) {
+      t.backward();  // raises: a gradient is needed
+      return py::none();
+    }
+    g = Tensor::ones(t.shape(), t.dtype());
   } else {
-    Tensor g = as_pytensor(gradient) ? as_pytensor(gradient)->t : tensor_from_array(gradient, std::nullopt, false);
+    PyTensor* pg = as_pytensor(gradient);
+    g = pg ? pg->sync() : tensor_from_array(gradient, std::nullopt, false);
     if (!tapegrad::is_floating(g.dtype())) g = tapegrad::astype(g, t.dtype());
-    t.backward(g);
   }
+  // create_graph: the sweep records on the output's tape; the gradients are results there.
+  std::optional<tapegrad::ScopedTape> scope;
+  if (create_graph && t.impl().tape) scope.emplace(*t.impl().tape);
+  t.backward(g, create_graph);
   return py::none();
 }
 
@@ -403,7 +431,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
           [](const PyTensor& p) -> py::object {
             Tensor g = p.t.grad();
             if (!g.defined()) return py::none();
-            return py::cast(std::make_unique<PyTensor>(g));
+            return wrap_tensor(std::move(g));
           },
           [](PyTensor& p, const py::object& g) {
             if (g.is_none()) return p.t.set_grad(Tensor());
@@ -694,6 +722,47 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   m.def("is_grad_enabled", &tapegrad::grad_enabled, "Whether operations are recorded (see no_grad).");
   m.def("_set_grad_enabled", &tapegrad::set_grad_enabled);
   m.def("gemm_backend", &tapegrad::gemm_backend, "Which matrix-product kernel matmul uses.");
+  m.def("_grad", [](const py::sequence& outputs, const py::sequence& inputs, const py::object& grad_outputs,
+                    bool create_graph, bool allow_unused) {
+    auto tensors = [](const py::sequence& seq, const char* what) {
+      std::vector<Tensor> r;
+      for (py::handle h : seq) {
+        PyTensor* p = as_pytensor(h);
+        if (!p)
+          throw py::type_error(std::string("tapegrad.autograd.grad: ") + what + " must be Tensors, not " +
+                               Py_TYPE(h.ptr())->tp_name);
+        if (p->t.requires_grad() && !p->t.is_leaf() && !p->live_root())
+          throw tapegrad::Error("tapegrad: grad(): a Tensor is stale: its tape was cleared after it was recorded");
+        r.push_back(p->sync());
+      }
+      return r;
+    };
+    const std::vector<Tensor> outs = tensors(outputs, "outputs"), ins = tensors(inputs, "inputs");
+    std::vector<Tensor> seeds;
+    if (!grad_outputs.is_none()) {
+      for (py::handle h : py::reinterpret_borrow<py::sequence>(grad_outputs)) {
+        if (h.is_none()) {
+          seeds.emplace_back();
+          continue;
+        }
+        PyTensor* p = as_pytensor(h);
+        Tensor g = p ? p->sync() : tensor_from_array(h, std::nullopt, false);
+        if (!tapegrad::is_floating(g.dtype())) g = tapegrad::astype(g, DType::Float64);
+        seeds.push_back(g);
+      }
+    }
+    // create_graph records on the outputs' tape.
+    std::optional<tapegrad::ScopedTape> scope;
+    for (const Tensor& y : outs)
+      if (!y.is_leaf() && y.impl().tape) {
+        scope.emplace(*y.impl().tape);
+        break;
+      }
+    const std::vector<Tensor> gs = tapegrad::grad(outs, ins, seeds, create_graph, allow_unused);
+    py::list r;
+    for (const Tensor& g : gs) r.append(g.defined() ? wrap_tensor(g) : py::none());
+    return py::tuple(r);
+  });
   m.def("_use_blas", &use_blas, py::arg("path"), py::arg("prefix"));
 
   // Exceptions: IndexError for indices out of range (the rest are RuntimeError, as for Var).

@@ -42,7 +42,7 @@ Value = Var
 for _name, _arity in op_table:
     globals()[_name] = getattr(_core, _name)
 
-from . import nn  # noqa: E402
+from . import autograd, nn  # noqa: E402
 from ._tensor import (  # noqa: E402
     amax,
     amin,
@@ -103,7 +103,7 @@ def get_include() -> str:
 
 
 __all__ = [
-    "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "nn", "get_cmake_dir", "get_include",
+    "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "nn", "autograd", "get_cmake_dir", "get_include",
     "gemm_backend", *[name for name, _ in op_table],
     "amax", "amin", "arange", "bool_", "broadcast_to", "clip", "concatenate", "dot", "enable_grad",
     "expand_dims", "eye", "float32", "float64", "from_numpy", "full", "full_like", "int64", "is_grad_enabled",

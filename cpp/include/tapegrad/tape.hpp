@@ -143,8 +143,15 @@ class Tape {
   /// records that do not lead to `from` contribute nothing (not even 0 * inf). A leaf
   /// record with a sink adds its adjoint into the sink.
   void reverse(std::uint32_t from, double seed = 1.0);
+  /// The same, with the Node records `also[0..n_also)` (before `from`) marked as reached:
+  /// a sweep from several outputs whose Nodes hold their seeds.
+  void reverse(std::uint32_t from, double seed, const std::uint32_t* also, std::size_t n_also);
   /// The adjoint of record i after reverse(from): 0 for records after `from`.
   double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
+  /// Whether Node records run their rules with recording on during reverse(), so that the
+  /// gradients they produce are themselves on the tape (create_graph=True).
+  bool create_graph() const noexcept { return create_graph_; }
+  void set_create_graph(bool on) noexcept { create_graph_ = on; }
   /// During reverse(), from a Node's backward(): adds g to the adjoint of scalar record i.
   void add_adjoint(std::uint32_t i, double g) noexcept { adjoints_[i] += g; }
   /// During reverse(), from a Node's backward(): record i (a Node) has received a gradient,
@@ -211,6 +218,7 @@ class Tape {
   std::vector<std::uint32_t> scratch_;  // collect()'s marks and remap
   std::vector<std::unique_ptr<Node>> nodes_;  // the Node objects of Op::Node records
   std::size_t node_bytes_pushed_ = 0;
+  bool create_graph_ = false;
 
   std::vector<double*> sinks_;            // null: removed (or free)
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to

@@ -81,6 +81,11 @@ struct TensorImpl {
   std::uint32_t rec = Tape::kNone;
   std::uint32_t gen = 0;
   std::shared_ptr<TensorImpl> grad;  ///< accumulated by backward (leaves, retained results)
+  /// A recorded gradient (create_graph) is a root of its tape while it is this tensor's grad,
+  /// so that collect() keeps its graph: the root, and the tape's epoch when it was made.
+  Tape* grad_tape = nullptr;
+  std::uint32_t grad_root = Tape::kNone;
+  std::uint32_t grad_epoch = 0;
   /// Bumped by every in-place change of the data; shared by the views of the same memory
   /// (created on first need). A graph that saved this data refuses to sweep once it moved.
   std::shared_ptr<std::uint64_t> version;
@@ -92,6 +97,11 @@ struct TensorImpl {
   }
 
   template <class T> T* ptr() const noexcept { return static_cast<T*>(data); }
+
+  TensorImpl() = default;
+  TensorImpl(const TensorImpl&) = delete;
+  TensorImpl& operator=(const TensorImpl&) = delete;
+  ~TensorImpl();
 };
 
 class Tensor {
@@ -138,9 +148,9 @@ class Tensor {
   Tensor& requires_grad_(bool on = true);
   bool is_leaf() const { return impl().leaf; }
   /// The gradient accumulated by backward(): a null tensor until the first one.
-  Tensor grad() const { return Tensor(impl().grad); }
+  Tensor grad() const;
   void set_grad(const Tensor& g);
-  void zero_grad() { impl().grad.reset(); }
+  void zero_grad() { set_grad(Tensor()); }
   /// Keep this result's gradient in grad() on the next backward() (PyTorch's retain_grad).
   void retain_grad();
   /// The same data, cut from the graph: a leaf that does not require grad.
@@ -151,6 +161,9 @@ class Tensor {
   void backward() const;
   /// Reverse sweep from this tensor seeded with `gradient` (its shape).
   void backward(const Tensor& gradient) const;
+  /// The same, and with create_graph the sweep records its own operations: the gradients
+  /// accumulated into grad() are results on the tape, differentiable again (any order).
+  void backward(const Tensor& gradient, bool create_graph) const;
   /// Changes the elements in place (an optimiser step), keeping the tensor a leaf; it is
   /// recorded afresh on its next use. Graphs recorded before read the tensor's memory, so
   /// sweep them before changing it (PyTorch's rule for in-place changes).
@@ -198,6 +211,14 @@ struct NoGrad : GradModeGuard {
 struct EnableGrad : GradModeGuard {
   EnableGrad() noexcept : GradModeGuard(true) {}
 };
+
+/// The gradients of the outputs (weighted by grad_outputs, ones by default) with respect to
+/// each input, without touching any .grad (PyTorch's torch.autograd.grad). With create_graph
+/// the returned gradients are recorded results, differentiable again. An input the outputs
+/// do not depend on is an error, or a null tensor with allow_unused.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {}, bool create_graph = false,
+                         bool allow_unused = false);
 
 /// A copy of x converted to `dtype` (recorded between float dtypes).
 Tensor astype(const Tensor& x, DType dtype);
@@ -321,6 +342,11 @@ using SgemmFn = void (*)(bool ta, bool tb, std::int64_t m, std::int64_t n, std::
 using DgemmFn = void (*)(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha,
                          const double* a, std::int64_t lda, const double* b, std::int64_t ldb, double beta,
                          double* c, std::int64_t ldc);
+namespace detail {
+/// Makes g the gradient of p (a null g drops it), keeping a recorded g rooted on its tape.
+void assign_grad(TensorImpl& p, std::shared_ptr<TensorImpl> g);
+}  // namespace detail
+
 /// Replaces the matrix products (the Python module installs OpenBLAS's here). By default
 /// they are the CBLAS found when the library was built, or a portable blocked kernel.
 void set_gemm(SgemmFn sgemm, DgemmFn dgemm) noexcept;

@@ -1,0 +1,152 @@
+"""Higher-order derivatives of tensors: ``backward(create_graph=True)`` and
+``tapegrad.autograd.grad``, against finite differences of first derivatives and PyTorch."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+# (name, arity, domain low, domain high): every op of the table
+DOMAINS = {"log": (0.3, 2.0), "sqrt": (0.3, 2.0), "log1p": (-0.5, 1.0), "asin": (-0.7, 0.7), "acos": (-0.7, 0.7),
+           "pow": (0.4, 1.5)}
+
+
+def _hvp_fd(f, x0: np.ndarray, v: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    """d/dt grad f(x0 + t v) at 0 by central differences of first-order gradients."""
+    def grad_at(x: np.ndarray) -> np.ndarray:
+        xt = tg.tensor(x, requires_grad=True)
+        f(xt).backward()
+        return xt.grad.numpy().copy()
+    return (grad_at(x0 + h * v) - grad_at(x0 - h * v)) / (2 * h)
+
+
+def _hvp(f, x0: np.ndarray, v: np.ndarray) -> np.ndarray:
+    xt = tg.tensor(x0, requires_grad=True)
+    (g,) = tg.autograd.grad(f(xt), [xt], create_graph=True)
+    if not g.requires_grad:  # a gradient that does not depend on x (a linear op): H = 0
+        return np.zeros_like(x0)
+    (hv,) = tg.autograd.grad((g * v).sum(), [xt], allow_unused=True)
+    return np.zeros_like(x0) if hv is None else hv.numpy()
+
+
+def test_every_op_is_covered() -> None:
+    assert {n for n, _ in tg.op_table} == set(_OPS)
+
+
+_OPS = [n for n, _ in tg.op_table]
+
+
+@pytest.mark.parametrize("name", _OPS)
+def test_second_derivatives_of_every_op(name: str) -> None:
+    """A "gradgradcheck" over the whole table: Hessian-vector products of sum(w * op(x, c))
+    through create_graph against finite differences of the first derivatives."""
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    lo, hi = DOMAINS.get(name, (-1.5, 1.5))
+    x0 = rng.uniform(lo, hi, size=(2, 3))
+    v = rng.uniform(-1, 1, size=(2, 3))
+    w = rng.uniform(0.5, 1.5, size=(2, 3))
+    arity = dict(tg.op_table)[name]
+    c = rng.uniform(0.5, 1.5, size=(3,))
+    op = getattr(tg, name)
+
+    def f(x):
+        y = op(x) if arity == 1 else op(x, c) + op(c, x) * 0.5
+        return (y * w).sum()
+
+    np.testing.assert_allclose(_hvp(f, x0, v), _hvp_fd(f, x0, v), rtol=2e-6, atol=2e-7)
+
+
+def test_the_issue_example() -> None:
+    x = tg.tensor([2.0], requires_grad=True)
+    y = x * x * x
+    (g,) = tg.autograd.grad(y, [x], create_graph=True)  # 3x^2 = 12, itself differentiable
+    (h,) = tg.autograd.grad(g, [x])                     # 6x = 12
+    assert str(g) == "tensor([12.], requires_grad=True)" and str(h) == "tensor([12.])"
+    assert x.grad is None
+    y.backward(create_graph=True)  # also works: x.grad is differentiable
+    assert x.grad.requires_grad and x.grad.item() == 12.0
+    g2 = x.grad
+    x.grad = None
+    g2.backward(create_graph=True)
+    h2 = x.grad
+    x.grad = None
+    h2.backward()
+    assert x.grad.item() == 6.0  # the third derivative of x^3
+
+
+def test_hessian_matches_torch(torch) -> None:
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((7, 5))
+    x0 = rng.standard_normal(5)
+
+    def f(x):
+        return tg.logsumexp(A @ x) + 0.5 * (x * x).sum()
+
+    x = tg.tensor(x0, requires_grad=True)
+    (g,) = tg.autograd.grad(f(x), [x], create_graph=True)
+    H = np.stack([tg.autograd.grad(g[i], [x])[0].numpy() for i in range(5)])
+    At = torch.tensor(A)
+    Ht = torch.autograd.functional.hessian(lambda t: torch.logsumexp(At @ t, 0) + 0.5 * (t * t).sum(),
+                                           torch.tensor(x0))
+    np.testing.assert_allclose(H, Ht.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(H, H.T, rtol=1e-12, atol=1e-14)
+
+
+def test_double_backward_through_matmul_softmax_and_indexing_matches_torch(torch) -> None:
+    rng = np.random.default_rng(4)
+    W0, X0 = rng.standard_normal((3, 4)), rng.standard_normal((5, 3))
+    idx = np.array([0, 2, 2, 1, 4])
+
+    def f(W, X, lib):
+        Z = X @ W
+        if lib is tg:
+            p = tg.softmax(Z, axis=1)
+            return (p[np.arange(5), idx % 4] ** 2).sum() + tg.tanh(Z[1:, ::2]).sum()
+        p = torch.softmax(Z, 1)
+        return (p[torch.arange(5), torch.tensor(idx % 4)] ** 2).sum() + torch.tanh(Z[1:, ::2]).sum()
+
+    W = tg.tensor(W0, requires_grad=True)
+    (g,) = tg.autograd.grad(f(W, tg.tensor(X0), tg), [W], create_graph=True)
+    (gg,) = tg.autograd.grad((g * g).sum(), [W])
+    Wt = torch.tensor(W0, requires_grad=True)
+    (gt,) = torch.autograd.grad(f(Wt, torch.tensor(X0), torch), [Wt], create_graph=True)
+    (ggt,) = torch.autograd.grad((gt * gt).sum(), [Wt])
+    np.testing.assert_allclose(g.numpy(), gt.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gg.numpy(), ggt.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_autograd_grad_semantics() -> None:
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    m = a * 3.0
+    o1, o2 = (m * m).sum(), m
+    gm, ga, gm2 = tg.autograd.grad([o1, o2], [m, a, m], grad_outputs=[None, tg.tensor([1.0, -1.0])])
+    assert gm.numpy().tolist() == [7.0, 11.0] and gm2.numpy().tolist() == [7.0, 11.0]
+    assert ga.numpy().tolist() == [21.0, 33.0]
+    assert a.grad is None and not ga.requires_grad
+    unused = tg.tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="allow_unused"):
+        tg.autograd.grad(o1, [unused])
+    assert tg.autograd.grad(o1, [unused], allow_unused=True) == (None,)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tg.autograd.grad(tg.tensor([1.0]).sum(), [a])
+    with pytest.raises(TypeError, match="must be Tensors"):
+        tg.autograd.grad(o1, [1.0])
+    with pytest.raises(ValueError, match="grad_outputs"):
+        tg.autograd.grad([o1, o1], [a], grad_outputs=[None])
+
+
+def test_create_graph_loops_keep_flat_memory() -> None:
+    x = tg.tensor(np.linspace(-1, 1, 8), requires_grad=True)
+    for _ in range(3000):
+        (g,) = tg.autograd.grad(tg.sin(x).sum(), [x], create_graph=True)
+        (h,) = tg.autograd.grad(g.sum(), [x])
+        x.grad = None
+        (x * x).sum().backward(create_graph=True)
+        x.grad = None
+    del g, h
+    gc.collect()
+    assert tg.active_tape().stats()["records"] == 0
