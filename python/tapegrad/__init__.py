@@ -42,7 +42,7 @@ Value = Var
 for _name, _arity in op_table:
     globals()[_name] = getattr(_core, _name)
 
-from . import autograd, nn  # noqa: E402
+from . import autograd, functional, nn  # noqa: E402
 from ._tensor import (  # noqa: E402
     amax,
     amin,
@@ -90,6 +90,7 @@ from ._tensor import (  # noqa: E402
     zeros,
     zeros_like,
 )
+from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp  # noqa: E402
 
 
 def get_cmake_dir() -> str:
@@ -103,7 +104,8 @@ def get_include() -> str:
 
 
 __all__ = [
-    "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "nn", "autograd", "get_cmake_dir", "get_include",
+    "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "nn", "autograd", "functional", "get_cmake_dir",
+    "get_include", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian", "hvp",
     "gemm_backend", *[name for name, _ in op_table],
     "amax", "amin", "arange", "bool_", "broadcast_to", "clip", "concatenate", "dot", "enable_grad",
     "expand_dims", "eye", "float32", "float64", "from_numpy", "full", "full_like", "int64", "is_grad_enabled",
