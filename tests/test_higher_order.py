@@ -150,3 +150,25 @@ def test_create_graph_loops_keep_flat_memory() -> None:
     del g, h
     gc.collect()
     assert tg.active_tape().stats()["records"] == 0
+
+
+def test_second_order_after_the_tape_was_collected() -> None:
+    x = tg.tensor([0.3, -1.2], requires_grad=True)
+    y = (tg.sin(x) * x).sum()
+    tg.active_tape().collect()  # every record moves; saved values must follow
+    (g,) = tg.autograd.grad(y, [x], create_graph=True)
+    tg.active_tape().collect()
+    (h,) = tg.autograd.grad(g.sum(), [x])
+    x0 = np.array([0.3, -1.2])
+    np.testing.assert_allclose(h.numpy(), 2 * np.cos(x0) - x0 * np.sin(x0), rtol=1e-14)
+
+
+def test_hessian_large_enough_to_collect_midway() -> None:
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((30, 60)) / 5
+    x0 = rng.standard_normal(60)
+    H = tg.hessian(lambda x: tg.logsumexp(tg.tensor(A) @ x) + 0.5 * (x * x).sum())(x0).numpy()
+    z = A @ x0
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    np.testing.assert_allclose(H, A.T @ (np.diag(p) - np.outer(p, p)) @ A + np.eye(60), rtol=1e-12, atol=1e-14)

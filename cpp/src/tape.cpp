@@ -308,6 +308,7 @@ void Tape::collect() {
   }
   // Compact in place: a record only moves down, and its operands were remapped before it.
   std::uint32_t k = 0, kc = 0, kn = 0;
+  scratch_nodes_.clear();
   for (std::uint32_t i = 0; i < n; ++i) {
     if (!m[i]) continue;
     Record r = records_[i];
@@ -319,6 +320,7 @@ void Tape::collect() {
         for (std::size_t q = 0; q < count; ++q)
           if (in[q] != kNone) in[q] = m[in[q]];
         if (kn != r.a) nodes_[kn] = std::move(nodes_[r.a]);
+        scratch_nodes_.push_back(k);  // node kn is now record k
         r.a = kn++;
         break;
       }
@@ -357,6 +359,10 @@ void Tape::collect() {
   }
   adjoint_size_ = 0;
   generation_ = next_generation();
+  // Tell the surviving nodes where their records went: a value a node saved and shares with
+  // another node's output stays usable in a recorded sweep (create_graph) after a collect.
+  for (std::uint32_t q = 0; q < kn; ++q) nodes_[q]->moved(*this, scratch_nodes_[q]);
+  scratch_nodes_.clear();
 }
 
 TapeStats Tape::stats() const noexcept {

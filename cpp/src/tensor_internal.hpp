@@ -63,6 +63,12 @@ class TNode : public Node {
   // The value, plus an estimate of what a record costs besides it (this object, its
   // vectors, the output's TensorImpl, shape and control blocks: about 1 KiB measured).
   static constexpr std::size_t kOverhead = 1024;
+  void moved(const Tape& tape, std::uint32_t rec) noexcept final {
+    if (out_ && out_->tape == &tape) {  // results, and leaves recorded on this tape
+      out_->rec = rec;
+      out_->gen = tape.generation();
+    }
+  }
   std::size_t bytes() const noexcept final {
     return kOverhead + (out_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0);
   }

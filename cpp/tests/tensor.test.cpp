@@ -577,3 +577,22 @@ TEST_CASE("grad(): PyTorch's autograd.grad, to any order, leaving .grad alone") 
   CHECK(!grad({o1}, {unused}, {}, false, true)[0].defined());
   CHECK_THROWS_WITH_AS(grad({sum(m)}, {a}, {Tensor::ones({2})}), doctest::Contains("has shape (2,)"), Error);
 }
+
+TEST_CASE("create_graph after collect(): saved values keep their records") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Tensor x = Tensor::from_values({0.3, -1.2}, {2});
+  x.requires_grad_();
+  for (int i = 0; i < 4; ++i) (void)exp(x);  // garbage
+  Tensor y = sum(sin(x) * x);
+  const std::uint32_t root = tape.add_root(y.impl().rec, nullptr, false);
+  tape.collect();  // moves every record; nodes tell their saved tensors where
+  y.impl().rec = tape.root_record(root);
+  y.impl().gen = tape.generation();
+  const Tensor g = grad({y}, {x}, {}, true)[0];  // sin x + x cos x, recorded from saved values
+  const Tensor h = grad({sum(g)}, {x})[0];       // 2 cos x - x sin x
+  for (int i = 0; i < 2; ++i) {
+    const double xi = x.to_vector()[static_cast<std::size_t>(i)];
+    CHECK(h.to_vector()[static_cast<std::size_t>(i)] == doctest::Approx(2 * std::cos(xi) - xi * std::sin(xi)).epsilon(1e-14));
+  }
+}

@@ -54,6 +54,8 @@ class Node {
   virtual void reset_grad() noexcept = 0;
   /// The bytes this record keeps alive (its value), for memory policies: see node_bytes().
   virtual std::size_t bytes() const noexcept { return 0; }
+  /// collect() moved this node's record to `rec` (in the tape's new generation).
+  virtual void moved(const Tape& tape, std::uint32_t rec) noexcept { (void)tape, (void)rec; }
 };
 
 /// What a tape holds, as `Tape::stats()` reports it.
@@ -216,6 +218,7 @@ class Tape {
   std::size_t live_roots_ = 0, live_leaf_roots_ = 0;
 
   std::vector<std::uint32_t> scratch_;  // collect()'s marks and remap
+  std::vector<std::uint32_t> scratch_nodes_;  // collect(): each surviving node's new record
   std::vector<std::unique_ptr<Node>> nodes_;  // the Node objects of Op::Node records
   std::size_t node_bytes_pushed_ = 0;
   bool create_graph_ = false;
