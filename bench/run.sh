@@ -14,6 +14,7 @@ build/bench-venv/bin/python -m pip install -q ".[bench]"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(uname -sr)"
 build/bench-venv/bin/python bench/bench_scalar.py "$@"
 build/bench-venv/bin/python bench/bench_tensor.py "$@"
+build/bench-venv/bin/python bench/bench_hessian.py
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_TESTS=OFF >/dev/null
 cmake --build build/bench --target bench_rosenbrock >/dev/null
 build/bench/bench/bench_rosenbrock 1000000 20
