@@ -834,10 +834,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
         if (!leaf) continue;
         for (std::size_t k = 0; k < inputs.size(); ++k)
           if (inputs[k].impl_ptr().get() == leaf) {
-            if (!node.capture_) {
-              node.capture_ = &capture_slots[k];
-              captured.push_back(&node);
-            }
+            capture(node, k);
             break;
           }
       }

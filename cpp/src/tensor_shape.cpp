@@ -24,7 +24,6 @@ namespace {
 // `src_strides` from `src_base` (element units), over `shape`.
 void strided_copy(const Tensor& src, std::int64_t src_base, const std::vector<std::int64_t>& src_strides,
                   const Tensor& dst, const Shape& shape) {
-  const std::size_t es = dtype_size(src.dtype());
   const char* s = static_cast<const char*>(src.raw_data());
   char* d = static_cast<char*>(dst.raw_data());
   TG_ANY_DISPATCH(src.dtype(), T, {
@@ -39,7 +38,6 @@ void strided_copy(const Tensor& src, std::int64_t src_base, const std::vector<st
                       }
                     });
   });
-  (void)es;
 }
 
 // Whether a slice of shape `s`, read with element strides `st` from a contiguous tensor of
