@@ -311,6 +311,9 @@ class LeafNode final : public TNode {
     accumulate_into(p.grad, gd, true);
   }
 
+  // A leaf has no inputs: its tangent is the seed a sweep gives it, or zero.
+  Tensor jvp(const std::vector<Tensor>&) override { return Tensor(); }
+
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -348,6 +351,7 @@ class LeafNode final : public TNode {
 class ScalarNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override { give(0, g); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 };
@@ -444,13 +448,37 @@ void TNode::give(std::size_t k, const Tensor& gk) {
   }
 }
 
-void TNode::backward(Tape& tape) {
-  if (!grad_.defined()) return;
+void TNode::check_versions() const {
   for (const Saved& sv : saved_)
     if (*sv.counter != sv.version)
       throw_error("tapegrad: a tensor this gradient needs was modified by an in-place operation after it was recorded "
                   "(its version is " + std::to_string(*sv.counter) + ", the graph saved version " +
                   std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
+}
+
+Tensor TNode::tangent(const std::vector<Tensor>& t, std::int64_t K) {
+  check_versions();
+  Tensor r = jvp(t);
+  if (!r.defined()) return r;
+  if (r.dtype() != out_->dtype) r = astype(r, out_->dtype);
+  Shape want{K};
+  want.insert(want.end(), out_->shape.begin(), out_->shape.end());
+  if (r.shape() != want) r = r.numel() == shape_numel(want) ? reshaped(r, want) : broadcast_to(r, want);
+  return r;
+}
+
+Tensor tangent_as_rank(const Tensor& t, std::size_t rank) {
+  const std::size_t have = t.shape().size() - 1;
+  if (have >= rank) return t;
+  Shape s{t.shape()[0]};
+  s.insert(s.end(), rank - have, 1);
+  s.insert(s.end(), t.shape().begin() + 1, t.shape().end());
+  return reshaped(t, s);
+}
+
+void TNode::backward(Tape& tape) {
+  if (!grad_.defined()) return;
+  check_versions();
   Tensor g = std::move(grad_);
   grad_ = Tensor();
   // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
@@ -870,6 +898,247 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                   " was not used to compute the outputs (pass allow_unused=True to get None for it)");
     result[k] = g;
   }
+  return result;
+}
+
+namespace {
+// Every record of `t` on `tape`: its result record, or, for a leaf, each leaf record of it
+// (a leaf is recorded again on a tape after a collect() or an assign()).
+template <class F>
+void for_each_record_of(const std::vector<Tensor>& ts, Tape& tape, F&& f) {
+  bool any_leaf = false;
+  for (std::size_t k = 0; k < ts.size(); ++k) {
+    const TensorImpl& p = ts[k].impl();
+    if (p.leaf) {
+      any_leaf = true;
+      continue;
+    }
+    if (p.tape != &tape || p.gen != tape.generation() || p.rec == Tape::kNone) continue;  // not on this graph
+    f(p.rec, k);
+  }
+  if (!any_leaf) return;
+  for (std::uint32_t i = 0; i < tape.size(); ++i) {
+    if (tape.record(i).op != Op::Node) continue;
+    const TensorImpl* leaf = static_cast<detail::TNode&>(tape.node(i)).leaf();
+    if (!leaf) continue;
+    for (std::size_t k = 0; k < ts.size(); ++k)
+      if (ts[k].impl_ptr().get() == leaf) {
+        f(i, k);
+        break;
+      }
+  }
+}
+
+// A scalar record's tangent from its operands' (K-vectors), by the table's rules.
+Tensor scalar_tangent(const Tape& tape, std::uint32_t i, const Tensor& ta, const Tensor& tb) {
+  const Record& r = tape.record(i);
+  const double z = tape.value(i);
+  switch (r.op) {
+#define TAPEGRAD_UNARY(Name, name, f, dx) \
+  case Op::Name: return ta * static_cast<double>(table::d_##name(tape.value(r.a), z));
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
+  case Op::Name: {                                                                                      \
+    const double x = tape.value(r.a), y = tape.value(r.b);                                              \
+    const double dxv = table::d_##name##_x(x, y, z), dyv = table::d_##name##_y(x, y, z);                \
+    if (ta.defined() && tb.defined()) return ta * dxv + tb * dyv;                                        \
+    return ta.defined() ? ta * dxv : tb * dyv;                                                          \
+  }                                                                                                     \
+  case Op::Name##VC: return ta * static_cast<double>(table::d_##name##_x(tape.value(r.a), tape.constant(r.b), z)); \
+  case Op::Name##CV: return ta * static_cast<double>(table::d_##name##_y(tape.constant(r.b), tape.value(r.a), z));
+#include "tapegrad/ops.def"
+    default: return Tensor();
+  }
+}
+}  // namespace
+
+namespace {
+// The tangent sweep: tangents (K, *shape) seeded at records `seeds`, carried forward through
+// the records between them and `outs`; returns the tangent of each record of `outs` (null
+// where it is zero). Only records on a path from a seed to an output are visited.
+std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::uint32_t, Tensor>>& seeds,
+                                  const std::vector<std::uint32_t>& outs, std::int64_t K, bool create_graph) {
+  std::uint32_t from = Tape::kNone, to = 0;
+  for (std::uint32_t o : outs) to = std::max(to, o);
+  for (const auto& sd : seeds)
+    if (sd.first <= to) from = std::min(from, sd.first);
+  std::vector<Tensor> result(outs.size());
+  if (from == Tape::kNone) return result;
+  const std::uint32_t n = to - from + 1;
+  std::vector<Tensor> tan(n);
+  std::vector<char> is_seed(n, 0), need(n, 0);
+  auto tangent_of = [&](std::uint32_t rec) -> const Tensor* {
+    if (rec == Tape::kNone || rec < from || rec > to) return nullptr;
+    const Tensor& t = tan[rec - from];
+    return t.defined() ? &t : nullptr;
+  };
+  for (const auto& [rec, t] : seeds) {
+    if (rec > to) continue;
+    Tensor& slot = tan[rec - from];
+    slot = slot.defined() ? add(slot, t) : t;
+    is_seed[rec - from] = 1;
+  }
+  // Only the records between the seeds and the outputs matter: mark them backwards.
+  for (std::uint32_t o : outs)
+    if (o >= from) need[o - from] = 1;
+  for (std::uint32_t i = to + 1; i-- > from;) {
+    if (!need[i - from] || is_seed[i - from]) continue;
+    const Record& r = tape.record(i);
+    auto mark = [&](std::uint32_t j) {
+      if (j != Tape::kNone && j >= from && j < i) need[j - from] = 1;
+    };
+    switch (op_info(r.op).kind) {
+      case OpKind::Leaf: break;
+      case OpKind::Unary: case OpKind::BinaryVC: case OpKind::BinaryCV: mark(r.a); break;
+      case OpKind::Binary: mark(r.a); mark(r.b); break;
+      case OpKind::Node: {
+        std::size_t count = 0;
+        const std::uint32_t* in = tape.node(i).inputs(count);
+        for (std::size_t k = 0; k < count; ++k) mark(in[k]);
+        break;
+      }
+    }
+  }
+  // The sweep: one forward loop over the records that matter.
+  std::vector<Tensor> ts;
+  for (std::uint32_t i = from; i <= to; ++i) {
+    if (!need[i - from] || is_seed[i - from]) continue;
+    const Record& r = tape.record(i);
+    const OpKind kind = op_info(r.op).kind;
+    if (kind == OpKind::Leaf) continue;
+    if (kind != OpKind::Node) {
+      const Tensor* ta = tangent_of(r.a);
+      const Tensor* tb = kind == OpKind::Binary ? tangent_of(r.b) : nullptr;
+      if (!ta && !tb) continue;
+      if (create_graph)
+        throw_error("tapegrad: jvp(create_graph=True) through Var records is not supported yet");
+      tan[i - from] = scalar_tangent(tape, i, ta ? *ta : Tensor(), tb ? *tb : Tensor());
+      continue;
+    }
+    auto& node = static_cast<detail::TNode&>(tape.node(i));
+    ts.assign(node.in_.size(), Tensor());
+    bool any = false;
+    for (std::size_t k = 0; k < node.in_.size(); ++k)
+      if (const Tensor* t = tangent_of(node.in_[k])) {
+        ts[k] = *t;
+        any = true;
+      }
+    if (any) tan[i - from] = node.tangent(ts, K);
+  }
+  for (std::size_t o = 0; o < outs.size(); ++o)
+    if (const Tensor* t = tangent_of(outs[o])) result[o] = *t;
+  return result;
+}
+}  // namespace
+
+std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                        const std::vector<Tensor>& tangents, bool create_graph, bool batched) {
+  if (outputs.empty()) throw_error("tapegrad: jvp(): no outputs");
+  if (tangents.size() != inputs.size())
+    throw_error("tapegrad: jvp(): " + std::to_string(tangents.size()) + " tangents for " +
+                std::to_string(inputs.size()) + " inputs");
+  if (batched && inputs.empty()) throw_error("tapegrad: jvp(): batched tangents need at least one input");
+  GradModeGuard mode(create_graph);
+  // The tangents as (K, *input shape).
+  std::int64_t K = 1;
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& v = tangents[k];
+    const Shape& s = inputs[k].shape();
+    if (!inputs[k].requires_grad())
+      throw_error("tapegrad: jvp(): input " + std::to_string(k) +
+                  " does not require grad, so no use of it was recorded (call requires_grad_() before computing the outputs)");
+    if (!is_floating(v.dtype()))
+      throw_error("tapegrad: jvp(): tangents[" + std::to_string(k) + "] must be float32 or float64, not " +
+                  dtype_name(v.dtype()));
+    const Shape& vs = v.shape();
+    if (batched) {
+      if (vs.empty() || Shape(vs.begin() + 1, vs.end()) != s)
+        throw_error("tapegrad: jvp(): batched tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) +
+                    " but input " + std::to_string(k) + " has shape " + shape_str(s) + " (expected (K, *input shape))");
+      if (k == 0) K = vs[0];
+      if (vs[0] != K)
+        throw_error("tapegrad: jvp(): batched tangents have different numbers of directions (" + std::to_string(K) +
+                    " and " + std::to_string(vs[0]) + ")");
+    } else if (vs != s) {
+      throw_error("tapegrad: jvp(): tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) + " but input " +
+                  std::to_string(k) + " has shape " + shape_str(s));
+    }
+  }
+  std::vector<Tensor> seeds(inputs.size());
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    Shape ks{K};
+    ks.insert(ks.end(), inputs[k].shape().begin(), inputs[k].shape().end());
+    seeds[k] = detail::reshaped(astype(tangents[k], inputs[k].dtype()), ks);
+  }
+  // The outputs' tape, and their records on it.
+  Tape* tape = nullptr;
+  for (const Tensor& y : outputs) {
+    const TensorImpl& p = y.impl();
+    if (p.leaf || !p.requires_grad) continue;
+    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
+    if (tape && tape != p.tape) throw_error("tapegrad: jvp(): the outputs were recorded on different tapes");
+    tape = p.tape;
+  }
+  std::vector<Tensor> swept(outputs.size());
+  if (tape) {
+    std::vector<std::uint32_t> outs;
+    std::vector<std::size_t> which;
+    for (std::size_t o = 0; o < outputs.size(); ++o)
+      if (!outputs[o].is_leaf() && outputs[o].requires_grad()) {
+        outs.push_back(outputs[o].impl().rec);
+        which.push_back(o);
+      }
+    std::vector<std::pair<std::uint32_t, Tensor>> at;
+    for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) { at.emplace_back(rec, seeds[k]); });
+    const std::vector<Tensor> t = tangent_sweep(*tape, at, outs, K, create_graph);
+    for (std::size_t j = 0; j < outs.size(); ++j) swept[which[j]] = t[j];
+  }
+  std::vector<Tensor> result(outputs.size());
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    const Tensor& y = outputs[o];
+    Tensor r = swept[o];
+    if (y.is_leaf())
+      for (std::size_t k = 0; k < inputs.size(); ++k)
+        if (inputs[k].same(y)) r = r.defined() ? add(r, seeds[k]) : seeds[k];
+    if (!r.defined()) {
+      Shape ks{K};
+      ks.insert(ks.end(), y.shape().begin(), y.shape().end());
+      r = Tensor::zeros(ks, is_floating(y.dtype()) ? y.dtype() : DType::Float64);
+    }
+    result[o] = batched ? r : detail::reshaped(r, y.shape());
+  }
+  return result;
+}
+
+std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v) {
+  if (v.size() != xs.size())
+    throw_error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) + " inputs");
+  std::vector<double> result(ys.size(), 0.0);
+  Tape* tape = nullptr;
+  for (const Var& y : ys) {
+    if (y.is_constant()) continue;
+    Tape& t = detail::checked_tape(y, "jvp");
+    if (tape && tape != &t) throw_error("tapegrad: jvp(): the outputs were recorded on different tapes");
+    tape = &t;
+  }
+  if (!tape) return result;
+  NoGrad ng;
+  std::vector<std::pair<std::uint32_t, Tensor>> seeds;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    if (xs[k].is_constant()) continue;
+    if (&detail::checked_tape(xs[k], "jvp") != tape)
+      throw_error("tapegrad: jvp(): an input was recorded on another tape than the outputs");
+    seeds.emplace_back(xs[k].index(), Tensor::full({1}, v[k]));
+  }
+  std::vector<std::uint32_t> outs;
+  std::vector<std::size_t> which;
+  for (std::size_t o = 0; o < ys.size(); ++o)
+    if (!ys[o].is_constant()) {
+      outs.push_back(ys[o].index());
+      which.push_back(o);
+    }
+  const std::vector<Tensor> t = tangent_sweep(*tape, seeds, outs, 1, false);
+  for (std::size_t j = 0; j < outs.size(); ++j)
+    if (t[j].defined()) result[which[j]] = t[j].item();
   return result;
 }
 

@@ -87,9 +87,20 @@ class TNode : public Node {
   /// The leaf a leaf record delivers to (null for op records).
   virtual const TensorImpl* leaf() const noexcept { return nullptr; }
 
+  /// The forward-mode step (a tangent sweep, see tapegrad::jvp): given the tangents `t` of
+  /// the inputs, each of shape (K, *input shape) with K directions at once, or null for a
+  /// zero tangent (at least one is set), returns the output's tangent, (K, *output shape).
+  /// Checks the saved values' versions as backward() does.
+  Tensor tangent(const std::vector<Tensor>& t, std::int64_t K);
+
  protected:
   /// Given d(output) = g, calls give(k, d input k) for the inputs k that are recorded.
   virtual void vjp(const Tensor& g) = 0;
+  /// The output's tangent given the inputs' (see tangent()). The result may lack the
+  /// output's shape where it broadcasts or reshapes to (K, *output shape) (tangent() does
+  /// that), and may be null for a zero tangent. Written with tensor ops, so it is recorded
+  /// when grad mode is on (a jvp that is itself differentiable).
+  virtual Tensor jvp(const std::vector<Tensor>& t) = 0;
   bool needs(std::size_t k) const { return in_[k] != Tape::kNone; }
   void give(std::size_t k, const Tensor& gk);
   /// Whether the rule reads the values of the inputs / of the output (most do; shape ops,
@@ -104,7 +115,18 @@ class TNode : public Node {
   };
   Tape* sweep_tape_ = nullptr;
   std::vector<Saved> saved_;
+  void check_versions() const;
 };
+
+/// A tangent t of shape (K, *s) viewed as (K, 1, ..., 1, *s) with 1 + `rank` axes, so that
+/// it broadcasts against a value of rank `rank` (K stays in front).
+Tensor tangent_as_rank(const Tensor& t, std::size_t rank);
+/// Axes of a value shifted past the tangent's leading K axis.
+inline std::vector<int> tangent_axes(const std::vector<int>& axes) {
+  std::vector<int> r(axes);
+  for (int& a : r) a += 1;
+  return r;
+}
 
 /// The version counter of x, shared by every view of its memory (made on first need).
 inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {

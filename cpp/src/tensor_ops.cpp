@@ -15,6 +15,8 @@ using detail::empty_tensor;
 using detail::for_each_row;
 using detail::Recorder;
 using detail::throw_error;
+using detail::tangent_as_rank;
+using detail::tangent_axes;
 using detail::TNode;
 
 namespace {
@@ -216,6 +218,7 @@ class UnaryNode final : public TNode {
     });
     give(0, gx);
   }
+  Tensor jvp(const std::vector<Tensor>& t) override { return tensor_rule1<op>(t[0], x_, Tensor(out_)); }
 
  private:
   Tensor x_;
@@ -313,6 +316,25 @@ class BinaryNode final : public TNode {
       }
     });
   }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const Tensor z(out_);
+    const std::size_t r = z.shape().size();
+    Tensor res;
+    if (t[0].defined()) {
+      const Tensor tx = tangent_as_rank(t[0], r);
+      if constexpr (op == Op::Add || op == Op::Sub) res = tx;
+      else res = tensor_rule2<op, 0>(tx, x_, y_, z);
+    }
+    if (t[1].defined()) {
+      const Tensor ty = tangent_as_rank(t[1], r);
+      Tensor term;
+      if constexpr (op == Op::Add) term = ty;
+      else if constexpr (op == Op::Sub) term = neg(ty);
+      else term = tensor_rule2<op, 1>(ty, x_, y_, z);
+      res = res.defined() ? add(res, term) : term;
+    }
+    return res;
+  }
 
  private:
   Tensor x_, y_;
@@ -389,6 +411,7 @@ class AstypeNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override { give(0, g); }  // add_grad converts to the input's dtype
+  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() converts
 };
 
 class ClipNode final : public TNode {
@@ -398,15 +421,20 @@ class ClipNode final : public TNode {
   bool saves_output() const override { return false; }
 
  protected:
+  // Where lo <= x <= hi: where the gradient passes.
+  Tensor inside() const {
+    Tensor m = empty_tensor(x_.shape(), DType::Bool);
+    TG_FLOAT_DISPATCH(x_.dtype(), T, {
+      const T* x = x_.data<T>();
+      bool* mp = m.data<bool>();
+      for (std::int64_t i = 0; i < x_.numel(); ++i) mp[i] = x[i] >= static_cast<T>(lo_) && x[i] <= static_cast<T>(hi_);
+    });
+    return m;
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override { return where(inside(), t[0], weak_scalar(0.0, t[0].dtype())); }
   void vjp(const Tensor& g) override {
     if (grad_enabled()) {  // create_graph: g where lo <= x <= hi, recorded
-      Tensor inside = empty_tensor(x_.shape(), DType::Bool);
-      TG_FLOAT_DISPATCH(x_.dtype(), T, {
-        const T* x = x_.data<T>();
-        bool* m = inside.data<bool>();
-        for (std::int64_t i = 0; i < x_.numel(); ++i) m[i] = x[i] >= static_cast<T>(lo_) && x[i] <= static_cast<T>(hi_);
-      });
-      give(0, where(inside, g, weak_scalar(0.0, g.dtype())));
+      give(0, where(inside(), g, weak_scalar(0.0, g.dtype())));
       return;
     }
     Tensor gx = empty_tensor(x_.shape(), x_.dtype());
@@ -437,6 +465,13 @@ class WhereNode final : public TNode {
     const Tensor zero = weak_scalar(0.0, g.dtype());
     if (needs(1)) give(1, detail::sum_to(where(c_, g, zero), a_));
     if (needs(2)) give(2, detail::sum_to(where(c_, zero, g), b_));
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const std::size_t r = out_->shape.size();
+    const DType dt = t[1].defined() ? t[1].dtype() : t[2].dtype();
+    const Tensor ta = t[1].defined() ? tangent_as_rank(t[1], r) : weak_scalar(0.0, dt);
+    const Tensor tb = t[2].defined() ? tangent_as_rank(t[2], r) : weak_scalar(0.0, dt);
+    return where(c_, ta, tb);
   }
 
  private:
@@ -601,6 +636,12 @@ class SumNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override { give(0, broadcast_to(detail::reshaped(g, kept_), in_shape_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    std::vector<int> axes;
+    for (std::size_t d = 0; d < kept_.size(); ++d)
+      if (kept_[d] != in_shape_[d]) axes.push_back(static_cast<int>(d) + 1);
+    return sum(t[0], Axes(axes), true);
+  }
 
  private:
   Shape in_shape_, kept_;
@@ -616,6 +657,11 @@ class ExtremeNode final : public TNode {  // amax / amin
     const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
     give(0, mask * (detail::reshaped(g, zk_.shape()) / count));
   }
+  Tensor jvp(const std::vector<Tensor>& t) override {  // the mean tangent over the ties
+    const Tensor mask = convert(equal(x_, zk_), x_.dtype());
+    const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
+    return sum(mask * t[0], Axes(tangent_axes(axes_)), true) / count;
+  }
 
  private:
   Tensor x_, zk_;
@@ -627,7 +673,10 @@ class ProdNode final : public TNode {
   ProdNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
 
  protected:
-  void vjp(const Tensor& g) override {
+  void vjp(const Tensor& g) override { give(0, others() * detail::reshaped(g, zk_.shape())); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return sum(others() * t[0], Axes(tangent_axes(axes_)), true); }
+
+  Tensor others() const {
     // d prod / d x_i = prod of the others: prod / x_i without zeros; with one zero, the
     // product of the nonzero factors at the zero and 0 elsewhere; with two or more, 0.
     const Tensor zero = weak_scalar(0.0, x_.dtype()), one = weak_scalar(1.0, x_.dtype());
@@ -638,8 +687,7 @@ class ProdNode final : public TNode {
     const Tensor pnz = rec ? prod(safe, Axes(axes_), true) : reduce(safe, axes_, Reduce::Prod, "prod");
     const Tensor zk = rec ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;
     const Tensor none = equal(nzeros, zero), single = equal(nzeros, one);
-    const Tensor others = where(none, zk / safe, where(single, where(is0, pnz, zero), zero));
-    give(0, others * detail::reshaped(g, zk_.shape()));
+    return where(none, zk / safe, where(single, where(is0, pnz, zero), zero));
   }
 
  private:
@@ -649,16 +697,20 @@ class ProdNode final : public TNode {
 
 class LogsumexpNode final : public TNode {
  public:
-  LogsumexpNode(Tensor x, Tensor zk) : x_(std::move(x)), zk_(std::move(zk)) {}
+  LogsumexpNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
 
  protected:
-  void vjp(const Tensor& g) override {
+  // softmax(x) along the axes: d logsumexp / dx.
+  Tensor weights() const {
     const Tensor zk = grad_enabled() ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;  // create_graph: on the graph
-    give(0, exp(x_ - zk) * detail::reshaped(g, zk_.shape()));
+    return exp(x_ - zk);
   }
+  void vjp(const Tensor& g) override { give(0, weights() * detail::reshaped(g, zk_.shape())); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return sum(weights() * t[0], Axes(tangent_axes(axes_)), true); }
 
  private:
   Tensor x_, zk_;
+  std::vector<int> axes_;
 };
 
 class SoftmaxNode final : public TNode {
@@ -671,6 +723,10 @@ class SoftmaxNode final : public TNode {
   void vjp(const Tensor& g) override {
     const Tensor y(out_);
     give(0, y * (g - sum(g * y, axis_, true)));
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const Tensor y(out_);
+    return y * (t[0] - sum(t[0] * y, axis_ + 1, true));
   }
 
  private:
@@ -687,6 +743,10 @@ class LogSoftmaxNode final : public TNode {
   void vjp(const Tensor& g) override {
     const Tensor y(out_);
     give(0, g - exp(y) * sum(g, axis_, true));
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const Tensor y(out_);
+    return t[0] - sum(exp(y) * t[0], axis_ + 1, true);
   }
 
  private:
@@ -791,6 +851,11 @@ class StdSqrtNode final : public TNode {
     });
     give(0, gx);
   }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const Tensor z(out_);
+    const Tensor zero = weak_scalar(0.0, z.dtype());
+    return where(equal(z, zero), zero, t[0] * (0.5 / z));
+  }
 };
 }  // namespace
 
@@ -813,7 +878,7 @@ Tensor logsumexp(const Tensor& x0, const Axes& axes, bool keepdims) {
   const Tensor zk = lse_kept(x, ax);
   const Tensor out = keepdims ? zk : detail::view_as_shape(zk, dropped_shape(x.shape(), ax));
   if (!rec.on()) return out;
-  return rec.record(std::make_unique<LogsumexpNode>(x, zk), out);
+  return rec.record(std::make_unique<LogsumexpNode>(x, zk, ax), out);
 }
 
 Tensor softmax(const Tensor& x0, int axis) {

@@ -16,6 +16,8 @@ using detail::for_each_row;
 using detail::Recorder;
 using detail::throw_error;
 using detail::TNode;
+using detail::tangent_as_rank;
+using detail::tangent_axes;
 using detail::view_as_shape;
 
 namespace {
@@ -56,6 +58,29 @@ Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std:
 Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, const std::vector<std::int64_t>& st);
 Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape);
 
+// Batched (tangent) forms of the gathers and scatters: K copies one after another, each of
+// `numel` elements.
+Shape batched_shape(std::int64_t K, const Shape& s) {
+  Shape r{K};
+  r.insert(r.end(), s.begin(), s.end());
+  return r;
+}
+std::vector<std::int64_t> batched_strides(const std::vector<std::int64_t>& st, std::int64_t numel) {
+  std::vector<std::int64_t> r{numel};
+  r.insert(r.end(), st.begin(), st.end());
+  return r;
+}
+// Flat offsets `index` repeated for K copies: index + k * numel, shape (K, *index shape).
+Tensor batched_index(const Tensor& index, std::int64_t K, std::int64_t numel) {
+  Tensor r = empty_tensor(batched_shape(K, index.shape()), DType::Int64);
+  const std::int64_t n = index.numel();
+  const std::int64_t* s = index.data<std::int64_t>();
+  std::int64_t* d = r.data<std::int64_t>();
+  for (std::int64_t k = 0; k < K; ++k)
+    for (std::int64_t i = 0; i < n; ++i) d[k * n + i] = s[i] + k * numel;
+  return r;
+}
+
 class ReshapeNode final : public TNode {
  public:
   explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
@@ -64,6 +89,7 @@ class ReshapeNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override { give(0, detail::reshaped(g, in_shape_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() reshapes
 
  private:
   Shape in_shape_;
@@ -77,6 +103,11 @@ class TransposeNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override { give(0, transpose(g, inverse_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    std::vector<int> perm(inverse_.size() + 1, 0);  // the forward permutation, after the K axis
+    for (std::size_t i = 0; i < inverse_.size(); ++i) perm[static_cast<std::size_t>(inverse_[i]) + 1] = static_cast<int>(i) + 1;
+    return transpose(t[0], perm);
+  }
 
  private:
   std::vector<int> inverse_;
@@ -90,6 +121,7 @@ class BroadcastNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override { give(0, detail::sum_to(g, in_shape_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return tangent_as_rank(t[0], out_->shape.size()); }
 
  private:
   Shape in_shape_;
@@ -116,6 +148,9 @@ class TakeNode final : public TNode {
       for (std::int64_t k = 0; k < n; ++k) d[ix[k]] += s[k];  // repeated offsets accumulate
     });
     give(0, gx);
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    return take(t[0], batched_index(index_, t[0].shape()[0], shape_numel(in_shape_)));
   }
 
  private:
@@ -162,6 +197,10 @@ class StridedNode final : public TNode {
   }
 
   bool contiguous_block(const Shape& s) const { return contiguous_run(in_shape_, s, strides_); }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const std::int64_t K = t[0].shape()[0];
+    return gather_strided(t[0], base_, batched_strides(strides_, shape_numel(in_shape_)), batched_shape(K, out_->shape));
+  }
 
  private:
   Shape in_shape_;
@@ -182,6 +221,23 @@ class ConcatNode final : public TNode {
       if (needs(k)) give(k, slice(g, axis_, off, off + sizes_[k], 1));
       off += sizes_[k];
     }
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    std::int64_t K = 0;
+    DType dt = out_->dtype;
+    for (const Tensor& tk : t)
+      if (tk.defined()) K = tk.shape()[0], dt = tk.dtype();
+    std::vector<Tensor> parts;
+    for (std::size_t k = 0; k < sizes_.size(); ++k) {
+      if (t[k].defined()) {
+        parts.push_back(t[k]);
+        continue;
+      }
+      Shape s = batched_shape(K, out_->shape);
+      s[static_cast<std::size_t>(axis_) + 1] = sizes_[k];
+      parts.push_back(Tensor::zeros(s, dt));
+    }
+    return concatenate(parts, axis_ + 1);
   }
 
  private:
@@ -371,6 +427,10 @@ class ScatterStridedNode final : public TNode {
 
  protected:
   void vjp(const Tensor& gg) override { give(0, gather_strided(gg, base_, strides_, g_shape_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const std::int64_t K = t[0].shape()[0];
+    return scatter_strided(t[0], batched_shape(K, out_->shape), base_, batched_strides(strides_, out_->numel));
+  }
 
  private:
   Shape g_shape_;
@@ -403,6 +463,10 @@ class ScatterAddNode final : public TNode {
 
  protected:
   void vjp(const Tensor& gg) override { give(0, take(gg, index_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const std::int64_t K = t[0].shape()[0];
+    return scatter_add(t[0], batched_index(index_, K, out_->numel), batched_shape(K, out_->shape));
+  }
 
  private:
   Tensor index_;
@@ -548,6 +612,25 @@ Tensor swap_last(const Tensor& t) {
   return transpose(t, axes);
 }
 
+// op(x) op(y) for 2-d x and y, where op transposes when tx / ty is set: one gemm, no copy
+// of a transposed operand. Not recorded (callers check that no recording is wanted).
+Tensor gemm_2d(const Tensor& x, bool tx, const Tensor& y, bool ty) {
+  const std::int64_t m = x.shape()[tx ? 1 : 0], k = x.shape()[tx ? 0 : 1], n = y.shape()[ty ? 0 : 1];
+  Tensor c = empty_tensor({m, n}, x.dtype());
+  if (c.numel() == 0) return c;
+  if (k == 0) return Tensor::zeros({m, n}, x.dtype());
+  TG_FLOAT_DISPATCH(x.dtype(), T, {
+    detail::gemm(tx, ty, m, n, k, T(1), x.data<T>(), x.shape()[1], y.data<T>(), y.shape()[1], T(0), c.data<T>(), n);
+  });
+  return c;
+}
+
+// x A^T for 2-d x (M, k) and A (m, k): recorded when needed, else one gemm.
+Tensor times_transposed(const Tensor& x, const Tensor& a) {
+  if (grad_enabled() && (x.requires_grad() || a.requires_grad())) return matmul(x, swap_last(a));
+  return gemm_2d(convert(x, a.dtype()), false, a, true);
+}
+
 class MatmulNode final : public TNode {
  public:
   MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
@@ -580,6 +663,38 @@ class MatmulNode final : public TNode {
       batched_gemm(true, false, a_, g, gb, batch_, k, n, m);
       give(1, detail::sum_to(gb, b_.shape()));
     }
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const std::size_t r = out_->shape.size();
+    Tensor res;
+    if (t[0].defined()) {  // dA B
+      const Tensor& ta = t[0];
+      if (b_.ndim() == 2) {  // one product: (K * batch * m, k) B
+        const Tensor p = matmul(detail::reshaped(ta, {ta.numel() / b_.shape()[0], b_.shape()[0]}), b_);
+        res = detail::reshaped(p, batched_shape(ta.shape()[0], out_->shape));
+      } else {
+        res = matmul(tangent_as_rank(ta, r), b_);
+      }
+    }
+    if (t[1].defined()) {  // A dB
+      const Tensor& tb = t[1];
+      Tensor term;
+      const std::int64_t k = b_.shape()[b_.ndim() - 2], n = b_.shape().back();
+      if (a_.ndim() == 2 && n == 1) {  // one product: (K * batch, k) A^T
+        const Tensor p = times_transposed(detail::reshaped(tb, {tb.numel() / k, k}), a_);
+        term = detail::reshaped(p, batched_shape(tb.shape()[0], out_->shape));
+      } else if (a_.ndim() == 2) {     // (dB^T A^T)^T, one product
+        const Tensor p = times_transposed(detail::reshaped(swap_last(tb), {tb.numel() / k, k}), a_);
+        Shape s = tb.shape();
+        s[s.size() - 2] = n;
+        s.back() = a_.shape()[0];
+        term = swap_last(detail::reshaped(p, s));
+      } else {
+        term = matmul(a_, tangent_as_rank(tb, r));
+      }
+      res = res.defined() ? add(res, term) : term;
+    }
+    return res;
   }
 
  private:

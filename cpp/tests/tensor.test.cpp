@@ -8,21 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "cases.hpp"
 #include "tapegrad/tapegrad.hpp"
 
 using namespace tapegrad;
 
 namespace {
 
-Tensor random_tensor(const Shape& shape, std::mt19937& rng, double lo = -2.0, double hi = 2.0) {
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v(static_cast<std::size_t>(shape_numel(shape)));
-  for (double& e : v) e = u(rng);
-  return Tensor::from_values(v, shape);
-}
+using testing::Fn;
+using testing::random_tensor;
 
 // The loss sum(w * f(xs)) with fixed random weights w, as a double (no recording).
-using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
 double weighted(const Fn& f, const std::vector<Tensor>& xs, const Tensor& w) {
   NoGrad ng;
@@ -438,61 +434,12 @@ void check_second_derivatives(const std::string& what, const Fn& f, std::vector<
 
 TEST_CASE("create_graph: second derivatives of every elementwise op (gradgradcheck)") {
   std::mt19937 rng(12);
-#define TAPEGRAD_UNARY(Name, name, f, dx)                                                              \
-  {                                                                                                     \
-    const bool positive = std::string(#name) == "log" || std::string(#name) == "sqrt";                  \
-    const bool unit = std::string(#name) == "asin" || std::string(#name) == "acos" ||                   \
-                      std::string(#name) == "log1p";                                                    \
-    const double lo = positive ? 0.3 : (unit ? -0.7 : -1.5), hi = unit ? 0.7 : 1.5;                     \
-    check_second_derivatives(#name, [](const std::vector<Tensor>& v) { return tapegrad::name(v[0]); },  \
-                             {random_tensor({2, 3}, rng, lo, hi)});                                     \
-  }
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
-  {                                                                                                      \
-    const double lo = std::string(#name) == "pow" ? 0.4 : -1.5;                                          \
-    check_second_derivatives(#name " (2,3) x (3,)",                                                      \
-                             [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },   \
-                             {random_tensor({2, 3}, rng, lo, 1.5), random_tensor({3}, rng, 0.5, 1.5)});  \
-    check_second_derivatives(#name " with a double",                                                     \
-                             [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], 1.7); },    \
-                             {random_tensor({3}, rng, 0.4, 1.5)});                                       \
-  }
-#include "tapegrad/ops.def"
+  for (const testing::Case& c : testing::elementwise_cases(rng)) check_second_derivatives(c.name, c.f, c.xs);
 }
 
 TEST_CASE("create_graph: second derivatives of reductions, matmul, shapes and indexing") {
   std::mt19937 rng(13);
-  using V = std::vector<Tensor>;
-  check_second_derivatives("sum of squares", [](const V& v) { return sum(v[0] * v[0], 1); }, {random_tensor({2, 3}, rng)});
-  check_second_derivatives("mean", [](const V& v) { return mean(exp(v[0]), 0, true); }, {random_tensor({3, 2}, rng)});
-  check_second_derivatives("prod", [](const V& v) { return prod(v[0], 1); }, {random_tensor({2, 3}, rng)});
-  check_second_derivatives("max", [](const V& v) { return amax(v[0] * v[0], 1); }, {random_tensor({2, 3}, rng)});
-  check_second_derivatives("var", [](const V& v) { return var(v[0], 1, 1); }, {random_tensor({2, 4}, rng)});
-  check_second_derivatives("std", [](const V& v) { return tapegrad::std(v[0]); }, {random_tensor({5}, rng)});
-  check_second_derivatives("logsumexp", [](const V& v) { return logsumexp(v[0], 1); }, {random_tensor({2, 3}, rng)});
-  check_second_derivatives("softmax", [](const V& v) { return softmax(v[0], -1); }, {random_tensor({2, 3}, rng)});
-  check_second_derivatives("log_softmax", [](const V& v) { return log_softmax(v[0], 0); }, {random_tensor({3, 2}, rng)});
-  check_second_derivatives("matmul", [](const V& v) { return tanh(matmul(v[0], v[1])); },
-                           {random_tensor({2, 3}, rng), random_tensor({3, 2}, rng)});
-  check_second_derivatives("batched matmul", [](const V& v) { return sin(matmul(v[0], v[1])); },
-                           {random_tensor({2, 2, 3}, rng), random_tensor({3}, rng)});
-  check_second_derivatives("transpose, reshape, broadcast",
-                           [](const V& v) { return exp(broadcast_to(reshape(transpose(v[0]), {1, 6}), {2, 6})); },
-                           {random_tensor({2, 3}, rng)});
-  const Tensor idx = Tensor::from_values({0, 2, 2, 5}, {4}, DType::Int64);
-  check_second_derivatives("take", [idx](const V& v) { return sin(take(v[0], idx)); }, {random_tensor({2, 3}, rng)});
-  check_second_derivatives("slice", [](const V& v) { return exp(slice(v[0], 1, 2, -10, -2)); },
-                           {random_tensor({2, 4}, rng)});
-  check_second_derivatives("contiguous slice", [](const V& v) { return exp(slice(v[0], 0, 1, 3)); },
-                           {random_tensor({4}, rng)});
-  check_second_derivatives("concatenate, stack",
-                           [](const V& v) {
-                             return concatenate({stack({sin(v[0]), v[1] * v[0]}, 0), reshape(v[1] * v[1], {1, 2})}, 0);
-                           },
-                           {random_tensor({2}, rng), random_tensor({2}, rng)});
-  const Tensor cond = Tensor::from_values({1, 0, 1}, {3}, DType::Bool);
-  check_second_derivatives("where, clip", [cond](const V& v) { return where(cond, exp(v[0]), clip(v[0], -0.5, 0.5) * v[0]); },
-                           {random_tensor({3}, rng)});
+  for (const testing::Case& c : testing::structural_cases(rng)) check_second_derivatives(c.name, c.f, c.xs);
 }
 
 TEST_CASE("create_graph: the issue's example, and third derivatives") {

@@ -388,6 +388,51 @@ void use_blas(const std::string& path, const std::string& prefix) {
 
 }  // namespace
 
+namespace {
+// The Tensors of a sequence given to autograd.grad / autograd.jvp (current handles).
+std::vector<Tensor> sweep_tensors(const py::sequence& seq, const char* fn, const char* what) {
+  std::vector<Tensor> r;
+  for (py::handle h : seq) {
+    PyTensor* p = as_pytensor(h);
+    if (!p)
+      throw py::type_error(std::string("tapegrad.autograd.") + fn + ": " + what + " must be Tensors, not " +
+                           Py_TYPE(h.ptr())->tp_name);
+    if (p->t.requires_grad() && !p->t.is_leaf() && !p->live_root())
+      throw tapegrad::Error(std::string("tapegrad: ") + fn + "(): a Tensor is stale: its tape was cleared after it was recorded");
+    r.push_back(p->sync());
+  }
+  return r;
+}
+// Seeds or tangents: Tensors, arrays or numbers (None: a null tensor), as floats.
+std::vector<Tensor> sweep_seeds(const py::sequence& seq) {
+  std::vector<Tensor> r;
+  for (py::handle h : seq) {
+    if (h.is_none()) {
+      r.emplace_back();
+      continue;
+    }
+    PyTensor* p = as_pytensor(h);
+    Tensor g = p ? p->sync() : tensor_from_array(h, std::nullopt, false);
+    if (!tapegrad::is_floating(g.dtype())) g = tapegrad::astype(g, DType::Float64);
+    r.push_back(g);
+  }
+  return r;
+}
+// A recorded sweep (create_graph) records on the outputs' tape.
+void on_outputs_tape(const std::vector<Tensor>& outs, std::optional<tapegrad::ScopedTape>& scope) {
+  for (const Tensor& y : outs)
+    if (!y.is_leaf() && y.impl().tape) {
+      scope.emplace(*y.impl().tape);
+      return;
+    }
+}
+py::tuple tensor_tuple(const std::vector<Tensor>& ts) {
+  py::list r;
+  for (const Tensor& g : ts) r.append(g.defined() ? wrap_tensor(g) : py::none());
+  return py::tuple(r);
+}
+}  // namespace
+
 void register_tensor(py::module_& m) {
   g_np_array = py::object(py::module_::import("numpy").attr("array")).release();
   g_real = py::object(py::module_::import("numbers").attr("Real")).release();
@@ -724,44 +769,20 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   m.def("gemm_backend", &tapegrad::gemm_backend, "Which matrix-product kernel matmul uses.");
   m.def("_grad", [](const py::sequence& outputs, const py::sequence& inputs, const py::object& grad_outputs,
                     bool create_graph, bool allow_unused) {
-    auto tensors = [](const py::sequence& seq, const char* what) {
-      std::vector<Tensor> r;
-      for (py::handle h : seq) {
-        PyTensor* p = as_pytensor(h);
-        if (!p)
-          throw py::type_error(std::string("tapegrad.autograd.grad: ") + what + " must be Tensors, not " +
-                               Py_TYPE(h.ptr())->tp_name);
-        if (p->t.requires_grad() && !p->t.is_leaf() && !p->live_root())
-          throw tapegrad::Error("tapegrad: grad(): a Tensor is stale: its tape was cleared after it was recorded");
-        r.push_back(p->sync());
-      }
-      return r;
-    };
-    const std::vector<Tensor> outs = tensors(outputs, "outputs"), ins = tensors(inputs, "inputs");
+    const std::vector<Tensor> outs = sweep_tensors(outputs, "grad", "outputs"), ins = sweep_tensors(inputs, "grad", "inputs");
     std::vector<Tensor> seeds;
-    if (!grad_outputs.is_none()) {
-      for (py::handle h : py::reinterpret_borrow<py::sequence>(grad_outputs)) {
-        if (h.is_none()) {
-          seeds.emplace_back();
-          continue;
-        }
-        PyTensor* p = as_pytensor(h);
-        Tensor g = p ? p->sync() : tensor_from_array(h, std::nullopt, false);
-        if (!tapegrad::is_floating(g.dtype())) g = tapegrad::astype(g, DType::Float64);
-        seeds.push_back(g);
-      }
-    }
-    // create_graph records on the outputs' tape.
+    if (!grad_outputs.is_none()) seeds = sweep_seeds(py::reinterpret_borrow<py::sequence>(grad_outputs));
     std::optional<tapegrad::ScopedTape> scope;
-    for (const Tensor& y : outs)
-      if (!y.is_leaf() && y.impl().tape) {
-        scope.emplace(*y.impl().tape);
-        break;
-      }
-    const std::vector<Tensor> gs = tapegrad::grad(outs, ins, seeds, create_graph, allow_unused);
-    py::list r;
-    for (const Tensor& g : gs) r.append(g.defined() ? wrap_tensor(g) : py::none());
-    return py::tuple(r);
+    on_outputs_tape(outs, scope);
+    return tensor_tuple(tapegrad::grad(outs, ins, seeds, create_graph, allow_unused));
+  });
+  m.def("_jvp", [](const py::sequence& outputs, const py::sequence& inputs, const py::sequence& tangents,
+                   bool create_graph, bool batched) {
+    const std::vector<Tensor> outs = sweep_tensors(outputs, "jvp", "outputs"), ins = sweep_tensors(inputs, "jvp", "inputs");
+    const std::vector<Tensor> tans = sweep_seeds(tangents);
+    std::optional<tapegrad::ScopedTape> scope;
+    on_outputs_tape(outs, scope);
+    return tensor_tuple(tapegrad::jvp(outs, ins, tans, create_graph, batched));
   });
   m.def("_use_blas", &use_blas, py::arg("path"), py::arg("prefix"));
 

@@ -1,4 +1,5 @@
-"""``tapegrad.autograd.grad``: PyTorch's ``torch.autograd.grad`` for tapegrad tensors."""
+"""Derivatives of recorded tensors: ``grad`` (reverse mode, PyTorch's
+``torch.autograd.grad``) and ``jvp`` (forward mode: a tangent sweep over the tape)."""
 
 from __future__ import annotations
 
@@ -39,4 +40,42 @@ def grad(
     return _core._grad(outs, _as_tuple(inputs), seeds, create_graph, allow_unused)
 
 
-__all__ = ["grad"]
+def jvp(
+    outputs: Tensors,
+    inputs: Tensors,
+    tangents: Any,
+    create_graph: bool = False,
+    batched: bool = False,
+) -> Tuple[Tensor, ...]:
+    """Forward mode: the directional derivatives J v of ``outputs`` along ``tangents`` of
+    ``inputs`` (one per input, of its shape), as a tuple (one per output).
+
+    One tangent sweep runs forward over the records between the inputs and the outputs, so
+    no reverse sweep is built, and no ``.grad`` changes. The inputs must require grad (their
+    use must have been recorded). With ``batched=True`` every tangent has an extra leading
+    axis of K directions, ``(K, *input.shape)``, and each result is ``(K, *output.shape)``:
+    vector forward mode, a whole Jacobian in one sweep with identity tangents. An output
+    that does not depend on the inputs gets zeros. With ``create_graph=True`` the results
+    are recorded, so they can be differentiated again (reverse over forward). A ``None``
+    tangent is zero.
+    """
+    ins = _as_tuple(inputs)
+    tans = (tangents,) if isinstance(inputs, Tensor) else tuple(tangents)  # one input: one tangent
+    if len(tans) != len(ins):
+        raise ValueError(f"jvp: {len(tans)} tangents for {len(ins)} inputs")
+    k = None
+    if batched:
+        for t in tans:
+            if t is not None:
+                k = len(t)
+                break
+    filled = []
+    for x, t in zip(ins, tans):
+        if t is None:
+            shape = tuple(x.shape) if k is None else (k,) + tuple(x.shape)
+            t = _core._full(shape, 0.0, x.dtype, False)
+        filled.append(t)
+    return _core._jvp(_as_tuple(outputs), ins, filled, create_graph, batched)
+
+
+__all__ = ["grad", "jvp"]

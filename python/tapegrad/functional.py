@@ -1,19 +1,22 @@
 """JAX's function transformations on tapegrad tensors: ``grad``, ``value_and_grad``,
 ``vjp``, ``jvp``, ``jacrev``, ``jacfwd``, ``jacobian``, ``hessian`` and ``hvp``.
 
-Inputs may be Python numbers, NumPy arrays, ``Tensor``s, and lists, tuples and dicts of
-them; outputs have the matching structure. Every transformation records with
-``create_graph=True``, so they compose (``grad(grad(f))``, ``jacrev(grad(f))``). The results
-are ``Tensor``s.
+Inputs may be Python numbers, ``Var``s, NumPy arrays, ``Tensor``s, and lists, tuples and
+dicts of them; outputs have the matching structure. The results are ``Tensor``s, except
+that a derivative with respect to a ``Var`` argument, when it is a single number, is a
+``Var`` (one that does not require grad). A transformation called inside another one
+records its derivatives (``create_graph``), so they compose (``grad(grad(f))``,
+``jacfwd(jacrev(f))``); the outermost one records nothing it does not need.
 
-How they are computed: reverse mode throughout. ``jvp`` and ``jacfwd`` use the
-double-vjp identity J v = d/du <J^T u, v> (two reverse sweeps over a graph that is linear
-in u), so their cost is that of reverse mode; a tangent sweep over the tape (true forward
-mode) is planned and will replace it without changing these functions' results.
+How they are computed: ``grad``, ``vjp`` and ``jacrev`` by reverse sweeps; ``jvp`` and
+``jacfwd`` by the tangent sweep (forward mode: ``tapegrad.autograd.jvp``), ``jacfwd`` with
+all the input directions at once (vector forward mode); ``hessian`` and ``hvp`` forward
+over reverse: one recorded reverse sweep, then one tangent sweep over it.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, List, Sequence, Tuple, Union
 
 import numpy as np
@@ -21,8 +24,25 @@ import numpy as np
 from . import _core
 from ._core import Tensor
 from .autograd import grad as _autograd_grad
+from .autograd import jvp as _autograd_jvp
 
 Argnums = Union[int, Sequence[int]]
+
+# How many transformations are running in this thread: an inner one must record its
+# derivatives (an outer one differentiates them); the outermost need not.
+_state = threading.local()
+
+
+class _Level:
+    """The dynamic extent of one transformation. ``nested`` is true inside another one."""
+
+    def __enter__(self) -> "_Level":
+        self.nested = getattr(_state, "depth", 0) > 0
+        _state.depth = getattr(_state, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _state.depth -= 1
 
 # --- pytrees (lists, tuples, dicts; everything else is a leaf) ----------------------------------
 
@@ -76,6 +96,8 @@ def _leaf_tensor(x: Any) -> Tensor:
 def _as_tensor(y: Any) -> Tensor:
     if isinstance(y, Tensor):
         return y
+    if isinstance(y, _core.Var):
+        return _core.tensor(y.data)
     return _core.tensor(np.asarray(y, dtype=np.float64))
 
 
@@ -85,34 +107,73 @@ def _argnums(argnums: Argnums) -> Tuple[Tuple[int, ...], bool]:
     return tuple(argnums), False
 
 
-def _prepare(args: Tuple[Any, ...], argnums: Tuple[int, ...]) -> Tuple[List[Any], List[List[Tensor]], List[Any]]:
-    """Replaces the differentiated arguments by leaf tensors; returns the new arguments, the
-    leaves of each differentiated argument, and each one's tree structure."""
-    for i in argnums:
-        if not -len(args) <= i < len(args):
-            raise ValueError(f"argnums {i} is out of range for {len(args)} positional arguments")
-    new = list(args)
-    leaves, specs = [], []
-    for i in argnums:
-        flat, spec = _flatten(args[i])
-        ts = [_leaf_tensor(x) for x in flat]
-        new[i] = _unflatten(spec, ts)
-        leaves.append(ts)
-        specs.append(spec)
-    return new, leaves, specs
+class _Args:
+    """The arguments of one call with the differentiated ones replaced by leaf tensors:
+    ``args`` to call the function with, ``leaves[i]`` the tensors of differentiated argument
+    i, ``specs[i]`` its tree structure and ``was_var[i]`` which of its leaves were Vars.
+    ``record`` says whether derivatives must be recorded: inside another transformation, or
+    when an argument already requires grad (a caller differentiates through the result)."""
+
+    def __init__(self, args: Tuple[Any, ...], argnums: Tuple[int, ...], level: _Level) -> None:
+        for i in argnums:
+            if not -len(args) <= i < len(args):
+                raise ValueError(f"argnums {i} is out of range for {len(args)} positional arguments")
+        self.args = list(args)
+        self.leaves: List[List[Tensor]] = []
+        self.specs: List[Any] = []
+        self.was_var: List[List[bool]] = []
+        self.record = level.nested
+        for i in argnums:
+            flat, spec = _flatten(args[i])
+            self.record = self.record or any(isinstance(x, Tensor) and x.requires_grad for x in flat)
+            ts = [_leaf_tensor(x) for x in flat]
+            self.args[i] = _unflatten(spec, ts)
+            self.leaves.append(ts)
+            self.specs.append(spec)
+            self.was_var.append([isinstance(x, _core.Var) for x in flat])
+        self.flat = [t for ts in self.leaves for t in ts]
+
+    def split(self, flat: Sequence[Any], scalar_vars: bool = True) -> List[Any]:
+        """Values with the differentiated inputs' flat order, regrouped into one tree per
+        argument. At the outermost level, a single number for a Var input becomes a Var."""
+        out, i = [], 0
+        for ts, spec, vs in zip(self.leaves, self.specs, self.was_var):
+            part = list(flat[i:i + len(ts)])
+            if scalar_vars and not self.record:
+                part = [_core.Var(float(p.item()), requires_grad=False)
+                        if v and isinstance(p, Tensor) and p.size == 1 and p.ndim == 0 else p
+                        for p, v in zip(part, vs)]
+            out.append(_unflatten(spec, part))
+            i += len(ts)
+        return out
 
 
 def _zeros_like(t: Tensor) -> Tensor:
     return _core._full(t.shape, 0.0, t.dtype, False)
 
 
-def _gradients(out: Tensor, inputs: List[Tensor], seed: Any = None) -> List[Tensor]:
-    """d<out, seed>/d inputs, recorded (create_graph) so transformations compose; an input
-    the output does not use gets zeros."""
+def _gradients(out: Tensor, inputs: List[Tensor], seed: Any = None, record: bool = True) -> List[Tensor]:
+    """d<out, seed>/d inputs (recorded with ``record``, so transformations compose); an
+    input the output does not use gets zeros."""
     if not out.requires_grad:
         return [_zeros_like(x) for x in inputs]
-    gs = _autograd_grad([out], inputs, None if seed is None else [seed], create_graph=True, allow_unused=True)
+    gs = _autograd_grad([out], inputs, None if seed is None else [seed], create_graph=record, allow_unused=True)
     return [_zeros_like(x) if g is None else g for g, x in zip(gs, inputs)]
+
+
+def _tangents(outs: List[Tensor], inputs: List[Tensor], tangents: List[Tensor], record: bool,
+              batched: bool = False) -> List[Tensor]:
+    """J v for each output by one tangent sweep (zeros for outputs off the graph)."""
+    live = [o for o in outs if o.requires_grad]
+    res = iter(_autograd_jvp(live, inputs, tangents, create_graph=record, batched=batched) if live else ())
+    k = len(tangents[0]) if batched and tangents else None
+    out = []
+    for o in outs:
+        if o.requires_grad:
+            out.append(next(res))
+        else:
+            out.append(_core._full(tuple(o.shape) if k is None else (k,) + tuple(o.shape), 0.0, o.dtype, False))
+    return out
 
 
 # --- the transformations ---------------------------------------------------------------------------
@@ -124,19 +185,15 @@ def value_and_grad(fun: Callable[..., Any], argnums: Argnums = 0, has_aux: bool 
     nums, single = _argnums(argnums)
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        new, leaves, specs = _prepare(args, nums)
-        result = fun(*new, **kwargs)
-        value, aux = result if has_aux else (result, None)
-        y = _as_tensor(value)
-        if y.size != 1:
-            raise TypeError(f"grad requires a function with one output element, got shape {y.shape} "
-                            "(use jacrev or vjp for other outputs)")
-        flat_all = [t for ts in leaves for t in ts]
-        gs = _gradients(y.reshape(()), flat_all)
-        out, i = [], 0
-        for ts, spec in zip(leaves, specs):
-            out.append(_unflatten(spec, gs[i:i + len(ts)]))
-            i += len(ts)
+        with _Level() as level:
+            a = _Args(args, nums, level)
+            result = fun(*a.args, **kwargs)
+            value, aux = result if has_aux else (result, None)
+            y = _as_tensor(value)
+            if y.size != 1:
+                raise TypeError(f"grad requires a function with one output element, got shape {y.shape} "
+                                "(use jacrev or vjp for other outputs)")
+            out = a.split(_gradients(y.reshape(()), a.flat, record=a.record))
         g = out[0] if single else tuple(out)
         return ((y, aux) if has_aux else y), g
 
@@ -157,112 +214,116 @@ def grad(fun: Callable[..., Any], argnums: Argnums = 0, has_aux: bool = False) -
 
 def vjp(fun: Callable[..., Any], *primals: Any, has_aux: bool = False) -> Any:
     """(f(*primals), vjp_fn) where vjp_fn(cotangents) is the tuple of J^T cotangents, one per
-    primal (cotangents with f's output structure). With has_aux: (out, vjp_fn, aux)."""
-    new, leaves, specs = _prepare(primals, tuple(range(len(primals))))
-    result = fun(*new)
+    primal (cotangents with f's output structure). With has_aux: (out, vjp_fn, aux).
+    vjp_fn records its gradients (it may be called inside other transformations)."""
+    with _Level() as level:
+        a = _Args(primals, tuple(range(len(primals))), level)
+        result = fun(*a.args)
     out, aux = result if has_aux else (result, None)
     outs, out_spec = _flatten(out)
     outs = [_as_tensor(o) for o in outs]
-    flat_in = [t for ts in leaves for t in ts]
 
     def vjp_fn(cotangents: Any) -> Tuple[Any, ...]:
         cts, _ = _flatten(cotangents)
         if len(cts) != len(outs):
             raise ValueError(f"vjp: {len(cts)} cotangents for {len(outs)} outputs")
-        total: List[Tensor] = [_zeros_like(x) for x in flat_in]
+        total: List[Tensor] = [_zeros_like(x) for x in a.flat]
         for o, c in zip(outs, cts):
             c = _as_tensor(c)
             if tuple(c.shape) != tuple(o.shape):
                 raise ValueError(f"vjp: a cotangent of shape {c.shape} for an output of shape {o.shape}")
-            total = [a + b for a, b in zip(total, _gradients(o, flat_in, c))]
-        res, i = [], 0
-        for ts, spec in zip(leaves, specs):
-            res.append(_unflatten(spec, total[i:i + len(ts)]))
-            i += len(ts)
-        return tuple(res)
+            total = [p + q for p, q in zip(total, _gradients(o, a.flat, c))]
+        return tuple(a.split(total, scalar_vars=False))
 
     primals_out = _unflatten(out_spec, outs)
     return (primals_out, vjp_fn, aux) if has_aux else (primals_out, vjp_fn)
 
 
+def _flat_tangents(a: _Args, tangents: Sequence[Any], what: str) -> List[Tensor]:
+    flat = [_as_tensor(v) for v in _flatten(list(tangents))[0]]
+    if len(flat) != len(a.flat):
+        raise ValueError(f"{what}: the tangents do not have the primals' structure "
+                         f"({len(flat)} leaves for {len(a.flat)})")
+    for x, v in zip(a.flat, flat):
+        if tuple(x.shape) != tuple(v.shape):
+            raise ValueError(f"{what}: a tangent of shape {v.shape} for a primal of shape {x.shape}")
+    return flat
+
+
 def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Tuple[Any, Any]:
-    """(f(*primals), J tangents), as JAX's ``jax.jvp`` (tangents with the primals' structure)."""
+    """(f(*primals), J tangents), as JAX's ``jax.jvp`` (tangents with the primals' structure):
+    one forward run, then one tangent sweep (forward mode), no reverse sweep."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals and {len(tangents)} tangents")
-    new, leaves, _ = _prepare(primals, tuple(range(len(primals))))
-    flat_in = [t for ts in leaves for t in ts]
-    flat_tan = [_as_tensor(v) for v in _flatten(list(tangents))[0]]
-    for x, v in zip(flat_in, flat_tan):
-        if tuple(x.shape) != tuple(v.shape):
-            raise ValueError(f"jvp: a tangent of shape {v.shape} for a primal of shape {x.shape}")
-    outs, out_spec = _flatten(fun(*new))
-    outs = [_as_tensor(o) for o in outs]
-    results = []
-    for o in outs:
-        # J v = d/du <J^T u, v>: J^T u is linear in u, so its gradient in u is J v at any u.
-        u = _zeros_like(o).requires_grad_()
-        gs = _gradients(o, flat_in, u)
-        inner = None
-        for g, v in zip(gs, flat_tan):
-            term = (g * v).sum()
-            inner = term if inner is None else inner + term
-        if inner is None or not inner.requires_grad:
-            results.append(_zeros_like(o))
-            continue
-        (jv,) = _autograd_grad([inner], [u], create_graph=True, allow_unused=True)
-        results.append(_zeros_like(o) if jv is None else jv)
+    with _Level() as level:
+        a = _Args(primals, tuple(range(len(primals))), level)
+        flat_tan = _flat_tangents(a, tangents, "jvp")
+        outs, out_spec = _flatten(fun(*a.args))
+        outs = [_as_tensor(o) for o in outs]
+        results = _tangents(outs, a.flat, flat_tan, a.record)
     return _unflatten(out_spec, outs), _unflatten(out_spec, results)
+
+
+def _moveaxis0_last(t: Tensor, in_shape: Tuple[int, ...]) -> Tensor:
+    """(n, *out) -> (*out, *in_shape) where n = prod(in_shape)."""
+    r = t.ndim - 1
+    if r > 0:
+        t = t.transpose(tuple(range(1, r + 1)) + (0,))
+    return t.reshape(tuple(t.shape[:r]) + tuple(in_shape))
 
 
 def _jacobian(fun: Callable[..., Any], argnums: Argnums, forward: bool) -> Callable[..., Any]:
     nums, single = _argnums(argnums)
 
     def wrapped(*args: Any) -> Any:
-        new, leaves, specs = _prepare(args, nums)
-        flat_in = [t for ts in leaves for t in ts]
-        outs, out_spec = _flatten(fun(*new))
-        outs = [_as_tensor(o) for o in outs]
-        blocks: List[List[Tensor]] = []  # [output][input] -> out.shape + in.shape
-        for o in outs:
-            row = []
-            if forward:  # columns: J e_j by jvp (double vjp), one per input element
-                u = _zeros_like(o).requires_grad_()
-                gs = _gradients(o, flat_in, u)  # J^T u, linear in u
-                for k, x in enumerate(flat_in):
-                    cols = []
-                    for j in range(x.size):
-                        e = np.zeros(x.size)
-                        e[j] = 1.0
-                        inner = (gs[k] * _core.tensor(e.reshape(x.shape), dtype=x.dtype)).sum()
-                        jv = None if not inner.requires_grad else _autograd_grad(
-                            [inner], [u], create_graph=True, allow_unused=True)[0]
-                        cols.append(_zeros_like(o) if jv is None else jv)
-                    stacked = _core.tensor_ops.stack(cols, -1) if cols else _core._full(
-                        tuple(o.shape) + (0,), 0.0, o.dtype, False)
-                    row.append(stacked.reshape(tuple(o.shape) + tuple(x.shape)))
+        with _Level() as level:
+            a = _Args(args, nums, level)
+            flat_in = a.flat
+            outs, out_spec = _flatten(fun(*a.args))
+            outs = [_as_tensor(o) for o in outs]
+            blocks: List[List[Tensor]] = []  # [output][input] -> out.shape + in.shape
+            if forward:
+                # Vector forward mode: every input direction at once, K = total input size.
+                sizes = [x.size for x in flat_in]
+                total = int(sum(sizes))
+                tans, off = [], 0
+                for x, n in zip(flat_in, sizes):
+                    if n == total:  # one input: the identity
+                        block = _core._eye(total, total, x.dtype)
+                    else:  # its columns of the identity: ones where row == column + off
+                        block = _core.tensor(np.eye(total, n, -off), dtype=x.dtype)
+                    tans.append(block.reshape((total,) + tuple(x.shape)))
+                    off += n
+                cols = _tangents(outs, flat_in, tans, a.record, batched=True) if total else [
+                    _core._full((0,) + tuple(o.shape), 0.0, o.dtype, False) for o in outs]
+                for c in cols:
+                    row, off = [], 0
+                    for x, n in zip(flat_in, sizes):
+                        row.append(_moveaxis0_last(c[off:off + n], tuple(x.shape)))
+                        off += n
+                    blocks.append(row)
             else:  # rows: e_i^T J by vjp, one per output element
-                per_input: List[List[Tensor]] = [[] for _ in flat_in]
-                for i in range(o.size):
-                    e = np.zeros(o.size)
-                    e[i] = 1.0
-                    gs = _gradients(o, flat_in, _core.tensor(e.reshape(o.shape), dtype=o.dtype))
-                    for k, g in enumerate(gs):
-                        per_input[k].append(g)
-                for k, x in enumerate(flat_in):
-                    rows = per_input[k]
-                    stacked = _core.tensor_ops.stack(rows, 0) if rows else _core._full(
-                        (0,) + tuple(x.shape), 0.0, x.dtype, False)
-                    row.append(stacked.reshape(tuple(o.shape) + tuple(x.shape)))
-            blocks.append(row)
-        # structure: outputs' tree of (inputs' tree per argnum)
-        per_out = []
-        for row in blocks:
-            res, i = [], 0
-            for ts, spec in zip(leaves, specs):
-                res.append(_unflatten(spec, row[i:i + len(ts)]))
-                i += len(ts)
-            per_out.append(res[0] if single else tuple(res))
+                for o in outs:
+                    per_input: List[List[Tensor]] = [[] for _ in flat_in]
+                    for i in range(o.size):
+                        e = np.zeros(o.size)
+                        e[i] = 1.0
+                        gs = _gradients(o, flat_in, _core.tensor(e.reshape(o.shape), dtype=o.dtype), a.record)
+                        for k, g in enumerate(gs):
+                            per_input[k].append(g)
+                    row = []
+                    for k, x in enumerate(flat_in):
+                        rows = per_input[k]
+                        stacked = _core.tensor_ops.stack(rows, 0) if rows else _core._full(
+                            (0,) + tuple(x.shape), 0.0, x.dtype, False)
+                        row.append(stacked.reshape(tuple(o.shape) + tuple(x.shape)))
+                    blocks.append(row)
+            # structure: outputs' tree of (inputs' tree per argnum)
+            per_out = []
+            for row in blocks:
+                res = a.split(row)
+                per_out.append(res[0] if single else tuple(res))
         return _unflatten(out_spec, per_out)
 
     return wrapped
@@ -274,7 +335,8 @@ def jacrev(fun: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
 
 
 def jacfwd(fun: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
-    """The Jacobian column by column (one jvp per input element): the same result as jacrev."""
+    """The Jacobian by forward mode: one tangent sweep carrying every input direction at
+    once (vector forward mode). The same result as jacrev."""
     return _jacobian(fun, argnums, forward=True)
 
 
@@ -282,32 +344,25 @@ jacobian = jacrev
 
 
 def hessian(fun: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
-    """The Hessian of a function with one output element: jacfwd(jacrev(f)), as JAX's."""
+    """The Hessian of a function with one output element: jacfwd(jacrev(f)), forward over
+    reverse, as JAX's: one recorded reverse sweep, then one vector tangent sweep over it."""
     return jacfwd(jacrev(fun, argnums), argnums)
 
 
 def hvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Tuple[Any, Any]:
-    """(f(*primals), H v) for f with one output element: the Hessian-vector product
-    (reverse over reverse), as ``torch.autograd.functional.hvp``."""
+    """(f(*primals), H v) for f with one output element: the Hessian-vector product, forward
+    over reverse (one recorded reverse sweep, one tangent sweep), as
+    ``torch.autograd.functional.hvp``."""
     primals = tuple(primals)
-    new, leaves, specs = _prepare(primals, tuple(range(len(primals))))
-    flat_in = [t for ts in leaves for t in ts]
-    flat_tan = [_as_tensor(v) for v in _flatten(list(tangents))[0]]
-    y = _as_tensor(fun(*new))
-    if y.size != 1:
-        raise TypeError(f"hvp requires a function with one output element, got shape {y.shape}")
-    gs = _gradients(y.reshape(()), flat_in)
-    inner = None
-    for g, v in zip(gs, flat_tan):
-        term = (g * v).sum()
-        inner = term if inner is None else inner + term
-    hv = [_zeros_like(x) for x in flat_in]
-    if inner is not None and inner.requires_grad:
-        hv = _gradients(inner, flat_in)
-    res, i = [], 0
-    for ts, spec in zip(leaves, specs):
-        res.append(_unflatten(spec, hv[i:i + len(ts)]))
-        i += len(ts)
+    with _Level() as level:
+        a = _Args(primals, tuple(range(len(primals))), level)
+        flat_tan = _flat_tangents(a, tangents, "hvp")
+        y = _as_tensor(fun(*a.args))
+        if y.size != 1:
+            raise TypeError(f"hvp requires a function with one output element, got shape {y.shape}")
+        gs = _gradients(y.reshape(()), a.flat, record=True)
+        hv = _tangents(gs, a.flat, flat_tan, a.record)
+        res = a.split(hv)
     return y, tuple(res)
 
 

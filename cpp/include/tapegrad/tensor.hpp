@@ -220,6 +220,20 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
                          const std::vector<Tensor>& grad_outputs = {}, bool create_graph = false,
                          bool allow_unused = false);
 
+/// Forward mode: the directional derivatives J v of the outputs along `tangents` of the
+/// inputs (one per input, of its shape), by one tangent sweep forward over the records
+/// between the inputs and the outputs; no reverse sweep, no .grad touched. The inputs must
+/// require grad (so that their use was recorded). With `batched`, every tangent has an extra
+/// leading axis of K directions, (K, *input shape), and so has each result, (K, *output
+/// shape): vector forward mode, a whole Jacobian (K = number of inputs, identity tangents) in
+/// one sweep. An output that does not depend on the inputs gets zeros. With create_graph
+/// the results are recorded, differentiable again (forward over reverse over ...).
+std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                        const std::vector<Tensor>& tangents, bool create_graph = false, bool batched = false);
+/// Forward mode on scalars: d ys / d xs along v (one tangent per x), by one tangent sweep
+/// over the records from the xs to the ys (tensor records between them included).
+std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v);
+
 /// A copy of x converted to `dtype` (recorded between float dtypes).
 Tensor astype(const Tensor& x, DType dtype);
 Tensor zeros_like(const Tensor& x);

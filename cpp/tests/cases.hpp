@@ -1,0 +1,92 @@
+// Shared by the tensor tests: random inputs, and one list of differentiable functions that
+// covers every op (the table's elementwise ops, reductions, matmul, shapes, indexing), for
+// the checks of second derivatives (tensor.test.cpp) and of tangents (forward.test.cpp).
+#pragma once
+
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tapegrad/tapegrad.hpp"
+
+namespace tapegrad::testing {
+
+inline Tensor random_tensor(const Shape& shape, std::mt19937& rng, double lo = -2.0, double hi = 2.0) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(static_cast<std::size_t>(shape_numel(shape)));
+  for (double& e : v) e = u(rng);
+  return Tensor::from_values(v, shape);
+}
+
+using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+
+struct Case {
+  std::string name;
+  Fn f;
+  std::vector<Tensor> xs;  ///< where to differentiate (smooth points: no ties, no kinks)
+};
+
+/// Every elementwise op of the table on (2, 3) (binary ones against (3,), and with a double).
+inline std::vector<Case> elementwise_cases(std::mt19937& rng) {
+  std::vector<Case> cases;
+#define TAPEGRAD_UNARY(Name, name, f, dx)                                                           \
+  {                                                                                                  \
+    const bool positive = std::string(#name) == "log" || std::string(#name) == "sqrt";               \
+    const bool unit = std::string(#name) == "asin" || std::string(#name) == "acos" ||                \
+                      std::string(#name) == "log1p";                                                 \
+    const double lo = positive ? 0.3 : (unit ? -0.7 : -1.5), hi = unit ? 0.7 : 1.5;                  \
+    cases.push_back({#name, [](const std::vector<Tensor>& v) { return tapegrad::name(v[0]); },       \
+                     {random_tensor({2, 3}, rng, lo, hi)}});                                         \
+  }
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
+  {                                                                                                      \
+    const double lo = std::string(#name) == "pow" ? 0.4 : -1.5;                                          \
+    cases.push_back({#name " (2,3) x (3,)",                                                              \
+                     [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },           \
+                     {random_tensor({2, 3}, rng, lo, 1.5), random_tensor({3}, rng, 0.5, 1.5)}});         \
+    cases.push_back({#name " with a double", [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], 1.7); }, \
+                     {random_tensor({3}, rng, 0.4, 1.5)}});                                              \
+  }
+#include "tapegrad/ops.def"
+  return cases;
+}
+
+/// Reductions, matmul, shape ops, indexing, where and clip.
+inline std::vector<Case> structural_cases(std::mt19937& rng) {
+  using V = std::vector<Tensor>;
+  const Tensor idx = Tensor::from_values({0, 2, 2, 5}, {4}, DType::Int64);
+  const Tensor cond = Tensor::from_values({1, 0, 1}, {3}, DType::Bool);
+  return {
+      {"sum of squares", [](const V& v) { return sum(v[0] * v[0], 1); }, {random_tensor({2, 3}, rng)}},
+      {"mean", [](const V& v) { return mean(exp(v[0]), 0, true); }, {random_tensor({3, 2}, rng)}},
+      {"prod", [](const V& v) { return prod(v[0], 1); }, {random_tensor({2, 3}, rng)}},
+      {"max", [](const V& v) { return amax(v[0] * v[0], 1); }, {random_tensor({2, 3}, rng)}},
+      {"min of all", [](const V& v) { return amin(sin(v[0])); }, {random_tensor({2, 3}, rng)}},
+      {"var", [](const V& v) { return var(v[0], 1, 1); }, {random_tensor({2, 4}, rng)}},
+      {"std", [](const V& v) { return tapegrad::std(v[0]); }, {random_tensor({5}, rng)}},
+      {"logsumexp", [](const V& v) { return logsumexp(v[0], 1); }, {random_tensor({2, 3}, rng)}},
+      {"softmax", [](const V& v) { return softmax(v[0], -1); }, {random_tensor({2, 3}, rng)}},
+      {"log_softmax", [](const V& v) { return log_softmax(v[0], 0); }, {random_tensor({3, 2}, rng)}},
+      {"matmul", [](const V& v) { return tanh(matmul(v[0], v[1])); }, {random_tensor({2, 3}, rng), random_tensor({3, 2}, rng)}},
+      {"batched matmul", [](const V& v) { return sin(matmul(v[0], v[1])); },
+       {random_tensor({2, 2, 3}, rng), random_tensor({3}, rng)}},
+      {"matmul, batch on the right", [](const V& v) { return sin(matmul(v[0], v[1])); },
+       {random_tensor({2, 3}, rng), random_tensor({2, 3, 2}, rng)}},
+      {"matrix-vector", [](const V& v) { return exp(matmul(v[0], v[1]) * 0.3); }, {random_tensor({3, 2}, rng), random_tensor({2}, rng)}},
+      {"vector-matrix", [](const V& v) { return exp(matmul(v[0], v[1]) * 0.3); }, {random_tensor({3}, rng), random_tensor({3, 2}, rng)}},
+      {"transpose, reshape, broadcast",
+       [](const V& v) { return exp(broadcast_to(reshape(transpose(v[0]), {1, 6}), {2, 6})); },
+       {random_tensor({2, 3}, rng)}},
+      {"take", [idx](const V& v) { return sin(take(v[0], idx)); }, {random_tensor({2, 3}, rng)}},
+      {"slice", [](const V& v) { return exp(slice(v[0], 1, 2, -10, -2)); }, {random_tensor({2, 4}, rng)}},
+      {"contiguous slice", [](const V& v) { return exp(slice(v[0], 0, 1, 3)); }, {random_tensor({4}, rng)}},
+      {"concatenate, stack",
+       [](const V& v) { return concatenate({stack({sin(v[0]), v[1] * v[0]}, 0), reshape(v[1] * v[1], {1, 2})}, 0); },
+       {random_tensor({2}, rng), random_tensor({2}, rng)}},
+      {"where, clip", [cond](const V& v) { return where(cond, exp(v[0]), clip(v[0], -0.5, 0.5) * v[0]); },
+       {random_tensor({3}, rng)}},
+  };
+}
+
+}  // namespace tapegrad::testing
