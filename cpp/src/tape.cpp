@@ -167,6 +167,7 @@ void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, s
   const double* __restrict c = constants_;
   const Record* __restrict rec = records_;
   double* const* sinks = sinks_.data();
+  const bool deliver = deliver_sinks_;
   adj[from] = seed;
   // Most records feed the very next one (in `100 * a * a`, the product's left operand is
   // the record just before it). A contribution to record i - 1 goes to `carry`, a
@@ -190,7 +191,7 @@ void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, s
     const Record r = rec[i];
     switch (r.op) {
       case Op::Leaf:
-        if (r.a != kNone && sinks[r.a]) *sinks[r.a] += g;
+        if (r.a != kNone && deliver && sinks[r.a]) *sinks[r.a] += g;
         break;
       case Op::Node:
         sweep_node(i);  // out of line: the scalar cases keep their registers

@@ -79,6 +79,81 @@ Tape& checked_tape(const Var& y, const char* what) {
 
 }  // namespace detail
 
+namespace {
+// g * d for a rule's value d: a plain number (a constant slope: 1 passes g through) or a Var.
+inline Var scaled(const Var& g, double d) { return d == 1.0 ? g : (d == -1.0 ? -g : g * d); }
+inline Var scaled(const Var& g, const Var& d) { return g * d; }
+}  // namespace
+
+namespace detail {
+void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vector<Var>& adj, std::vector<char>& has) {
+  if (from >= tape.size())
+    throw Error("tapegrad: grad(): reverse from record " + std::to_string(from) + " of a tape of " +
+                std::to_string(tape.size()));
+  ScopedTape scope(tape);  // the rules record on this tape
+  const std::uint32_t gen = tape.generation();
+  adj.assign(from + 1, Var());
+  has.assign(from + 1, 0);
+  adj[from] = seed;
+  has[from] = 1;
+  auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
+  auto give = [&](std::uint32_t j, const Var& c) {
+    if (has[j]) {
+      adj[j] = adj[j] + c;
+    } else {
+      adj[j] = c;
+      has[j] = 1;
+    }
+  };
+  for (std::uint32_t i = from + 1; i-- > 0;) {
+    if (!has[i]) continue;
+    const Record r = tape.record(i);  // a copy: the rules append records
+    const Var g = adj[i];
+    switch (r.op) {
+      case Op::Leaf:
+        break;
+      case Op::Node:
+        throw Error("tapegrad: create_graph through tensor records reached from a Var is not supported yet");
+#define TAPEGRAD_UNARY(Name, name, f, dx)                          \
+  case Op::Name:                                                   \
+    give(r.a, scaled(g, table::d_##name(at(r.a), at(i))));         \
+    break;
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                            \
+  case Op::Name: {                                                                        \
+    const Var x = at(r.a), y = at(r.b), z = at(i);                                        \
+    give(r.a, scaled(g, table::d_##name##_x(x, y, z)));                                   \
+    give(r.b, scaled(g, table::d_##name##_y(x, y, z)));                                   \
+    break;                                                                                \
+  }                                                                                       \
+  case Op::Name##VC:                                                                      \
+    give(r.a, scaled(g, table::d_##name##_x(at(r.a), tape.constant(r.b), at(i))));        \
+    break;                                                                                \
+  case Op::Name##CV:                                                                      \
+    give(r.a, scaled(g, table::d_##name##_y(tape.constant(r.b), at(r.a), at(i))));        \
+    break;
+#include "tapegrad/ops.def"
+      case Op::Count_:
+        break;
+    }
+  }
+}
+}  // namespace detail
+
+std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph) {
+  std::vector<Var> g(xs.size());
+  if (y.is_constant()) return g;
+  Tape& t = detail::checked_tape(y, "grad()");
+  for (const Var& x : xs)
+    if (!x.is_constant() && (x.tape() != &t || x.generation() != t.generation()))
+      detail::throw_unusable(x, "grad() with respect to a Var of another tape or generation");
+  std::vector<Var> adj;
+  std::vector<char> has;
+  detail::recorded_reverse(t, y.index(), Var::constant(1.0), adj, has);
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (!xs[i].is_constant() && xs[i].index() < has.size() && has[xs[i].index()]) g[i] = adj[xs[i].index()];
+  return g;
+}
+
 std::vector<double> grad(const Var& y, const std::vector<Var>& xs) {
   std::vector<double> g(xs.size(), 0.0);
   if (y.is_constant()) return g;

@@ -111,3 +111,83 @@ TEST_CASE("grad is with respect to the path through every use") {
   CHECK(g[1] == doctest::Approx(std::cos(xv * yv) * xv - xv * 2 * yv / std::pow(1 + yv * yv, 2) -
                                 std::pow(xv, 3) * (1 - std::pow(std::tanh(yv), 2))));
 }
+
+// --- higher order: the recorded sweep on Var -----------------------------------------------
+
+namespace {
+// d/dx of the first derivative f'(x) (a plain sweep) by the five-point stencil.
+template <class F>
+double second_by_differences(F f, double x) {
+  auto first = [&](double t) {
+    Tape tape;
+    ScopedTape scope(tape);
+    Var v = t;
+    return grad(f(v), {v})[0];
+  };
+  const double h = 1e-4 * std::fmax(1.0, std::fabs(x));
+  return (-first(x + 2 * h) + 8 * first(x + h) - 8 * first(x - h) + first(x - 2 * h)) / (12 * h);
+}
+
+template <class F>
+void check_second(const char* what, F f, double x0) {
+  INFO(what << " at " << x0);
+  Tape tape;
+  ScopedTape scope(tape);
+  Var x = x0;
+  const Var g = grad(f(x), {x}, CreateGraph{})[0];
+  CHECK(g.value() == doctest::Approx(grad(f(x), {x})[0]).epsilon(1e-14));
+  const double h = g.is_constant() ? 0.0 : grad(g, {x})[0];
+  CHECK(h == doctest::Approx(second_by_differences(f, x0)).epsilon(2e-7));
+}
+}  // namespace
+
+TEST_CASE("create_graph on Var: second derivatives of every op of the table, all three forms") {
+#define TAPEGRAD_UNARY(Name, name, f, dx)                                                       \
+  {                                                                                              \
+    const std::string n = #name;                                                                 \
+    const double x0 = (n == "log" || n == "sqrt") ? 0.7 : (n == "asin" || n == "acos" || n == "log1p") ? 0.3 : -0.8; \
+    check_second(#name, [](const Var& x) { return tapegrad::name(x * 1.1); }, x0);              \
+  }
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                           \
+  {                                                                                                       \
+    check_second(#name " (x, x^2)", [](const Var& x) { return tapegrad::name(x, x * x + 0.5); }, 0.8);   \
+    check_second(#name " (x, c)", [](const Var& x) { return tapegrad::name(x * x, 1.3); }, 0.9);         \
+    check_second(#name " (c, x)", [](const Var& x) { return tapegrad::name(1.3, x * x); }, 0.9);         \
+  }
+#include "tapegrad/ops.def"
+}
+
+TEST_CASE("create_graph on Var: x^3 and x^4 to the fourth derivative, exactly") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Var x = 2.0;
+  const Var y = x * x * x;
+  const Var d1 = grad(y, {x}, CreateGraph{})[0];   // 3x^2 = 12
+  const Var d2 = grad(d1, {x}, CreateGraph{})[0];  // 6x = 12
+  const Var d3 = grad(d2, {x}, CreateGraph{})[0];  // 6
+  CHECK(d1.value() == 12.0);
+  CHECK(d2.value() == 12.0);
+  CHECK(d3.value() == 6.0);
+  CHECK(grad(d3, {x})[0] == 0.0);
+  const Var q = pow(x, 4.0);
+  const Var q3 = grad(grad(grad(q, {x}, CreateGraph{})[0], {x}, CreateGraph{})[0], {x}, CreateGraph{})[0];
+  CHECK(q3.value() == 48.0);       // 24x
+  CHECK(grad(q3, {x})[0] == 24.0);  // the fourth derivative
+}
+
+TEST_CASE("create_graph on Var: a Hessian, mixed partials symmetric; unused inputs get 0; constants") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Var a = 0.7, b = -1.2, c = 3.0;
+  const Var f = sin(a * b) + exp(a) * b * b;
+  const std::vector<Var> g = grad(f, {a, b, c}, CreateGraph{});
+  CHECK(g[2].is_constant());
+  CHECK(g[2].value() == 0.0);
+  const std::vector<double> ha = grad(g[0], {a, b}), hb = grad(g[1], {a, b});
+  const double s = std::sin(a.value() * b.value()), co = std::cos(a.value() * b.value()), e = std::exp(a.value());
+  CHECK(ha[0] == doctest::Approx(-s * b.value() * b.value() + e * b.value() * b.value()).epsilon(1e-14));
+  CHECK(ha[1] == doctest::Approx(co - s * a.value() * b.value() + 2 * e * b.value()).epsilon(1e-14));
+  CHECK(hb[0] == doctest::Approx(ha[1]).epsilon(1e-14));
+  CHECK(hb[1] == doctest::Approx(-s * a.value() * a.value() + 2 * e).epsilon(1e-14));
+  CHECK(grad(Var::constant(2.0), {a}, CreateGraph{})[0].is_constant());
+}

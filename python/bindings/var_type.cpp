@@ -41,6 +41,9 @@ struct VarObject {
   // inside and outside a `with Tape()` block, collects its gradient from all of them).
   SinkRef sink;                     // the first; the rest in more_sinks
   std::vector<SinkRef>* more_sinks;
+  // A recorded gradient (backward(create_graph=True)): a Var whose value is `grad`, on the
+  // tape, so that it can be differentiated again. Dropped when .grad is set or changes.
+  PyObject* grad_var;
 };
 
 PyTypeObject VarType = {PyVarObject_HEAD_INIT(nullptr, 0)};
@@ -93,6 +96,7 @@ VarObject* alloc_var(double data, std::uint8_t flags) {
   v->flags = flags;
   v->sink = SinkRef{nullptr, nullptr, 0, 0};
   v->more_sinks = nullptr;
+  v->grad_var = nullptr;
   return v;
 }
 
@@ -130,6 +134,7 @@ void var_dealloc(PyObject* self) {
   auto* v = reinterpret_cast<VarObject*>(self);
   release_root(v);
   Py_CLEAR(v->tape_obj);
+  Py_CLEAR(v->grad_var);
   drop_sink(v->sink);
   if (v->more_sinks) {
     for (SinkRef& s : *v->more_sinks) drop_sink(s);
@@ -200,19 +205,28 @@ ActiveTape op_tape(VarObject* a, VarObject* b) {
   return t;
 }
 
-PyObject* new_result(ActiveTape t, std::uint32_t rec, double z) {
+// A non-leaf Var for record `rec` of t. With `collect`, the tape may be collected after
+// (which makes other handles to it stale): callers wrapping several records pass false.
+PyObject* new_result(ActiveTape t, std::uint32_t rec, double z, bool collect = true) {
   VarObject* r = alloc_var(z, kRequiresGrad);
   if (!r) return nullptr;
   set_tape(r, t.obj, t.tape);
   r->epoch = t.tape->tape.epoch();
   try {
     r->root = t.tape->tape.add_root(rec, nullptr, false);
-    t.tape->maybe_collect();
+    if (collect) t.tape->maybe_collect();
   } catch (...) {
     Py_DECREF(r);
     throw;
   }
   return reinterpret_cast<PyObject*>(r);
+}
+
+// A Python Var for a C++ Var recorded on t (no collection): a constant becomes a leaf that
+// does not require grad.
+PyObject* wrap_recorded(const tapegrad::Var& x, ActiveTape t) {
+  if (x.is_constant()) return reinterpret_cast<PyObject*>(alloc_var(x.value(), kLeaf));
+  return new_result(t, x.index(), x.value(), false);
 }
 
 inline bool needs_grad(const VarObject* v) { return v && (v->flags & kRequiresGrad) && tapegrad::grad_enabled(); }
@@ -480,6 +494,16 @@ int set_data(PyObject* self, PyObject* value, void*) {
 PyObject* get_grad(PyObject* self, void*) {
   auto* v = reinterpret_cast<VarObject*>(self);
   if (!(v->flags & (kLeaf | kRetainGrad))) Py_RETURN_NONE;
+  if (v->grad_var) {
+    // The recorded gradient, while it is still the gradient (a later plain backward() that
+    // reached this leaf changed the value: then the float) and its tape still has it.
+    auto* g = reinterpret_cast<VarObject*>(v->grad_var);
+    if (g->data == v->grad && ((g->flags & kLeaf) || has_live_root(g))) {
+      Py_INCREF(v->grad_var);
+      return v->grad_var;
+    }
+    Py_CLEAR(v->grad_var);
+  }
   return PyFloat_FromDouble(v->grad);
 }
 int set_grad(PyObject* self, PyObject* value, void*) {
@@ -496,6 +520,7 @@ int set_grad(PyObject* self, PyObject* value, void*) {
     if (r <= 0) return -1;
   }
   v->grad = d;
+  Py_CLEAR(v->grad_var);
   return 0;
 }
 PyObject* get_is_leaf(PyObject* self, void*) {
@@ -522,11 +547,62 @@ PyGetSetDef var_getset[] = {
 };
 
 // --- methods --------------------------------------------------------------------------
+// The leaf whose .grad is sink target `target` (sinks always point into a VarObject).
+VarObject* sink_owner(double* target) {
+  return reinterpret_cast<VarObject*>(reinterpret_cast<char*>(target) - offsetof(VarObject, grad));
+}
+
+// backward(create_graph=True) after the plain sweep (which set the values): the recorded
+// sweep from record `from`, making each reached leaf's .grad a Var on the tape.
+void record_leaf_grads(VarObject* out, std::uint32_t from, double seed) {
+  ActiveTape t{out->tape_obj, out->tape};
+  Tape& tape = t.tape->tape;
+  std::vector<tapegrad::Var> adj;
+  std::vector<char> has;
+  tapegrad::detail::recorded_reverse(tape, from, tapegrad::Var::constant(seed), adj, has);
+  // Each reached leaf: the sum over its records.
+  std::vector<std::pair<VarObject*, tapegrad::Var>> sums;
+  for (std::uint32_t i = 0; i <= from; ++i) {
+    const tapegrad::Record r = tape.record(i);
+    if (!has[i] || r.op != Op::Leaf || r.a == Tape::kNone) continue;
+    double* target = tape.sink_target(r.a);
+    if (!target) continue;
+    VarObject* leaf = sink_owner(target);
+    bool found = false;
+    for (auto& [v, g] : sums)
+      if (v == leaf) {
+        tapegrad::ScopedTape scope(tape);
+        g = g + adj[i];
+        found = true;
+      }
+    if (!found) sums.emplace_back(leaf, adj[i]);
+  }
+  tapegrad::ScopedTape scope(tape);
+  for (auto& [leaf, g] : sums) {
+    // The new gradient: the recorded one it had (if still current on this tape), or the
+    // value it had before this sweep, plus this sweep's.
+    tapegrad::Var before = tapegrad::Var::constant(leaf->grad - g.value());
+    if (leaf->grad_var) {
+      auto* old = reinterpret_cast<VarObject*>(leaf->grad_var);
+      if (old->tape == t.tape && has_live_root(old) && old->data == before.value())
+        before = tapegrad::Var(old->data, tape.root_record(old->root), tape.generation(), &tape);
+    }
+    const tapegrad::Var total = before.is_constant() && before.value() == 0.0 ? g : before + g;
+    PyObject* obj = wrap_recorded(total, t);
+    if (!obj) throw std::bad_alloc();
+    Py_XSETREF(leaf->grad_var, obj);
+    leaf->grad = total.value();
+  }
+  t.tape->maybe_collect();
+}
+
 PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kw[] = {"gradient", "retain_graph", nullptr};
+  static const char* kw[] = {"gradient", "retain_graph", "create_graph", nullptr};
   PyObject* gradient = Py_None;
   PyObject* retain_graph = Py_None;  // accepted for PyTorch compatibility: graphs are always kept
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:backward", const_cast<char**>(kw), &gradient, &retain_graph))
+  int create_graph = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOp:backward", const_cast<char**>(kw), &gradient, &retain_graph,
+                                   &create_graph))
     return nullptr;
   double seed = 1.0;
   if (gradient != Py_None) {
@@ -548,8 +624,10 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
     }
     if (!has_live_root(v)) throw_stale();
     Tape& t = v->tape->tape;
-    t.reverse(t.root_record(v->root), seed);
+    const std::uint32_t from = t.root_record(v->root);
+    t.reverse(from, seed);
     t.accumulate_root_grads();
+    if (create_graph) record_leaf_grads(v, from, seed);
     Py_RETURN_NONE;
   });
 }
@@ -604,8 +682,9 @@ PyMethodDef var_methods[] = {
 #include "tapegrad/ops.def"
     {"backward", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(var_backward)),
      METH_VARARGS | METH_KEYWORDS,
-     "backward(gradient=1.0, retain_graph=None)\n\nAccumulates d(self)/d(leaf) * gradient into the .grad "
-     "of every leaf this Var depends on (and of non-leaves that called retain_grad())."},
+     "backward(gradient=1.0, retain_graph=None, create_graph=False)\n\nAccumulates d(self)/d(leaf) * gradient "
+     "into the .grad of every leaf this Var depends on (and of non-leaves that called retain_grad()). With "
+     "create_graph=True the sweep is recorded: each leaf's .grad is then a Var that can be differentiated again."},
     {"retain_grad", var_retain_grad, METH_NOARGS, "Keep .grad on this non-leaf Var at the next backward()."},
     {"detach", var_detach, METH_NOARGS, "A new leaf with the same value that does not require grad."},
     {"item", var_item, METH_NOARGS, "The value as a float."},
@@ -616,7 +695,164 @@ PyMethodDef var_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
+// tapegrad.autograd.grad for Vars: _var_grad(outputs, inputs, grad_outputs, create_graph,
+// allow_unused) -> tuple of Var or None. No .grad changes. The results are Vars: recorded
+// (differentiable again) with create_graph, else leaves that do not require grad.
+PyObject* var_grad_function(PyObject*, PyObject* args) {
+  PyObject *outs_obj, *ins_obj, *seeds_obj;
+  int create_graph = 0, allow_unused = 0;
+  if (!PyArg_ParseTuple(args, "OOOpp:_var_grad", &outs_obj, &ins_obj, &seeds_obj, &create_graph, &allow_unused))
+    return nullptr;
+  PyObject* outs = PySequence_Fast(outs_obj, "outputs must be a sequence");
+  if (!outs) return nullptr;
+  PyObject* ins = PySequence_Fast(ins_obj, "inputs must be a sequence");
+  if (!ins) {
+    Py_DECREF(outs);
+    return nullptr;
+  }
+  PyObject* seeds = seeds_obj == Py_None ? nullptr : PySequence_Fast(seeds_obj, "grad_outputs must be a sequence");
+  PyObject* result = guarded([&]() -> PyObject* {
+    const Py_ssize_t no = PySequence_Fast_GET_SIZE(outs), ni = PySequence_Fast_GET_SIZE(ins);
+    if (seeds_obj != Py_None && !seeds) throw tapegrad::Error("tapegrad: grad(): grad_outputs must be a sequence");
+    if (seeds && PySequence_Fast_GET_SIZE(seeds) != no)
+      throw tapegrad::Error("tapegrad: grad(): grad_outputs has a different length than outputs");
+    auto var_at = [](PyObject* seq, Py_ssize_t k, const char* what) {
+      PyObject* o = PySequence_Fast_GET_ITEM(seq, k);
+      if (!is_var(o))
+        throw tapegrad::Error(std::string("tapegrad: grad(): ") + what + " must all be Vars (or all Tensors), not " +
+                              Py_TYPE(o)->tp_name);
+      return reinterpret_cast<VarObject*>(o);
+    };
+    // The outputs' tape.
+    ActiveTape t{nullptr, nullptr};
+    for (Py_ssize_t k = 0; k < no; ++k) {
+      VarObject* y = var_at(outs, k, "outputs");
+      if (!(y->flags & kRequiresGrad))
+        throw tapegrad::Error("tapegrad: grad(): an output does not require grad");
+      if (y->flags & kLeaf) continue;
+      if (!has_live_root(y)) throw_stale();
+      if (t.tape && t.tape != y->tape) throw tapegrad::Error("tapegrad: grad(): the outputs were recorded on different tapes");
+      t = {y->tape_obj, y->tape};
+    }
+    for (Py_ssize_t k = 0; k < ni; ++k) var_at(ins, k, "inputs");
+    if (!t.tape) t = active_tape();
+    if (!t.obj) throw std::bad_alloc();
+    Tape& tape = t.tape->tape;
+    tapegrad::ScopedTape scope(tape);
+    const std::uint32_t gen = tape.generation();
+    auto handle = [&](VarObject* v) {
+      if (!(v->flags & kRequiresGrad)) return tapegrad::Var::constant(v->data);
+      return tapegrad::Var(v->data, operand_record(v, t.obj, t.tape), gen, &tape);
+    };
+    // One output: sum_k seed_k y_k.
+    tapegrad::Var total;
+    for (Py_ssize_t k = 0; k < no; ++k) {
+      const tapegrad::Var y = handle(reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(outs, k)));
+      PyObject* s = seeds ? PySequence_Fast_GET_ITEM(seeds, k) : Py_None;
+      tapegrad::Var term = y;
+      if (s != Py_None) {
+        double d = 0.0;
+        if (is_var(s)) {
+          term = y * handle(reinterpret_cast<VarObject*>(s));
+        } else {
+          const int r = as_double(s, &d);
+          if (r == 0) throw tapegrad::Error(std::string("tapegrad: grad(): a grad_output must be a number or a Var, not ") +
+                                            Py_TYPE(s)->tp_name);
+          if (r < 0) {
+            PyErr_Clear();
+            throw tapegrad::Error("tapegrad: grad(): a grad_output could not be converted to a float");
+          }
+          if (d != 1.0) term = y * d;
+        }
+      }
+      total = k == 0 ? term : total + term;
+    }
+    // Each input's records: its root record, or for a leaf every record of its sink here.
+    std::vector<std::vector<std::uint32_t>> recs(static_cast<std::size_t>(ni));
+    const std::uint32_t from = total.is_constant() ? 0 : total.index();
+    for (Py_ssize_t k = 0; k < ni; ++k) {
+      VarObject* x = reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(ins, k));
+      if (!(x->flags & kRequiresGrad) || total.is_constant()) continue;
+      if (!(x->flags & kLeaf)) {
+        if (has_live_root(x) && x->tape == t.tape && tape.root_record(x->root) <= from)
+          recs[static_cast<std::size_t>(k)].push_back(tape.root_record(x->root));
+        continue;
+      }
+      std::uint32_t slot = Tape::kNone;
+      auto visit = [&](const SinkRef& sr) {
+        if (sr.tape == t.tape && sr.live()) slot = sr.slot;
+      };
+      visit(x->sink);
+      if (x->more_sinks)
+        for (const SinkRef& sr : *x->more_sinks) visit(sr);
+      if (slot == Tape::kNone) continue;
+      for (std::uint32_t i = 0; i <= from; ++i)
+        if (tape.record(i).op == Op::Leaf && tape.record(i).a == slot) recs[static_cast<std::size_t>(k)].push_back(i);
+    }
+    PyObject* tuple = PyTuple_New(ni);
+    if (!tuple) return nullptr;
+    try {
+      std::vector<tapegrad::Var> adj;
+      std::vector<char> has;
+      if (!total.is_constant()) {
+        if (create_graph) {
+          tapegrad::detail::recorded_reverse(tape, from, tapegrad::Var::constant(1.0), adj, has);
+        } else {
+          struct Deliver {
+            Tape& t;
+            ~Deliver() { t.set_deliver_sinks(true); }
+          } restore{tape};
+          tape.set_deliver_sinks(false);
+          tape.reverse(from);
+          has.assign(from + 1, 0);
+          for (std::uint32_t i = 0; i <= from; ++i) has[i] = tape.adjoint(i) != 0.0;
+        }
+      }
+      for (Py_ssize_t k = 0; k < ni; ++k) {
+        bool used = false;
+        tapegrad::Var g;
+        double value = 0.0;
+        for (std::uint32_t i : recs[static_cast<std::size_t>(k)]) {
+          if (create_graph) {
+            if (!has[i]) continue;
+            g = used ? g + adj[i] : adj[i];
+          } else {
+            value += tape.adjoint(i);
+          }
+          used = true;
+        }
+        // Without create_graph, an input reached only with a zero adjoint still counts as used.
+        if (!create_graph && !recs[static_cast<std::size_t>(k)].empty()) used = true;
+        PyObject* item = nullptr;
+        if (!used) {
+          if (!allow_unused)
+            throw tapegrad::Error("tapegrad: grad(): input " + std::to_string(k) +
+                                  " was not used to compute the outputs (pass allow_unused=True to get None for it)");
+          Py_INCREF(Py_None);
+          item = Py_None;
+        } else if (create_graph) {
+          item = wrap_recorded(g, t);
+        } else {
+          item = reinterpret_cast<PyObject*>(alloc_var(value, kLeaf));
+        }
+        if (!item) throw std::bad_alloc();
+        PyTuple_SET_ITEM(tuple, k, item);
+      }
+    } catch (...) {
+      Py_DECREF(tuple);
+      throw;
+    }
+    t.tape->maybe_collect();
+    return tuple;
+  });
+  Py_DECREF(outs);
+  Py_DECREF(ins);
+  Py_XDECREF(seeds);
+  return result;
+}
+
 PyMethodDef module_functions[] = {
+    {"_var_grad", var_grad_function, METH_VARARGS, "tapegrad.autograd.grad for Vars."},
 #define TAPEGRAD_UNARY(Name, name, f, d) \
   {#name, unary_function<Op::Name>, METH_O, TAPEGRAD_METHOD_DOC(name) " Takes a Var or a real number."},
 #define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                        \

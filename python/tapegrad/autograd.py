@@ -3,27 +3,41 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union, overload
 
 from . import _core
-from ._core import Tensor
+from ._core import Tensor, Var
 
 Tensors = Union[Tensor, Sequence[Tensor]]
+Vars = Union[Var, Sequence[Var]]
 
 
 def _as_tuple(x: Any) -> Tuple[Any, ...]:
     return (x,) if isinstance(x, Tensor) or x is None else tuple(x)
 
 
+@overload
+def grad(outputs: Tensors, inputs: Tensors, grad_outputs: Optional[Any] = ..., retain_graph: Optional[bool] = ...,
+         create_graph: bool = ..., allow_unused: bool = ...) -> Tuple[Optional[Tensor], ...]: ...
+
+
+@overload
+def grad(outputs: Vars, inputs: Vars, grad_outputs: Optional[Any] = ..., retain_graph: Optional[bool] = ...,
+         create_graph: bool = ..., allow_unused: bool = ...) -> Tuple[Optional[Var], ...]: ...
+
+
 def grad(
-    outputs: Tensors,
-    inputs: Tensors,
+    outputs: Any,
+    inputs: Any,
     grad_outputs: Optional[Any] = None,
     retain_graph: Optional[bool] = None,
     create_graph: bool = False,
     allow_unused: bool = False,
-) -> Tuple[Optional[Tensor], ...]:
+) -> Tuple[Any, ...]:
     """The gradients of ``outputs`` with respect to ``inputs``, as a tuple (one per input).
+
+    ``outputs`` and ``inputs`` are Tensors, or all ``Var``s: then the gradients are ``Var``s
+    (with ``create_graph=True``, recorded Vars that can be differentiated again).
 
     ``grad_outputs`` weights each output (ones by default, needed for outputs with more than
     one element: without it they are summed, as seeded with ones). No ``.grad`` is changed.
@@ -33,6 +47,12 @@ def grad(
     ``RuntimeError``, or gives ``None`` with ``allow_unused=True``.
     """
     del retain_graph  # always retained
+    if isinstance(outputs, Var) or (isinstance(outputs, (list, tuple)) and outputs and isinstance(outputs[0], Var)):
+        outs_v = (outputs,) if isinstance(outputs, Var) else tuple(outputs)
+        ins_v = (inputs,) if isinstance(inputs, Var) else tuple(inputs)
+        seeds_v = None if grad_outputs is None else (
+            (grad_outputs,) if isinstance(grad_outputs, (int, float, Var)) else tuple(grad_outputs))
+        return _core._var_grad(outs_v, ins_v, seeds_v, create_graph, allow_unused)
     outs = _as_tuple(outputs)
     seeds = None if grad_outputs is None else _as_tuple(grad_outputs)
     if seeds is not None and len(seeds) != len(outs):

@@ -169,6 +169,11 @@ class Tape {
   /// The target is gone: its leaf records deliver nowhere from now on. The slot is reused
   /// once no record refers to it any more (after a collect() or clear()).
   void remove_sink(std::uint32_t slot) noexcept;
+  /// The target of sink `slot` (null once removed).
+  double* sink_target(std::uint32_t slot) const noexcept { return slot < sinks_.size() ? sinks_[slot] : nullptr; }
+  /// Whether reverse() adds leaf adjoints into their sinks (on by default; off for a sweep
+  /// that only reads adjoints, as autograd.grad does).
+  void set_deliver_sinks(bool on) noexcept { deliver_sinks_ = on; }
 
   // --- roots: handles that survive collect() ---------------------------------------------
   /// Registers a root: a handle to record `rec` whose index collect() keeps up to date.
@@ -222,6 +227,7 @@ class Tape {
   std::vector<std::unique_ptr<Node>> nodes_;  // the Node objects of Op::Node records
   std::size_t node_bytes_pushed_ = 0;
   bool create_graph_ = false;
+  bool deliver_sinks_ = true;
 
   std::vector<double*> sinks_;            // null: removed (or free)
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to

@@ -169,4 +169,21 @@ inline std::vector<double> grad(const Var& y, std::initializer_list<Var> xs) {
   return grad(y, std::vector<Var>(xs));
 }
 
+/// Asks for a recorded sweep (PyTorch's create_graph=True): `grad(y, xs, CreateGraph{})`.
+struct CreateGraph {};
+/// The gradient of y with respect to each of xs as Vars recorded on y's tape: the reverse
+/// sweep runs the table's rules on Var, so each derivative can be differentiated again (to
+/// any order). An x that y does not depend on gets the constant 0.
+std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph);
+inline std::vector<Var> grad(const Var& y, std::initializer_list<Var> xs, CreateGraph cg) {
+  return grad(y, std::vector<Var>(xs), cg);
+}
+
+namespace detail {
+/// The recorded reverse sweep from record `from` seeded with `seed`: adj[i] is the adjoint
+/// of record i as a Var on `tape` where has[i] (else zero). Records it reaches must be
+/// scalar (tensor records raise Error).
+void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vector<Var>& adj, std::vector<char>& has);
+}  // namespace detail
+
 }  // namespace tapegrad
