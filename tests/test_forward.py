@@ -230,3 +230,26 @@ def test_var_arguments_give_var_results() -> None:
     assert isinstance(d["w"][1], tg.Tensor) and d["w"][1].item() == 1.0  # a float argument: a 0-d tensor
     _, t = tg.jvp(lambda a: tg.exp(a), (tg.Var(0.0),), (1.0,))
     assert t.item() == 1.0
+
+
+def test_jvp_on_vars() -> None:
+    """The scalar tangent sweep: <grad, v> == jvp(v); a leaf used with two values (two
+    records) gets its tangent on both; seeded intermediates keep their seed."""
+    a, b = tg.Var(1.5), tg.Var(-0.5)
+    y = tg.sin(a * b) + tg.exp(a) / b
+    (t,) = tg.autograd.jvp(y, [a, b], [1.0, 2.0])
+    y.backward()
+    assert isinstance(t, tg.Var) and t.data == pytest.approx(a.grad + 2 * b.grad, rel=1e-15)
+    x = tg.Var(2.0)
+    u = x * x
+    x.data = 3.0  # the next use records x again, with its new value
+    w = u * x     # d/dx along 1: 2*2*3 + 4 = 16 (both records of x carry the tangent)
+    assert tg.autograd.jvp(w, x, 1.0)[0].data == 16.0
+    m = a * b
+    z = tg.sin(m) * a
+    assert tg.autograd.jvp(z, [m], [1.0])[0].data == pytest.approx(np.cos(m.data) * a.data, rel=1e-15)
+    assert [r.data for r in tg.autograd.jvp([z, a], [a], [1.0])][1] == 1.0
+    with pytest.raises(ValueError, match="for tensors"):
+        tg.autograd.jvp(z, [a], [1.0], batched=True)
+    with pytest.raises(RuntimeError, match="2 tangents for 1 inputs"):
+        tg.autograd.jvp(z, [a], [1.0, 2.0])

@@ -929,34 +929,37 @@ void for_each_record_of(const std::vector<Tensor>& ts, Tape& tape, F&& f) {
   }
 }
 
-// A scalar record's tangent from its operands' (K-vectors), by the table's rules.
-Tensor scalar_tangent(const Tape& tape, std::uint32_t i, const Tensor& ta, const Tensor& tb) {
+// The partial derivatives of scalar record i with respect to its operand records, by the
+// table's rules: d/d(record a) and, for two-variable records, d/d(record b).
+void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db) {
   const Record& r = tape.record(i);
   const double z = tape.value(i);
+  da = db = 0.0;
   switch (r.op) {
 #define TAPEGRAD_UNARY(Name, name, f, dx) \
-  case Op::Name: return ta * static_cast<double>(table::d_##name(tape.value(r.a), z));
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
-  case Op::Name: {                                                                                      \
-    const double x = tape.value(r.a), y = tape.value(r.b);                                              \
-    const double dxv = table::d_##name##_x(x, y, z), dyv = table::d_##name##_y(x, y, z);                \
-    if (ta.defined() && tb.defined()) return ta * dxv + tb * dyv;                                        \
-    return ta.defined() ? ta * dxv : tb * dyv;                                                          \
-  }                                                                                                     \
-  case Op::Name##VC: return ta * static_cast<double>(table::d_##name##_x(tape.value(r.a), tape.constant(r.b), z)); \
-  case Op::Name##CV: return ta * static_cast<double>(table::d_##name##_y(tape.constant(r.b), tape.value(r.a), z));
+  case Op::Name: da = table::d_##name(tape.value(r.a), z); break;
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                    \
+  case Op::Name: {                                                                                \
+    const double x = tape.value(r.a), y = tape.value(r.b);                                        \
+    da = table::d_##name##_x(x, y, z);                                                            \
+    db = table::d_##name##_y(x, y, z);                                                            \
+    break;                                                                                        \
+  }                                                                                               \
+  case Op::Name##VC: da = table::d_##name##_x(tape.value(r.a), tape.constant(r.b), z); break;     \
+  case Op::Name##CV: da = table::d_##name##_y(tape.constant(r.b), tape.value(r.a), z); break;
 #include "tapegrad/ops.def"
-    default: return Tensor();
+    default: break;
   }
 }
+
 }  // namespace
 
 namespace {
-// The tangent sweep: tangents (K, *shape) seeded at records `seeds`, carried forward through
-// the records between them and `outs`; returns the tangent of each record of `outs` (null
+// The tangent sweep over tensor records: tangents (K, *shape) seeded at records `seeds`,
+// carried forward through the records between them and `outs`; returns the tangent of each record of `outs` (null
 // where it is zero). Only records on a path from a seed to an output are visited.
 std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::uint32_t, Tensor>>& seeds,
-                                  const std::vector<std::uint32_t>& outs, std::int64_t K, bool create_graph) {
+                                  const std::vector<std::uint32_t>& outs, std::int64_t K) {
   std::uint32_t from = Tape::kNone, to = 0;
   for (std::uint32_t o : outs) to = std::max(to, o);
   for (const auto& sd : seeds)
@@ -982,38 +985,19 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
     if (o >= from) need[o - from] = 1;
   for (std::uint32_t i = to + 1; i-- > from;) {
     if (!need[i - from] || is_seed[i - from]) continue;
-    const Record& r = tape.record(i);
-    auto mark = [&](std::uint32_t j) {
-      if (j != Tape::kNone && j >= from && j < i) need[j - from] = 1;
-    };
-    switch (op_info(r.op).kind) {
-      case OpKind::Leaf: break;
-      case OpKind::Unary: case OpKind::BinaryVC: case OpKind::BinaryCV: mark(r.a); break;
-      case OpKind::Binary: mark(r.a); mark(r.b); break;
-      case OpKind::Node: {
-        std::size_t count = 0;
-        const std::uint32_t* in = tape.node(i).inputs(count);
-        for (std::size_t k = 0; k < count; ++k) mark(in[k]);
-        break;
-      }
-    }
+    if (tape.record(i).op != Op::Node) continue;
+    std::size_t count = 0;
+    const std::uint32_t* in = tape.node(i).inputs(count);
+    for (std::size_t k = 0; k < count; ++k)
+      if (in[k] != Tape::kNone && in[k] >= from && in[k] < i) need[in[k] - from] = 1;
   }
   // The sweep: one forward loop over the records that matter.
   std::vector<Tensor> ts;
   for (std::uint32_t i = from; i <= to; ++i) {
     if (!need[i - from] || is_seed[i - from]) continue;
-    const Record& r = tape.record(i);
-    const OpKind kind = op_info(r.op).kind;
-    if (kind == OpKind::Leaf) continue;
-    if (kind != OpKind::Node) {
-      const Tensor* ta = tangent_of(r.a);
-      const Tensor* tb = kind == OpKind::Binary ? tangent_of(r.b) : nullptr;
-      if (!ta && !tb) continue;
-      if (create_graph)
-        throw_error("tapegrad: jvp(create_graph=True) through Var records is not supported yet");
-      tan[i - from] = scalar_tangent(tape, i, ta ? *ta : Tensor(), tb ? *tb : Tensor());
-      continue;
-    }
+    // Scalar records never carry a tangent here: the seeds are tensor records, and no scalar
+    // record reads a tensor one (a Var enters tensors, never the other way).
+    if (tape.record(i).op != Op::Node) continue;
     auto& node = static_cast<detail::TNode&>(tape.node(i));
     ts.assign(node.in_.size(), Tensor());
     bool any = false;
@@ -1089,7 +1073,7 @@ std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Te
       }
     std::vector<std::pair<std::uint32_t, Tensor>> at;
     for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) { at.emplace_back(rec, seeds[k]); });
-    const std::vector<Tensor> t = tangent_sweep(*tape, at, outs, K, create_graph);
+    const std::vector<Tensor> t = tangent_sweep(*tape, at, outs, K);
     for (std::size_t j = 0; j < outs.size(); ++j) swept[which[j]] = t[j];
   }
   std::vector<Tensor> result(outputs.size());
@@ -1109,6 +1093,40 @@ std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Te
   return result;
 }
 
+namespace detail {
+std::vector<double> scalar_tangents(const Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
+                                    const std::vector<std::uint32_t>& outs) {
+  std::vector<double> result(outs.size(), 0.0);
+  std::uint32_t from = Tape::kNone, to = 0;
+  for (std::uint32_t o : outs) to = std::max(to, o);
+  for (const auto& sd : seeds) from = std::min(from, sd.first);
+  if (outs.empty() || from == Tape::kNone || from > to) return result;
+  // One forward loop on doubles over the scalar records (tensor records never lead back to a
+  // Var). A seeded record keeps its seed.
+  std::vector<double> t(to - from + 1, 0.0);
+  std::vector<char> seeded(t.size(), 0);
+  for (const auto& [rec, s] : seeds)
+    if (rec <= to) {
+      t[rec - from] += s;
+      seeded[rec - from] = 1;
+    }
+  for (std::uint32_t i = from; i <= to; ++i) {
+    const Record& r = tape.record(i);
+    const OpKind kind = op_info(r.op).kind;
+    if (seeded[i - from] || kind == OpKind::Leaf || kind == OpKind::Node) continue;
+    const double ta = r.a >= from ? t[r.a - from] : 0.0;
+    const double tb = kind == OpKind::Binary && r.b >= from ? t[r.b - from] : 0.0;
+    if (ta == 0.0 && tb == 0.0) continue;  // (so 0 * inf never arises off the path)
+    double da, db;
+    scalar_partials(tape, i, da, db);
+    t[i - from] = (ta != 0.0 ? ta * da : 0.0) + (tb != 0.0 ? tb * db : 0.0);
+  }
+  for (std::size_t o = 0; o < outs.size(); ++o)
+    if (outs[o] >= from) result[o] = t[outs[o] - from];
+  return result;
+}
+}  // namespace detail
+
 std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v) {
   if (v.size() != xs.size())
     throw_error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) + " inputs");
@@ -1121,13 +1139,12 @@ std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, 
     tape = &t;
   }
   if (!tape) return result;
-  NoGrad ng;
-  std::vector<std::pair<std::uint32_t, Tensor>> seeds;
+  std::vector<std::pair<std::uint32_t, double>> seeds;
   for (std::size_t k = 0; k < xs.size(); ++k) {
     if (xs[k].is_constant()) continue;
     if (&detail::checked_tape(xs[k], "jvp") != tape)
       throw_error("tapegrad: jvp(): an input was recorded on another tape than the outputs");
-    seeds.emplace_back(xs[k].index(), Tensor::full({1}, v[k]));
+    seeds.emplace_back(xs[k].index(), v[k]);
   }
   std::vector<std::uint32_t> outs;
   std::vector<std::size_t> which;
@@ -1136,9 +1153,8 @@ std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, 
       outs.push_back(ys[o].index());
       which.push_back(o);
     }
-  const std::vector<Tensor> t = tangent_sweep(*tape, seeds, outs, 1, false);
-  for (std::size_t j = 0; j < outs.size(); ++j)
-    if (t[j].defined()) result[which[j]] = t[j].item();
+  const std::vector<double> t = detail::scalar_tangents(*tape, seeds, outs);
+  for (std::size_t j = 0; j < outs.size(); ++j) result[which[j]] = t[j];
   return result;
 }
 

@@ -217,6 +217,11 @@ TEST_CASE("jvp on Var records") {
   CHECK(t[0] == doctest::Approx(da + 2 * db).epsilon(1e-14));
   CHECK(jvp({y}, {a, b}, {1.0, 0.0})[0] == doctest::Approx(grad(y, {a})[0]).epsilon(1e-14));
   CHECK(jvp({Var::constant(1.0)}, {a}, {1.0})[0] == 0.0);
+  const Var m = a * b;
+  const Var w = sin(m) * a;
+  // a seeded intermediate keeps its seed: the partial with m held as an input
+  CHECK(jvp({w}, {m}, {1.0})[0] == doctest::Approx(std::cos(m.value()) * a.value()).epsilon(1e-15));
+  CHECK(jvp({w, m, a}, {a}, {1.0})[2] == 1.0);  // an output that is an input: its seed
 }
 
 TEST_CASE("jvp errors name the problem") {

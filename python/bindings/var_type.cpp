@@ -1,6 +1,7 @@
 // tapegrad.Var: the scalar type, written against the CPython API so that one operation from
 // Python costs a few tens of nanoseconds (micrograd's Value costs microseconds). Every
 // arithmetic slot converts its operands and records one op of the table on a tape.
+#include <algorithm>
 #include <new>
 #include <vector>
 #include <string>
@@ -695,6 +696,107 @@ PyMethodDef var_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
+// The records of each Var of `seq` on tape t up to record `to`: a non-leaf's record, or every
+// record of a leaf (one per value it had when used, all delivering into its sink here).
+std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t, std::uint32_t to) {
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  std::vector<std::vector<std::uint32_t>> recs(static_cast<std::size_t>(n));
+  const Tape& tape = t->tape;
+  for (Py_ssize_t k = 0; k < n; ++k) {
+    auto* x = reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(seq, k));
+    if (!(x->flags & kRequiresGrad)) continue;
+    if (!(x->flags & kLeaf)) {
+      if (has_live_root(x) && x->tape == t && tape.root_record(x->root) <= to)
+        recs[static_cast<std::size_t>(k)].push_back(tape.root_record(x->root));
+      continue;
+    }
+    std::uint32_t slot = Tape::kNone;
+    auto visit = [&](const SinkRef& sr) {
+      if (sr.tape == t && sr.live()) slot = sr.slot;
+    };
+    visit(x->sink);
+    if (x->more_sinks)
+      for (const SinkRef& sr : *x->more_sinks) visit(sr);
+    if (slot == Tape::kNone) continue;
+    for (std::uint32_t i = 0; i <= to && i < tape.size(); ++i)
+      if (tape.record(i).op == Op::Leaf && tape.record(i).a == slot) recs[static_cast<std::size_t>(k)].push_back(i);
+  }
+  return recs;
+}
+
+// tapegrad.autograd.jvp for Vars: _var_jvp(outputs, inputs, tangents) -> tuple of Vars (that
+// do not require grad): one tangent sweep forward over the scalar records.
+PyObject* var_jvp_function(PyObject*, PyObject* args) {
+  PyObject *outs_obj, *ins_obj, *tans_obj;
+  if (!PyArg_ParseTuple(args, "OOO:_var_jvp", &outs_obj, &ins_obj, &tans_obj)) return nullptr;
+  PyObject* outs = PySequence_Fast(outs_obj, "outputs must be a sequence");
+  if (!outs) return nullptr;
+  PyObject* ins = PySequence_Fast(ins_obj, "inputs must be a sequence");
+  PyObject* tans = ins ? PySequence_Fast(tans_obj, "tangents must be a sequence") : nullptr;
+  PyObject* result = !tans ? nullptr : guarded([&]() -> PyObject* {
+    const Py_ssize_t no = PySequence_Fast_GET_SIZE(outs), ni = PySequence_Fast_GET_SIZE(ins);
+    if (PySequence_Fast_GET_SIZE(tans) != ni)
+      throw tapegrad::Error("tapegrad: jvp(): " + std::to_string(PySequence_Fast_GET_SIZE(tans)) + " tangents for " +
+                            std::to_string(ni) + " inputs");
+    PyTape* t = nullptr;
+    std::vector<std::uint32_t> out_recs;
+    std::vector<Py_ssize_t> which;
+    std::vector<double> values(static_cast<std::size_t>(no), 0.0);
+    for (Py_ssize_t k = 0; k < no; ++k) {
+      PyObject* o = PySequence_Fast_GET_ITEM(outs, k);
+      if (!is_var(o)) throw tapegrad::Error(std::string("tapegrad: jvp(): outputs must all be Vars, not ") + Py_TYPE(o)->tp_name);
+      auto* y = reinterpret_cast<VarObject*>(o);
+      if (!(y->flags & kRequiresGrad) || (y->flags & kLeaf)) continue;
+      if (!has_live_root(y)) throw_stale();
+      if (t && t != y->tape) throw tapegrad::Error("tapegrad: jvp(): the outputs were recorded on different tapes");
+      t = y->tape;
+      out_recs.push_back(t->tape.root_record(y->root));
+      which.push_back(k);
+    }
+    std::vector<double> tv(static_cast<std::size_t>(ni));
+    for (Py_ssize_t k = 0; k < ni; ++k) {
+      PyObject* x = PySequence_Fast_GET_ITEM(ins, k);
+      if (!is_var(x)) throw tapegrad::Error(std::string("tapegrad: jvp(): inputs must all be Vars, not ") + Py_TYPE(x)->tp_name);
+      PyObject* v = PySequence_Fast_GET_ITEM(tans, k);
+      const int r = v == Py_None ? (tv[static_cast<std::size_t>(k)] = 0.0, 1)
+                    : is_var(v)  ? (tv[static_cast<std::size_t>(k)] = reinterpret_cast<VarObject*>(v)->data, 1)
+                                 : as_double(v, &tv[static_cast<std::size_t>(k)]);
+      if (r <= 0) {
+        PyErr_Clear();
+        throw tapegrad::Error(std::string("tapegrad: jvp(): a tangent must be a number, not ") + Py_TYPE(v)->tp_name);
+      }
+      // A leaf output that is this input: d x/d x = its tangent.
+      for (Py_ssize_t o = 0; o < no; ++o)
+        if (PySequence_Fast_GET_ITEM(outs, o) == x && (reinterpret_cast<VarObject*>(x)->flags & kLeaf))
+          values[static_cast<std::size_t>(o)] += tv[static_cast<std::size_t>(k)];
+    }
+    if (t && !out_recs.empty()) {
+      const std::uint32_t to = *std::max_element(out_recs.begin(), out_recs.end());
+      const auto recs = records_of(ins, t, to);
+      std::vector<std::pair<std::uint32_t, double>> seeds;
+      for (Py_ssize_t k = 0; k < ni; ++k)
+        for (std::uint32_t rec : recs[static_cast<std::size_t>(k)]) seeds.emplace_back(rec, tv[static_cast<std::size_t>(k)]);
+      const std::vector<double> d = tapegrad::detail::scalar_tangents(t->tape, seeds, out_recs);
+      for (std::size_t j = 0; j < which.size(); ++j) values[static_cast<std::size_t>(which[j])] = d[j];
+    }
+    PyObject* tuple = PyTuple_New(no);
+    if (!tuple) return nullptr;
+    for (Py_ssize_t o = 0; o < no; ++o) {
+      PyObject* item = reinterpret_cast<PyObject*>(alloc_var(values[static_cast<std::size_t>(o)], kLeaf));
+      if (!item) {
+        Py_DECREF(tuple);
+        return nullptr;
+      }
+      PyTuple_SET_ITEM(tuple, o, item);
+    }
+    return tuple;
+  });
+  Py_DECREF(outs);
+  Py_XDECREF(ins);
+  Py_XDECREF(tans);
+  return result;
+}
+
 // tapegrad.autograd.grad for Vars: _var_grad(outputs, inputs, grad_outputs, create_graph,
 // allow_unused) -> tuple of Var or None. No .grad changes. The results are Vars: recorded
 // (differentiable again) with create_graph, else leaves that do not require grad.
@@ -767,28 +869,10 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
       }
       total = k == 0 ? term : total + term;
     }
-    // Each input's records: its root record, or for a leaf every record of its sink here.
-    std::vector<std::vector<std::uint32_t>> recs(static_cast<std::size_t>(ni));
     const std::uint32_t from = total.is_constant() ? 0 : total.index();
-    for (Py_ssize_t k = 0; k < ni; ++k) {
-      VarObject* x = reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(ins, k));
-      if (!(x->flags & kRequiresGrad) || total.is_constant()) continue;
-      if (!(x->flags & kLeaf)) {
-        if (has_live_root(x) && x->tape == t.tape && tape.root_record(x->root) <= from)
-          recs[static_cast<std::size_t>(k)].push_back(tape.root_record(x->root));
-        continue;
-      }
-      std::uint32_t slot = Tape::kNone;
-      auto visit = [&](const SinkRef& sr) {
-        if (sr.tape == t.tape && sr.live()) slot = sr.slot;
-      };
-      visit(x->sink);
-      if (x->more_sinks)
-        for (const SinkRef& sr : *x->more_sinks) visit(sr);
-      if (slot == Tape::kNone) continue;
-      for (std::uint32_t i = 0; i <= from; ++i)
-        if (tape.record(i).op == Op::Leaf && tape.record(i).a == slot) recs[static_cast<std::size_t>(k)].push_back(i);
-    }
+    std::vector<std::vector<std::uint32_t>> recs;
+    if (!total.is_constant()) recs = records_of(ins, t.tape, from);
+    recs.resize(static_cast<std::size_t>(ni));
     PyObject* tuple = PyTuple_New(ni);
     if (!tuple) return nullptr;
     try {
@@ -853,6 +937,7 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
 
 PyMethodDef module_functions[] = {
     {"_var_grad", var_grad_function, METH_VARARGS, "tapegrad.autograd.grad for Vars."},
+    {"_var_jvp", var_jvp_function, METH_VARARGS, "tapegrad.autograd.jvp for Vars."},
 #define TAPEGRAD_UNARY(Name, name, f, d) \
   {#name, unary_function<Op::Name>, METH_O, TAPEGRAD_METHOD_DOC(name) " Takes a Var or a real number."},
 #define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                        \

@@ -60,13 +60,23 @@ def grad(
     return _core._grad(outs, _as_tuple(inputs), seeds, create_graph, allow_unused)
 
 
+@overload
+def jvp(outputs: Tensors, inputs: Tensors, tangents: Any, create_graph: bool = ...,
+        batched: bool = ...) -> Tuple[Tensor, ...]: ...
+
+
+@overload
+def jvp(outputs: Vars, inputs: Vars, tangents: Any, create_graph: bool = ...,
+        batched: bool = ...) -> Tuple[Var, ...]: ...
+
+
 def jvp(
-    outputs: Tensors,
-    inputs: Tensors,
+    outputs: Any,
+    inputs: Any,
     tangents: Any,
     create_graph: bool = False,
     batched: bool = False,
-) -> Tuple[Tensor, ...]:
+) -> Tuple[Any, ...]:
     """Forward mode: the directional derivatives J v of ``outputs`` along ``tangents`` of
     ``inputs`` (one per input, of its shape), as a tuple (one per output).
 
@@ -77,8 +87,16 @@ def jvp(
     vector forward mode, a whole Jacobian in one sweep with identity tangents. An output
     that does not depend on the inputs gets zeros. With ``create_graph=True`` the results
     are recorded, so they can be differentiated again (reverse over forward). A ``None``
-    tangent is zero.
+    tangent is zero. ``outputs`` and ``inputs`` may also be ``Var``s (tangents are numbers):
+    then one loop on doubles runs over the scalar records, and the results are ``Var``s.
     """
+    if isinstance(outputs, Var) or (isinstance(outputs, (list, tuple)) and outputs and isinstance(outputs[0], Var)):
+        if create_graph or batched:
+            raise ValueError("jvp on Vars: create_graph and batched tangents are for tensors")
+        outs_v = (outputs,) if isinstance(outputs, Var) else tuple(outputs)
+        single = isinstance(inputs, Var)
+        ins_v = (inputs,) if single else tuple(inputs)
+        return _core._var_jvp(outs_v, ins_v, (tangents,) if single else tuple(tangents))
     ins = _as_tuple(inputs)
     tans = (tangents,) if isinstance(inputs, Tensor) else tuple(tangents)  # one input: one tangent
     if len(tans) != len(ins):

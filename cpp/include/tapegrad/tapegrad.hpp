@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tapegrad/dual.hpp"
+#include "tapegrad/functional.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/rules.hpp"
 #include "tapegrad/tape.hpp"

@@ -1,0 +1,111 @@
+// The C++ functional API (functional.hpp): grad, value_and_grad, jacfwd, jacrev, hessian,
+// jvp, vjp, hvp on Tensors (grad on Var too), their compositions, and the tape they leave.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "cases.hpp"
+#include "tapegrad/tapegrad.hpp"
+
+using namespace tapegrad;
+using testing::random_tensor;
+
+namespace {
+void close(const Tensor& a, const Tensor& b, double tol) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<double> x = a.to_vector(), y = b.to_vector();
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    INFO("element " << i << ": " << x[i] << " vs " << y[i]);
+    CHECK(std::fabs(x[i] - y[i]) <= tol * std::fmax(1.0, std::fabs(y[i])));
+  }
+}
+}  // namespace
+
+TEST_CASE("functional: grad, value_and_grad and their compositions (x^3 at 2: 12, 12, 6)") {
+  const auto cube = [](const Tensor& x) { return x * x * x; };
+  const Tensor two = Tensor::full({}, 2.0);
+  CHECK(grad(cube)(two).item() == 12.0);
+  CHECK(grad(grad(cube))(two).item() == 12.0);
+  CHECK(grad(grad(grad(cube)))(two).item() == 6.0);
+  const auto [v, g] = value_and_grad([](const Tensor& x) { return sum(sin(x) * x); })(Tensor::from_values({0.5, -1.0}, {2}));
+  CHECK(v.item() == doctest::Approx(std::sin(0.5) * 0.5 + std::sin(-1.0) * -1.0).epsilon(1e-15));
+  CHECK(g.to_vector()[1] == doctest::Approx(std::sin(-1.0) - std::cos(-1.0)).epsilon(1e-15));
+  CHECK(!g.requires_grad());
+  CHECK_THROWS_WITH_AS(grad([](const Tensor& x) { return x * 2.0; })(Tensor::ones({2})),
+                       doctest::Contains("one element, not shape (2,)"), Error);
+}
+
+TEST_CASE("functional: grad on Var, composed") {
+  Tape tape;
+  ScopedTape scope(tape);
+  const auto cube = [](const Var& x) { return x * x * x; };
+  const Var x = 2.0;
+  CHECK(grad(cube)(x).value() == 12.0);
+  CHECK(grad(grad(cube))(x).value() == 12.0);
+  CHECK(grad(grad(grad(cube)))(x).value() == 6.0);
+  CHECK(grad(cube)(x).is_constant());  // the outermost result is a plain number
+}
+
+TEST_CASE("functional: jacfwd == jacrev; hessian == jacrev(jacrev) == jacfwd(jacfwd) == closed form") {
+  std::mt19937 rng(41);
+  const Tensor A = random_tensor({4, 3}, rng);
+  const Tensor x0 = random_tensor({3}, rng);
+  const auto F = [A](const Tensor& x) { return tanh(matmul(A, x)) * sum(x); };
+  const Tensor Jf = jacfwd(F)(x0), Jr = jacrev(F)(x0);
+  CHECK(Jf.shape() == Shape{4, 3});
+  close(Jf, Jr, 1e-14);
+  const auto f = [A](const Tensor& x) { return logsumexp(matmul(A, x)) + sum(x * x) * 0.5; };
+  const Tensor H = hessian(f)(x0);
+  close(H, jacrev(jacrev(f))(x0), 1e-12);
+  close(H, jacfwd(jacfwd(f))(x0), 1e-12);
+  close(H, jacrev(jacfwd(f))(x0), 1e-12);
+  const std::vector<double> p = softmax(matmul(A, x0)).to_vector(), a = A.to_vector(), h = H.to_vector();
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      double want = i == j ? 1.0 : 0.0, pi = 0, pj = 0;
+      for (int r = 0; r < 4; ++r) {
+        want += a[r * 3 + i] * p[r] * a[r * 3 + j];
+        pi += p[r] * a[r * 3 + i];
+        pj += p[r] * a[r * 3 + j];
+      }
+      CHECK(h[i * 3 + j] == doctest::Approx(want - pi * pj).epsilon(1e-12));
+    }
+  // matrix input: out.shape + in.shape
+  const Tensor W0 = random_tensor({2, 3}, rng);
+  const auto G = [](const Tensor& W) { return tanh(matmul(W, Tensor::ones({3}))); };
+  CHECK(jacfwd(G)(W0).shape() == Shape{2, 2, 3});
+  close(jacfwd(G)(W0), jacrev(G)(W0), 1e-14);
+}
+
+TEST_CASE("functional: jvp, vjp, hvp agree with the Jacobian and Hessian") {
+  std::mt19937 rng(42);
+  const Tensor A = random_tensor({3, 3}, rng);
+  const Tensor x0 = random_tensor({3}, rng), v = random_tensor({3}, rng), u = random_tensor({3}, rng);
+  const auto F = [A](const Tensor& x) { return exp(matmul(A, x) * 0.3) * x; };
+  const Tensor J = jacrev(F)(x0);
+  const auto [y, jv] = jvp(F, x0, v);
+  close(jv, matmul(J, v), 1e-13);
+  close(y, F(x0).detach(), 1e-15);
+  close(vjp(F, x0, u).second, matmul(u, J), 1e-13);
+  const auto f = [A](const Tensor& x) { return sum(sin(matmul(A, x)) * x); };
+  close(hvp(f, x0, v).second, matmul(hessian(f)(x0), v), 1e-12);
+}
+
+TEST_CASE("functional: the outermost call leaves nothing on the active tape") {
+  Tape tape;
+  ScopedTape scope(tape);
+  const auto f = [](const Tensor& x) { return sum(exp(x) * x); };
+  const Tensor x0 = Tensor::from_values({0.1, 0.2}, {2});
+  (void)hessian(f)(x0);
+  (void)grad(f)(x0);
+  CHECK(tape.size() == 0);
+  // an argument that requires grad: the caller differentiates through the result
+  Tensor x = Tensor::from_values({0.1, 0.2}, {2});
+  x.requires_grad_();
+  const Tensor g = grad(f)(x);  // (x + 2) e^x... as a recorded result
+  CHECK(g.requires_grad());
+  sum(g).backward();
+  CHECK(x.grad().to_vector()[0] == doctest::Approx((0.1 + 2.0) * std::exp(0.1)).epsilon(1e-14));
+}
