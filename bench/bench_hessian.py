@@ -7,6 +7,8 @@ f(x) = logsumexp(A x) + 1/2 |x|^2, x in R^200, A a 300 x 200 matrix (float64):
       grad), autograd's hessian_vector_product.
 Every engine's result is checked against the closed form H = A^T (diag(p) - p p^T) A + I,
 p = softmax(A x). Medians of per-call timings after warm-up; ratios are peer / tapegrad.
+Each engine starts after a half-second pause, so that the thread pools of the work before it
+(NumPy's OpenBLAS, another engine's) have stopped spinning on the two cores.
 
     python bench/bench_hessian.py [--quick]
 """
@@ -26,10 +28,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import cpu_model  # noqa: E402
 
 
-def timed(fn, warmup: int, runs: int) -> tuple[float, object]:
+def timed(fn, warmup: int, runs: int, warm_seconds: float = 0.5) -> tuple[float, object]:
+    """Median time of `runs` calls, after `warmup` calls and at least `warm_seconds` of them
+    (this VM's cores run slower for about 0.1 s after an idle pause: every engine is timed
+    warm, as JAX is anyway after its compilation)."""
     out = None
-    for _ in range(warmup):
+    start = time.perf_counter()
+    n = 0
+    while n < warmup or time.perf_counter() - start < warm_seconds:
         out = fn()
+        n += 1
     ts = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -42,7 +50,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    warmup, runs = (1, 3) if args.quick else (3, 15)
+    warmup, runs = (1, 3) if args.quick else (5, 50)
     rng = np.random.default_rng(0)
     A = rng.standard_normal((300, 200)) / 10
     x0 = rng.standard_normal(200)
@@ -120,6 +128,9 @@ def main() -> int:
         record("hvp", "autograd", lambda: hvp(x0, v))
 
     for part in (tapegrad_rows, jax_rows, torch_rows, autograd_rows):
+        # Let the thread pools of the work before (NumPy's OpenBLAS computing the reference,
+        # the previous engine) stop spinning, so that no engine is timed against them.
+        time.sleep(0.5)
         try:
             part()
         except ImportError as e:

@@ -239,6 +239,7 @@ Tensor view_as_shape(const Tensor& x, const Shape& shape) {
   impl->dtype = x.dtype();
   impl->shape = shape;
   impl->numel = shape_numel(shape);  // x's, or fewer (a view of a contiguous run)
+  impl->basis = x.impl().basis && impl->numel == x.numel() && !shape.empty() && shape[0] == x.shape()[0];
   return Tensor(std::move(impl));
 }
 
@@ -955,6 +956,23 @@ void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db) 
 }  // namespace
 
 namespace {
+// Whether t, of shape (K, *s), is the standard basis of its K = numel(s) directions.
+bool is_standard_basis(const Tensor& t) {
+  if (t.ndim() == 0 || t.shape()[0] == 0 || t.shape()[0] * t.shape()[0] != t.numel()) return false;
+  const std::int64_t K = t.shape()[0];
+  bool ok = true;
+  TG_FLOAT_DISPATCH(t.dtype(), T, {
+    const T* p = t.data<T>();
+    for (std::int64_t i = 0; ok && i < K; ++i)
+      for (std::int64_t j = 0; j < K; ++j)
+        if (p[i * K + j] != (i == j ? T(1) : T(0))) {
+          ok = false;
+          break;
+        }
+  });
+  return ok;
+}
+
 // The tangent sweep over tensor records: tangents (K, *shape) seeded at records `seeds`,
 // carried forward through the records between them and `outs`; returns the tangent of each record of `outs` (null
 // where it is zero). Only records on a path from a seed to an output are visited.
@@ -1051,8 +1069,18 @@ std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Te
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     Shape ks{K};
     ks.insert(ks.end(), inputs[k].shape().begin(), inputs[k].shape().end());
-    seeds[k] = detail::reshaped(astype(tangents[k], inputs[k].dtype()), ks);
+    // A view of our own, so that the basis mark (jacfwd's seed) never lands on a caller's tensor.
+    const Tensor v = detail::reshaped(astype(tangents[k], inputs[k].dtype()), ks);
+    seeds[k] = v.requires_grad() ? v : detail::view_as_shape(v, ks);
+    if (!v.requires_grad()) seeds[k].impl().basis = batched && is_standard_basis(v);
   }
+  // Results never carry the mark out.
+  auto unmarked = [](const Tensor& t) {
+    if (!t.impl().basis) return t;
+    Tensor r = detail::view_as_shape(t, t.shape());
+    r.impl().basis = false;
+    return r;
+  };
   // The outputs' tape, and their records on it.
   Tape* tape = nullptr;
   for (const Tensor& y : outputs) {
@@ -1088,7 +1116,7 @@ std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Te
       ks.insert(ks.end(), y.shape().begin(), y.shape().end());
       r = Tensor::zeros(ks, is_floating(y.dtype()) ? y.dtype() : DType::Float64);
     }
-    result[o] = batched ? r : detail::reshaped(r, y.shape());
+    result[o] = unmarked(batched ? r : detail::reshaped(r, y.shape()));
   }
   return result;
 }

@@ -669,7 +669,10 @@ class MatmulNode final : public TNode {
     Tensor res;
     if (t[0].defined()) {  // dA B
       const Tensor& ta = t[0];
-      if (b_.ndim() == 2) {  // one product: (K * batch * m, k) B
+      if (ta.impl().basis && b_.ndim() == 2 && a_.ndim() == 2 && a_.shape()[0] == 1) {
+        // A a row (1, k), dA the basis: e_j B is row j of B, so the tangent is B itself.
+        res = detail::reshaped(b_.clone(), batched_shape(ta.shape()[0], out_->shape));
+      } else if (b_.ndim() == 2) {  // one product: (K * batch * m, k) B
         const Tensor p = matmul(detail::reshaped(ta, {ta.numel() / b_.shape()[0], b_.shape()[0]}), b_);
         res = detail::reshaped(p, batched_shape(ta.shape()[0], out_->shape));
       } else {
@@ -680,7 +683,10 @@ class MatmulNode final : public TNode {
       const Tensor& tb = t[1];
       Tensor term;
       const std::int64_t k = b_.shape()[b_.ndim() - 2], n = b_.shape().back();
-      if (a_.ndim() == 2 && n == 1) {  // one product: (K * batch, k) A^T
+      if (tb.impl().basis && a_.ndim() == 2 && b_.ndim() == 2 && n == 1) {
+        // B a column (k, 1), dB the basis: A e_j is column j of A, so the tangent is A^T.
+        term = detail::reshaped(swap_last(a_), batched_shape(tb.shape()[0], out_->shape));
+      } else if (a_.ndim() == 2 && n == 1) {  // one product: (K * batch, k) A^T
         const Tensor p = times_transposed(detail::reshaped(tb, {tb.numel() / k, k}), a_);
         term = detail::reshaped(p, batched_shape(tb.shape()[0], out_->shape));
       } else if (a_.ndim() == 2) {     // (dB^T A^T)^T, one product

@@ -77,6 +77,14 @@ TEST_CASE("functional: jacfwd == jacrev; hessian == jacrev(jacrev) == jacfwd(jac
   const auto G = [](const Tensor& W) { return tanh(matmul(W, Tensor::ones({3}))); };
   CHECK(jacfwd(G)(W0).shape() == Shape{2, 2, 3});
   close(jacfwd(G)(W0), jacrev(G)(W0), 1e-14);
+  // a matrix product straight on the input, from either side: the basis seed is copied
+  // through instead of multiplied (and nested, it is multiplied as usual)
+  const Tensor M = random_tensor({3, 4}, rng);
+  const auto left = [M](const Tensor& v) { return sin(matmul(v, M)); };
+  const auto right = [A](const Tensor& v) { return sin(matmul(A, v)); };
+  close(jacfwd(left)(x0), jacrev(left)(x0), 1e-14);
+  close(jacfwd(right)(x0), jacrev(right)(x0), 1e-14);
+  close(jacfwd(jacfwd(left))(x0), jacrev(jacrev(left))(x0), 1e-13);
 }
 
 TEST_CASE("functional: jvp, vjp, hvp agree with the Jacobian and Hessian") {

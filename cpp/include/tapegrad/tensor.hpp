@@ -86,6 +86,10 @@ struct TensorImpl {
   Tape* grad_tape = nullptr;
   std::uint32_t grad_root = Tape::kNone;
   std::uint32_t grad_epoch = 0;
+  /// A tangent seed of shape (K, *s) that is the standard basis (row k is e_k, K = numel(s)):
+  /// set by jvp() on its own view of the seed, kept by reshapes that keep the leading K, so
+  /// that a matrix product with it is a copy instead of a product (vector forward mode).
+  bool basis = false;
   /// Bumped by every in-place change of the data; shared by the views of the same memory
   /// (created on first need). A graph that saved this data refuses to sweep once it moved.
   std::shared_ptr<std::uint64_t> version;
