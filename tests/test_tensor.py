@@ -750,7 +750,7 @@ FUZZ_WORKER = textwrap.dedent(r"""
 
     def one():
         x, y = operand(), operand()
-        kind = rng.integers(22)
+        kind = rng.integers(26)
         if kind == 0:
             name = UNARY[rng.integers(len(UNARY))]
             return f"tg.{name}(x)", lambda: getattr(tg, name)(x)
@@ -809,6 +809,20 @@ FUZZ_WORKER = textwrap.dedent(r"""
         if kind == 20:
             ax = [0, 1, -1, 2][rng.integers(4)]
             return f"unsqueeze(x, {ax})", lambda: tg.unsqueeze(x, ax)
+        if kind == 21:
+            b = bool(rng.integers(2))
+            return f"autograd.jvp(tanh(x), x, y, batched={b})", lambda: tg.autograd.jvp(
+                tg.tanh(x), [x], [y], create_graph=bool(rng.integers(2)), batched=b)[0]
+        if kind == 22:
+            return "autograd.grad(sum(x * x), x, create_graph)", lambda: tg.autograd.grad(
+                tg.sum(x * x), [x], create_graph=True, allow_unused=bool(rng.integers(2)))[0]
+        if kind == 23:
+            name = ["hessian", "jacfwd", "jacrev", "grad"][rng.integers(4)]
+            return f"tg.{name}(f)(x)", lambda: getattr(tg, name)(lambda v: tg.sum(tg.sin(v) * v))(x)
+        if kind == 24:
+            which = int(rng.integers(2))
+            return "tg.jvp / tg.hvp(f, (x,), (y,))", lambda: [lambda r: r[1], lambda r: r[1][0]][which](
+                (tg.jvp, tg.hvp)[which](lambda v: tg.sum(tg.exp(v)), (x,), (y,)))
         with tg.no_grad():
             return "x ** y under no_grad", lambda: tg.pow(x, y)
 
