@@ -117,3 +117,32 @@ TEST_CASE("functional: the outermost call leaves nothing on the active tape") {
   sum(g).backward();
   CHECK(x.grad().to_vector()[0] == doctest::Approx((0.1 + 2.0) * std::exp(0.1)).epsilon(1e-14));
 }
+
+TEST_CASE("functional: several arguments as a vector (JAX's argnums)") {
+  std::mt19937 rng(43);
+  const Tensor a0 = random_tensor({3}, rng), b0 = random_tensor({3}, rng);
+  const auto f = [](const std::vector<Tensor>& v) { return sum(sin(v[0]) * v[1] * v[1]); };
+  const std::vector<Tensor> g = grad(f)(std::vector<Tensor>{a0, b0});
+  REQUIRE(g.size() == 2);
+  const std::vector<double> a = a0.to_vector(), b = b0.to_vector(), ga = g[0].to_vector(), gb = g[1].to_vector();
+  for (int i = 0; i < 3; ++i) {
+    CHECK(ga[i] == doctest::Approx(std::cos(a[i]) * b[i] * b[i]).epsilon(1e-15));
+    CHECK(gb[i] == doctest::Approx(2 * std::sin(a[i]) * b[i]).epsilon(1e-15));
+  }
+  const Tensor va = random_tensor({3}, rng), vb = random_tensor({3}, rng);
+  const auto [y, jv] = jvp(f, std::vector<Tensor>{a0, b0}, std::vector<Tensor>{va, vb});
+  CHECK(jv.item() == doctest::Approx(sum(g[0] * va + g[1] * vb).item()).epsilon(1e-14));
+  CHECK(y.item() == doctest::Approx(f({a0, b0}).item()).epsilon(1e-15));
+  const auto [y2, ju] = vjp(f, std::vector<Tensor>{a0, b0}, Tensor::full({}, 2.0));
+  close(ju[1], g[1] * 2.0, 1e-15);
+  // H v by blocks, against the second derivatives of the closed form
+  const auto [y3, hv] = hvp(f, std::vector<Tensor>{a0, b0}, std::vector<Tensor>{va, vb});
+  const std::vector<double> h0 = hv[0].to_vector(), h1 = hv[1].to_vector(), x = va.to_vector(), w = vb.to_vector();
+  for (int i = 0; i < 3; ++i) {
+    CHECK(h0[i] == doctest::Approx(-std::sin(a[i]) * b[i] * b[i] * x[i] + 2 * std::cos(a[i]) * b[i] * w[i]).epsilon(1e-14));
+    CHECK(h1[i] == doctest::Approx(2 * std::cos(a[i]) * b[i] * x[i] + 2 * std::sin(a[i]) * w[i]).epsilon(1e-14));
+  }
+  CHECK_THROWS_WITH_AS(jvp(f, std::vector<Tensor>{a0, b0}, std::vector<Tensor>{va}), doctest::Contains("1 tangents for 2"), Error);
+  const auto F = [](const Tensor& v) { return exp(v); };
+  close(jacobian(F)(a0), jacfwd(F)(a0), 1e-15);
+}

@@ -1,7 +1,10 @@
-// JAX's function transformations in C++: grad, value_and_grad, jacrev, jacfwd, hessian
-// (transformations: they take a function and return one), and jvp, vjp, hvp (evaluations).
+// JAX's function transformations in C++: grad, value_and_grad, jacrev (jacobian), jacfwd,
+// hessian (transformations: they take a function and return one), and jvp, vjp, hvp
+// (evaluations).
 //
-// The functions take and return a Tensor (grad also works on Var: f(Var) -> Var). They
+// The functions take and return a Tensor; grad, value_and_grad, jvp, vjp and hvp also take
+// several arguments as a std::vector<Tensor> (JAX's argnums), and grad works on Var
+// (f(Var) -> Var). They
 // compose: grad(grad(f)), jacfwd(jacrev(f)) (that is hessian(f)), jacrev(jacfwd(f)). A
 // transformation called inside another records its derivatives (create_graph) on the
 // active tape, so that the outer one can differentiate them; the outermost one runs on a
@@ -79,27 +82,105 @@ inline void require_one_element(const Tensor& y, const char* fn) {
     throw Error(std::string("tapegrad: ") + fn + ": the function must return one element, not shape " +
                 shape_str(y.shape()));
 }
+
+// Arguments are one Tensor or a std::vector<Tensor> (several arguments, JAX's argnums):
+// handled as a list, and the derivatives returned in the caller's form.
+template <class X>
+inline constexpr bool is_list = std::is_same_v<std::decay_t<X>, std::vector<Tensor>>;
+inline std::vector<Tensor> as_list(const Tensor& x) { return {x}; }
+inline std::vector<Tensor> as_list(const std::vector<Tensor>& xs) { return xs; }
+inline bool any_requires_grad(const std::vector<Tensor>& xs) {
+  for (const Tensor& x : xs)
+    if (x.requires_grad()) return true;
+  return false;
+}
+inline std::vector<Tensor> variables(const std::vector<Tensor>& xs) {
+  std::vector<Tensor> r;
+  r.reserve(xs.size());
+  for (const Tensor& x : xs) r.push_back(variable(x));
+  return r;
+}
+template <class X, class F>
+Tensor call(F& f, const std::vector<Tensor>& vars) {
+  if constexpr (is_list<X>) return f(vars);
+  else return f(vars[0]);
+}
+template <class X>
+auto unwrap(std::vector<Tensor> ts) {
+  if constexpr (is_list<X>) return ts;
+  else return ts[0];
+}
+// The gradients of <y, u> (u null: ones) with respect to vars; zeros for unused ones.
+inline std::vector<Tensor> gradients(const Tensor& y, const std::vector<Tensor>& vars, const Tensor& u, bool record) {
+  std::vector<Tensor> gs(vars.size());
+  if (y.requires_grad()) gs = tapegrad::grad({y}, vars, u.defined() ? std::vector<Tensor>{u} : std::vector<Tensor>{}, record, true);
+  for (std::size_t k = 0; k < vars.size(); ++k) gs[k] = gs[k].defined() ? result(gs[k], record) : zeros_like(vars[k]);
+  return gs;
+}
+// J v for the list of tangents vs (one per variable); zeros where y does not depend on them.
+inline Tensor tangent(const Tensor& y, const std::vector<Tensor>& vars, const std::vector<Tensor>& vs, bool record) {
+  if (vs.size() != vars.size())
+    throw Error("tapegrad: jvp: " + std::to_string(vs.size()) + " tangents for " + std::to_string(vars.size()) +
+                " arguments");
+  if (!y.requires_grad()) return zeros_like(y);
+  return result(tapegrad::jvp({y}, vars, vs, record)[0], record);
+}
+
+template <class X, class F>
+std::pair<Tensor, Tensor> jvp_impl(F& f, const X& x, const X& v) {
+  const std::vector<Tensor> xs = as_list(x), vs = as_list(v);
+  Transform level(any_requires_grad(xs) || any_requires_grad(vs));
+  const std::vector<Tensor> vars = variables(xs);
+  const Tensor y = call<X>(f, vars);
+  return {result(y, level.record()), tangent(y, vars, vs, level.record())};
+}
+
+template <class X, class F>
+auto vjp_impl(F& f, const X& x, const Tensor& u) {
+  const std::vector<Tensor> xs = as_list(x);
+  Transform level(any_requires_grad(xs) || u.requires_grad());
+  const std::vector<Tensor> vars = variables(xs);
+  const Tensor y = call<X>(f, vars);
+  return std::make_pair(result(y, level.record()), unwrap<X>(gradients(y, vars, u, level.record())));
+}
+
+template <class X, class F>
+auto hvp_impl(F& f, const X& x, const X& v) {
+  const std::vector<Tensor> xs = as_list(x), vs = as_list(v);
+  Transform level(any_requires_grad(xs) || any_requires_grad(vs));
+  const std::vector<Tensor> vars = variables(xs);
+  const Tensor y = call<X>(f, vars);
+  require_one_element(y, "hvp");
+  // forward over reverse: the recorded gradient, then one tangent sweep over it
+  const std::vector<Tensor> gs = gradients(y, vars, Tensor(), true);
+  std::vector<Tensor> hv;
+  for (const Tensor& g : gs) hv.push_back(tangent(g, vars, vs, level.record()));
+  return std::make_pair(result(y, level.record()), unwrap<X>(std::move(hv)));
+}
 }  // namespace detail
 
-/// (f(x), df/dx) for f: Tensor -> one-element Tensor.
+/// (f(x), df/dx) for f returning one element. x is a Tensor, or a std::vector<Tensor> of
+/// several arguments (f then takes the vector, and the gradient is a vector).
 template <class F>
 auto value_and_grad(F f) {
-  return [f](const Tensor& x) -> std::pair<Tensor, Tensor> {
-    detail::Transform level(x.requires_grad());
-    const Tensor xv = detail::variable(x);
-    const Tensor y = f(xv);
+  return [f](const auto& x) mutable {
+    using X = std::decay_t<decltype(x)>;
+    const std::vector<Tensor> xs = detail::as_list(x);
+    detail::Transform level(detail::any_requires_grad(xs));
+    const std::vector<Tensor> vars = detail::variables(xs);
+    const Tensor y = detail::call<X>(f, vars);
     detail::require_one_element(y, "grad");
-    if (!y.requires_grad()) return {detail::result(y, level.record()), zeros_like(xv)};
-    const Tensor g = tapegrad::grad({y}, {xv}, {}, level.record(), true)[0];
-    return {detail::result(y, level.record()), g.defined() ? detail::result(g, level.record()) : zeros_like(xv)};
+    return std::make_pair(detail::result(y, level.record()),
+                          detail::unwrap<X>(detail::gradients(y, vars, Tensor(), level.record())));
   };
 }
 
-/// The gradient of f: Tensor -> one-element Tensor (a Tensor of x's shape), or of
-/// f: Var -> Var (a Var). Composes: grad(grad(f)) is the second derivative.
+/// The gradient of f returning one element: of f(Tensor) (a Tensor of x's shape), of
+/// f(std::vector<Tensor>) (a vector), or of f(Var) (a Var). Composes: grad(grad(f)) is the
+/// second derivative.
 template <class F>
 auto grad(F f) {
-  return [f](const auto& x) {
+  return [f](const auto& x) mutable {
     using X = std::decay_t<decltype(x)>;
     if constexpr (std::is_same_v<X, Var>) {
       detail::Transform level(true);  // Vars record on the active tape
@@ -108,9 +189,43 @@ auto grad(F f) {
       if (detail::Transform::nested()) return tapegrad::grad(y, {x}, CreateGraph{})[0];
       return Var::constant(tapegrad::grad(y, {x})[0]);
     } else {
-      return value_and_grad(f)(Tensor(x)).second;
+      return value_and_grad(f)(x).second;
     }
   };
+}
+
+/// (f(x), J v): one forward run and one tangent sweep (no reverse sweep). With several
+/// arguments (vectors), v has one tangent per argument.
+template <class F>
+std::pair<Tensor, Tensor> jvp(F f, const Tensor& x, const Tensor& v) {
+  return detail::jvp_impl<Tensor>(f, x, v);
+}
+template <class F>
+std::pair<Tensor, Tensor> jvp(F f, const std::vector<Tensor>& xs, const std::vector<Tensor>& vs) {
+  return detail::jvp_impl<std::vector<Tensor>>(f, xs, vs);
+}
+
+/// (f(x), J^T u): one forward run and one reverse sweep seeded with u (f(x)'s shape); with
+/// several arguments, one J^T u per argument.
+template <class F>
+std::pair<Tensor, Tensor> vjp(F f, const Tensor& x, const Tensor& u) {
+  return detail::vjp_impl<Tensor>(f, x, u);
+}
+template <class F>
+std::pair<Tensor, std::vector<Tensor>> vjp(F f, const std::vector<Tensor>& xs, const Tensor& u) {
+  return detail::vjp_impl<std::vector<Tensor>>(f, xs, u);
+}
+
+/// (f(x), H v) for f returning one element, forward over reverse: one recorded reverse
+/// sweep, then one tangent sweep over it. With several arguments, v has one tangent per
+/// argument and H v one block per argument.
+template <class F>
+std::pair<Tensor, Tensor> hvp(F f, const Tensor& x, const Tensor& v) {
+  return detail::hvp_impl<Tensor>(f, x, v);
+}
+template <class F>
+std::pair<Tensor, std::vector<Tensor>> hvp(F f, const std::vector<Tensor>& xs, const std::vector<Tensor>& vs) {
+  return detail::hvp_impl<std::vector<Tensor>>(f, xs, vs);
 }
 
 /// The Jacobian of f: Tensor -> Tensor by forward mode: one tangent sweep carrying every
@@ -168,39 +283,10 @@ auto hessian(F f) {
   return jacfwd(jacrev(f));
 }
 
-/// (f(x), J v): one forward run and one tangent sweep (no reverse sweep).
+/// JAX's name for jacrev.
 template <class F>
-std::pair<Tensor, Tensor> jvp(F f, const Tensor& x, const Tensor& v) {
-  detail::Transform level(x.requires_grad() || v.requires_grad());
-  const Tensor xv = detail::variable(x);
-  const Tensor y = f(xv);
-  if (!y.requires_grad()) return {detail::result(y, level.record()), zeros_like(y)};
-  return {detail::result(y, level.record()), detail::result(jvp({y}, {xv}, {v}, level.record())[0], level.record())};
-}
-
-/// (f(x), J^T u): one forward run and one reverse sweep seeded with u (f(x)'s shape).
-template <class F>
-std::pair<Tensor, Tensor> vjp(F f, const Tensor& x, const Tensor& u) {
-  detail::Transform level(x.requires_grad() || u.requires_grad());
-  const Tensor xv = detail::variable(x);
-  const Tensor y = f(xv);
-  if (!y.requires_grad()) return {detail::result(y, level.record()), zeros_like(xv)};
-  const Tensor g = tapegrad::grad({y}, {xv}, {u}, level.record(), true)[0];
-  return {detail::result(y, level.record()), g.defined() ? detail::result(g, level.record()) : zeros_like(xv)};
-}
-
-/// (f(x), H v) for f: Tensor -> one-element Tensor, forward over reverse: one recorded
-/// reverse sweep, then one tangent sweep over it.
-template <class F>
-std::pair<Tensor, Tensor> hvp(F f, const Tensor& x, const Tensor& v) {
-  detail::Transform level(x.requires_grad() || v.requires_grad());
-  const Tensor xv = detail::variable(x);
-  const Tensor y = f(xv);
-  detail::require_one_element(y, "hvp");
-  if (!y.requires_grad()) return {detail::result(y, level.record()), zeros_like(xv)};
-  const Tensor g = tapegrad::grad({y}, {xv}, {}, true, true)[0];
-  if (!g.defined() || !g.requires_grad()) return {detail::result(y, level.record()), zeros_like(xv)};
-  return {detail::result(y, level.record()), detail::result(jvp({g}, {xv}, {v}, level.record())[0], level.record())};
+auto jacobian(F f) {
+  return jacrev(f);
 }
 
 }  // namespace tapegrad
