@@ -647,9 +647,19 @@ class SumNode final : public TNode {
   Shape in_shape_, kept_;
 };
 
-class ExtremeNode final : public TNode {  // amax / amin
+// A reduction whose rules read its input x, its kept-dims result zk and its axes.
+class ReductionNode : public TNode {
  public:
-  ExtremeNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
+  ReductionNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
+
+ protected:
+  Tensor x_, zk_;
+  std::vector<int> axes_;
+};
+
+class ExtremeNode final : public ReductionNode {  // amax / amin
+ public:
+  using ReductionNode::ReductionNode;
 
  protected:
   void vjp(const Tensor& g) override {
@@ -662,15 +672,11 @@ class ExtremeNode final : public TNode {  // amax / amin
     const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
     return sum(mask * t[0], Axes(tangent_axes(axes_)), true) / count;
   }
-
- private:
-  Tensor x_, zk_;
-  std::vector<int> axes_;
 };
 
-class ProdNode final : public TNode {
+class ProdNode final : public ReductionNode {
  public:
-  ProdNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
+  using ReductionNode::ReductionNode;
 
  protected:
   void vjp(const Tensor& g) override { give(0, others() * detail::reshaped(g, zk_.shape())); }
@@ -689,15 +695,11 @@ class ProdNode final : public TNode {
     const Tensor none = equal(nzeros, zero), single = equal(nzeros, one);
     return where(none, zk / safe, where(single, where(is0, pnz, zero), zero));
   }
-
- private:
-  Tensor x_, zk_;
-  std::vector<int> axes_;
 };
 
-class LogsumexpNode final : public TNode {
+class LogsumexpNode final : public ReductionNode {
  public:
-  LogsumexpNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
+  using ReductionNode::ReductionNode;
 
  protected:
   // softmax(x) along the axes: d logsumexp / dx.
@@ -707,10 +709,6 @@ class LogsumexpNode final : public TNode {
   }
   void vjp(const Tensor& g) override { give(0, weights() * detail::reshaped(g, zk_.shape())); }
   Tensor jvp(const std::vector<Tensor>& t) override { return sum(weights() * t[0], Axes(tangent_axes(axes_)), true); }
-
- private:
-  Tensor x_, zk_;
-  std::vector<int> axes_;
 };
 
 class SoftmaxNode final : public TNode {

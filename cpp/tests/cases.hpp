@@ -89,4 +89,24 @@ inline std::vector<Case> structural_cases(std::mt19937& rng) {
   };
 }
 
+/// The Hessian of logsumexp(A x) + |x|^2 / 2 in closed form, A^T (diag p - p p^T) A + I with
+/// p = softmax(A x), row-major (n x n) for A of shape (m, n).
+inline std::vector<double> logsumexp_hessian(const Tensor& A, const Tensor& x) {
+  NoGrad ng;
+  const std::int64_t m = A.shape()[0], n = A.shape()[1];
+  const std::vector<double> p = softmax(matmul(A, x)).to_vector(), a = A.to_vector();
+  std::vector<double> h(static_cast<std::size_t>(n * n));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      double v = i == j ? 1.0 : 0.0, pi = 0, pj = 0;
+      for (std::int64_t r = 0; r < m; ++r) {
+        v += a[static_cast<std::size_t>(r * n + i)] * p[static_cast<std::size_t>(r)] * a[static_cast<std::size_t>(r * n + j)];
+        pi += p[static_cast<std::size_t>(r)] * a[static_cast<std::size_t>(r * n + i)];
+        pj += p[static_cast<std::size_t>(r)] * a[static_cast<std::size_t>(r * n + j)];
+      }
+      h[static_cast<std::size_t>(i * n + j)] = v - pi * pj;
+    }
+  return h;
+}
+
 }  // namespace tapegrad::testing
