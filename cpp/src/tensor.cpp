@@ -998,16 +998,24 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
     slot = slot.defined() ? add(slot, t) : t;
     is_seed[rec - from] = 1;
   }
-  // Only the records between the seeds and the outputs matter: mark them backwards.
+  // Only the records between the seeds and the outputs matter: mark them backwards, noting
+  // each one's last reader, after which its tangent is dropped (outputs are kept).
+  std::vector<std::uint32_t> last(n, 0);
   for (std::uint32_t o : outs)
-    if (o >= from) need[o - from] = 1;
+    if (o >= from) {
+      need[o - from] = 1;
+      last[o - from] = Tape::kNone;
+    }
   for (std::uint32_t i = to + 1; i-- > from;) {
     if (!need[i - from] || is_seed[i - from]) continue;
     if (tape.record(i).op != Op::Node) continue;
     std::size_t count = 0;
     const std::uint32_t* in = tape.node(i).inputs(count);
     for (std::size_t k = 0; k < count; ++k)
-      if (in[k] != Tape::kNone && in[k] >= from && in[k] < i) need[in[k] - from] = 1;
+      if (in[k] != Tape::kNone && in[k] >= from && in[k] < i) {
+        need[in[k] - from] = 1;
+        last[in[k] - from] = std::max(last[in[k] - from], i);
+      }
   }
   // The sweep: one forward loop over the records that matter.
   std::vector<Tensor> ts;
@@ -1025,6 +1033,8 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
         any = true;
       }
     if (any) tan[i - from] = node.tangent(ts, K);
+    for (std::uint32_t j : node.in_)
+      if (j != Tape::kNone && j >= from && j < i && last[j - from] == i) tan[j - from] = Tensor();
   }
   for (std::size_t o = 0; o < outs.size(); ++o)
     if (const Tensor* t = tangent_of(outs[o])) result[o] = *t;
