@@ -252,8 +252,14 @@ def test_var_hessian_and_grad_outputs() -> None:
 
 def test_var_create_graph_through_tensors_is_a_clear_error() -> None:
     x = tg.Var(1.5)
-    y = (tg.tensor([1.0, 2.0]) * x * x).sum()
+    t = tg.tensor([3.0, 4.0], requires_grad=True)
+    y = (tg.tensor([1.0, 2.0]) * x * x * t).sum()
     with pytest.raises(RuntimeError, match="not supported yet"):
         y.backward(create_graph=True)
+    with pytest.raises(RuntimeError, match="not supported yet"):
+        tg.autograd.grad(y, [t], create_graph=True)
+    assert t.grad is None and x.grad == 0.0  # refused before any gradient moved
+    y.backward()  # the plain sweep is unaffected
+    assert t.grad.numpy().tolist() == [2.25, 4.5] and x.grad == pytest.approx(2 * 1.5 * (3.0 + 8.0))
     (g,) = tg.autograd.grad(y, [tg.tensor(1.0, requires_grad=True)], allow_unused=True)  # tensors alone: fine
     assert g is None

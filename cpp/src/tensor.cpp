@@ -350,6 +350,9 @@ class LeafNode final : public TNode {
 
 // A Var entering tensor arithmetic: a 0-d tensor whose gradient goes to a scalar record.
 class ScalarNode final : public TNode {
+ public:
+  bool from_scalar() const noexcept override { return true; }
+
  protected:
   void vjp(const Tensor& g) override { give(0, g); }
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
@@ -390,6 +393,23 @@ Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
   p.rec = me;
   p.gen = tape->generation();
   return r;
+}
+
+void refuse_scalar_entries(const Tape& tape, const std::vector<std::uint32_t>& outs) {
+  std::uint32_t to = 0;
+  for (std::uint32_t o : outs) to = std::max(to, o);
+  if (outs.empty()) return;
+  std::vector<char> need(to + 1, 0);
+  for (std::uint32_t o : outs) need[o] = 1;
+  for (std::uint32_t i = to + 1; i-- > 0;) {
+    if (!need[i] || tape.record(i).op != Op::Node) continue;
+    const auto& node = static_cast<const TNode&>(tape.node(i));
+    if (node.from_scalar())
+      throw_error("tapegrad: create_graph=True through a Var mixed into tensor arithmetic is not supported yet "
+                  "(the graph of this output reads a Var; differentiate pure tensor or pure Var graphs to higher order)");
+    for (std::uint32_t j : node.in_)
+      if (j != Tape::kNone && j < i) need[j] = 1;
+  }
 }
 
 void TNode::add_grad(const Tensor& g) {
@@ -759,6 +779,7 @@ void Tensor::backward(const Tensor& gradient, bool create_graph) const {
   }
   if (p.gen != p.tape->generation()) detail::throw_unusable_tensor(*this);
   Tape& tape = *p.tape;
+  if (create_graph) detail::refuse_scalar_entries(tape, {p.rec});
   auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
   node.grad_ = Tensor();
   {
@@ -868,6 +889,12 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
           }
       }
     std::uint32_t from = 0;
+    if (create_graph) {
+      std::vector<std::uint32_t> outs;
+      for (const Tensor& y : outputs)
+        if (!y.impl().leaf) outs.push_back(y.impl().rec);
+      detail::refuse_scalar_entries(*tape, outs);
+    }
     {
       GradModeGuard mode(create_graph);
       for (std::size_t k = 0; k < outputs.size(); ++k) {

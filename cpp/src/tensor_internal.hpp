@@ -86,6 +86,8 @@ class TNode : public Node {
   bool is_leaf_node_ = false;         // a leaf's record (grad() does not deliver into .grad)
   /// The leaf a leaf record delivers to (null for op records).
   virtual const TensorImpl* leaf() const noexcept { return nullptr; }
+  /// Whether this record is a Var entering tensor arithmetic (its input is a scalar record).
+  virtual bool from_scalar() const noexcept { return false; }
 
   /// The forward-mode step (a tangent sweep, see tapegrad::jvp): given the tangents `t` of
   /// the inputs, each of shape (K, *input shape) with K directions at once, or null for a
@@ -133,6 +135,11 @@ inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {
   x.impl().version_counter();
   return x.impl().version;
 }
+
+/// A create_graph sweep from `outs` must not reach a Var (its recorded gradient would have
+/// to become a Var): throws Error, before any gradient moves, if one of the records the
+/// outputs read is a Var entering tensor arithmetic.
+void refuse_scalar_entries(const Tape& tape, const std::vector<std::uint32_t>& outs);
 
 /// grad() runs a sweep that delivers only into its captures, not into the leaves' .grad.
 inline thread_local bool tls_capture_only = false;

@@ -543,3 +543,22 @@ TEST_CASE("create_graph after collect(): saved values keep their records") {
     CHECK(h.to_vector()[static_cast<std::size_t>(i)] == doctest::Approx(2 * std::cos(xi) - xi * std::sin(xi)).epsilon(1e-14));
   }
 }
+
+TEST_CASE("create_graph through a Var mixed into tensors is refused before any gradient moves") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Var x = 1.5;
+  Tensor t = Tensor::from_values({3.0, 4.0}, {2});
+  t.requires_grad_();
+  const Tensor y = sum(Tensor::from_values({1.0, 2.0}, {2}) * x * t);
+  CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({}), true), doctest::Contains("not supported yet"), Error);
+  CHECK_THROWS_WITH_AS(grad({y}, {t}, {}, true), doctest::Contains("not supported yet"), Error);
+  CHECK(!t.grad().defined());
+  y.backward();  // the plain sweep is unaffected
+  CHECK(t.grad().to_vector() == std::vector<double>{1.5, 3.0});
+  // without a Var, the same graph differentiates to any order
+  Tensor z = Tensor::full({}, 1.5);
+  z.requires_grad_();
+  const Tensor w = sum(Tensor::from_values({1.0, 2.0}, {2}) * z * z * t);
+  CHECK(grad({grad({w}, {z}, {}, true)[0]}, {z})[0].item() == doctest::Approx(2 * (3.0 + 8.0)));
+}
