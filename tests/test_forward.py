@@ -251,5 +251,19 @@ def test_jvp_on_vars() -> None:
     assert [r.data for r in tg.autograd.jvp([z, a], [a], [1.0])][1] == 1.0
     with pytest.raises(ValueError, match="for tensors"):
         tg.autograd.jvp(z, [a], [1.0], batched=True)
+    # recorded (create_graph): x^4 at 2 by forward, forward, reverse, forward: 32, 48, 48, 24
+    x = tg.Var(2.0)
+    q = x * x * x * x
+    (t1,) = tg.autograd.jvp(q, x, 1.0, create_graph=True)
+    (t2,) = tg.autograd.jvp(t1, x, 1.0, create_graph=True)
+    (t3,) = tg.autograd.grad(t2, [x], create_graph=True)
+    (t4,) = tg.autograd.jvp(t3, x, 1.0)
+    assert [t1.data, t2.data, t3.data, t4.data] == [32.0, 48.0, 48.0, 24.0]
+    v = tg.Var(0.5)  # a tangent that is a variable: d(J v)/dv = J
+    (jv,) = tg.autograd.jvp(q, [x], [v], create_graph=True)
+    assert jv.data == 16.0 and tg.autograd.grad(jv, [v])[0].data == 32.0
+    # forward over reverse: the tangent of the recorded gradient is H v
+    (g,) = tg.autograd.grad(q, [x], create_graph=True)
+    assert tg.autograd.jvp(g, x, 2.0)[0].data == 2 * 48.0
     with pytest.raises(RuntimeError, match="2 tangents for 1 inputs"):
         tg.autograd.jvp(z, [a], [1.0, 2.0])

@@ -1,5 +1,7 @@
 #include "tapegrad/var.hpp"
 
+#include <algorithm>
+
 #include <ostream>
 #include <string>
 
@@ -138,6 +140,98 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
   }
 }
 }  // namespace detail
+
+namespace detail {
+std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
+                                   const std::vector<std::uint32_t>& outs) {
+  std::vector<Var> result(outs.size());
+  std::uint32_t from = Tape::kNone, to = 0;
+  for (std::uint32_t o : outs) to = std::max(to, o);
+  for (const auto& sd : seeds) from = std::min(from, sd.first);
+  if (outs.empty() || from == Tape::kNone || from > to) return result;
+  ScopedTape scope(tape);  // the rules record on this tape
+  const std::uint32_t gen = tape.generation(), n = to - from + 1;
+  std::vector<Var> t(n);
+  std::vector<char> has(n, 0), seeded(n, 0);
+  for (const auto& [rec, v] : seeds)
+    if (rec <= to) {
+      t[rec - from] = has[rec - from] ? t[rec - from] + v : v;
+      has[rec - from] = seeded[rec - from] = 1;
+    }
+  auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
+  auto in = [&](std::uint32_t j) -> const Var* { return j >= from && j <= to && has[j - from] ? &t[j - from] : nullptr; };
+  auto set = [&](std::uint32_t i, const Var& v) {
+    t[i - from] = v;
+    has[i - from] = 1;
+  };
+  for (std::uint32_t i = from; i <= to; ++i) {
+    if (seeded[i - from]) continue;
+    const Record r = tape.record(i);  // a copy: the rules append records
+    switch (r.op) {
+      case Op::Leaf:
+      case Op::Node:  // (tensor records never lead back to a scalar one)
+      case Op::Count_:
+        break;
+#define TAPEGRAD_UNARY(Name, name, f, dx)                                         \
+  case Op::Name:                                                                  \
+    if (const Var* ta = in(r.a)) set(i, scaled(*ta, table::d_##name(at(r.a), at(i)))); \
+    break;
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                        \
+  case Op::Name: {                                                                                    \
+    const Var *ta = in(r.a), *tb = in(r.b);                                                           \
+    if (!ta && !tb) break;                                                                            \
+    const Var x = at(r.a), y = at(r.b), z = at(i);                                                    \
+    if (ta && tb)                                                                                     \
+      set(i, scaled(*ta, table::d_##name##_x(x, y, z)) + scaled(*tb, table::d_##name##_y(x, y, z)));  \
+    else                                                                                              \
+      set(i, ta ? scaled(*ta, table::d_##name##_x(x, y, z)) : scaled(*tb, table::d_##name##_y(x, y, z))); \
+    break;                                                                                            \
+  }                                                                                                   \
+  case Op::Name##VC:                                                                                  \
+    if (const Var* ta = in(r.a)) set(i, scaled(*ta, table::d_##name##_x(at(r.a), tape.constant(r.b), at(i)))); \
+    break;                                                                                            \
+  case Op::Name##CV:                                                                                  \
+    if (const Var* ta = in(r.a)) set(i, scaled(*ta, table::d_##name##_y(tape.constant(r.b), at(r.a), at(i)))); \
+    break;
+#include "tapegrad/ops.def"
+    }
+  }
+  for (std::size_t o = 0; o < outs.size(); ++o)
+    if (const Var* v = in(outs[o])) result[o] = *v;
+  return result;
+}
+}  // namespace detail
+
+std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<Var>& v, CreateGraph) {
+  if (v.size() != xs.size())
+    throw Error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) + " inputs");
+  Tape* tape = nullptr;
+  for (const Var& y : ys) {
+    if (y.is_constant()) continue;
+    Tape& t = detail::checked_tape(y, "jvp()");
+    if (tape && tape != &t) throw Error("tapegrad: jvp(): the outputs were recorded on different tapes");
+    tape = &t;
+  }
+  if (!tape) return std::vector<Var>(ys.size());
+  std::vector<std::pair<std::uint32_t, Var>> seeds;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    if (xs[k].is_constant()) continue;
+    if (&detail::checked_tape(xs[k], "jvp()") != tape)
+      throw Error("tapegrad: jvp(): an input was recorded on another tape than the outputs");
+    seeds.emplace_back(xs[k].index(), v[k]);
+  }
+  std::vector<std::uint32_t> outs;
+  std::vector<std::size_t> which;
+  for (std::size_t o = 0; o < ys.size(); ++o)
+    if (!ys[o].is_constant()) {
+      outs.push_back(ys[o].index());
+      which.push_back(o);
+    }
+  const std::vector<Var> t = detail::recorded_tangents(*tape, seeds, outs);
+  std::vector<Var> result(ys.size());
+  for (std::size_t j = 0; j < outs.size(); ++j) result[which[j]] = t[j];
+  return result;
+}
 
 std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph) {
   std::vector<Var> g(xs.size());

@@ -191,3 +191,30 @@ TEST_CASE("create_graph on Var: a Hessian, mixed partials symmetric; unused inpu
   CHECK(hb[1] == doctest::Approx(-s * a.value() * a.value() + 2 * e).epsilon(1e-14));
   CHECK(grad(Var::constant(2.0), {a}, CreateGraph{})[0].is_constant());
 }
+
+TEST_CASE("forward mode on Var: recorded tangents compose with both modes, exactly") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Var x = 2.0;
+  const Var y = x * x * x * x;                                                    // x^4
+  const Var t1 = jvp({y}, {x}, {Var::constant(1.0)}, CreateGraph{})[0];           // 4x^3 = 32
+  const Var t2 = jvp({t1}, {x}, {Var::constant(1.0)}, CreateGraph{})[0];          // 12x^2 = 48
+  const Var t3 = grad(t2, {x}, CreateGraph{})[0];                                 // 24x = 48
+  CHECK(t1.value() == 32.0);
+  CHECK(t2.value() == 48.0);
+  CHECK(t3.value() == 48.0);
+  CHECK(jvp({t3}, {x}, {1.0})[0] == 24.0);                                        // the fourth derivative
+  // forward over reverse on Vars: the tangent of the recorded gradient is H v
+  Var a = 0.7, b = -1.2;
+  const Var f = sin(a * b) + exp(a) * b * b;
+  const std::vector<Var> g = grad(f, {a, b}, CreateGraph{});
+  const std::vector<double> hv = jvp({g[0], g[1]}, {a, b}, {1.0, 2.0});
+  const std::vector<double> ha = grad(g[0], {a, b}), hb = grad(g[1], {a, b});
+  CHECK(hv[0] == doctest::Approx(ha[0] + 2 * ha[1]).epsilon(1e-14));
+  CHECK(hv[1] == doctest::Approx(hb[0] + 2 * hb[1]).epsilon(1e-14));
+  // a tangent that is itself a variable: d/dv of J v is J
+  Var v = 0.5;
+  const Var jv = jvp({f}, {a}, {v}, CreateGraph{})[0];
+  CHECK(grad(jv, {v})[0] == doctest::Approx(grad(f, {a})[0]).epsilon(1e-15));
+  CHECK(jvp({Var::constant(3.0)}, {a}, {v}, CreateGraph{})[0].is_constant());
+}

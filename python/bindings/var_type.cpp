@@ -724,11 +724,66 @@ std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t, std
   return recs;
 }
 
-// tapegrad.autograd.jvp for Vars: _var_jvp(outputs, inputs, tangents) -> tuple of Vars (that
-// do not require grad): one tangent sweep forward over the scalar records.
+// _var_jvp with create_graph: the tangents as Vars on the outputs' tape (the rules run on
+// Var), so the results can be differentiated again. A tangent may be a Var that requires grad.
+PyObject* recorded_var_jvp(PyObject* outs, PyObject* ins, PyObject* tans, ActiveTape t,
+                           const std::vector<std::uint32_t>& out_recs, const std::vector<Py_ssize_t>& which) {
+  const Py_ssize_t no = PySequence_Fast_GET_SIZE(outs), ni = PySequence_Fast_GET_SIZE(ins);
+  Tape& tape = t.tape->tape;
+  tapegrad::ScopedTape scope(tape);
+  std::vector<tapegrad::Var> tv(static_cast<std::size_t>(ni));
+  for (Py_ssize_t k = 0; k < ni; ++k) {
+    PyObject* x = PySequence_Fast_GET_ITEM(ins, k);
+    if (!is_var(x)) throw tapegrad::Error(std::string("tapegrad: jvp(): inputs must all be Vars, not ") + Py_TYPE(x)->tp_name);
+    PyObject* v = PySequence_Fast_GET_ITEM(tans, k);
+    double d = 0.0;
+    if (is_var(v)) {
+      auto* vv = reinterpret_cast<VarObject*>(v);
+      tv[static_cast<std::size_t>(k)] = (vv->flags & kRequiresGrad)
+                                            ? tapegrad::Var(vv->data, operand_record(vv, t.obj, t.tape), tape.generation(), &tape)
+                                            : tapegrad::Var::constant(vv->data);
+    } else if (v != Py_None && as_double(v, &d) <= 0) {
+      PyErr_Clear();
+      throw tapegrad::Error(std::string("tapegrad: jvp(): a tangent must be a number or a Var, not ") + Py_TYPE(v)->tp_name);
+    } else {
+      tv[static_cast<std::size_t>(k)] = tapegrad::Var::constant(d);
+    }
+  }
+  const std::uint32_t to = *std::max_element(out_recs.begin(), out_recs.end());
+  const auto recs = records_of(ins, t.tape, to);
+  std::vector<std::pair<std::uint32_t, tapegrad::Var>> seeds;
+  for (Py_ssize_t k = 0; k < ni; ++k)
+    for (std::uint32_t rec : recs[static_cast<std::size_t>(k)]) seeds.emplace_back(rec, tv[static_cast<std::size_t>(k)]);
+  const std::vector<tapegrad::Var> d = tapegrad::detail::recorded_tangents(tape, seeds, out_recs);
+  std::vector<tapegrad::Var> res(static_cast<std::size_t>(no));
+  for (std::size_t j = 0; j < which.size(); ++j) res[static_cast<std::size_t>(which[j])] = d[j];
+  for (Py_ssize_t o = 0; o < no; ++o) {  // a leaf output that is an input: its tangent
+    PyObject* y = PySequence_Fast_GET_ITEM(outs, o);
+    if (!(reinterpret_cast<VarObject*>(y)->flags & kLeaf)) continue;
+    for (Py_ssize_t k = 0; k < ni; ++k)
+      if (PySequence_Fast_GET_ITEM(ins, k) == y) res[static_cast<std::size_t>(o)] = res[static_cast<std::size_t>(o)] + tv[static_cast<std::size_t>(k)];
+  }
+  PyObject* tuple = PyTuple_New(no);
+  if (!tuple) return nullptr;
+  for (Py_ssize_t o = 0; o < no; ++o) {
+    PyObject* item = wrap_recorded(res[static_cast<std::size_t>(o)], t);
+    if (!item) {
+      Py_DECREF(tuple);
+      return nullptr;
+    }
+    PyTuple_SET_ITEM(tuple, o, item);
+  }
+  t.tape->maybe_collect();
+  return tuple;
+}
+
+// tapegrad.autograd.jvp for Vars: _var_jvp(outputs, inputs, tangents, create_graph=False) ->
+// tuple of Vars: one tangent sweep forward over the scalar records, a loop on doubles (results
+// that do not require grad), or with create_graph on Vars (recorded results).
 PyObject* var_jvp_function(PyObject*, PyObject* args) {
   PyObject *outs_obj, *ins_obj, *tans_obj;
-  if (!PyArg_ParseTuple(args, "OOO:_var_jvp", &outs_obj, &ins_obj, &tans_obj)) return nullptr;
+  int create_graph = 0;
+  if (!PyArg_ParseTuple(args, "OOO|p:_var_jvp", &outs_obj, &ins_obj, &tans_obj, &create_graph)) return nullptr;
   PyObject* outs = PySequence_Fast(outs_obj, "outputs must be a sequence");
   if (!outs) return nullptr;
   PyObject* ins = PySequence_Fast(ins_obj, "inputs must be a sequence");
@@ -739,6 +794,7 @@ PyObject* var_jvp_function(PyObject*, PyObject* args) {
       throw tapegrad::Error("tapegrad: jvp(): " + std::to_string(PySequence_Fast_GET_SIZE(tans)) + " tangents for " +
                             std::to_string(ni) + " inputs");
     PyTape* t = nullptr;
+    PyObject* tobj = nullptr;
     std::vector<std::uint32_t> out_recs;
     std::vector<Py_ssize_t> which;
     std::vector<double> values(static_cast<std::size_t>(no), 0.0);
@@ -750,9 +806,11 @@ PyObject* var_jvp_function(PyObject*, PyObject* args) {
       if (!has_live_root(y)) throw_stale();
       if (t && t != y->tape) throw tapegrad::Error("tapegrad: jvp(): the outputs were recorded on different tapes");
       t = y->tape;
+      tobj = y->tape_obj;
       out_recs.push_back(t->tape.root_record(y->root));
       which.push_back(k);
     }
+    if (create_graph && t) return recorded_var_jvp(outs, ins, tans, ActiveTape{tobj, t}, out_recs, which);
     std::vector<double> tv(static_cast<std::size_t>(ni));
     for (Py_ssize_t k = 0; k < ni; ++k) {
       PyObject* x = PySequence_Fast_GET_ITEM(ins, k);

@@ -87,16 +87,17 @@ def jvp(
     vector forward mode, a whole Jacobian in one sweep with identity tangents. An output
     that does not depend on the inputs gets zeros. With ``create_graph=True`` the results
     are recorded, so they can be differentiated again (reverse over forward). A ``None``
-    tangent is zero. ``outputs`` and ``inputs`` may also be ``Var``s (tangents are numbers):
-    then one loop on doubles runs over the scalar records, and the results are ``Var``s.
+    tangent is zero. ``outputs`` and ``inputs`` may also be ``Var``s (tangents are numbers or
+    Vars): then one loop runs forward over the scalar records, on doubles, or with
+    ``create_graph=True`` on Vars, and the results are ``Var``s.
     """
     if isinstance(outputs, Var) or (isinstance(outputs, (list, tuple)) and outputs and isinstance(outputs[0], Var)):
-        if create_graph or batched:
-            raise ValueError("jvp on Vars: create_graph and batched tangents are for tensors")
+        if batched:
+            raise ValueError("jvp on Vars: batched tangents are for tensors (a Var has one tangent)")
         outs_v = (outputs,) if isinstance(outputs, Var) else tuple(outputs)
         single = isinstance(inputs, Var)
         ins_v = (inputs,) if single else tuple(inputs)
-        return _core._var_jvp(outs_v, ins_v, (tangents,) if single else tuple(tangents))
+        return _core._var_jvp(outs_v, ins_v, (tangents,) if single else tuple(tangents), create_graph)
     ins = _as_tuple(inputs)
     tans = (tangents,) if isinstance(inputs, Tensor) else tuple(tangents)  # one input: one tangent
     if len(tans) != len(ins):

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/tape.hpp"
@@ -179,7 +180,16 @@ inline std::vector<Var> grad(const Var& y, std::initializer_list<Var> xs, Create
   return grad(y, std::vector<Var>(xs), cg);
 }
 
+/// Forward mode, recorded: the tangents of ys along v (one tangent per x; Vars, so they may
+/// themselves be on the tape) as Vars on the tape, by a tangent sweep that runs the table's
+/// rules on Var: differentiable again (reverse over forward, forward over forward).
+std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<Var>& v, CreateGraph);
+
 namespace detail {
+/// The recorded tangent sweep: tangents `seeds` (record, Var) carried forward by the rules
+/// on Var; the tangent of each record of `outs` (the constant 0 where there is none).
+std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
+                                   const std::vector<std::uint32_t>& outs);
 /// The recorded reverse sweep from record `from` seeded with `seed`: adj[i] is the adjoint
 /// of record i as a Var on `tape` where has[i] (else zero). Records it reaches must be
 /// scalar (tensor records raise Error).
