@@ -141,7 +141,100 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
 }
 }  // namespace detail
 
+namespace {
+// The partial derivatives of scalar record i with respect to its operand records, by the
+// table's rules: d/d(record a) and, for two-variable records, d/d(record b).
+void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db) {
+  const Record& r = tape.record(i);
+  const double z = tape.value(i);
+  da = db = 0.0;
+  switch (r.op) {
+#define TAPEGRAD_UNARY(Name, name, f, dx) \
+  case Op::Name: da = table::d_##name(tape.value(r.a), z); break;
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                    \
+  case Op::Name: {                                                                                \
+    const double x = tape.value(r.a), y = tape.value(r.b);                                        \
+    da = table::d_##name##_x(x, y, z);                                                            \
+    db = table::d_##name##_y(x, y, z);                                                            \
+    break;                                                                                        \
+  }                                                                                               \
+  case Op::Name##VC: da = table::d_##name##_x(tape.value(r.a), tape.constant(r.b), z); break;     \
+  case Op::Name##CV: da = table::d_##name##_y(tape.constant(r.b), tape.value(r.a), z); break;
+#include "tapegrad/ops.def"
+    default: break;
+  }
+}
+
+
+// The front end of both scalar jvps: checks the handles, seeds each x's record with its
+// tangent, runs sweep(tape, seeds, output records) and places the results (zero for
+// constant outputs).
+template <class T, class Sweep>
+std::vector<T> scalar_jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<T>& v, Sweep sweep) {
+  if (v.size() != xs.size())
+    throw Error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) + " inputs");
+  std::vector<T> result(ys.size(), T{});  // Var{} is the constant 0 (Var(0.0) would be a new leaf)
+  Tape* tape = nullptr;
+  for (const Var& y : ys) {
+    if (y.is_constant()) continue;
+    Tape& t = detail::checked_tape(y, "jvp()");
+    if (tape && tape != &t) throw Error("tapegrad: jvp(): the outputs were recorded on different tapes");
+    tape = &t;
+  }
+  if (!tape) return result;
+  std::vector<std::pair<std::uint32_t, T>> seeds;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    if (xs[k].is_constant()) continue;
+    if (&detail::checked_tape(xs[k], "jvp()") != tape)
+      throw Error("tapegrad: jvp(): an input was recorded on another tape than the outputs");
+    seeds.emplace_back(xs[k].index(), v[k]);
+  }
+  std::vector<std::uint32_t> outs;
+  std::vector<std::size_t> which;
+  for (std::size_t o = 0; o < ys.size(); ++o)
+    if (!ys[o].is_constant()) {
+      outs.push_back(ys[o].index());
+      which.push_back(o);
+    }
+  const std::vector<T> t = sweep(*tape, seeds, outs);
+  for (std::size_t j = 0; j < outs.size(); ++j) result[which[j]] = t[j];
+  return result;
+}
+}  // namespace
+
 namespace detail {
+std::vector<double> scalar_tangents(const Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
+                                    const std::vector<std::uint32_t>& outs) {
+  std::vector<double> result(outs.size(), 0.0);
+  std::uint32_t from = Tape::kNone, to = 0;
+  for (std::uint32_t o : outs) to = std::max(to, o);
+  for (const auto& sd : seeds) from = std::min(from, sd.first);
+  if (outs.empty() || from == Tape::kNone || from > to) return result;
+  // One forward loop on doubles over the scalar records (tensor records never lead back to a
+  // Var). A seeded record keeps its seed.
+  std::vector<double> t(to - from + 1, 0.0);
+  std::vector<char> seeded(t.size(), 0);
+  for (const auto& [rec, s] : seeds)
+    if (rec <= to) {
+      t[rec - from] += s;
+      seeded[rec - from] = 1;
+    }
+  for (std::uint32_t i = from; i <= to; ++i) {
+    const Record& r = tape.record(i);
+    const OpKind kind = op_info(r.op).kind;
+    if (seeded[i - from] || kind == OpKind::Leaf || kind == OpKind::Node) continue;
+    const double ta = r.a >= from ? t[r.a - from] : 0.0;
+    const double tb = kind == OpKind::Binary && r.b >= from ? t[r.b - from] : 0.0;
+    if (ta == 0.0 && tb == 0.0) continue;  // (so 0 * inf never arises off the path)
+    double da, db;
+    scalar_partials(tape, i, da, db);
+    t[i - from] = (ta != 0.0 ? ta * da : 0.0) + (tb != 0.0 ? tb * db : 0.0);
+  }
+  for (std::size_t o = 0; o < outs.size(); ++o)
+    if (outs[o] >= from) result[o] = t[outs[o] - from];
+  return result;
+}
+
 std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
                                    const std::vector<std::uint32_t>& outs) {
   std::vector<Var> result(outs.size());
@@ -202,35 +295,12 @@ std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::
 }
 }  // namespace detail
 
+std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v) {
+  return scalar_jvp(ys, xs, v, detail::scalar_tangents);
+}
+
 std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<Var>& v, CreateGraph) {
-  if (v.size() != xs.size())
-    throw Error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) + " inputs");
-  Tape* tape = nullptr;
-  for (const Var& y : ys) {
-    if (y.is_constant()) continue;
-    Tape& t = detail::checked_tape(y, "jvp()");
-    if (tape && tape != &t) throw Error("tapegrad: jvp(): the outputs were recorded on different tapes");
-    tape = &t;
-  }
-  if (!tape) return std::vector<Var>(ys.size());
-  std::vector<std::pair<std::uint32_t, Var>> seeds;
-  for (std::size_t k = 0; k < xs.size(); ++k) {
-    if (xs[k].is_constant()) continue;
-    if (&detail::checked_tape(xs[k], "jvp()") != tape)
-      throw Error("tapegrad: jvp(): an input was recorded on another tape than the outputs");
-    seeds.emplace_back(xs[k].index(), v[k]);
-  }
-  std::vector<std::uint32_t> outs;
-  std::vector<std::size_t> which;
-  for (std::size_t o = 0; o < ys.size(); ++o)
-    if (!ys[o].is_constant()) {
-      outs.push_back(ys[o].index());
-      which.push_back(o);
-    }
-  const std::vector<Var> t = detail::recorded_tangents(*tape, seeds, outs);
-  std::vector<Var> result(ys.size());
-  for (std::size_t j = 0; j < outs.size(); ++j) result[which[j]] = t[j];
-  return result;
+  return scalar_jvp(ys, xs, v, detail::recorded_tangents);
 }
 
 std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph) {

@@ -234,15 +234,6 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
 /// the results are recorded, differentiable again (forward over reverse over ...).
 std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                         const std::vector<Tensor>& tangents, bool create_graph = false, bool batched = false);
-/// Forward mode on scalars: d ys / d xs along v (one tangent per x), by one tangent sweep
-/// forward over the records from the xs to the ys (a loop on doubles, like the reverse one).
-std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v);
-namespace detail {
-/// The scalar tangent sweep: tangents `seeds` (record, value) carried forward by the table's
-/// rules; the tangent of each record of `outs`.
-std::vector<double> scalar_tangents(const Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
-                                    const std::vector<std::uint32_t>& outs);
-}  // namespace detail
 
 /// A copy of x converted to `dtype` (recorded between float dtypes).
 Tensor astype(const Tensor& x, DType dtype);

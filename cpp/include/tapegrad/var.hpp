@@ -180,12 +180,20 @@ inline std::vector<Var> grad(const Var& y, std::initializer_list<Var> xs, Create
   return grad(y, std::vector<Var>(xs), cg);
 }
 
+/// Forward mode on scalars: d ys / d xs along v (one tangent per x), by one tangent sweep
+/// forward over the records from the xs to the ys (a loop on doubles, like the reverse one).
+std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v);
+
 /// Forward mode, recorded: the tangents of ys along v (one tangent per x; Vars, so they may
 /// themselves be on the tape) as Vars on the tape, by a tangent sweep that runs the table's
 /// rules on Var: differentiable again (reverse over forward, forward over forward).
 std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<Var>& v, CreateGraph);
 
 namespace detail {
+/// The scalar tangent sweep: tangents `seeds` (record, value) carried forward by the table's
+/// rules; the tangent of each record of `outs`.
+std::vector<double> scalar_tangents(const Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
+                                    const std::vector<std::uint32_t>& outs);
 /// The recorded tangent sweep: tangents `seeds` (record, Var) carried forward by the rules
 /// on Var; the tangent of each record of `outs` (the constant 0 where there is none).
 std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
