@@ -250,16 +250,47 @@ def test_var_hessian_and_grad_outputs() -> None:
         tg.autograd.grad([a * b], [tg.tensor([1.0])])
 
 
-def test_var_create_graph_through_tensors_is_a_clear_error() -> None:
+def test_var_mixed_into_tensors_to_any_order() -> None:
+    """y = sum(c x^2 t) + sin(x) x with a Var x and a tensor t: after
+    backward(create_graph=True), x.grad is a Var recorded through the tensor records, and
+    differentiates again by reverse and forward mode; autograd.grad leaves every .grad alone."""
     x = tg.Var(1.5)
     t = tg.tensor([3.0, 4.0], requires_grad=True)
-    y = (tg.tensor([1.0, 2.0]) * x * x * t).sum()
+    c = tg.tensor([1.0, 2.0])
+    y = (c * x * x * t).sum() + tg.sin(x) * x
+    y.backward(create_graph=True)
+    xv, ct = 1.5, 11.0
+    d1 = 2 * xv * ct + np.cos(xv) * xv + np.sin(xv)
+    d2 = 2 * ct - np.sin(xv) * xv + 2 * np.cos(xv)
+    d3 = -np.cos(xv) * xv - 3 * np.sin(xv)
+    assert isinstance(x.grad, tg.Var) and x.grad.data == pytest.approx(d1, rel=1e-14)
+    assert t.grad.requires_grad and t.grad.numpy().tolist() == [2.25, 4.5]
+    (h,) = tg.autograd.grad(x.grad, [x], create_graph=True)
+    assert h.data == pytest.approx(d2, rel=1e-13)
+    assert tg.autograd.grad(h, [x])[0].data == pytest.approx(d3, rel=1e-12)
+    assert tg.autograd.jvp(x.grad, x, 1.0)[0].data == pytest.approx(d2, rel=1e-13)
+    assert t.grad.numpy().tolist() == [2.25, 4.5]  # autograd.grad and jvp changed no .grad
+    # a tensor tangent through the Var: x.grad * ones depends on t through tensors, the Var's
+    # scalar records, and tensors again; d(dy/dx)/dt . v = 2x <c, v>
+    out = x.grad * tg.tensor([1.0, 1.0])
+    (jv,) = tg.autograd.jvp(out, t, np.array([0.5, -1.0]))
+    assert jv.numpy().tolist() == pytest.approx([2 * xv * (0.5 - 2.0)] * 2, rel=1e-14)
     with pytest.raises(RuntimeError, match="not supported yet"):
-        y.backward(create_graph=True)
+        tg.autograd.jvp(out, t, np.array([0.5, -1.0]), create_graph=True)
     with pytest.raises(RuntimeError, match="not supported yet"):
-        tg.autograd.grad(y, [t], create_graph=True)
-    assert t.grad is None and x.grad == 0.0  # refused before any gradient moved
-    y.backward()  # the plain sweep is unaffected
-    assert t.grad.numpy().tolist() == [2.25, 4.5] and x.grad == pytest.approx(2 * 1.5 * (3.0 + 8.0))
-    (g,) = tg.autograd.grad(y, [tg.tensor(1.0, requires_grad=True)], allow_unused=True)  # tensors alone: fine
-    assert g is None
+        tg.autograd.jvp(x.grad, x, 1.0, create_graph=True)
+    t.grad = None
+    x.grad.backward()  # a plain sweep through the recorded gradient: d(dy/dx)/dt = 2x c
+    assert t.grad.numpy().tolist() == [3.0, 6.0] and x.grad == pytest.approx(d1 + d2, rel=1e-13)
+    # against finite differences of the first derivative, for a function with more mixing
+    def first(v: float) -> float:
+        xx = tg.Var(v)
+        tt = tg.tensor([0.3, -0.7], requires_grad=True)
+        (tg.exp(tt * xx).sum() * xx + tg.tanh(xx)).backward()
+        return float(xx.grad)
+    xx = tg.Var(0.4)
+    tt = tg.tensor([0.3, -0.7], requires_grad=True)
+    (tg.exp(tt * xx).sum() * xx + tg.tanh(xx)).backward(create_graph=True)
+    hh = 1e-5
+    fd = (-first(0.4 + 2 * hh) + 8 * first(0.4 + hh) - 8 * first(0.4 - hh) + first(0.4 - 2 * hh)) / (12 * hh)
+    assert tg.autograd.grad(xx.grad, [xx])[0].data == pytest.approx(fd, rel=1e-8)

@@ -750,7 +750,7 @@ FUZZ_WORKER = textwrap.dedent(r"""
 
     def one():
         x, y = operand(), operand()
-        kind = rng.integers(26)
+        kind = rng.integers(27)
         if kind == 0:
             name = UNARY[rng.integers(len(UNARY))]
             return f"tg.{name}(x)", lambda: getattr(tg, name)(x)
@@ -823,6 +823,13 @@ FUZZ_WORKER = textwrap.dedent(r"""
             which = int(rng.integers(2))
             return "tg.jvp / tg.hvp(f, (x,), (y,))", lambda: [lambda r: r[1], lambda r: r[1][0]][which](
                 (tg.jvp, tg.hvp)[which](lambda v: tg.sum(tg.exp(v)), (x,), (y,)))
+        if kind == 25:
+            v = tg.Var(float(rng.standard_normal()))
+            def mixed():
+                out = tg.sum(tg.tensor(x) * v * v) if not isinstance(x, tg.Tensor) else tg.sum(x * v * v)
+                out.backward(create_graph=True)
+                return v.grad if isinstance(v.grad, tg.Var) else None
+            return "sum(x * Var * Var).backward(create_graph=True)", mixed
         with tg.no_grad():
             return "x ** y under no_grad", lambda: tg.pow(x, y)
 

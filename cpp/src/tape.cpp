@@ -115,12 +115,12 @@ std::uint32_t Tape::push_constant_slow(double c) {
   return push_constant(c);
 }
 
-std::uint32_t Tape::push_node(std::unique_ptr<Node> node) {
+std::uint32_t Tape::push_node(std::unique_ptr<Node> node, double value) {
   if (nodes_.size() >= kNone) throw Error("tapegrad: too many tensor records on one tape");
   node_bytes_pushed_ += node->bytes();
   nodes_.push_back(std::move(node));
   try {
-    return push(Op::Node, static_cast<std::uint32_t>(nodes_.size() - 1), 0, 0.0);
+    return push(Op::Node, static_cast<std::uint32_t>(nodes_.size() - 1), 0, value);
   } catch (...) {
     nodes_.pop_back();
     throw;

@@ -350,9 +350,6 @@ class LeafNode final : public TNode {
 
 // A Var entering tensor arithmetic: a 0-d tensor whose gradient goes to a scalar record.
 class ScalarNode final : public TNode {
- public:
-  bool from_scalar() const noexcept override { return true; }
-
  protected:
   void vjp(const Tensor& g) override { give(0, g); }
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
@@ -378,6 +375,56 @@ std::uint32_t record_of(const Tensor& t, Tape& tape) {
   return rec;
 }
 
+// A one-element tensor entering scalar arithmetic (made by recorded sweeps, where a recorded
+// tensor gradient reaches a Var): scalar records read its value; its adjoint (a double in a
+// plain sweep, a Var in a recorded one) goes back to the tensor as a 0-d gradient.
+class ItemNode final : public TNode {
+ public:
+  bool scalar_output() const noexcept override { return true; }
+
+ protected:
+  void vjp(const Tensor& g) override { give(0, g); }  // add_grad reshapes to the input's shape
+  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() makes it (K,)
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+};
+
+Var var_of(const Tensor& t) {
+  if (t.numel() != 1) throw_error("tapegrad: internal error: a Var from a tensor of shape " + shape_str(t.shape()));
+  const double value = t.item();
+  if (!t.requires_grad() || !grad_enabled()) return Var::constant(value);
+  const TensorImpl& p = t.impl();
+  Tape& tape = !p.leaf && p.tape ? *p.tape : Tape::active();
+  auto node = std::make_unique<ItemNode>();
+  node->in_ = {record_of(t, tape)};
+  Tensor out = empty_tensor({}, DType::Float64);
+  *out.data<double>() = value;
+  node->out_ = out.impl_ptr();
+  const std::uint32_t rec = tape.push_node(std::move(node), value);
+  TensorImpl& q = out.impl();
+  q.leaf = false;
+  q.requires_grad = true;
+  q.tape = &tape;
+  q.rec = rec;
+  q.gen = tape.generation();
+  return Var(value, rec, tape.generation(), &tape);
+}
+
+void recorded_node_step(Tape& tape, std::uint32_t i, std::vector<Var>& adj, std::vector<char>& has) {
+  auto& node = static_cast<TNode&>(tape.node(i));
+  if (node.scalar_output() && has[i]) {  // its adjoint is a Var: back into tensors, recorded
+    EnableGrad eg;
+    node.add_grad(Tensor::from_var(adj[i]));
+  }
+  RecordedAdjoints hook{&adj, &has};
+  struct Restore {
+    RecordedAdjoints* before;
+    ~Restore() { tls_recorded = before; }
+  } restore{tls_recorded};
+  tls_recorded = &hook;
+  node.backward(tape);
+}
+
 Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
   Tensor r = empty_tensor({}, DType::Float64);
   *r.data<double>() = value;
@@ -393,23 +440,6 @@ Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
   p.rec = me;
   p.gen = tape->generation();
   return r;
-}
-
-void refuse_scalar_entries(const Tape& tape, const std::vector<std::uint32_t>& outs) {
-  std::uint32_t to = 0;
-  for (std::uint32_t o : outs) to = std::max(to, o);
-  if (outs.empty()) return;
-  std::vector<char> need(to + 1, 0);
-  for (std::uint32_t o : outs) need[o] = 1;
-  for (std::uint32_t i = to + 1; i-- > 0;) {
-    if (!need[i] || tape.record(i).op != Op::Node) continue;
-    const auto& node = static_cast<const TNode&>(tape.node(i));
-    if (node.from_scalar())
-      throw_error("tapegrad: create_graph=True through a Var mixed into tensor arithmetic is not supported yet "
-                  "(the graph of this output reads a Var; differentiate pure tensor or pure Var graphs to higher order)");
-    for (std::uint32_t j : node.in_)
-      if (j != Tape::kNone && j < i) need[j] = 1;
-  }
 }
 
 void TNode::add_grad(const Tensor& g) {
@@ -455,10 +485,16 @@ void TNode::give(std::size_t k, const Tensor& gk) {
   Tape& tape = *sweep_tape_;
   if (tape.record(rec).op == Op::Node) {
     static_cast<TNode&>(tape.node(rec)).add_grad(gk);
-    tape.mark_reached(rec);
+    if (!tls_recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
+  } else if (tls_recorded) {  // a recorded sweep: the scalar record's adjoint is a Var
+    const Var v = var_of(gk.numel() == 1 ? gk : sum(gk));
+    std::vector<Var>& adj = *tls_recorded->adj;
+    std::vector<char>& has = *tls_recorded->has;
+    adj[rec] = has[rec] ? adj[rec] + v : v;
+    has[rec] = 1;
   } else {
     if (gk.requires_grad())
-      throw_error("tapegrad: create_graph=True through a Var mixed into tensor arithmetic is not supported yet");
+      throw_error("tapegrad: internal error: a recorded gradient reached a Var outside a recorded sweep");
     double s = 0.0;
     const std::int64_t n = gk.numel();
     TG_FLOAT_DISPATCH(gk.dtype(), T, {
@@ -498,7 +534,11 @@ Tensor tangent_as_rank(const Tensor& t, std::size_t rank) {
 }
 
 void TNode::backward(Tape& tape) {
-  if (!grad_.defined()) return;
+  if (!grad_.defined()) {
+    // A record that scalar records read: in a plain sweep its adjoint slot is its adjoint.
+    if (!scalar_output() || tls_recorded || !out_ || tape.adjoint(out_->rec) == 0.0) return;
+    grad_ = Tensor::full({}, tape.adjoint(out_->rec));
+  }
   check_versions();
   Tensor g = std::move(grad_);
   grad_ = Tensor();
@@ -778,23 +818,36 @@ void Tensor::backward(const Tensor& gradient, bool create_graph) const {
     return;
   }
   if (p.gen != p.tape->generation()) detail::throw_unusable_tensor(*this);
+  if (create_graph) {
+    std::vector<Var> adj;
+    std::vector<char> has;
+    detail::recorded_backward(*this, gradient, adj, has);
+    return;
+  }
   Tape& tape = *p.tape;
-  if (create_graph) detail::refuse_scalar_entries(tape, {p.rec});
   auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
   node.grad_ = Tensor();
-  {
-    GradModeGuard mode(create_graph);
-    node.add_grad(gradient);
-  }
-  // The recorded sweep appends to this tape; the flag is reset even if it throws.
-  struct Reset {
-    Tape& t;
-    ~Reset() { t.set_create_graph(false); }
-  } reset{tape};
-  tape.set_create_graph(create_graph);
+  node.add_grad(gradient);
   tape.reverse(p.rec, 1.0);
   tape.accumulate_root_grads();
 }
+
+namespace detail {
+std::uint32_t recorded_backward(const Tensor& y, const Tensor& gradient, std::vector<Var>& adj, std::vector<char>& has) {
+  const TensorImpl& p = y.impl();
+  Tape& tape = *p.tape;
+  auto& node = static_cast<TNode&>(tape.node(p.rec));
+  node.grad_ = Tensor();
+  {
+    EnableGrad eg;
+    node.add_grad(gradient);
+  }
+  adj.assign(p.rec + 1, Var());
+  has.assign(p.rec + 1, 0);
+  recorded_sweep(tape, p.rec, adj, has, true);
+  return p.rec;
+}
+}  // namespace detail
 
 void Tensor::assign(const Tensor& values) {
   TensorImpl& p = impl();
@@ -889,12 +942,6 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
           }
       }
     std::uint32_t from = 0;
-    if (create_graph) {
-      std::vector<std::uint32_t> outs;
-      for (const Tensor& y : outputs)
-        if (!y.impl().leaf) outs.push_back(y.impl().rec);
-      detail::refuse_scalar_entries(*tape, outs);
-    }
     {
       GradModeGuard mode(create_graph);
       for (std::size_t k = 0; k < outputs.size(); ++k) {
@@ -911,8 +958,13 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
       }
     }
     detail::tls_capture_only = true;
-    tape->set_create_graph(create_graph);
-    tape->reverse(from, 1.0, marks.data(), marks.size());
+    if (create_graph) {
+      std::vector<Var> adj(from + 1);
+      std::vector<char> has(from + 1, 0);
+      detail::recorded_sweep(*tape, from, adj, has, false);
+    } else {
+      tape->reverse(from, 1.0, marks.data(), marks.size());
+    }
   }
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     // The same input twice: the capture went to the first slot.
@@ -1010,41 +1062,81 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
       need[o - from] = 1;
       last[o - from] = Tape::kNone;
     }
+  auto reads = [&](std::uint32_t i, auto&& f) {  // f(j) for each record j that record i reads
+    const Record& r = tape.record(i);
+    switch (op_info(r.op).kind) {
+      case OpKind::Leaf: break;
+      case OpKind::Unary: case OpKind::BinaryVC: case OpKind::BinaryCV: f(r.a); break;
+      case OpKind::Binary: f(r.a); f(r.b); break;
+      case OpKind::Node: {
+        std::size_t count = 0;
+        const std::uint32_t* in = tape.node(i).inputs(count);
+        for (std::size_t k = 0; k < count; ++k) f(in[k]);
+        break;
+      }
+    }
+  };
   for (std::uint32_t i = to + 1; i-- > from;) {
     if (!need[i - from] || is_seed[i - from]) continue;
-    if (tape.record(i).op != Op::Node) continue;
-    std::size_t count = 0;
-    const std::uint32_t* in = tape.node(i).inputs(count);
-    for (std::size_t k = 0; k < count; ++k)
-      if (in[k] != Tape::kNone && in[k] >= from && in[k] < i) {
-        need[in[k] - from] = 1;
-        last[in[k] - from] = std::max(last[in[k] - from], i);
+    reads(i, [&](std::uint32_t j) {
+      if (j != Tape::kNone && j >= from && j < i) {
+        need[j - from] = 1;
+        last[j - from] = std::max(last[j - from], i);
       }
+    });
   }
   // The sweep: one forward loop over the records that matter.
   std::vector<Tensor> ts;
   for (std::uint32_t i = from; i <= to; ++i) {
     if (!need[i - from] || is_seed[i - from]) continue;
-    // Scalar records never carry a tangent here: the seeds are tensor records, and no scalar
-    // record reads a tensor one (a Var enters tensors, never the other way).
-    if (tape.record(i).op != Op::Node) continue;
-    auto& node = static_cast<detail::TNode&>(tape.node(i));
-    ts.assign(node.in_.size(), Tensor());
-    bool any = false;
-    for (std::size_t k = 0; k < node.in_.size(); ++k)
-      if (const Tensor* t = tangent_of(node.in_[k])) {
-        ts[k] = *t;
-        any = true;
+    const Record& r = tape.record(i);
+    if (r.op == Op::Node) {
+      auto& node = static_cast<detail::TNode&>(tape.node(i));
+      ts.assign(node.in_.size(), Tensor());
+      bool any = false;
+      for (std::size_t k = 0; k < node.in_.size(); ++k)
+        if (const Tensor* t = tangent_of(node.in_[k])) {
+          ts[k] = *t;
+          any = true;
+        }
+      if (any) tan[i - from] = node.tangent(ts, K);
+    } else if (r.op != Op::Leaf) {
+      // A scalar record (a Var that entered tensors and came back, or a Var seed): its
+      // tangents (K,) by the table's partials.
+      const OpKind kind = op_info(r.op).kind;
+      const Tensor* ta = tangent_of(r.a);
+      const Tensor* tb = kind == OpKind::Binary ? tangent_of(r.b) : nullptr;
+      if (ta || tb) {
+        if (grad_enabled())
+          throw_error("tapegrad: jvp(create_graph=True) through Var arithmetic is not supported yet");
+        double da, db;
+        detail::scalar_partials(tape, i, da, db);
+        tan[i - from] = ta && tb ? *ta * da + *tb * db : (ta ? *ta * da : *tb * db);
       }
-    if (any) tan[i - from] = node.tangent(ts, K);
-    for (std::uint32_t j : node.in_)
+    }
+    reads(i, [&](std::uint32_t j) {
       if (j != Tape::kNone && j >= from && j < i && last[j - from] == i) tan[j - from] = Tensor();
+    });
   }
   for (std::size_t o = 0; o < outs.size(); ++o)
     if (const Tensor* t = tangent_of(outs[o])) result[o] = *t;
   return result;
 }
 }  // namespace
+
+namespace detail {
+std::vector<double> tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
+                                             const std::vector<std::uint32_t>& outs) {
+  NoGrad ng;
+  std::vector<std::pair<std::uint32_t, Tensor>> at;
+  for (const auto& [rec, v] : seeds) at.emplace_back(rec, Tensor::full({1}, v));
+  const std::vector<Tensor> t = tangent_sweep(tape, at, outs, 1);
+  std::vector<double> r(outs.size(), 0.0);
+  for (std::size_t o = 0; o < outs.size(); ++o)
+    if (t[o].defined()) r[o] = t[o].item();
+  return r;
+}
+}  // namespace detail
 
 std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                         const std::vector<Tensor>& tangents, bool create_graph, bool batched) {

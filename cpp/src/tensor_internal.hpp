@@ -86,8 +86,7 @@ class TNode : public Node {
   bool is_leaf_node_ = false;         // a leaf's record (grad() does not deliver into .grad)
   /// The leaf a leaf record delivers to (null for op records).
   virtual const TensorImpl* leaf() const noexcept { return nullptr; }
-  /// Whether this record is a Var entering tensor arithmetic (its input is a scalar record).
-  virtual bool from_scalar() const noexcept { return false; }
+
 
   /// The forward-mode step (a tangent sweep, see tapegrad::jvp): given the tangents `t` of
   /// the inputs, each of shape (K, *input shape) with K directions at once, or null for a
@@ -136,13 +135,18 @@ inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {
   return x.impl().version;
 }
 
-/// A create_graph sweep from `outs` must not reach a Var (its recorded gradient would have
-/// to become a Var): throws Error, before any gradient moves, if one of the records the
-/// outputs read is a Var entering tensor arithmetic.
-void refuse_scalar_entries(const Tape& tape, const std::vector<std::uint32_t>& outs);
+/// During a recorded sweep (recorded_sweep): the scalar records' adjoints, as Vars, where a
+/// tensor rule gives a scalar input its gradient (a Var that entered tensor arithmetic).
+struct RecordedAdjoints {
+  std::vector<Var>* adj;
+  std::vector<char>* has;
+};
+inline thread_local RecordedAdjoints* tls_recorded = nullptr;
 
-/// grad() runs a sweep that delivers only into its captures, not into the leaves' .grad.
-inline thread_local bool tls_capture_only = false;
+/// A one-element tensor as a Var: recorded (a record that scalar records read as a number)
+/// when it requires grad and recording is on, else a constant.
+Var var_of(const Tensor& t);
+
 
 /// Records a node for an op if grad mode is on and an input requires grad.
 class Recorder {

@@ -1,5 +1,9 @@
 #include "tapegrad/var.hpp"
 
+#include <optional>
+
+#include "tapegrad/tensor.hpp"
+
 #include <algorithm>
 
 #include <ostream>
@@ -92,12 +96,26 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
   if (from >= tape.size())
     throw Error("tapegrad: grad(): reverse from record " + std::to_string(from) + " of a tape of " +
                 std::to_string(tape.size()));
-  ScopedTape scope(tape);  // the rules record on this tape
-  const std::uint32_t gen = tape.generation();
   adj.assign(from + 1, Var());
   has.assign(from + 1, 0);
   adj[from] = seed;
   has[from] = 1;
+  recorded_sweep(tape, from, adj, has, false);
+}
+
+void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver_sinks) {
+  ScopedTape scope(tape);  // the rules record on this tape
+  // Tensor records run their rules with recording on; the flag is reset even if one throws.
+  struct Mode {
+    Tape& t;
+    bool before;
+    ~Mode() { t.set_create_graph(before); }
+  } mode{tape, tape.create_graph()};
+  tape.set_create_graph(true);
+  // Without delivery, no .grad changes: tensor leaves reached through tensors neither.
+  std::optional<CaptureOnly> capture;
+  if (!deliver_sinks) capture.emplace();
+  const std::uint32_t gen = tape.generation();
   auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
   auto give = [&](std::uint32_t j, const Var& c) {
     if (has[j]) {
@@ -107,15 +125,23 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
       has[j] = 1;
     }
   };
-  for (std::uint32_t i = from + 1; i-- > 0;) {
-    if (!has[i]) continue;
-    const Record r = tape.record(i);  // a copy: the rules append records
-    const Var g = adj[i];
-    switch (r.op) {
-      case Op::Leaf:
-        break;
-      case Op::Node:
-        throw Error("tapegrad: create_graph through tensor records reached from a Var is not supported yet");
+  try {
+    for (std::uint32_t i = from + 1; i-- > 0;) {
+      const Record r = tape.record(i);  // a copy: the rules append records
+      if (r.op == Op::Node) {
+        recorded_node_step(tape, i, adj, has);
+        continue;
+      }
+      if (!has[i]) continue;
+      const Var g = adj[i];
+      switch (r.op) {
+        case Op::Leaf:
+          if (deliver_sinks && r.a != Tape::kNone)
+            if (double* sink = tape.sink_target(r.a)) *sink += g.value();
+          break;
+        case Op::Node:
+        case Op::Count_:
+          break;
 #define TAPEGRAD_UNARY(Name, name, f, dx)                          \
   case Op::Name:                                                   \
     give(r.a, scaled(g, table::d_##name(at(r.a), at(i))));         \
@@ -134,38 +160,18 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
     give(r.a, scaled(g, table::d_##name##_y(tape.constant(r.b), at(r.a), at(i))));        \
     break;
 #include "tapegrad/ops.def"
-      case Op::Count_:
-        break;
+      }
     }
+  } catch (...) {
+    // Leave no gradient behind in the tensor records this sweep did not reach.
+    for (std::uint32_t j = 0; j <= from && j < tape.size(); ++j)
+      if (tape.record(j).op == Op::Node) tape.node(j).reset_grad();
+    throw;
   }
 }
 }  // namespace detail
 
 namespace {
-// The partial derivatives of scalar record i with respect to its operand records, by the
-// table's rules: d/d(record a) and, for two-variable records, d/d(record b).
-void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db) {
-  const Record& r = tape.record(i);
-  const double z = tape.value(i);
-  da = db = 0.0;
-  switch (r.op) {
-#define TAPEGRAD_UNARY(Name, name, f, dx) \
-  case Op::Name: da = table::d_##name(tape.value(r.a), z); break;
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                    \
-  case Op::Name: {                                                                                \
-    const double x = tape.value(r.a), y = tape.value(r.b);                                        \
-    da = table::d_##name##_x(x, y, z);                                                            \
-    db = table::d_##name##_y(x, y, z);                                                            \
-    break;                                                                                        \
-  }                                                                                               \
-  case Op::Name##VC: da = table::d_##name##_x(tape.value(r.a), tape.constant(r.b), z); break;     \
-  case Op::Name##CV: da = table::d_##name##_y(tape.constant(r.b), tape.value(r.a), z); break;
-#include "tapegrad/ops.def"
-    default: break;
-  }
-}
-
-
 // The front end of both scalar jvps: checks the handles, seeds each x's record with its
 // tangent, runs sweep(tape, seeds, output records) and places the results (zero for
 // constant outputs).
@@ -203,15 +209,39 @@ std::vector<T> scalar_jvp(const std::vector<Var>& ys, const std::vector<Var>& xs
 }  // namespace
 
 namespace detail {
-std::vector<double> scalar_tangents(const Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
+void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db) {
+  const Record& r = tape.record(i);
+  const double z = tape.value(i);
+  da = db = 0.0;
+  switch (r.op) {
+#define TAPEGRAD_UNARY(Name, name, f, dx) \
+  case Op::Name: da = table::d_##name(tape.value(r.a), z); break;
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                    \
+  case Op::Name: {                                                                                \
+    const double x = tape.value(r.a), y = tape.value(r.b);                                        \
+    da = table::d_##name##_x(x, y, z);                                                            \
+    db = table::d_##name##_y(x, y, z);                                                            \
+    break;                                                                                        \
+  }                                                                                               \
+  case Op::Name##VC: da = table::d_##name##_x(tape.value(r.a), tape.constant(r.b), z); break;     \
+  case Op::Name##CV: da = table::d_##name##_y(tape.constant(r.b), tape.value(r.a), z); break;
+#include "tapegrad/ops.def"
+    default: break;
+  }
+}
+
+std::vector<double> scalar_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
                                     const std::vector<std::uint32_t>& outs) {
   std::vector<double> result(outs.size(), 0.0);
   std::uint32_t from = Tape::kNone, to = 0;
   for (std::uint32_t o : outs) to = std::max(to, o);
   for (const auto& sd : seeds) from = std::min(from, sd.first);
   if (outs.empty() || from == Tape::kNone || from > to) return result;
-  // One forward loop on doubles over the scalar records (tensor records never lead back to a
-  // Var). A seeded record keeps its seed.
+  // A Var that entered tensors and came back (a tensor record read as a scalar, made by a
+  // recorded sweep): the tensor tangent sweep carries it.
+  for (std::uint32_t i = from; i <= to; ++i)
+    if (tape.record(i).op == Op::Node && tape.node(i).scalar_output()) return tangents_through_tensors(tape, seeds, outs);
+  // One forward loop on doubles over the scalar records. A seeded record keeps its seed.
   std::vector<double> t(to - from + 1, 0.0);
   std::vector<char> seeded(t.size(), 0);
   for (const auto& [rec, s] : seeds)
@@ -242,6 +272,9 @@ std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::
   for (std::uint32_t o : outs) to = std::max(to, o);
   for (const auto& sd : seeds) from = std::min(from, sd.first);
   if (outs.empty() || from == Tape::kNone || from > to) return result;
+  for (std::uint32_t i = from; i <= to; ++i)
+    if (tape.record(i).op == Op::Node && tape.node(i).scalar_output())
+      throw Error("tapegrad: jvp(create_graph=True) on Vars through tensor arithmetic is not supported yet");
   ScopedTape scope(tape);  // the rules record on this tape
   const std::uint32_t gen = tape.generation(), n = to - from + 1;
   std::vector<Var> t(n);

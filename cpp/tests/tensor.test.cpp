@@ -544,21 +544,35 @@ TEST_CASE("create_graph after collect(): saved values keep their records") {
   }
 }
 
-TEST_CASE("create_graph through a Var mixed into tensors is refused before any gradient moves") {
+TEST_CASE("create_graph through a Var mixed into tensors: the Var's gradient is recorded too") {
   Tape tape;
   ScopedTape scope(tape);
   Var x = 1.5;
   Tensor t = Tensor::from_values({3.0, 4.0}, {2});
   t.requires_grad_();
-  const Tensor y = sum(Tensor::from_values({1.0, 2.0}, {2}) * x * t);
-  CHECK_THROWS_WITH_AS(y.backward(Tensor::ones({}), true), doctest::Contains("not supported yet"), Error);
-  CHECK_THROWS_WITH_AS(grad({y}, {t}, {}, true), doctest::Contains("not supported yet"), Error);
-  CHECK(!t.grad().defined());
-  y.backward();  // the plain sweep is unaffected
-  CHECK(t.grad().to_vector() == std::vector<double>{1.5, 3.0});
-  // without a Var, the same graph differentiates to any order
-  Tensor z = Tensor::full({}, 1.5);
-  z.requires_grad_();
-  const Tensor w = sum(Tensor::from_values({1.0, 2.0}, {2}) * z * z * t);
-  CHECK(grad({grad({w}, {z}, {}, true)[0]}, {z})[0].item() == doctest::Approx(2 * (3.0 + 8.0)));
+  const Tensor c = Tensor::from_values({1.0, 2.0}, {2});
+  // y = sum(c x^2 t) + sin(x) x: dy/dx = 2x <c, t> + cos(x) x + sin(x), d2y/dx2 = 2 <c, t> - sin(x) x + 2 cos(x)
+  const Var sx = sin(x) * x;
+  const Tensor y = sum(c * x * x * t) + Tensor::from_var(sx);
+  std::vector<Var> adj;
+  std::vector<char> has;
+  detail::recorded_backward(y, Tensor::ones({}), adj, has);
+  REQUIRE(has[x.index()]);
+  const Var g = adj[x.index()];  // a Var that depends on x through tensor records
+  const double xv = 1.5, ct = 11.0;
+  CHECK(g.value() == doctest::Approx(2 * xv * ct + std::cos(xv) * xv + std::sin(xv)).epsilon(1e-14));
+  CHECK(t.grad().requires_grad());  // tensor leaves' gradients are recorded as usual
+  CHECK(t.grad().to_vector() == std::vector<double>{2.25, 4.5});
+  const double d2 = 2 * ct - std::sin(xv) * xv + 2 * std::cos(xv);
+  CHECK(grad(g, {x})[0] == doctest::Approx(d2).epsilon(1e-13));          // reverse through tensors
+  CHECK(jvp({g}, {x}, {1.0})[0] == doctest::Approx(d2).epsilon(1e-13));  // forward through tensors
+  const Var g2 = grad(g, {x}, CreateGraph{})[0];                          // and recorded again
+  const double d3 = -std::cos(xv) * xv - 3 * std::sin(xv);
+  CHECK(g2.value() == doctest::Approx(d2).epsilon(1e-13));
+  CHECK(grad(g2, {x})[0] == doctest::Approx(d3).epsilon(1e-12));
+  // the tensor side: d/dt of dy/dx = 2x c, through the Var's recorded gradient
+  t.zero_grad();
+  const Tensor gt = grad({sum(t * t) * 0.0 + Tensor::from_var(g)}, {t})[0];
+  CHECK(gt.to_vector() == std::vector<double>{3.0, 6.0});
+  CHECK(!t.grad().defined());  // grad() changes no .grad
 }

@@ -4,6 +4,7 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "tapegrad/tapegrad.hpp"
 
@@ -63,6 +64,11 @@ bool is_var_object(PyObject* o);
 double var_value(PyObject* o);
 ActiveTape var_tape(PyObject* o);
 std::uint32_t var_record_on(PyObject* o, ActiveTape t);
+/// After a recorded sweep (create_graph) on tape t up to record `from` whose leaf records
+/// delivered their values into their sinks: makes each reached Var leaf's .grad the
+/// recorded gradient (adj, has: the sweep's scalar adjoints).
+void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector<tapegrad::Var>& adj,
+                             const std::vector<char>& has);
 /// Where the Var module functions send arguments that are not Vars or numbers.
 void set_tensor_ops(PyObject* module);
 

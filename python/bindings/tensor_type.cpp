@@ -326,6 +326,15 @@ py::object do_backward(PyTensor& self, const py::object& gradient, const py::obj
   // create_graph: the sweep records on the output's tape; the gradients are results there.
   std::optional<tapegrad::ScopedTape> scope;
   if (create_graph && t.impl().tape) scope.emplace(*t.impl().tape);
+  if (create_graph && !t.is_leaf() && self.live_root()) {
+    // The recorded sweep; Var leaves it reaches get recorded gradients (Vars) as .grad.
+    if (g.shape() != t.shape()) t.backward(g);  // raises, naming both shapes
+    std::vector<tapegrad::Var> adj;
+    std::vector<char> has;
+    const std::uint32_t from = tapegrad::detail::recorded_backward(t, g, adj, has);
+    set_recorded_leaf_grads(ActiveTape{self.tape_obj, self.tape}, from, adj, has);
+    return py::none();
+  }
   t.backward(g, create_graph);
   return py::none();
 }

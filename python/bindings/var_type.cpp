@@ -553,14 +553,11 @@ VarObject* sink_owner(double* target) {
   return reinterpret_cast<VarObject*>(reinterpret_cast<char*>(target) - offsetof(VarObject, grad));
 }
 
-// backward(create_graph=True) after the plain sweep (which set the values): the recorded
-// sweep from record `from`, making each reached leaf's .grad a Var on the tape.
-void record_leaf_grads(VarObject* out, std::uint32_t from, double seed) {
-  ActiveTape t{out->tape_obj, out->tape};
+}  // namespace
+
+void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector<tapegrad::Var>& adj,
+                             const std::vector<char>& has) {
   Tape& tape = t.tape->tape;
-  std::vector<tapegrad::Var> adj;
-  std::vector<char> has;
-  tapegrad::detail::recorded_reverse(tape, from, tapegrad::Var::constant(seed), adj, has);
   // Each reached leaf: the sum over its records.
   std::vector<std::pair<VarObject*, tapegrad::Var>> sums;
   for (std::uint32_t i = 0; i <= from; ++i) {
@@ -595,6 +592,16 @@ void record_leaf_grads(VarObject* out, std::uint32_t from, double seed) {
     leaf->grad = total.value();
   }
   t.tape->maybe_collect();
+}
+
+namespace {
+// backward(create_graph=True) after the plain sweep (which set the values): the recorded
+// sweep from record `from`, making each reached leaf's .grad a Var on the tape.
+void record_leaf_grads(VarObject* out, std::uint32_t from, double seed) {
+  std::vector<tapegrad::Var> adj;
+  std::vector<char> has;
+  tapegrad::detail::recorded_reverse(out->tape->tape, from, tapegrad::Var::constant(seed), adj, has);
+  set_recorded_leaf_grads(ActiveTape{out->tape_obj, out->tape}, from, adj, has);
 }
 
 PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -945,6 +952,7 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
             ~Deliver() { t.set_deliver_sinks(true); }
           } restore{tape};
           tape.set_deliver_sinks(false);
+          tapegrad::detail::CaptureOnly no_tensor_grads;  // tensor leaves reached: .grad untouched
           tape.reverse(from);
           has.assign(from + 1, 0);
           for (std::uint32_t i = 0; i <= from; ++i) has[i] = tape.adjoint(i) != 0.0;

@@ -56,6 +56,10 @@ class Node {
   virtual std::size_t bytes() const noexcept { return 0; }
   /// collect() moved this node's record to `rec` (in the tape's new generation).
   virtual void moved(const Tape& tape, std::uint32_t rec) noexcept { (void)tape, (void)rec; }
+  /// Whether scalar records read this record as a number (its value in the value array): a
+  /// one-element tensor entering scalar arithmetic. Its adjoint slot is then a real adjoint,
+  /// not only the mark that the sweep reached it.
+  virtual bool scalar_output() const noexcept { return false; }
 };
 
 /// What a tape holds, as `Tape::stats()` reports it.
@@ -113,8 +117,9 @@ class Tape {
   /// (see add_sink) unless that is kNone.
   std::uint32_t push_leaf(double value, std::uint32_t sink = kNone) { return push(Op::Leaf, sink, 0, value); }
 
-  /// Appends a record done by `node` (a tensor op); returns its index.
-  std::uint32_t push_node(std::unique_ptr<Node> node);
+  /// Appends a record done by `node` (a tensor op); returns its index. `value` is what
+  /// scalar records read as its value (a tensor entering scalar arithmetic), else unused.
+  std::uint32_t push_node(std::unique_ptr<Node> node, double value = 0.0);
   /// The Node of record i (which must be an Op::Node record).
   Node& node(std::uint32_t i) const noexcept { return *nodes_[records_[i].a]; }
   /// Bytes that Node records pushed since the last clear() or collect() keep alive (a

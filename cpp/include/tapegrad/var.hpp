@@ -192,16 +192,31 @@ std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, con
 namespace detail {
 /// The scalar tangent sweep: tangents `seeds` (record, value) carried forward by the table's
 /// rules; the tangent of each record of `outs`.
-std::vector<double> scalar_tangents(const Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
+std::vector<double> scalar_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
                                     const std::vector<std::uint32_t>& outs);
 /// The recorded tangent sweep: tangents `seeds` (record, Var) carried forward by the rules
 /// on Var; the tangent of each record of `outs` (the constant 0 where there is none).
 std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
                                    const std::vector<std::uint32_t>& outs);
 /// The recorded reverse sweep from record `from` seeded with `seed`: adj[i] is the adjoint
-/// of record i as a Var on `tape` where has[i] (else zero). Records it reaches must be
-/// scalar (tensor records raise Error).
+/// of record i as a Var on `tape` where has[i] (else zero). Tensor records on the way run
+/// their rules recorded too (create_graph).
 void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vector<Var>& adj, std::vector<char>& has);
+/// The same sweep with the seeds already placed: in adj/has (sized from + 1) for scalar
+/// records, in the tensor records' gradients for tensor ones. With `deliver_sinks`, leaf
+/// records also add their adjoint's value into their sinks and tensor leaves accumulate into
+/// their .grad (a backward); without, no .grad changes (grad()).
+void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver_sinks);
+/// The step of recorded_sweep at tensor record i (defined with the tensors): runs its rule
+/// recorded; gradients it gives to scalar records are added into adj/has as Vars.
+void recorded_node_step(Tape& tape, std::uint32_t i, std::vector<Var>& adj, std::vector<char>& has);
+/// The partials of scalar record i with respect to its operand records (a, and b for
+/// two-variable records), by the table's rules on doubles.
+void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db);
+/// Scalar tangents through tensor records (a Var that entered tensors and came back): the
+/// tensor tangent sweep with one direction (defined with the tensors).
+std::vector<double> tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
+                                             const std::vector<std::uint32_t>& outs);
 }  // namespace detail
 
 }  // namespace tapegrad
