@@ -282,6 +282,11 @@ def test_var_mixed_into_tensors_to_any_order() -> None:
     t.grad = None
     x.grad.backward()  # a plain sweep through the recorded gradient: d(dy/dx)/dt = 2x c
     assert t.grad.numpy().tolist() == [3.0, 6.0] and x.grad == pytest.approx(d1 + d2, rel=1e-13)
+    # a non-leaf Var that keeps its gradient gets its value from the recorded sweep too
+    u = x * x
+    u.retain_grad()
+    (t * u).sum().backward(create_graph=True)
+    assert u.grad == 7.0
     # against finite differences of the first derivative, for a function with more mixing
     def first(v: float) -> float:
         xx = tg.Var(v)

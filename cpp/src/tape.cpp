@@ -149,16 +149,20 @@ void Tape::clear() noexcept {
   live_roots_ = live_leaf_roots_ = 0;
 }
 
+void Tape::zero_adjoints(std::uint32_t n) {
+  adjoint_size_ = 0;
+  if (adjoint_capacity_ < n) grow_array(adjoints_, adjoint_capacity_, n, 0);
+  std::fill_n(adjoints_, n, 0.0);
+  adjoint_size_ = n;
+}
+
 void Tape::reverse(std::uint32_t from, double seed) { reverse(from, seed, nullptr, 0); }
 
 void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, std::size_t n_also) {
   if (from >= size_) throw Error("tapegrad: reverse() from record " + std::to_string(from) +
                                  " but the tape holds " + std::to_string(size_));
   const std::uint32_t n = from + 1;
-  adjoint_size_ = 0;
-  if (adjoint_capacity_ < n) grow_array(adjoints_, adjoint_capacity_, n, 0);
-  std::fill_n(adjoints_, n, 0.0);
-  adjoint_size_ = n;
+  zero_adjoints(n);
   for (std::size_t k = 0; k < n_also; ++k)
     if (also[k] < n) adjoints_[also[k]] = 1.0;
 

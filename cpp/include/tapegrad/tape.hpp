@@ -159,6 +159,9 @@ class Tape {
   /// gradients they produce are themselves on the tape (create_graph=True).
   bool create_graph() const noexcept { return create_graph_; }
   void set_create_graph(bool on) noexcept { create_graph_ = on; }
+  /// Sizes the adjoint workspace to records [0, n) and zeroes it (a sweep that fills it by
+  /// add_adjoint(), as the recorded one does with its values, for accumulate_root_grads()).
+  void zero_adjoints(std::uint32_t n);
   /// During reverse(), from a Node's backward(): adds g to the adjoint of scalar record i.
   void add_adjoint(std::uint32_t i, double g) noexcept { adjoints_[i] += g; }
   /// During reverse(), from a Node's backward(): record i (a Node) has received a gradient,
