@@ -275,10 +275,11 @@ def test_var_mixed_into_tensors_to_any_order() -> None:
     out = x.grad * tg.tensor([1.0, 1.0])
     (jv,) = tg.autograd.jvp(out, t, np.array([0.5, -1.0]))
     assert jv.numpy().tolist() == pytest.approx([2 * xv * (0.5 - 2.0)] * 2, rel=1e-14)
-    with pytest.raises(RuntimeError, match="not supported yet"):
-        tg.autograd.jvp(out, t, np.array([0.5, -1.0]), create_graph=True)
-    with pytest.raises(RuntimeError, match="not supported yet"):
-        tg.autograd.jvp(x.grad, x, 1.0, create_graph=True)
+    (jvr,) = tg.autograd.jvp(out, t, np.array([0.5, -1.0]), create_graph=True)  # recorded through the Var
+    assert jvr.requires_grad and jvr.numpy().tolist() == pytest.approx(jv.numpy().tolist(), rel=1e-15)
+    (h2,) = tg.autograd.jvp(x.grad, x, 1.0, create_graph=True)  # forward over reverse through tensors
+    assert h2.data == pytest.approx(d2, rel=1e-13)
+    assert tg.autograd.grad(h2, [x])[0].data == pytest.approx(d3, rel=1e-12)
     t.grad = None
     x.grad.backward()  # a plain sweep through the recorded gradient: d(dy/dx)/dt = 2x c
     assert t.grad.numpy().tolist() == [3.0, 6.0] and x.grad == pytest.approx(d1 + d2, rel=1e-13)

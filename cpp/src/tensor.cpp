@@ -1112,11 +1112,16 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
       const Tensor* ta = tangent_of(r.a);
       const Tensor* tb = kind == OpKind::Binary ? tangent_of(r.b) : nullptr;
       if (ta || tb) {
-        if (grad_enabled())
-          throw_error("tapegrad: jvp(create_graph=True) through Var arithmetic is not supported yet");
-        double da, db;
-        detail::scalar_partials(tape, i, da, db);
-        tan[i - from] = ta && tb ? *ta * da + *tb * db : (ta ? *ta * da : *tb * db);
+        if (grad_enabled()) {  // create_graph: the partials as recorded Vars, entering tensors
+          Var va, vb;
+          detail::scalar_partials_recorded(tape, i, va, vb);
+          const Tensor da = Tensor::from_var(va), db = Tensor::from_var(vb);
+          tan[i - from] = ta && tb ? *ta * da + *tb * db : (ta ? *ta * da : *tb * db);
+        } else {
+          double da, db;
+          detail::scalar_partials(tape, i, da, db);
+          tan[i - from] = ta && tb ? *ta * da + *tb * db : (ta ? *ta * da : *tb * db);
+        }
       }
     }
     reads(i, [&](std::uint32_t j) {
@@ -1130,6 +1135,19 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
 }  // namespace
 
 namespace detail {
+std::vector<Var> recorded_tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
+                                                   const std::vector<std::uint32_t>& outs) {
+  ScopedTape scope(tape);
+  EnableGrad eg;  // the tangent sweep records
+  std::vector<std::pair<std::uint32_t, Tensor>> at;
+  for (const auto& [rec, v] : seeds) at.emplace_back(rec, reshape(Tensor::from_var(v), {1}));
+  const std::vector<Tensor> t = tangent_sweep(tape, at, outs, 1);
+  std::vector<Var> r(outs.size());
+  for (std::size_t o = 0; o < outs.size(); ++o)
+    if (t[o].defined()) r[o] = var_of(t[o]);
+  return r;
+}
+
 std::vector<double> tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
                                              const std::vector<std::uint32_t>& outs) {
   NoGrad ng;

@@ -230,6 +230,34 @@ void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db) 
   }
 }
 
+namespace {
+inline Var as_var(double d) { return Var::constant(d); }
+inline Var as_var(const Var& v) { return v; }
+}  // namespace
+
+void scalar_partials_recorded(Tape& tape, std::uint32_t i, Var& da, Var& db) {
+  ScopedTape scope(tape);  // the rules record on this tape
+  const Record r = tape.record(i);
+  const std::uint32_t gen = tape.generation();
+  auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
+  da = db = Var();
+  switch (r.op) {
+#define TAPEGRAD_UNARY(Name, name, f, dx) \
+  case Op::Name: da = as_var(table::d_##name(at(r.a), at(i))); break;
+#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
+  case Op::Name: {                                                                                      \
+    const Var x = at(r.a), y = at(r.b), z = at(i);                                                      \
+    da = as_var(table::d_##name##_x(x, y, z));                                                          \
+    db = as_var(table::d_##name##_y(x, y, z));                                                          \
+    break;                                                                                              \
+  }                                                                                                     \
+  case Op::Name##VC: da = as_var(table::d_##name##_x(at(r.a), tape.constant(r.b), at(i))); break;       \
+  case Op::Name##CV: da = as_var(table::d_##name##_y(tape.constant(r.b), at(r.a), at(i))); break;
+#include "tapegrad/ops.def"
+    default: break;
+  }
+}
+
 std::vector<double> scalar_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
                                     const std::vector<std::uint32_t>& outs) {
   std::vector<double> result(outs.size(), 0.0);
@@ -274,7 +302,7 @@ std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::
   if (outs.empty() || from == Tape::kNone || from > to) return result;
   for (std::uint32_t i = from; i <= to; ++i)
     if (tape.record(i).op == Op::Node && tape.node(i).scalar_output())
-      throw Error("tapegrad: jvp(create_graph=True) on Vars through tensor arithmetic is not supported yet");
+      return recorded_tangents_through_tensors(tape, seeds, outs);
   ScopedTape scope(tape);  // the rules record on this tape
   const std::uint32_t gen = tape.generation(), n = to - from + 1;
   std::vector<Var> t(n);

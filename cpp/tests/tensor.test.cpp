@@ -570,6 +570,9 @@ TEST_CASE("create_graph through a Var mixed into tensors: the Var's gradient is 
   const double d3 = -std::cos(xv) * xv - 3 * std::sin(xv);
   CHECK(g2.value() == doctest::Approx(d2).epsilon(1e-13));
   CHECK(grad(g2, {x})[0] == doctest::Approx(d3).epsilon(1e-12));
+  const Var j2 = jvp({g}, {x}, {Var::constant(1.0)}, CreateGraph{})[0];  // recorded forward, through tensors
+  CHECK(j2.value() == doctest::Approx(d2).epsilon(1e-13));
+  CHECK(grad(j2, {x})[0] == doctest::Approx(d3).epsilon(1e-12));
   // the tensor side: d/dt of dy/dx = 2x c, through the Var's recorded gradient
   t.zero_grad();
   const Tensor gt = grad({sum(t * t) * 0.0 + Tensor::from_var(g)}, {t})[0];

@@ -213,6 +213,12 @@ void recorded_node_step(Tape& tape, std::uint32_t i, std::vector<Var>& adj, std:
 /// The partials of scalar record i with respect to its operand records (a, and b for
 /// two-variable records), by the table's rules on doubles.
 void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db);
+/// The same partials as Vars recorded on the tape (the rules on Var).
+void scalar_partials_recorded(Tape& tape, std::uint32_t i, Var& da, Var& db);
+/// recorded_tangents through tensor records: the tensor tangent sweep, recorded, with one
+/// direction (defined with the tensors).
+std::vector<Var> recorded_tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
+                                                   const std::vector<std::uint32_t>& outs);
 /// Scalar tangents through tensor records (a Var that entered tensors and came back): the
 /// tensor tangent sweep with one direction (defined with the tensors).
 std::vector<double> tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
