@@ -283,6 +283,15 @@ def test_var_mixed_into_tensors_to_any_order() -> None:
     t.grad = None
     x.grad.backward()  # a plain sweep through the recorded gradient: d(dy/dx)/dt = 2x c
     assert t.grad.numpy().tolist() == [3.0, 6.0] and x.grad == pytest.approx(d1 + d2, rel=1e-13)
+    # a Var's backward(create_graph=True) through tensors records the tensors' gradients too
+    x3 = tg.Var(1.5)
+    t3 = tg.tensor([3.0, 4.0], requires_grad=True)
+    (c * x3 * x3 * t3).sum().backward(create_graph=True)
+    g3 = x3.grad
+    t3.grad = None
+    g3.backward(create_graph=True)  # d(dy/dx)/dt = 2x c
+    assert t3.grad.requires_grad and t3.grad.numpy().tolist() == [3.0, 6.0]
+    assert isinstance(x3.grad, tg.Var) and x3.grad.data == pytest.approx(2 * xv * ct + 2 * ct, rel=1e-14)
     # a non-leaf Var that keeps its gradient gets its value from the recorded sweep too
     u = x * x
     u.retain_grad()

@@ -844,12 +844,7 @@ std::uint32_t recorded_backward(const Tensor& y, const Tensor& gradient, std::ve
   }
   adj.assign(p.rec + 1, Var());
   has.assign(p.rec + 1, 0);
-  recorded_sweep(tape, p.rec, adj, has, true);
-  // The scalar adjoints' values, for the Vars that keep their gradient (retain_grad()).
-  tape.zero_adjoints(p.rec + 1);
-  for (std::uint32_t i = 0; i <= p.rec; ++i)
-    if (has[i] && tape.record(i).op != Op::Node) tape.add_adjoint(i, adj[i].value());
-  tape.accumulate_root_grads();
+  recorded_backward_sweep(tape, p.rec, adj, has);
   return p.rec;
 }
 }  // namespace detail

@@ -103,6 +103,14 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
   recorded_sweep(tape, from, adj, has, false);
 }
 
+void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has) {
+  recorded_sweep(tape, from, adj, has, true);
+  tape.zero_adjoints(from + 1);
+  for (std::uint32_t i = 0; i <= from; ++i)
+    if (has[i] && tape.record(i).op != Op::Node) tape.add_adjoint(i, adj[i].value());
+  tape.accumulate_root_grads();
+}
+
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver_sinks) {
   ScopedTape scope(tape);  // the rules record on this tape
   // Tensor records run their rules with recording on; the flag is reset even if one throws.

@@ -595,12 +595,14 @@ void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector
 }
 
 namespace {
-// backward(create_graph=True) after the plain sweep (which set the values): the recorded
-// sweep from record `from`, making each reached leaf's .grad a Var on the tape.
-void record_leaf_grads(VarObject* out, std::uint32_t from, double seed) {
-  std::vector<tapegrad::Var> adj;
-  std::vector<char> has;
-  tapegrad::detail::recorded_reverse(out->tape->tape, from, tapegrad::Var::constant(seed), adj, has);
+// backward(create_graph=True) from non-leaf `out` (record `from`): the recorded sweep (it
+// also delivers the values), then each reached leaf's .grad becomes a Var on the tape.
+void recorded_var_backward(VarObject* out, std::uint32_t from, double seed) {
+  std::vector<tapegrad::Var> adj(from + 1);
+  std::vector<char> has(from + 1, 0);
+  adj[from] = tapegrad::Var::constant(seed);
+  has[from] = 1;
+  tapegrad::detail::recorded_backward_sweep(out->tape->tape, from, adj, has);
   set_recorded_leaf_grads(ActiveTape{out->tape_obj, out->tape}, from, adj, has);
 }
 
@@ -633,9 +635,12 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (!has_live_root(v)) throw_stale();
     Tape& t = v->tape->tape;
     const std::uint32_t from = t.root_record(v->root);
+    if (create_graph) {
+      recorded_var_backward(v, from, seed);
+      Py_RETURN_NONE;
+    }
     t.reverse(from, seed);
     t.accumulate_root_grads();
-    if (create_graph) record_leaf_grads(v, from, seed);
     Py_RETURN_NONE;
   });
 }

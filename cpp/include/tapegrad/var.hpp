@@ -207,6 +207,10 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
 /// records also add their adjoint's value into their sinks and tensor leaves accumulate into
 /// their .grad (a backward); without, no .grad changes (grad()).
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver_sinks);
+/// A backward with create_graph from record `from`, its seeds already placed as for
+/// recorded_sweep (adj/has sized from + 1): the recorded sweep with delivery, then the
+/// values of the scalar adjoints into the roots that keep their gradient (retain_grad).
+void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has);
 /// The step of recorded_sweep at tensor record i (defined with the tensors): runs its rule
 /// recorded; gradients it gives to scalar records are added into adj/has as Vars.
 void recorded_node_step(Tape& tape, std::uint32_t i, std::vector<Var>& adj, std::vector<char>& has);
