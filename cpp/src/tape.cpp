@@ -199,8 +199,9 @@ void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, s
         break;
       case Op::Node:
         sweep_node(i);  // out of line: the scalar cases keep their registers
-        // A recorded sweep (create_graph) appends records while it runs: the arenas may
-        // have moved. (It appends after `from`, so the loop never visits what it adds.)
+        // A node's rule may append records (recorded sweeps run in detail::recorded_sweep,
+        // but a rule is free to record): the arenas may have moved. (Anything appended lies
+        // after `from`, so the loop never visits it.)
         v = values_;
         c = constants_;
         rec = records_;
