@@ -28,7 +28,7 @@ $py -m pip install -q ".[test]" "cmake>=3.18" ninja ruff mypy
 export PATH="$root/build/test-venv/bin:$PATH"
 
 echo "== lint (ruff) and types (mypy --strict on the package)"
-ruff check python tests bench
+ruff check python tests bench scripts
 mypy
 
 echo "== pytest"

@@ -7,6 +7,23 @@ from typing import Callable
 
 import pytest
 
+import tapegrad as tg
+
+#: The op table's rows by name (tg.op_table: name, arity, reads, domain).
+OPS = {row.name: row for row in tg.op_table}
+
+
+def op_domain(name: str, k: int = 0) -> tuple[float, float]:
+    """Where operand k of op `name` is sampled: its domain in the op table (ops.def)."""
+    return OPS[name].domain[k]
+
+
+def any_operand_domain(name: str) -> tuple[float, float]:
+    """An interval inside the domain of every operand of op `name`: for a value that a test
+    passes as either operand (``op(x, c) + op(c, x)``)."""
+    row = OPS[name]
+    return max(lo for lo, _ in row.domain), min(hi for _, hi in row.domain)
+
 
 def fd_step(x: float) -> float:
     """The finite-difference step at x: relative to x, absolute at 0."""

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from conftest import OPS, any_operand_domain, op_domain
 
-DOMAINS = {"log": (0.3, 2.0), "sqrt": (0.3, 2.0), "log1p": (-0.5, 1.0), "asin": (-0.7, 0.7), "acos": (-0.7, 0.7),
-           "pow": (0.4, 1.5)}
-_OPS = [n for n, _ in tg.op_table]
+_OPS = list(OPS)
 
 Fn = Callable[[Sequence[tg.Tensor]], tg.Tensor]
 # torch.func's first use imports torch.jit, which warns that it is deprecated.
@@ -70,13 +69,15 @@ def _check(f: Fn, xs: List[np.ndarray], seed: int = 0) -> None:
 @pytest.mark.parametrize("name", _OPS)
 def test_tangents_of_every_op(name: str) -> None:
     rng = np.random.default_rng(zlib.crc32(name.encode()))
-    lo, hi = DOMAINS.get(name, (-1.5, 1.5))
     op = getattr(tg, name)
-    if dict(tg.op_table)[name] == 1:
-        _check(lambda t: op(t[0]), [rng.uniform(lo, hi, size=(2, 3))])
+    if OPS[name].arity == 1:
+        _check(lambda t: op(t[0]), [rng.uniform(*op_domain(name), size=(2, 3))])
     else:
-        _check(lambda t: op(t[0], t[1]), [rng.uniform(lo, hi, size=(2, 3)), rng.uniform(0.5, 1.5, size=(3,))])
-        _check(lambda t: op(t[0], 1.3) + op(0.7, t[0]), [rng.uniform(0.4, 1.5, size=(4,))])
+        _check(lambda t: op(t[0], t[1]), [rng.uniform(*op_domain(name, 0), size=(2, 3)),
+                                          rng.uniform(*op_domain(name, 1), size=(3,))])
+        lo, hi = any_operand_domain(name)
+        c1, c2 = lo + 0.8 * (hi - lo), lo + 0.6 * (hi - lo)
+        _check(lambda t: op(t[0], c1) + op(c2, t[0]), [rng.uniform(lo, hi, size=(4,))])
 
 
 IDX = np.array([[0, 5], [2, 2]])

@@ -723,8 +723,8 @@ FUZZ_WORKER = textwrap.dedent(r"""
     rng = np.random.default_rng(seed)
     SHAPES = [(), (0,), (1,), (3,), (2, 3), (3, 2), (0, 3), (3, 0), (1, 3), (2, 1, 3), (2, 0, 1), (4,), (1, 1)]
     DTYPES = [np.float64, np.float64, np.float32, np.int64, np.bool_]
-    UNARY = [n for n, a in tg.op_table if a == 1]
-    BINARY = [n for n, a in tg.op_table if a == 2]
+    UNARY = [r.name for r in tg.op_table if r.arity == 1]
+    BINARY = [r.name for r in tg.op_table if r.arity == 2]
     AXES = [None, 0, 1, -1, 2, -3, (0, 1), (1, 0), (0, 0), ()]
 
     def operand():

@@ -1,3 +1,4 @@
+// The arena tape: recording, the plain reverse sweep on doubles, roots, sinks and collect().
 #include "tapegrad/tape.hpp"
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
+
+#include "partials.hpp"
 
 namespace tapegrad {
 namespace {
@@ -179,57 +182,39 @@ void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, s
   // store to be forwarded to a load, which is what bounds this loop (about 1/3 faster).
   // The sum is the same, in the same order: record i is the last consumer of i - 1 swept.
   double carry = 0.0;
-#define TAPEGRAD_ADD(operand, contribution)  \
-  do {                                       \
-    const double c_ = (contribution);        \
-    if ((operand) + 1 == i)                  \
-      carry += c_;                           \
-    else                                     \
-      adj[operand] += c_;                    \
-  } while (0)
   for (std::uint32_t i = n; i-- > 0;) {
     const double g = adj[i] + carry;
     if (carry != 0.0) adj[i] = g;  // the whole adjoint, for adjoint() and root grads
     carry = 0.0;
     if (g == 0.0) continue;
     const Record r = rec[i];
-    switch (r.op) {
-      case Op::Leaf:
-        if (r.a != kNone && deliver && sinks[r.a]) *sinks[r.a] += g;
-        break;
-      case Op::Node:
-        sweep_node(i);  // out of line: the scalar cases keep their registers
-        // A node's rule may append records (recorded sweeps run in detail::recorded_sweep,
-        // but a rule is free to record): the arenas may have moved. (Anything appended lies
-        // after `from`, so the loop never visits it.)
-        v = values_;
-        c = constants_;
-        rec = records_;
-        sinks = sinks_.data();
-        break;
-#define TAPEGRAD_UNARY(Name, name, f, dx)                            \
-  case Op::Name:                                                     \
-    TAPEGRAD_ADD(r.a, g * table::d_##name(v[r.a], v[i]));           \
-    break;
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                             \
-  case Op::Name: {                                                         \
-    const double x = v[r.a], y = v[r.b], z = v[i];                         \
-    TAPEGRAD_ADD(r.a, g * table::d_##name##_x(x, y, z));                   \
-    TAPEGRAD_ADD(r.b, g * table::d_##name##_y(x, y, z));                   \
-    break;                                                                 \
-  }                                                                        \
-  case Op::Name##VC:                                                       \
-    TAPEGRAD_ADD(r.a, g * table::d_##name##_x(v[r.a], c[r.b], v[i]));      \
-    break;                                                                 \
-  case Op::Name##CV:                                                       \
-    TAPEGRAD_ADD(r.a, g * table::d_##name##_y(c[r.b], v[r.a], v[i]));      \
-    break;
-#include "tapegrad/ops.def"
-      case Op::Count_:
-        break;
+    carry = detail::fold_partials(
+        r, i, carry, [v](std::uint32_t j) TAPEGRAD_INLINE_LAMBDA { return v[j]; },
+        [c](std::uint32_t k) TAPEGRAD_INLINE_LAMBDA { return c[k]; },
+        [adj, i, g](double sum, int, std::uint32_t j, auto d) TAPEGRAD_INLINE_LAMBDA {
+          const double contribution = g * d();
+          if (j + 1 == i) return sum + contribution;
+          adj[j] += contribution;
+          return sum;
+        },
+        [&](double sum) TAPEGRAD_INLINE_LAMBDA {
+          if (r.op == Op::Leaf) {
+            if (r.a != kNone && deliver && sinks[r.a]) *sinks[r.a] += g;
+          } else if (r.op == Op::Node) {
+            sweep_node(i);  // out of line: the scalar cases keep their registers
+          }
+          return sum;
+        });
+    if (r.op == Op::Node) {
+      // A node's rule may append records (recorded sweeps run in detail::recorded_sweep, but
+      // a rule is free to record): the arenas may have moved. (Anything appended lies after
+      // `from`, so the loop never visits it.)
+      v = values_;
+      c = constants_;
+      rec = records_;
+      sinks = sinks_.data();
     }
   }
-#undef TAPEGRAD_ADD
 }
 
 void Tape::sweep_node(std::uint32_t i) {

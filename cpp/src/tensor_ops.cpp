@@ -97,37 +97,6 @@ Tensor weak_scalar(double c, DType like) {
   return t;
 }
 
-// --- the op table, per element ----------------------------------------------------------
-
-template <Op op>
-double fwd1(double x) {
-#define TAPEGRAD_UNARY(Name, name, f, d) if constexpr (op == Op::Name) return table::fwd_##name(x); else
-#include "tapegrad/ops.def"
-  return x;
-}
-template <Op op>
-double der1(double x, double z) {
-#define TAPEGRAD_UNARY(Name, name, f, d) if constexpr (op == Op::Name) return static_cast<double>(table::d_##name(x, z)); else
-#include "tapegrad/ops.def"
-  return 0.0;
-}
-template <Op op>
-double fwd2(double x, double y) {
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) if constexpr (op == Op::Name) return table::fwd_##name(x, y); else
-#include "tapegrad/ops.def"
-  return x;
-}
-template <Op op, int k>
-double der2(double x, double y, double z) {
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                          \
-  if constexpr (op == Op::Name) {                                                        \
-    if constexpr (k == 0) return static_cast<double>(table::d_##name##_x(x, y, z));      \
-    else return static_cast<double>(table::d_##name##_y(x, y, z));                       \
-  } else
-#include "tapegrad/ops.def"
-  return 0.0;
-}
-
 }  // namespace
 
 // The helpers of rules.hpp on tensors (found by argument-dependent lookup), so that the
@@ -152,45 +121,12 @@ Tensor pow_dy(const Tensor& x, const Tensor& y, const Tensor& z) {
 
 namespace {
 
-// The table's rules on tensors: g * d(x, z), recorded (a create_graph sweep).
-template <Op op>
-Tensor tensor_rule1(const Tensor& g, const Tensor& x, const Tensor& z) {
-#define TAPEGRAD_UNARY(Name, name, f, dx) if constexpr (op == Op::Name) return g * table::d_##name(x, z); else
-#include "tapegrad/ops.def"
-  return g;
-}
-template <Op op, int k>
-Tensor tensor_rule2(const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& z) {
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                   \
-  if constexpr (op == Op::Name) {                                                \
-    if constexpr (k == 0) return g * table::d_##name##_x(x, y, z);               \
-    else return g * table::d_##name##_y(x, y, z);                                \
-  } else
-#include "tapegrad/ops.def"
-  return g;
-}
-
-// Whether a rule's text (ops.def) mentions the variable `v` ('x', 'y' or 'z') as a name of
-// its own, so that a node saves only the values its rule reads: exp's rule is `z`, so
+// Which values a node keeps alive: only those its rule reads (ops.def's `reads`), so that
 // changing exp's input in place after recording is harmless (as in PyTorch).
-constexpr bool mentions(const char* rule, char v) {
-  auto ident = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; };
-  for (int i = 0; rule[i]; ++i)
-    if (rule[i] == v && (i == 0 || !ident(rule[i - 1])) && !ident(rule[i + 1])) return true;
-  return false;
-}
-static_assert(mentions("1.0 / x", 'x') && !mentions("exp(z)", 'x') && mentions("-z / y", 'z'));
-
 template <Op op>
 struct RuleUses {
-  static constexpr const char* text() {
-#define TAPEGRAD_UNARY(Name, name, f, dx) if constexpr (op == Op::Name) return #dx; else
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) if constexpr (op == Op::Name) return #dx " ; " #dy; else
-#include "tapegrad/ops.def"
-    return "x y z";
-  }
-  static constexpr bool inputs = mentions(text(), 'x') || mentions(text(), 'y');
-  static constexpr bool output = mentions(text(), 'z');
+  static constexpr bool inputs = (Rule<op>::reads & (reads::X | reads::Y)) != 0;
+  static constexpr bool output = (Rule<op>::reads & reads::Z) != 0;
 };
 
 template <Op op>
@@ -204,7 +140,7 @@ class UnaryNode final : public TNode {
   void vjp(const Tensor& g) override {
     if (grad_enabled()) {  // create_graph: the table's rule on tensors, recorded
       const Tensor z(out_);
-      give(0, tensor_rule1<op>(g, x_, z));
+      give(0, g * Rule<op>::dx(x_, z));
       return;
     }
     Tensor gx = empty_tensor(x_.shape(), x_.dtype());
@@ -214,11 +150,11 @@ class UnaryNode final : public TNode {
       const T* z = static_cast<const T*>(out_->data);
       const T* gp = g.data<T>();
       T* r = gx.data<T>();
-      for (std::int64_t i = 0; i < n; ++i) r[i] = static_cast<T>(gp[i] * der1<op>(x[i], z[i]));
+      for (std::int64_t i = 0; i < n; ++i) r[i] = static_cast<T>(gp[i] * Rule<op>::dx(static_cast<double>(x[i]), static_cast<double>(z[i])));
     });
     give(0, gx);
   }
-  Tensor jvp(const std::vector<Tensor>& t) override { return tensor_rule1<op>(t[0], x_, Tensor(out_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return t[0] * Rule<op>::dx(x_, Tensor(out_)); }
 
  private:
   Tensor x_;
@@ -233,7 +169,7 @@ Tensor unary(const Tensor& x0, const char* name) {
   TG_FLOAT_DISPATCH(x.dtype(), T, {
     const T* a = x.data<T>();
     T* r = z.data<T>();
-    for (std::int64_t i = 0; i < n; ++i) r[i] = static_cast<T>(fwd1<op>(a[i]));
+    for (std::int64_t i = 0; i < n; ++i) r[i] = static_cast<T>(Rule<op>::forward(static_cast<double>(a[i])));
   });
   if (!rec.on()) return z;
   return rec.record(std::make_unique<UnaryNode<op>>(x), z);
@@ -273,8 +209,8 @@ class BinaryNode final : public TNode {
       return;
     }
     if (grad_enabled()) {  // create_graph: the table's rules on tensors, recorded
-      if (needs(0)) give(0, detail::sum_to(tensor_rule2<op, 0>(g, x_, y_, z), x_.shape()));
-      if (needs(1)) give(1, detail::sum_to(tensor_rule2<op, 1>(g, x_, y_, z), y_.shape()));
+      if (needs(0)) give(0, detail::sum_to(g * Rule<op>::dx(x_, y_, z), x_.shape()));
+      if (needs(1)) give(1, detail::sum_to(g * Rule<op>::dy(x_, y_, z), y_.shape()));
       return;
     }
     TG_FLOAT_DISPATCH(z.dtype(), T, {
@@ -295,7 +231,7 @@ class BinaryNode final : public TNode {
           give(0, gx);
           if (needs(1)) {
             Tensor full = map4<T>(x_, y_, z, g, [](T x, T y, T zz, T gg) {
-              return static_cast<T>(gg * der2<op, 1>(x, y, zz));
+              return static_cast<T>(gg * Rule<op>::dy(static_cast<double>(x), static_cast<double>(y), static_cast<double>(zz)));
             });
             give(1, detail::sum_to(full, y_.shape()));
           }
@@ -304,13 +240,13 @@ class BinaryNode final : public TNode {
       }
       if (needs(0)) {
         Tensor full = map4<T>(x_, y_, z, g, [](T x, T y, T zz, T gg) {
-          return static_cast<T>(gg * der2<op, 0>(x, y, zz));
+          return static_cast<T>(gg * Rule<op>::dx(static_cast<double>(x), static_cast<double>(y), static_cast<double>(zz)));
         });
         give(0, detail::sum_to(full, x_.shape()));
       }
       if (needs(1)) {
         Tensor full = map4<T>(x_, y_, z, g, [](T x, T y, T zz, T gg) {
-          return static_cast<T>(gg * der2<op, 1>(x, y, zz));
+          return static_cast<T>(gg * Rule<op>::dy(static_cast<double>(x), static_cast<double>(y), static_cast<double>(zz)));
         });
         give(1, detail::sum_to(full, y_.shape()));
       }
@@ -323,14 +259,14 @@ class BinaryNode final : public TNode {
     if (t[0].defined()) {
       const Tensor tx = tangent_as_rank(t[0], r);
       if constexpr (op == Op::Add || op == Op::Sub) res = tx;
-      else res = tensor_rule2<op, 0>(tx, x_, y_, z);
+      else res = tx * Rule<op>::dx(x_, y_, z);
     }
     if (t[1].defined()) {
       const Tensor ty = tangent_as_rank(t[1], r);
       Tensor term;
       if constexpr (op == Op::Add) term = ty;
       else if constexpr (op == Op::Sub) term = neg(ty);
-      else term = tensor_rule2<op, 1>(ty, x_, y_, z);
+      else term = ty * Rule<op>::dy(x_, y_, z);
       res = res.defined() ? add(res, term) : term;
     }
     return res;
@@ -360,7 +296,9 @@ Tensor binary(const Tensor& x0, const Tensor& y0, const char* name) {
         done = true;
       }
     }
-    if (!done) map2<T, T>(x, y, z, [](T a, T b) { return static_cast<T>(fwd2<op>(a, b)); });
+    if (!done) map2<T, T>(x, y, z, [](T a, T b) {
+      return static_cast<T>(Rule<op>::forward(static_cast<double>(a), static_cast<double>(b)));
+    });
   });
   if (!rec.on()) return z;
   return rec.record(std::make_unique<BinaryNode<op>>(x, y), z);
@@ -378,9 +316,9 @@ Tensor compare(const Tensor& x, const Tensor& y, const char* name, Cmp cmp) {
 
 }  // namespace
 
-#define TAPEGRAD_UNARY(Name, name, f, dx) \
+#define TAPEGRAD_UNARY(Name, name, ...) \
   Tensor name(const Tensor& x) { return unary<Op::Name>(x, #name); }
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                              \
+#define TAPEGRAD_BINARY(Name, name, ...)                                                                    \
   Tensor name(const Tensor& x, const Tensor& y) { return binary<Op::Name>(x, y, #name); }                   \
   Tensor name(const Tensor& x, double y) { return binary<Op::Name>(x, weak_scalar(y, x.dtype()), #name); }  \
   Tensor name(double x, const Tensor& y) { return binary<Op::Name>(weak_scalar(x, y.dtype()), y, #name); }

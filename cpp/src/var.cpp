@@ -1,7 +1,10 @@
+// Var: recording on the tape, its slow paths and errors, and the scalar sweeps (recorded
+// reverse, tangent on doubles and recorded tangent) with their front ends grad and jvp.
 #include "tapegrad/var.hpp"
 
 #include <optional>
 
+#include "partials.hpp"
 #include "tapegrad/tensor.hpp"
 
 #include <algorithm>
@@ -125,6 +128,7 @@ void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::
   if (!deliver_sinks) capture.emplace();
   const std::uint32_t gen = tape.generation();
   auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
+  auto constant = [&](std::uint32_t k) { return tape.constant(k); };
   auto give = [&](std::uint32_t j, const Var& c) {
     if (has[j]) {
       adj[j] = adj[j] + c;
@@ -142,33 +146,12 @@ void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::
       }
       if (!has[i]) continue;
       const Var g = adj[i];
-      switch (r.op) {
-        case Op::Leaf:
-          if (deliver_sinks && r.a != Tape::kNone)
-            if (double* sink = tape.sink_target(r.a)) *sink += g.value();
-          break;
-        case Op::Node:
-        case Op::Count_:
-          break;
-#define TAPEGRAD_UNARY(Name, name, f, dx)                          \
-  case Op::Name:                                                   \
-    give(r.a, scaled(g, table::d_##name(at(r.a), at(i))));         \
-    break;
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                            \
-  case Op::Name: {                                                                        \
-    const Var x = at(r.a), y = at(r.b), z = at(i);                                        \
-    give(r.a, scaled(g, table::d_##name##_x(x, y, z)));                                   \
-    give(r.b, scaled(g, table::d_##name##_y(x, y, z)));                                   \
-    break;                                                                                \
-  }                                                                                       \
-  case Op::Name##VC:                                                                      \
-    give(r.a, scaled(g, table::d_##name##_x(at(r.a), tape.constant(r.b), at(i))));        \
-    break;                                                                                \
-  case Op::Name##CV:                                                                      \
-    give(r.a, scaled(g, table::d_##name##_y(tape.constant(r.b), at(r.a), at(i))));        \
-    break;
-#include "tapegrad/ops.def"
+      if (r.op == Op::Leaf) {
+        if (deliver_sinks && r.a != Tape::kNone)
+          if (double* sink = tape.sink_target(r.a)) *sink += g.value();
+        continue;
       }
+      for_each_partial(r, i, at, constant, [&](int, std::uint32_t j, auto d) { give(j, scaled(g, d())); });
     }
   } catch (...) {
     // Leave no gradient behind in the tensor records this sweep did not reach.
@@ -218,24 +201,11 @@ std::vector<T> scalar_jvp(const std::vector<Var>& ys, const std::vector<Var>& xs
 
 namespace detail {
 void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db) {
-  const Record& r = tape.record(i);
-  const double z = tape.value(i);
   da = db = 0.0;
-  switch (r.op) {
-#define TAPEGRAD_UNARY(Name, name, f, dx) \
-  case Op::Name: da = table::d_##name(tape.value(r.a), z); break;
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                    \
-  case Op::Name: {                                                                                \
-    const double x = tape.value(r.a), y = tape.value(r.b);                                        \
-    da = table::d_##name##_x(x, y, z);                                                            \
-    db = table::d_##name##_y(x, y, z);                                                            \
-    break;                                                                                        \
-  }                                                                                               \
-  case Op::Name##VC: da = table::d_##name##_x(tape.value(r.a), tape.constant(r.b), z); break;     \
-  case Op::Name##CV: da = table::d_##name##_y(tape.constant(r.b), tape.value(r.a), z); break;
-#include "tapegrad/ops.def"
-    default: break;
-  }
+  for_each_partial(
+      tape.record(i), i, [&](std::uint32_t j) { return tape.value(j); },
+      [&](std::uint32_t k) { return tape.constant(k); },
+      [&](int slot, std::uint32_t, auto d) { (slot == 0 ? da : db) = static_cast<double>(d()); });
 }
 
 namespace {
@@ -245,25 +215,12 @@ inline Var as_var(const Var& v) { return v; }
 
 void scalar_partials_recorded(Tape& tape, std::uint32_t i, Var& da, Var& db) {
   ScopedTape scope(tape);  // the rules record on this tape
-  const Record r = tape.record(i);
   const std::uint32_t gen = tape.generation();
-  auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
   da = db = Var();
-  switch (r.op) {
-#define TAPEGRAD_UNARY(Name, name, f, dx) \
-  case Op::Name: da = as_var(table::d_##name(at(r.a), at(i))); break;
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
-  case Op::Name: {                                                                                      \
-    const Var x = at(r.a), y = at(r.b), z = at(i);                                                      \
-    da = as_var(table::d_##name##_x(x, y, z));                                                          \
-    db = as_var(table::d_##name##_y(x, y, z));                                                          \
-    break;                                                                                              \
-  }                                                                                                     \
-  case Op::Name##VC: da = as_var(table::d_##name##_x(at(r.a), tape.constant(r.b), at(i))); break;       \
-  case Op::Name##CV: da = as_var(table::d_##name##_y(tape.constant(r.b), at(r.a), at(i))); break;
-#include "tapegrad/ops.def"
-    default: break;
-  }
+  for_each_partial(
+      tape.record(i), i, [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); },
+      [&](std::uint32_t k) { return tape.constant(k); },
+      [&](int slot, std::uint32_t, auto d) { (slot == 0 ? da : db) = as_var(d()); });
 }
 
 std::vector<double> scalar_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
@@ -321,6 +278,7 @@ std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::
       has[rec - from] = seeded[rec - from] = 1;
     }
   auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
+  auto constant = [&](std::uint32_t k) { return tape.constant(k); };
   auto in = [&](std::uint32_t j) -> const Var* { return j >= from && j <= to && has[j - from] ? &t[j - from] : nullptr; };
   auto set = [&](std::uint32_t i, const Var& v) {
     t[i - from] = v;
@@ -329,34 +287,17 @@ std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::
   for (std::uint32_t i = from; i <= to; ++i) {
     if (seeded[i - from]) continue;
     const Record r = tape.record(i);  // a copy: the rules append records
-    switch (r.op) {
-      case Op::Leaf:
-      case Op::Node:  // (tensor records never lead back to a scalar one)
-      case Op::Count_:
-        break;
-#define TAPEGRAD_UNARY(Name, name, f, dx)                                         \
-  case Op::Name:                                                                  \
-    if (const Var* ta = in(r.a)) set(i, scaled(*ta, table::d_##name(at(r.a), at(i)))); \
-    break;
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                        \
-  case Op::Name: {                                                                                    \
-    const Var *ta = in(r.a), *tb = in(r.b);                                                           \
-    if (!ta && !tb) break;                                                                            \
-    const Var x = at(r.a), y = at(r.b), z = at(i);                                                    \
-    if (ta && tb)                                                                                     \
-      set(i, scaled(*ta, table::d_##name##_x(x, y, z)) + scaled(*tb, table::d_##name##_y(x, y, z)));  \
-    else                                                                                              \
-      set(i, ta ? scaled(*ta, table::d_##name##_x(x, y, z)) : scaled(*tb, table::d_##name##_y(x, y, z))); \
-    break;                                                                                            \
-  }                                                                                                   \
-  case Op::Name##VC:                                                                                  \
-    if (const Var* ta = in(r.a)) set(i, scaled(*ta, table::d_##name##_x(at(r.a), tape.constant(r.b), at(i)))); \
-    break;                                                                                            \
-  case Op::Name##CV:                                                                                  \
-    if (const Var* ta = in(r.a)) set(i, scaled(*ta, table::d_##name##_y(tape.constant(r.b), at(r.a), at(i)))); \
-    break;
-#include "tapegrad/ops.def"
-    }
+    // (Leaf and Node records have no rule: tensor records never lead back to a scalar one.)
+    Var sum;
+    bool any = false;
+    for_each_partial(r, i, at, constant, [&](int, std::uint32_t j, auto d) {
+      if (const Var* tj = in(j)) {
+        const Var term = scaled(*tj, d());
+        sum = any ? sum + term : term;
+        any = true;
+      }
+    });
+    if (any) set(i, sum);
   }
   for (std::size_t o = 0; o < outs.size(); ++o)
     if (const Var* v = in(outs[o])) result[o] = *v;

@@ -27,28 +27,52 @@ struct Case {
   std::vector<Tensor> xs;  ///< where to differentiate (smooth points: no ties, no kinks)
 };
 
-/// Every elementwise op of the table on (2, 3) (binary ones against (3,), and with a double).
+/// The public function of op `op` (tapegrad::exp, ...) on any arguments (Var, Tensor, Dual,
+/// double), found by argument-dependent lookup: `call_op<Op::Exp>(x)`.
+template <Op op>
+struct OpFunction;
+#define TAPEGRAD_UNARY(Name, name, ...)                                                    \
+  template <>                                                                              \
+  struct OpFunction<Op::Name> {                                                            \
+    template <class... A>                                                                  \
+    static auto call(const A&... a) {                                                      \
+      using tapegrad::name;                                                                \
+      return name(a...);                                                                   \
+    }                                                                                      \
+  };
+#define TAPEGRAD_BINARY(Name, name, ...) TAPEGRAD_UNARY(Name, name)
+#include "tapegrad/ops.def"
+template <Op op, class... A>
+auto call_op(const A&... a) {
+  return OpFunction<op>::call(a...);
+}
+
+/// A point of an interval (at fraction t from its low end).
+inline double point_in(const Interval& d, double t) { return d.lo + t * (d.hi - d.lo); }
+inline Tensor random_tensor(const Shape& shape, std::mt19937& rng, const Interval& d) {
+  return random_tensor(shape, rng, d.lo, d.hi);
+}
+
+/// Every elementwise op of the table on (2, 3) (binary ones against (3,), and with a double),
+/// sampled in the op's domain (ops.def).
 inline std::vector<Case> elementwise_cases(std::mt19937& rng) {
   std::vector<Case> cases;
-#define TAPEGRAD_UNARY(Name, name, f, dx)                                                           \
-  {                                                                                                  \
-    const bool positive = std::string(#name) == "log" || std::string(#name) == "sqrt";               \
-    const bool unit = std::string(#name) == "asin" || std::string(#name) == "acos" ||                \
-                      std::string(#name) == "log1p";                                                 \
-    const double lo = positive ? 0.3 : (unit ? -0.7 : -1.5), hi = unit ? 0.7 : 1.5;                  \
-    cases.push_back({#name, [](const std::vector<Tensor>& v) { return tapegrad::name(v[0]); },       \
-                     {random_tensor({2, 3}, rng, lo, hi)}});                                         \
-  }
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
-  {                                                                                                      \
-    const double lo = std::string(#name) == "pow" ? 0.4 : -1.5;                                          \
-    cases.push_back({#name " (2,3) x (3,)",                                                              \
-                     [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },           \
-                     {random_tensor({2, 3}, rng, lo, 1.5), random_tensor({3}, rng, 0.5, 1.5)}});         \
-    cases.push_back({#name " with a double", [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], 1.7); }, \
-                     {random_tensor({3}, rng, 0.4, 1.5)}});                                              \
-  }
-#include "tapegrad/ops.def"
+  for_each_rule([&](auto rule) {
+    using R = decltype(rule);
+    const Interval dx = R::domain[0];
+    if constexpr (R::arity == 1) {
+      cases.push_back({R::name, [](const std::vector<Tensor>& v) { return call_op<R::op>(v[0]); },
+                       {random_tensor({2, 3}, rng, dx)}});
+    } else {
+      const double c = point_in(R::domain[1], 0.8);
+      cases.push_back({std::string(R::name) + " (2,3) x (3,)",
+                       [](const std::vector<Tensor>& v) { return call_op<R::op>(v[0], v[1]); },
+                       {random_tensor({2, 3}, rng, dx), random_tensor({3}, rng, R::domain[1])}});
+      cases.push_back({std::string(R::name) + " with a double",
+                       [c](const std::vector<Tensor>& v) { return call_op<R::op>(v[0], c); },
+                       {random_tensor({3}, rng, dx)}});
+    }
+  });
   return cases;
 }
 

@@ -27,15 +27,18 @@ struct Binary {
 
 const std::map<std::string, Unary>& unary_ops() {
   static const std::map<std::string, Unary> m = {
-#define TAPEGRAD_UNARY(Name, name, f, dx) {#name, {&tapegrad::name, &table::fwd_##name}},
+#define TAPEGRAD_UNARY(Name, name, ...) \
+  {#name, {&tapegrad::name, [](double x) { return Rule<Op::Name>::forward(x); }}},
 #include "tapegrad/ops.def"
   };
   return m;
 }
 const std::map<std::string, Binary>& binary_ops() {
   static const std::map<std::string, Binary> m = {
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
-  {#name, {&tapegrad::name, &tapegrad::name, &tapegrad::name, &table::fwd_##name}},
+#define TAPEGRAD_BINARY(Name, name, ...)                                            \
+  {#name,                                                                            \
+   {&tapegrad::name, &tapegrad::name, &tapegrad::name,                              \
+    [](double x, double y) { return Rule<Op::Name>::forward(x, y); }}},
 #include "tapegrad/ops.def"
   };
   return m;
@@ -184,4 +187,60 @@ TEST_CASE("NaN and infinity propagate as IEEE says") {
   Var inf = INFINITY;
   CHECK(std::isinf(exp(inf).value()));
   CHECK(exp(-inf).value() == 0.0);
+}
+
+TEST_CASE("each rule reads only what its row declares (ops.def's reads column)") {
+  // A value the rule does not declare may be anything: NaN in its place changes nothing. (A
+  // tensor node keeps only the declared values alive, so an undeclared read would be wrong.)
+  const double nan = std::nan("");
+  auto same = [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); };
+  for_each_rule([&](auto rule) {
+    using R = decltype(rule);
+    INFO(R::name);
+    const double x = R::domain[0].lo + 0.4 * (R::domain[0].hi - R::domain[0].lo);
+    const bool rx = R::reads & reads::X, rz = R::reads & reads::Z;
+    if constexpr (R::arity == 1) {
+      const double z = R::forward(x);
+      const double d = R::dx(x, z);
+      CHECK(std::isfinite(d));
+      if (!rx) CHECK(same(R::dx(nan, z), d));
+      if (!rz) CHECK(same(R::dx(x, nan), d));
+    } else {
+      const bool ry = R::reads & reads::Y;
+      const double y = R::domain[1].lo + 0.7 * (R::domain[1].hi - R::domain[1].lo);
+      const double z = R::forward(x, y);
+      const double dx = R::dx(x, y, z), dy = R::dy(x, y, z);
+      CHECK(std::isfinite(dx));
+      CHECK(std::isfinite(dy));
+      if (!rx) CHECK((same(R::dx(nan, y, z), dx) && same(R::dy(nan, y, z), dy)));
+      if (!ry) CHECK((same(R::dx(x, nan, z), dx) && same(R::dy(x, nan, z), dy)));
+      if (!rz) CHECK((same(R::dx(x, y, nan), dx) && same(R::dy(x, y, nan), dy)));
+    }
+  });
+}
+
+TEST_CASE("each rule's declared reads are needed: NaN in a declared slot shows") {
+  // The converse, where the value matters at the domain point: a declaration is not wider than
+  // the rule (a node would keep memory alive for nothing). Piecewise-constant rules (relu's
+  // step, abs's sign, min/max's tie split) read their operand only for its sign or order.
+  const double nan = std::nan("");
+  for_each_rule([&](auto rule) {
+    using R = decltype(rule);
+    INFO(R::name);
+    const double x = R::domain[0].lo + 0.4 * (R::domain[0].hi - R::domain[0].lo);
+    if constexpr (R::arity == 1) {
+      const double z = R::forward(x);
+      if (R::reads & reads::Z) CHECK(std::isnan(static_cast<double>(R::dx(x, nan))));
+      if ((R::reads & reads::X) && std::string(R::name) != "relu")
+        CHECK(std::isnan(static_cast<double>(R::dx(nan, z))));
+    } else {
+      const double y = R::domain[1].lo + 0.7 * (R::domain[1].hi - R::domain[1].lo);
+      const double z = R::forward(x, y);
+      auto any_nan = [](double a, double b) { return std::isnan(a) || std::isnan(b); };
+      const bool piecewise = std::string(R::name) == "min" || std::string(R::name) == "max";
+      if (R::reads & reads::Z) CHECK(any_nan(R::dx(x, y, nan), R::dy(x, y, nan)));
+      if ((R::reads & reads::X) && !piecewise) CHECK(any_nan(R::dx(nan, y, z), R::dy(nan, y, z)));
+      if ((R::reads & reads::Y) && !piecewise) CHECK(any_nan(R::dx(x, nan, z), R::dy(x, nan, z)));
+    }
+  });
 }

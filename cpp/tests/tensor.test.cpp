@@ -16,6 +16,8 @@ using namespace tapegrad;
 namespace {
 
 using testing::Fn;
+using testing::call_op;
+using testing::point_in;
 using testing::random_tensor;
 
 // The loss sum(w * f(xs)) with fixed random weights w, as a double (no recording).
@@ -73,32 +75,26 @@ TEST_CASE("the example: x*x*3 + 2 at 2 has gradient 12") {
 
 TEST_CASE("every elementwise op of the table, with broadcasting") {
   std::mt19937 rng(1);
-#define TAPEGRAD_UNARY(Name, name, f, dx)                                                              \
-  {                                                                                                     \
-    const bool positive = std::string(#name) == "log" || std::string(#name) == "sqrt";                  \
-    const bool unit = std::string(#name) == "asin" || std::string(#name) == "acos" ||                   \
-                      std::string(#name) == "log1p";                                                    \
-    const double lo = positive ? 0.2 : (unit ? -0.8 : -1.5), hi = unit ? 0.8 : 1.5;                     \
-    check_gradients(#name, [](const std::vector<Tensor>& v) { return tapegrad::name(v[0]); },          \
-                    {random_tensor({2, 3}, rng, lo, hi)});                                              \
-  }
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                          \
-  {                                                                                                      \
-    const double lo = std::string(#name) == "pow" ? 0.3 : -1.5;                                          \
-    check_gradients(#name " (2,3) x (3,)",                                                               \
-                    [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },            \
-                    {random_tensor({2, 3}, rng, lo, 1.5), random_tensor({3}, rng, 0.4, 1.5)});          \
-    check_gradients(#name " (4,1) x (1,2)",                                                              \
-                    [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], v[1]); },            \
-                    {random_tensor({4, 1}, rng, 0.3, 1.5), random_tensor({1, 2}, rng, 0.4, 1.5)});      \
-    check_gradients(#name " with a double",                                                              \
-                    [](const std::vector<Tensor>& v) { return tapegrad::name(v[0], 0.7); },             \
-                    {random_tensor({3}, rng, 0.3, 1.5)});                                                \
-    check_gradients(#name " double first",                                                               \
-                    [](const std::vector<Tensor>& v) { return tapegrad::name(1.3, v[0]); },             \
-                    {random_tensor({3}, rng, 0.3, 1.5)});                                                \
-  }
-#include "tapegrad/ops.def"
+  using V = std::vector<Tensor>;
+  for_each_rule([&](auto rule) {  // each operand sampled in the op's domain (ops.def)
+    using R = decltype(rule);
+    const Interval dx = R::domain[0];
+    if constexpr (R::arity == 1) {
+      check_gradients(R::name, [](const V& v) { return call_op<R::op>(v[0]); }, {random_tensor({2, 3}, rng, dx)});
+    } else {
+      const Interval dy = R::domain[1];
+      const std::string name = R::name;
+      check_gradients(name + " (2,3) x (3,)", [](const V& v) { return call_op<R::op>(v[0], v[1]); },
+                      {random_tensor({2, 3}, rng, dx), random_tensor({3}, rng, dy)});
+      check_gradients(name + " (4,1) x (1,2)", [](const V& v) { return call_op<R::op>(v[0], v[1]); },
+                      {random_tensor({4, 1}, rng, dx), random_tensor({1, 2}, rng, dy)});
+      const double cy = point_in(dy, 0.8), cx = point_in(dx, 0.8);
+      check_gradients(name + " with a double", [cy](const V& v) { return call_op<R::op>(v[0], cy); },
+                      {random_tensor({3}, rng, dx)});
+      check_gradients(name + " double first", [cx](const V& v) { return call_op<R::op>(cx, v[0]); },
+                      {random_tensor({3}, rng, dy)});
+    }
+  });
 }
 
 TEST_CASE("reductions over all axes, some axes, keepdims") {

@@ -1,6 +1,8 @@
 // The module tapegrad._core: it only registers the types and functions.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "core.hpp"
 
 namespace py = pybind11;
@@ -16,11 +18,19 @@ PYBIND11_MODULE(_core, m) {
   if (tgpy::register_var(m.ptr()) < 0) throw py::error_already_set();
   tgpy::register_tensor(m);
 
-  // The op table, for tests and introspection: (name, arity) of each primitive.
+  // The op table, for tests and introspection: (name, arity, the values its rule reads as a
+  // string of x, y, z, and the domain of each operand as (lo, hi)) for each primitive.
   py::list ops;
-#define TAPEGRAD_UNARY(Name, name, f, d) ops.append(py::make_tuple(#name, 1));
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) ops.append(py::make_tuple(#name, 2));
-#include "tapegrad/ops.def"
+  tapegrad::for_each_rule([&](auto rule) {
+    using R = decltype(rule);
+    std::string reads;
+    if (R::reads & tapegrad::reads::X) reads += 'x';
+    if (R::reads & tapegrad::reads::Y) reads += 'y';
+    if (R::reads & tapegrad::reads::Z) reads += 'z';
+    py::list domain;
+    for (const tapegrad::Interval& d : R::domain) domain.append(py::make_tuple(d.lo, d.hi));
+    ops.append(py::make_tuple(R::name, R::arity, reads, py::tuple(domain)));
+  });
   m.attr("op_table") = ops;
   m.attr("__version__") = tapegrad::version;
 }

@@ -578,14 +578,14 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   cls.def("__abs__", [](py::handle a) { return unary_call(a, [](const Tensor& x) { return tapegrad::abs(x); }); });
 
   // Every op of the table: a method and a function of tensor_ops.
-#define TAPEGRAD_UNARY(Name, name, f, dx)                                                          \
+#define TAPEGRAD_UNARY(Name, name, ...)                                                           \
   cls.def(#name, [](py::handle a) {                                                                 \
     return unary_call(a, [](const Tensor& x) { return tapegrad::name(x); });                        \
   });                                                                                                \
   ops.def(#name, [](py::handle a) {                                                                 \
     return unary_call(a, [](const Tensor& x) { return tapegrad::name(x); });                        \
   });
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                      \
+#define TAPEGRAD_BINARY(Name, name, ...)                                                            \
   cls.def(#name, [](py::handle a, py::handle b) {                                                    \
     return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::name(x, y); }); \
   });                                                                                                 \

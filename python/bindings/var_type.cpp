@@ -235,21 +235,8 @@ inline bool needs_grad(const VarObject* v) { return v && (v->flags & kRequiresGr
 // --- the ops -----------------------------------------------------------------------------
 
 template <Op op>
-double forward1(double x) {
-#define TAPEGRAD_UNARY(Name, name, f, d) if constexpr (op == Op::Name) return tapegrad::table::fwd_##name(x); else
-#include "tapegrad/ops.def"
-  return x;
-}
-template <Op op>
-double forward2(double x, double y) {
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) if constexpr (op == Op::Name) return tapegrad::table::fwd_##name(x, y); else
-#include "tapegrad/ops.def"
-  return x + y;
-}
-
-template <Op op>
 PyObject* unary(VarObject* a) {
-  const double z = forward1<op>(a->data);
+  const double z = tapegrad::Rule<op>::forward(a->data);
   if (!needs_grad(a)) return reinterpret_cast<PyObject*>(alloc_var(z, kLeaf));
   return guarded([&] {
     ActiveTape t = op_tape(a, nullptr);
@@ -276,7 +263,7 @@ PyObject* binary(PyObject* a, PyObject* b) {
     if (r < 0) return nullptr;
     Py_RETURN_NOTIMPLEMENTED;
   }
-  const double z = forward2<op>(x, y);
+  const double z = tapegrad::Rule<op>::forward(x, y);
   const bool ga = needs_grad(va), gb = needs_grad(vb);
   if (!ga && !gb) return reinterpret_cast<PyObject*>(alloc_var(z, kLeaf));
   return guarded([&] {
@@ -339,7 +326,7 @@ PyObject* unary_function(PyObject*, PyObject* x) {
   const int r = as_double(x, &v);
   if (r < 0) return nullptr;
   if (r == 0) return tensor_function(&x, 1, tapegrad::op_info(op).name);
-  return PyFloat_FromDouble(forward1<op>(v));
+  return PyFloat_FromDouble(tapegrad::Rule<op>::forward(v));
 }
 
 template <Op op>
@@ -356,7 +343,7 @@ PyObject* binary_function(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
       if (r < 0) return nullptr;
       if (r == 0) return tensor_function(args, 2, name);
     }
-    return PyFloat_FromDouble(forward2<op>(x, y));
+    return PyFloat_FromDouble(tapegrad::Rule<op>::forward(x, y));
   }
   PyObject* out = binary<op>(args[0], args[1]);
   if (out == Py_NotImplemented) {
@@ -688,9 +675,9 @@ PyObject* var_format(PyObject* self, PyObject* spec) {
 
 #define TAPEGRAD_METHOD_DOC(name) "The op `" #name "` of tapegrad's op table."
 PyMethodDef var_methods[] = {
-#define TAPEGRAD_UNARY(Name, name, f, d) \
+#define TAPEGRAD_UNARY(Name, name, ...) \
   {#name, unary_method<Op::Name>, METH_NOARGS, TAPEGRAD_METHOD_DOC(name)},
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
+#define TAPEGRAD_BINARY(Name, name, ...) \
   {#name, binary_method<Op::Name>, METH_O, TAPEGRAD_METHOD_DOC(name)},
 #include "tapegrad/ops.def"
     {"backward", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(var_backward)),
@@ -1009,9 +996,9 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
 PyMethodDef module_functions[] = {
     {"_var_grad", var_grad_function, METH_VARARGS, "tapegrad.autograd.grad for Vars."},
     {"_var_jvp", var_jvp_function, METH_VARARGS, "tapegrad.autograd.jvp for Vars."},
-#define TAPEGRAD_UNARY(Name, name, f, d) \
+#define TAPEGRAD_UNARY(Name, name, ...) \
   {#name, unary_function<Op::Name>, METH_O, TAPEGRAD_METHOD_DOC(name) " Takes a Var or a real number."},
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                        \
+#define TAPEGRAD_BINARY(Name, name, ...)                                                              \
   {#name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(binary_function<Op::Name>)), \
    METH_FASTCALL, TAPEGRAD_METHOD_DOC(name) " Takes Vars or real numbers."},
 #include "tapegrad/ops.def"

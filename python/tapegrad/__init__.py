@@ -12,9 +12,11 @@ numbers and arrays.
 from __future__ import annotations
 
 import os as _os
+from typing import NamedTuple as _NamedTuple
+from typing import Tuple as _Tuple
 
 from . import _core
-from ._core import Tape, Tensor, Var, active_tape, gemm_backend, op_table
+from ._core import Tape, Tensor, Var, active_tape, gemm_backend
 
 __version__: str = _core.__version__
 
@@ -38,9 +40,23 @@ _load_blas()
 
 Value = Var
 
+
+
+class OpRow(_NamedTuple):
+    """One row of tapegrad's op table (``cpp/include/tapegrad/ops.def``)."""
+
+    name: str  #: the function and method name
+    arity: int  #: 1 or 2
+    reads: str  #: which of the operands x, y and the result z its derivative rule reads
+    domain: _Tuple[_Tuple[float, float], ...]  #: (lo, hi) per operand: where it is smooth and well conditioned
+
+
+#: Every primitive of the op table, in table order (unary ones first).
+op_table: _Tuple[OpRow, ...] = tuple(OpRow(*row) for row in _core.op_table)
+
 # One function per op of the table: neg, exp, log, ..., add, sub, mul, div, pow, atan2, min, max.
-for _name, _arity in op_table:
-    globals()[_name] = getattr(_core, _name)
+for _row in op_table:
+    globals()[_row.name] = getattr(_core, _row.name)
 
 from . import autograd, functional, nn  # noqa: E402
 from ._tensor import (  # noqa: E402
@@ -104,9 +120,10 @@ def get_include() -> str:
 
 
 __all__ = [
-    "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "nn", "autograd", "functional", "get_cmake_dir",
-    "get_include", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian", "hvp",
-    "gemm_backend", *[name for name, _ in op_table],
+    "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "OpRow", "nn", "autograd", "functional",
+    "get_cmake_dir", "get_include", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian",
+    "hvp",
+    "gemm_backend", *[row.name for row in op_table],
     "amax", "amin", "arange", "bool_", "broadcast_to", "clip", "concatenate", "dot", "enable_grad",
     "expand_dims", "eye", "float32", "float64", "from_numpy", "full", "full_like", "int64", "is_grad_enabled",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones",

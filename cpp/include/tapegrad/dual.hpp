@@ -114,53 +114,35 @@ TAPEGRAD_DUAL_COMPARE(!=)
 #undef TAPEGRAD_DUAL_COMPARE
 
 // --- the op table ---------------------------------------------------------------------------
-namespace detail {
-// The forward formula of each op on any number type: ops.def's expression, with its
-// functions found by argument-dependent lookup (the table's functions on Var and Dual) or in
-// rules (on double).
-#define TAPEGRAD_UNARY(Name, name, f, dx)  \
-  template <class X>                       \
-  auto dual_fwd_##name(const X& x) {       \
-    using namespace ::tapegrad::rules;     \
-    return X(f);                           \
-  }
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
-  template <class X>                           \
-  auto dual_fwd_##name(const X& x, const X& y) { \
-    using namespace ::tapegrad::rules;         \
-    return X(f);                               \
-  }
-#include "tapegrad/ops.def"
-}  // namespace detail
-
-// f(x) on duals: value by the forward formula, tangent = f'(x) * dx (the table's rule).
-#define TAPEGRAD_UNARY(Name, name, f, dx)                           \
+// f(x) on duals: value by the row's forward formula (on T: the table's functions on Var and
+// Dual are found by argument-dependent lookup), tangent = f'(x) * dx by the row's rule.
+#define TAPEGRAD_UNARY(Name, name, ...)                             \
   template <class T>                                                \
   Dual<T> name(const Dual<T>& x) {                                  \
-    T z = detail::dual_fwd_##name(x.v);                             \
-    T t = table::d_##name(x.v, z) * x.d;                            \
+    T z = Rule<Op::Name>::forward(x.v);                             \
+    T t = Rule<Op::Name>::dx(x.v, z) * x.d;                         \
     return Dual<T>(std::move(z), std::move(t));                     \
   }
 // f(x, y): tangent = df/dx * dx + df/dy * dy; a plain number on either side has no tangent.
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                               \
+#define TAPEGRAD_BINARY(Name, name, ...)                                                     \
   template <class T>                                                                         \
   Dual<T> name(const Dual<T>& x, const Dual<T>& y) {                                         \
-    T z = detail::dual_fwd_##name(x.v, y.v);                                                 \
-    T t = table::d_##name##_x(x.v, y.v, z) * x.d + table::d_##name##_y(x.v, y.v, z) * y.d;       \
+    T z = Rule<Op::Name>::forward(x.v, y.v);                                                 \
+    T t = Rule<Op::Name>::dx(x.v, y.v, z) * x.d + Rule<Op::Name>::dy(x.v, y.v, z) * y.d;     \
     return Dual<T>(std::move(z), std::move(t));                                              \
   }                                                                                          \
   template <class T>                                                                         \
   Dual<T> name(const Dual<T>& x, double c) {                                                 \
     const T y = detail::constant_of<T>(c);                                                   \
-    T z = detail::dual_fwd_##name(x.v, y);                                                   \
-    T t = table::d_##name##_x(x.v, y, z) * x.d;                                              \
+    T z = Rule<Op::Name>::forward(x.v, y);                                                   \
+    T t = Rule<Op::Name>::dx(x.v, y, z) * x.d;                                               \
     return Dual<T>(std::move(z), std::move(t));                                              \
   }                                                                                          \
   template <class T>                                                                         \
   Dual<T> name(double c, const Dual<T>& y) {                                                 \
     const T x = detail::constant_of<T>(c);                                                   \
-    T z = detail::dual_fwd_##name(x, y.v);                                                   \
-    T t = table::d_##name##_y(x, y.v, z) * y.d;                                              \
+    T z = Rule<Op::Name>::forward(x, y.v);                                                   \
+    T t = Rule<Op::Name>::dy(x, y.v, z) * y.d;                                               \
     return Dual<T>(std::move(z), std::move(t));                                              \
   }
 #include "tapegrad/ops.def"

@@ -1,5 +1,6 @@
-// The op codes, their metadata and their forward and derivative functions, all generated
-// from ops.def.
+// The op table made into code: the op codes, and one rule type per op (Rule<Op::Exp>) with its
+// forward formula, its partial derivatives, the values those read and its domain, all
+// generated once from ops.def. Nothing else expands the rows' formulas.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +14,8 @@ namespace tapegrad {
 /// and their constant is `b`, an index into the tape's constant pool.
 enum class Op : std::uint16_t {
   Leaf,  ///< an independent variable: no operands
-#define TAPEGRAD_UNARY(Name, name, f, dx) Name,
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) Name, Name##VC, Name##CV,
+#define TAPEGRAD_UNARY(Name, ...) Name,
+#define TAPEGRAD_BINARY(Name, ...) Name, Name##VC, Name##CV,
 #include "tapegrad/ops.def"
   Node,  ///< an op outside the table (tensor ops): a: index of its Node object (tape.hpp)
   Count_
@@ -38,9 +39,8 @@ struct OpInfo {
 namespace detail {
 inline constexpr OpInfo kOpInfo[] = {
     {"leaf", OpKind::Leaf},
-#define TAPEGRAD_UNARY(Name, name, f, dx) {#name, OpKind::Unary},
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
-  {#name, OpKind::Binary}, {#name, OpKind::BinaryVC}, {#name, OpKind::BinaryCV},
+#define TAPEGRAD_UNARY(Name, name, ...) {#name, OpKind::Unary},
+#define TAPEGRAD_BINARY(Name, name, ...) {#name, OpKind::Binary}, {#name, OpKind::BinaryVC}, {#name, OpKind::BinaryCV},
 #include "tapegrad/ops.def"
     {"node", OpKind::Node},
 };
@@ -53,45 +53,97 @@ constexpr Op with_const_right(Op op) noexcept { return static_cast<Op>(static_ca
 /// The (constant, variable) form of a binary op.
 constexpr Op with_const_left(Op op) noexcept { return static_cast<Op>(static_cast<int>(op) + 2); }
 
-/// The table's functions: `table::fwd_exp(x)`, `table::fwd_pow(x, y)` on double, and the
-/// derivative rules `table::d_exp(x, z)`, `table::d_pow_x(x, y, z)`, `table::d_pow_y(x, y, z)`,
-/// generic in the number type. (Prefixed names, so that a formula's `exp(x)` finds the math
-/// function and never the generated one.)
-namespace table {
-#define TAPEGRAD_UNARY(Name, name, f, dx)                            \
-  inline double fwd_##name(double x) noexcept {                      \
-    using namespace ::tapegrad::rules;                               \
-    return f;                                                        \
-  }                                                                  \
-  template <class X, class Z>                                        \
-  inline auto d_##name(const X& x, const Z& z) {                     \
-    using namespace ::tapegrad::rules;                               \
-    (void)x;                                                         \
-    (void)z;                                                         \
-    return dx;                                                       \
-  }
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                 \
-  inline double fwd_##name(double x, double y) noexcept {                      \
-    using namespace ::tapegrad::rules;                                         \
-    return f;                                                                  \
-  }                                                                            \
-  template <class X, class Y, class Z>                                         \
-  inline auto d_##name##_x(const X& x, const Y& y, const Z& z) {               \
-    using namespace ::tapegrad::rules;                                         \
-    (void)x;                                                                   \
-    (void)y;                                                                   \
-    (void)z;                                                                   \
-    return dx;                                                                 \
-  }                                                                            \
-  template <class X, class Y, class Z>                                         \
-  inline auto d_##name##_y(const X& x, const Y& y, const Z& z) {               \
-    using namespace ::tapegrad::rules;                                         \
-    (void)x;                                                                   \
-    (void)y;                                                                   \
-    (void)z;                                                                   \
-    return dy;                                                                 \
-  }
+/// Which values a rule reads (a bit set: ops.def's `reads` column).
+namespace reads {
+inline constexpr unsigned None = 0, X = 1, Y = 2, Z = 4;
+}
+
+/// An interval of one operand: where the op is smooth and well conditioned (tests sample it).
+struct Interval {
+  double lo, hi;
+  constexpr Interval(double l, double h) noexcept : lo(l), hi(h) {}
+};
+
+/// The rule of one op, from its row of ops.def:
+///
+/// - `forward(x)` / `forward(x, y)`: the value, on any number type (double on the hot paths:
+///   pass doubles to compute in double; Var and Dual too);
+/// - `dx(x, z)` (unary), `dx(x, y, z)` and `dy(x, y, z)` (binary): the partial derivatives as
+///   expressions of the operands and the result, generic in the number type (double, float,
+///   Var and Tensor for recorded sweeps, a mix of Var and double for a constant operand);
+/// - `reads`: which of x, y, z those partials read (reads::X | reads::Z, ...);
+/// - `name`, `arity`, `domain[arity]`.
+///
+/// (The formulas find `exp`, `sqrt`, ... of the number type by argument-dependent lookup, and
+/// the double ones through `rules`.)
+template <Op op>
+struct Rule;
+
+#define TAPEGRAD_UNARY(Name, name_, f, dx_, reads_, domain_)                                         \
+  template <>                                                                                        \
+  struct Rule<Op::Name> {                                                                            \
+    static constexpr Op op = Op::Name;                                                               \
+    static constexpr const char* name = #name_;                                                      \
+    static constexpr int arity = 1;                                                                  \
+    static constexpr unsigned reads = [] {                                                           \
+      using namespace ::tapegrad::reads;                                                             \
+      return static_cast<unsigned>(reads_);                                                          \
+    }();                                                                                             \
+    static constexpr Interval domain[1] = {Interval domain_};                                        \
+    template <class T>                                                                               \
+    static T forward(const T& x) {                                                                   \
+      using namespace ::tapegrad::rules;                                                             \
+      return T(f);                                                                                   \
+    }                                                                                                \
+    template <class X, class Z>                                                                      \
+    static auto dx(const X& x, const Z& z) {                                                         \
+      using namespace ::tapegrad::rules;                                                             \
+      (void)x;                                                                                       \
+      (void)z;                                                                                       \
+      return dx_;                                                                                    \
+    }                                                                                                \
+  };
+#define TAPEGRAD_BINARY(Name, name_, f, dx_, dy_, reads_, xdomain_, ydomain_)                        \
+  template <>                                                                                        \
+  struct Rule<Op::Name> {                                                                            \
+    static constexpr Op op = Op::Name;                                                               \
+    static constexpr const char* name = #name_;                                                      \
+    static constexpr int arity = 2;                                                                  \
+    static constexpr unsigned reads = [] {                                                           \
+      using namespace ::tapegrad::reads;                                                             \
+      return static_cast<unsigned>(reads_);                                                          \
+    }();                                                                                             \
+    static constexpr Interval domain[2] = {Interval xdomain_, Interval ydomain_};                    \
+    template <class T>                                                                               \
+    static T forward(const T& x, const T& y) {                                                       \
+      using namespace ::tapegrad::rules;                                                             \
+      return T(f);                                                                                   \
+    }                                                                                                \
+    template <class X, class Y, class Z>                                                             \
+    static auto dx(const X& x, const Y& y, const Z& z) {                                             \
+      using namespace ::tapegrad::rules;                                                             \
+      (void)x;                                                                                       \
+      (void)y;                                                                                       \
+      (void)z;                                                                                       \
+      return dx_;                                                                                    \
+    }                                                                                                \
+    template <class X, class Y, class Z>                                                             \
+    static auto dy(const X& x, const Y& y, const Z& z) {                                             \
+      using namespace ::tapegrad::rules;                                                             \
+      (void)x;                                                                                       \
+      (void)y;                                                                                       \
+      (void)z;                                                                                       \
+      return dy_;                                                                                    \
+    }                                                                                                \
+  };
 #include "tapegrad/ops.def"
-}  // namespace table
+
+/// Calls `f(Rule<op>{})` for every op of the table, in table order (unary ones first).
+template <class F>
+void for_each_rule(F&& f) {
+#define TAPEGRAD_UNARY(Name, ...) f(Rule<Op::Name>{});
+#define TAPEGRAD_BINARY(Name, ...) f(Rule<Op::Name>{});
+#include "tapegrad/ops.def"
+}
 
 }  // namespace tapegrad

@@ -7,9 +7,11 @@
 
 namespace tapegrad::rules {
 
-using std::abs, std::acos, std::asin, std::atan, std::atan2, std::cos, std::cosh, std::erf,
-    std::exp, std::expm1, std::log, std::log1p, std::pow, std::sin, std::sinh, std::sqrt,
-    std::tan, std::tanh;
+// Every function of <cmath> that a row may use on double (a new row needs nothing here).
+using std::abs, std::acos, std::acosh, std::asin, std::asinh, std::atan, std::atan2, std::atanh, std::cbrt,
+    std::cos, std::cosh, std::erf, std::erfc, std::exp, std::exp2, std::expm1, std::hypot, std::lgamma,
+    std::log, std::log10, std::log1p, std::log2, std::pow, std::sin, std::sinh, std::sqrt, std::tan, std::tanh,
+    std::tgamma;
 
 /// The plain value of a number (the identity on double).
 inline double value(double x) noexcept { return x; }

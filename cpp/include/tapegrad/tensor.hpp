@@ -246,8 +246,8 @@ Tensor full_like(const Tensor& x, double value);
 // f(double, Tensor). A double operand takes the tensor's float dtype (a "weak" scalar, as in
 // NumPy and PyTorch). `min`/`max` with two arguments are elementwise (also `minimum`,
 // `maximum`); with one they are reductions (see amax/amin).
-#define TAPEGRAD_UNARY(Name, name, f, dx) Tensor name(const Tensor& x);
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy) \
+#define TAPEGRAD_UNARY(Name, name, ...) Tensor name(const Tensor& x);
+#define TAPEGRAD_BINARY(Name, name, ...)       \
   Tensor name(const Tensor& x, const Tensor& y); \
   Tensor name(const Tensor& x, double y);        \
   Tensor name(double x, const Tensor& y);

@@ -105,17 +105,19 @@ inline Var record_cv(Op op, double c, const Var& b, double v) {
 // --- the functions of the op table ------------------------------------------------------
 // exp(x), log(x), ..., pow(x, y), atan2(x, y), min(x, y), max(x, y), each with plain numbers
 // on either side of the binary ones.
-#define TAPEGRAD_UNARY(Name, name, f, dx) \
-  inline Var name(const Var& x) { return detail::record_unary(Op::Name, x, table::fwd_##name(x.value())); }
-#define TAPEGRAD_BINARY(Name, name, f, dx, dy)                                                     \
+#define TAPEGRAD_UNARY(Name, name, ...)                                                            \
+  inline Var name(const Var& x) {                                                                  \
+    return detail::record_unary(Op::Name, x, Rule<Op::Name>::forward(x.value()));                  \
+  }
+#define TAPEGRAD_BINARY(Name, name, ...)                                                           \
   inline Var name(const Var& x, const Var& y) {                                                  \
-    return detail::record_binary(Op::Name, x, y, table::fwd_##name(x.value(), y.value()));       \
+    return detail::record_binary(Op::Name, x, y, Rule<Op::Name>::forward(x.value(), y.value())); \
   }                                                                                              \
   inline Var name(const Var& x, double y) {                                                      \
-    return detail::record_vc(Op::Name, x, y, table::fwd_##name(x.value(), y));                   \
+    return detail::record_vc(Op::Name, x, y, Rule<Op::Name>::forward(x.value(), y));             \
   }                                                                                              \
   inline Var name(double x, const Var& y) {                                                      \
-    return detail::record_cv(Op::Name, x, y, table::fwd_##name(x, y.value()));                   \
+    return detail::record_cv(Op::Name, x, y, Rule<Op::Name>::forward(x, y.value()));             \
   }
 #include "tapegrad/ops.def"
 
