@@ -307,3 +307,19 @@ def test_var_mixed_into_tensors_to_any_order() -> None:
     hh = 1e-5
     fd = (-first(0.4 + 2 * hh) + 8 * first(0.4 + hh) - 8 * first(0.4 - hh) + first(0.4 - 2 * hh)) / (12 * hh)
     assert tg.autograd.grad(xx.grad, [xx])[0].data == pytest.approx(fd, rel=1e-8)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_autograd_grad_on_tensors_leaves_var_grads_alone(create_graph: bool) -> None:
+    """autograd.grad of a tensor output through a Var leaf: no .grad changes, the Var's
+    neither (the sweep's one context says so to the scalar leaves and the tensor leaves
+    alike; the plain sweep used to deliver into the Var's .grad)."""
+    v = tg.Var(2.0)
+    t = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (t * v * v).sum()
+    (g,) = tg.autograd.grad(y, [t], create_graph=create_graph)
+    assert v.grad == 0.0 and t.grad is None
+    np.testing.assert_allclose(g.numpy(), [4.0, 4.0])
+    y.backward()  # a backward still delivers to both
+    assert v.grad == pytest.approx(2 * 2.0 * 3.0)
+    np.testing.assert_allclose(t.grad.numpy(), [4.0, 4.0])

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #endif
 
-#include "partials.hpp"
+#include "sweep/partials.hpp"
 
 namespace tapegrad {
 namespace {
@@ -159,9 +159,14 @@ void Tape::zero_adjoints(std::uint32_t n) {
   adjoint_size_ = n;
 }
 
-void Tape::reverse(std::uint32_t from, double seed) { reverse(from, seed, nullptr, 0); }
+void Tape::reverse(std::uint32_t from, double seed) {
+  ReverseSweep sweep{*this};
+  reverse(sweep, from, seed);
+}
 
-void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, std::size_t n_also) {
+void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const std::uint32_t* also,
+                   std::size_t n_also) {
+  if (sweep.recorded || &sweep.tape != this) throw Error("tapegrad: internal error: a plain reverse sweep of another mode");
   if (from >= size_) throw Error("tapegrad: reverse() from record " + std::to_string(from) +
                                  " but the tape holds " + std::to_string(size_));
   const std::uint32_t n = from + 1;
@@ -174,7 +179,7 @@ void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, s
   const double* __restrict c = constants_;
   const Record* __restrict rec = records_;
   double* const* sinks = sinks_.data();
-  const bool deliver = deliver_sinks_;
+  const bool deliver = sweep.deliver;
   adj[from] = seed;
   // Most records feed the very next one (in `100 * a * a`, the product's left operand is
   // the record just before it). A contribution to record i - 1 goes to `carry`, a
@@ -201,7 +206,7 @@ void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, s
           if (r.op == Op::Leaf) {
             if (r.a != kNone && deliver && sinks[r.a]) *sinks[r.a] += g;
           } else if (r.op == Op::Node) {
-            sweep_node(i);  // out of line: the scalar cases keep their registers
+            sweep_node(sweep, i);  // out of line: the scalar cases keep their registers
           }
           return sum;
         });
@@ -217,9 +222,9 @@ void Tape::reverse(std::uint32_t from, double seed, const std::uint32_t* also, s
   }
 }
 
-void Tape::sweep_node(std::uint32_t i) {
+void Tape::sweep_node(ReverseSweep& sweep, std::uint32_t i) {
   try {
-    nodes_[records_[i].a]->backward(*this);
+    nodes_[records_[i].a]->reverse(sweep, i);
   } catch (...) {
     // Leave no gradient behind in the nodes this sweep has not reached yet.
     for (std::uint32_t j = 0; j <= i; ++j)

@@ -265,7 +265,29 @@ Tensor convert(const Tensor& x, DType dtype) {
 
 // --- recording ---------------------------------------------------------------------------------
 
-namespace {
+Tensor clone_values(const Tensor& x) {
+  Tensor r = empty_tensor(x.shape(), x.dtype());
+  std::memcpy(r.raw_data(), x.raw_data(), static_cast<std::size_t>(x.numel()) * dtype_size(x.dtype()));
+  return r;
+}
+// grad += g: in place when `always` (a leaf's .grad, as PyTorch does) or when grad's
+// memory is its own (a gradient in flight may be shared between two inputs), else into a
+// new tensor.
+void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool always) {
+  if (always || (grad->storage.use_count() == 1 && grad.use_count() == 1)) {
+    const std::int64_t n = grad->numel;
+    TG_FLOAT_DISPATCH(grad->dtype, T, {
+      T* a = grad->ptr<T>();
+      const T* b = g.data<T>();
+      for (std::int64_t i = 0; i < n; ++i) a[i] += b[i];
+    });
+    ++grad->version_counter();
+  } else {
+    NoGrad ng;
+    grad = add(Tensor(grad), g).impl_ptr();
+  }
+}
+
 [[noreturn]] void throw_unusable_tensor(const Tensor& t) {
   const TensorImpl& p = t.impl();
   switch (handle_state(p.tape, p.gen)) {
@@ -281,6 +303,7 @@ namespace {
   throw_error("tapegrad: this Tensor was recorded on another tape");
 }
 
+namespace {
 // A leaf's record on a tape: its gradient goes into the leaf's grad.
 class LeafNode final : public TNode {
  public:
@@ -320,29 +343,6 @@ class LeafNode final : public TNode {
 
  public:
   const TensorImpl* leaf() const noexcept override { return leaf_.get(); }
-
-  static Tensor clone_values(const Tensor& x) {
-    Tensor r = empty_tensor(x.shape(), x.dtype());
-    std::memcpy(r.raw_data(), x.raw_data(), static_cast<std::size_t>(x.numel()) * dtype_size(x.dtype()));
-    return r;
-  }
-  // grad += g: in place when `always` (a leaf's .grad, as PyTorch does) or when grad's
-  // memory is its own (a gradient in flight may be shared between two inputs), else into a
-  // new tensor.
-  static void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool always = false) {
-    if (always || (grad->storage.use_count() == 1 && grad.use_count() == 1)) {
-      const std::int64_t n = grad->numel;
-      TG_FLOAT_DISPATCH(grad->dtype, T, {
-        T* a = grad->ptr<T>();
-        const T* b = g.data<T>();
-        for (std::int64_t i = 0; i < n; ++i) a[i] += b[i];
-      });
-      ++grad->version_counter();
-    } else {
-      NoGrad ng;
-      grad = add(Tensor(grad), g).impl_ptr();
-    }
-  }
 
  private:
   std::shared_ptr<TensorImpl> leaf_;
@@ -410,19 +410,23 @@ Var var_of(const Tensor& t) {
   return Var(value, rec, tape.generation(), &tape);
 }
 
-void recorded_node_step(Tape& tape, std::uint32_t i, std::vector<Var>& adj, std::vector<char>& has) {
-  auto& node = static_cast<TNode&>(tape.node(i));
-  if (node.scalar_output() && has[i]) {  // its adjoint is a Var: back into tensors, recorded
+void TNode::reverse_recorded(ReverseSweep& sweep, std::uint32_t i) {
+  if (scalar_output() && (*sweep.has)[i]) {  // its adjoint is a Var: back into tensors, recorded
     EnableGrad eg;
-    node.add_grad(Tensor::from_var(adj[i]));
+    add_grad(Tensor::from_var((*sweep.adj)[i]));
   }
-  RecordedAdjoints hook{&adj, &has};
-  struct Restore {
-    RecordedAdjoints* before;
-    ~Restore() { tls_recorded = before; }
-  } restore{tls_recorded};
-  tls_recorded = &hook;
-  node.backward(tape);
+  step(sweep);
+}
+
+void TNode::tangent(TangentSweep& sweep, std::uint32_t i) {
+  std::vector<Tensor> ts(in_.size());
+  bool any = false;
+  for (std::size_t k = 0; k < in_.size(); ++k)
+    if (const Tensor* t = sweep.tangent_of(in_[k])) {
+      ts[k] = *t;
+      any = true;
+    }
+  if (any) sweep.set(i, tangent_from(ts, sweep.K));
 }
 
 Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
@@ -461,7 +465,7 @@ void TNode::add_grad(const Tensor& g) {
   }
   // A second contribution: added in place when our gradient's memory is ours alone.
   std::shared_ptr<TensorImpl> mine = std::move(grad_.impl_ptr_ref());
-  LeafNode::accumulate_into(mine, gd);
+  accumulate_into(mine, gd);
   grad_ = Tensor(std::move(mine));
 }
 
@@ -482,14 +486,15 @@ void TNode::stamp(const std::vector<const Tensor*>& inputs, const Tensor& out) {
 void TNode::give(std::size_t k, const Tensor& gk) {
   const std::uint32_t rec = in_[k];
   if (rec == Tape::kNone) return;
-  Tape& tape = *sweep_tape_;
+  ReverseSweep& sweep = *sweep_;
+  Tape& tape = sweep.tape;
   if (tape.record(rec).op == Op::Node) {
     static_cast<TNode&>(tape.node(rec)).add_grad(gk);
-    if (!tls_recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
-  } else if (tls_recorded) {  // a recorded sweep: the scalar record's adjoint is a Var
+    if (!sweep.recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
+  } else if (sweep.recorded) {  // the scalar record's adjoint is a Var
     const Var v = var_of(gk.numel() == 1 ? gk : sum(gk));
-    std::vector<Var>& adj = *tls_recorded->adj;
-    std::vector<char>& has = *tls_recorded->has;
+    std::vector<Var>& adj = *sweep.adj;
+    std::vector<char>& has = *sweep.has;
     adj[rec] = has[rec] ? adj[rec] + v : v;
     has[rec] = 1;
   } else {
@@ -513,7 +518,7 @@ void TNode::check_versions() const {
                   std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
 }
 
-Tensor TNode::tangent(const std::vector<Tensor>& t, std::int64_t K) {
+Tensor TNode::tangent_from(const std::vector<Tensor>& t, std::int64_t K) {
   check_versions();
   Tensor r = jvp(t);
   if (!r.defined()) return r;
@@ -533,10 +538,11 @@ Tensor tangent_as_rank(const Tensor& t, std::size_t rank) {
   return reshaped(t, s);
 }
 
-void TNode::backward(Tape& tape) {
+void TNode::step(ReverseSweep& sweep) {
+  Tape& tape = sweep.tape;
   if (!grad_.defined()) {
     // A record that scalar records read: in a plain sweep its adjoint slot is its adjoint.
-    if (!scalar_output() || tls_recorded || !out_ || tape.adjoint(out_->rec) == 0.0) return;
+    if (!scalar_output() || sweep.recorded || !out_ || tape.adjoint(out_->rec) == 0.0) return;
     grad_ = Tensor::full({}, tape.adjoint(out_->rec));
   }
   check_versions();
@@ -544,20 +550,20 @@ void TNode::backward(Tape& tape) {
   grad_ = Tensor();
   // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
   // are then results on the tape, differentiable again.
-  GradModeGuard mode(tape.create_graph());
+  GradModeGuard mode(sweep.recorded);
   if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
-  if (tls_capture_only && is_leaf_node_) return;  // grad(): leaves' .grad untouched
-  if (out_ && out_->retains_grad && !tls_capture_only) {
+  if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
+  if (out_ && out_->retains_grad && sweep.deliver) {
     if (grad_enabled()) {
       const Tensor old = Tensor(out_).grad();
       assign_grad(*out_, (old.defined() ? add(old, g) : g).impl_ptr());
     } else if (!out_->grad) {
-      out_->grad = LeafNode::clone_values(g).impl_ptr();
+      out_->grad = clone_values(g).impl_ptr();
     } else {
-      LeafNode::accumulate_into(out_->grad, g);
+      accumulate_into(out_->grad, g);
     }
   }
-  sweep_tape_ = &tape;
+  sweep_ = &sweep;
   vjp(g);
 }
 
@@ -778,76 +784,9 @@ Tensor Tensor::detach() const {
 
 Tensor Tensor::clone() const {
   // x + 0 records a copy whose gradient passes through unchanged.
-  if (!requires_grad() || !grad_enabled()) return detail::LeafNode::clone_values(*this);
+  if (!requires_grad() || !grad_enabled()) return detail::clone_values(*this);
   return add(*this, 0.0);
 }
-
-void Tensor::backward() const {
-  if (numel() != 1)
-    throw_error("tapegrad: backward() without a gradient needs a one-element output, not shape " +
-                shape_str(shape()) + "; pass gradient= (a tensor of the output's shape)");
-  backward(Tensor::ones(shape(), dtype()));
-}
-
-void Tensor::backward(const Tensor& gradient) const { backward(gradient, false); }
-
-void Tensor::backward(const Tensor& gradient, bool create_graph) const {
-  TensorImpl& p = impl();
-  if (!p.requires_grad)
-    throw_error("tapegrad: backward() on a tensor that does not require grad (no input requires grad, "
-                "or it was computed under no_grad)");
-  if (gradient.shape() != p.shape)
-    throw_error("tapegrad: backward(): the gradient has shape " + shape_str(gradient.shape()) +
-                " but the output has shape " + shape_str(p.shape));
-  if (!is_floating(gradient.dtype()))
-    throw_error(std::string("tapegrad: backward(): the gradient must be float32 or float64, not ") +
-                dtype_name(gradient.dtype()));
-  if (p.leaf) {
-    // A leaf's gradient is the seed itself (as in PyTorch).
-    if (create_graph) {
-      EnableGrad eg;
-      const Tensor gd = astype(gradient, p.dtype);
-      const Tensor old = grad();
-      detail::assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
-      return;
-    }
-    Tensor g = detail::LeafNode::clone_values(detail::convert(gradient, p.dtype));
-    if (!p.grad) p.grad = g.impl_ptr();
-    else if (p.grad->requires_grad) detail::assign_grad(p, add(Tensor(p.grad).detach(), g).impl_ptr());
-    else detail::LeafNode::accumulate_into(p.grad, g, true);
-    return;
-  }
-  if (p.gen != p.tape->generation()) detail::throw_unusable_tensor(*this);
-  if (create_graph) {
-    std::vector<Var> adj;
-    std::vector<char> has;
-    detail::recorded_backward(*this, gradient, adj, has);
-    return;
-  }
-  Tape& tape = *p.tape;
-  auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
-  node.grad_ = Tensor();
-  node.add_grad(gradient);
-  tape.reverse(p.rec, 1.0);
-  tape.accumulate_root_grads();
-}
-
-namespace detail {
-std::uint32_t recorded_backward(const Tensor& y, const Tensor& gradient, std::vector<Var>& adj, std::vector<char>& has) {
-  const TensorImpl& p = y.impl();
-  Tape& tape = *p.tape;
-  auto& node = static_cast<TNode&>(tape.node(p.rec));
-  node.grad_ = Tensor();
-  {
-    EnableGrad eg;
-    node.add_grad(gradient);
-  }
-  adj.assign(p.rec + 1, Var());
-  has.assign(p.rec + 1, 0);
-  recorded_backward_sweep(tape, p.rec, adj, has);
-  return p.rec;
-}
-}  // namespace detail
 
 void Tensor::assign(const Tensor& values) {
   TensorImpl& p = impl();
@@ -873,376 +812,6 @@ void Tensor::sgd_step(double lr) {
   });
   ++p.version_counter();
   if (p.leaf) p.gen = 0;
-}
-
-std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                         const std::vector<Tensor>& grad_outputs, bool create_graph, bool allow_unused) {
-  if (outputs.empty()) throw_error("tapegrad: grad(): no outputs");
-  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
-    throw_error("tapegrad: grad(): " + std::to_string(grad_outputs.size()) + " grad_outputs for " +
-                std::to_string(outputs.size()) + " outputs");
-  // The outputs' tape; every recorded output must be current on it.
-  Tape* tape = nullptr;
-  for (const Tensor& y : outputs) {
-    const TensorImpl& p = y.impl();
-    if (!p.requires_grad)
-      throw_error("tapegrad: grad(): an output does not require grad (no input requires grad, or it was "
-                  "computed under no_grad)");
-    if (p.leaf) continue;
-    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
-    if (tape && tape != p.tape) throw_error("tapegrad: grad(): the outputs were recorded on different tapes");
-    tape = p.tape;
-  }
-  std::vector<Tensor> result(inputs.size());
-  // Leaf outputs: d(leaf)/d(leaf) is the seed itself.
-  auto seed_of = [&](std::size_t k) {
-    return grad_outputs.empty() || !grad_outputs[k].defined() ? Tensor::ones(outputs[k].shape(), outputs[k].dtype())
-                                                              : grad_outputs[k];
-  };
-  std::vector<detail::TNode*> captured;
-  std::vector<std::uint32_t> marks;
-  struct Cleanup {
-    std::vector<detail::TNode*>& nodes;
-    Tape* tape;
-    ~Cleanup() {
-      for (detail::TNode* n : nodes) n->capture_ = nullptr;
-      detail::tls_capture_only = false;
-      if (tape) tape->set_create_graph(false);
-    }
-  } cleanup{captured, tape};
-  std::vector<Tensor> capture_slots(inputs.size());
-  if (tape) {
-    auto capture = [&](detail::TNode& node, std::size_t k) {
-      if (node.capture_) return;  // the same input twice: the first slot
-      node.capture_ = &capture_slots[k];
-      captured.push_back(&node);
-    };
-    bool any_leaf = false;
-    for (std::size_t k = 0; k < inputs.size(); ++k) {
-      const TensorImpl& p = inputs[k].impl();
-      if (p.leaf) {
-        any_leaf = true;
-        continue;
-      }
-      if (p.tape != tape || p.gen != tape->generation() || p.rec == Tape::kNone) continue;  // not on this graph
-      capture(static_cast<detail::TNode&>(tape->node(p.rec)), k);
-    }
-    // A leaf may have several records on the tape (recorded again after a collect()): every
-    // one of them is found by scanning the tape's leaf records.
-    if (any_leaf)
-      for (std::uint32_t i = 0; i < tape->size(); ++i) {
-        if (tape->record(i).op != Op::Node) continue;
-        auto& node = static_cast<detail::TNode&>(tape->node(i));
-        const TensorImpl* leaf = node.leaf();
-        if (!leaf) continue;
-        for (std::size_t k = 0; k < inputs.size(); ++k)
-          if (inputs[k].impl_ptr().get() == leaf) {
-            capture(node, k);
-            break;
-          }
-      }
-    std::uint32_t from = 0;
-    {
-      GradModeGuard mode(create_graph);
-      for (std::size_t k = 0; k < outputs.size(); ++k) {
-        const TensorImpl& p = outputs[k].impl();
-        if (p.leaf) continue;
-        auto& node = static_cast<detail::TNode&>(tape->node(p.rec));
-        Tensor s = seed_of(k);
-        if (s.shape() != p.shape)
-          throw_error("tapegrad: grad(): grad_outputs[" + std::to_string(k) + "] has shape " + shape_str(s.shape()) +
-                      " but the output has shape " + shape_str(p.shape));
-        node.add_grad(s);
-        marks.push_back(p.rec);
-        from = std::max(from, p.rec);
-      }
-    }
-    detail::tls_capture_only = true;
-    if (create_graph) {
-      std::vector<Var> adj(from + 1);
-      std::vector<char> has(from + 1, 0);
-      detail::recorded_sweep(*tape, from, adj, has, false);
-    } else {
-      tape->reverse(from, 1.0, marks.data(), marks.size());
-    }
-  }
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    // The same input twice: the capture went to the first slot.
-    Tensor g = capture_slots[k];
-    for (std::size_t j = 0; j < k && !g.defined(); ++j)
-      if (inputs[j].same(inputs[k])) g = result[j];
-    for (std::size_t o = 0; o < outputs.size(); ++o)  // a leaf that is itself an output: its seed
-      if (outputs[o].is_leaf() && outputs[o].same(inputs[k])) g = g.defined() ? add(g, seed_of(o)) : seed_of(o);
-    if (!g.defined() && !allow_unused)
-      throw_error("tapegrad: grad(): input " + std::to_string(k) +
-                  " was not used to compute the outputs (pass allow_unused=True to get None for it)");
-    result[k] = g;
-  }
-  return result;
-}
-
-namespace {
-// Every record of `t` on `tape`: its result record, or, for a leaf, each leaf record of it
-// (a leaf is recorded again on a tape after a collect() or an assign()).
-template <class F>
-void for_each_record_of(const std::vector<Tensor>& ts, Tape& tape, F&& f) {
-  bool any_leaf = false;
-  for (std::size_t k = 0; k < ts.size(); ++k) {
-    const TensorImpl& p = ts[k].impl();
-    if (p.leaf) {
-      any_leaf = true;
-      continue;
-    }
-    if (p.tape != &tape || p.gen != tape.generation() || p.rec == Tape::kNone) continue;  // not on this graph
-    f(p.rec, k);
-  }
-  if (!any_leaf) return;
-  for (std::uint32_t i = 0; i < tape.size(); ++i) {
-    if (tape.record(i).op != Op::Node) continue;
-    const TensorImpl* leaf = static_cast<detail::TNode&>(tape.node(i)).leaf();
-    if (!leaf) continue;
-    for (std::size_t k = 0; k < ts.size(); ++k)
-      if (ts[k].impl_ptr().get() == leaf) {
-        f(i, k);
-        break;
-      }
-  }
-}
-
-}  // namespace
-
-namespace {
-// Whether t, of shape (K, *s), is the standard basis of its K = numel(s) directions.
-bool is_standard_basis(const Tensor& t) {
-  if (t.ndim() == 0 || t.shape()[0] == 0 || t.shape()[0] * t.shape()[0] != t.numel()) return false;
-  const std::int64_t K = t.shape()[0];
-  bool ok = true;
-  TG_FLOAT_DISPATCH(t.dtype(), T, {
-    const T* p = t.data<T>();
-    for (std::int64_t i = 0; ok && i < K; ++i)
-      for (std::int64_t j = 0; j < K; ++j)
-        if (p[i * K + j] != (i == j ? T(1) : T(0))) {
-          ok = false;
-          break;
-        }
-  });
-  return ok;
-}
-
-// The tangent sweep over tensor records: tangents (K, *shape) seeded at records `seeds`,
-// carried forward through the records between them and `outs`; returns the tangent of each record of `outs` (null
-// where it is zero). Only records on a path from a seed to an output are visited.
-std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::uint32_t, Tensor>>& seeds,
-                                  const std::vector<std::uint32_t>& outs, std::int64_t K) {
-  std::uint32_t from = Tape::kNone, to = 0;
-  for (std::uint32_t o : outs) to = std::max(to, o);
-  for (const auto& sd : seeds)
-    if (sd.first <= to) from = std::min(from, sd.first);
-  std::vector<Tensor> result(outs.size());
-  if (from == Tape::kNone) return result;
-  const std::uint32_t n = to - from + 1;
-  std::vector<Tensor> tan(n);
-  std::vector<char> is_seed(n, 0), need(n, 0);
-  auto tangent_of = [&](std::uint32_t rec) -> const Tensor* {
-    if (rec == Tape::kNone || rec < from || rec > to) return nullptr;
-    const Tensor& t = tan[rec - from];
-    return t.defined() ? &t : nullptr;
-  };
-  for (const auto& [rec, t] : seeds) {
-    if (rec > to) continue;
-    Tensor& slot = tan[rec - from];
-    slot = slot.defined() ? add(slot, t) : t;
-    is_seed[rec - from] = 1;
-  }
-  // Only the records between the seeds and the outputs matter: mark them backwards, noting
-  // each one's last reader, after which its tangent is dropped (outputs are kept).
-  std::vector<std::uint32_t> last(n, 0);
-  for (std::uint32_t o : outs)
-    if (o >= from) {
-      need[o - from] = 1;
-      last[o - from] = Tape::kNone;
-    }
-  auto reads = [&](std::uint32_t i, auto&& f) {  // f(j) for each record j that record i reads
-    const Record& r = tape.record(i);
-    switch (op_info(r.op).kind) {
-      case OpKind::Leaf: break;
-      case OpKind::Unary: case OpKind::BinaryVC: case OpKind::BinaryCV: f(r.a); break;
-      case OpKind::Binary: f(r.a); f(r.b); break;
-      case OpKind::Node: {
-        std::size_t count = 0;
-        const std::uint32_t* in = tape.node(i).inputs(count);
-        for (std::size_t k = 0; k < count; ++k) f(in[k]);
-        break;
-      }
-    }
-  };
-  for (std::uint32_t i = to + 1; i-- > from;) {
-    if (!need[i - from] || is_seed[i - from]) continue;
-    reads(i, [&](std::uint32_t j) {
-      if (j != Tape::kNone && j >= from && j < i) {
-        need[j - from] = 1;
-        last[j - from] = std::max(last[j - from], i);
-      }
-    });
-  }
-  // The sweep: one forward loop over the records that matter.
-  std::vector<Tensor> ts;
-  for (std::uint32_t i = from; i <= to; ++i) {
-    if (!need[i - from] || is_seed[i - from]) continue;
-    const Record& r = tape.record(i);
-    if (r.op == Op::Node) {
-      auto& node = static_cast<detail::TNode&>(tape.node(i));
-      ts.assign(node.in_.size(), Tensor());
-      bool any = false;
-      for (std::size_t k = 0; k < node.in_.size(); ++k)
-        if (const Tensor* t = tangent_of(node.in_[k])) {
-          ts[k] = *t;
-          any = true;
-        }
-      if (any) tan[i - from] = node.tangent(ts, K);
-    } else if (r.op != Op::Leaf) {
-      // A scalar record (a Var that entered tensors and came back, or a Var seed): its
-      // tangents (K,) by the table's partials.
-      const OpKind kind = op_info(r.op).kind;
-      const Tensor* ta = tangent_of(r.a);
-      const Tensor* tb = kind == OpKind::Binary ? tangent_of(r.b) : nullptr;
-      if (ta || tb) {
-        if (grad_enabled()) {  // create_graph: the partials as recorded Vars, entering tensors
-          Var va, vb;
-          detail::scalar_partials_recorded(tape, i, va, vb);
-          const Tensor da = Tensor::from_var(va), db = Tensor::from_var(vb);
-          tan[i - from] = ta && tb ? *ta * da + *tb * db : (ta ? *ta * da : *tb * db);
-        } else {
-          double da, db;
-          detail::scalar_partials(tape, i, da, db);
-          tan[i - from] = ta && tb ? *ta * da + *tb * db : (ta ? *ta * da : *tb * db);
-        }
-      }
-    }
-    reads(i, [&](std::uint32_t j) {
-      if (j != Tape::kNone && j >= from && j < i && last[j - from] == i) tan[j - from] = Tensor();
-    });
-  }
-  for (std::size_t o = 0; o < outs.size(); ++o)
-    if (const Tensor* t = tangent_of(outs[o])) result[o] = *t;
-  return result;
-}
-}  // namespace
-
-namespace detail {
-std::vector<Var> recorded_tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
-                                                   const std::vector<std::uint32_t>& outs) {
-  ScopedTape scope(tape);
-  EnableGrad eg;  // the tangent sweep records
-  std::vector<std::pair<std::uint32_t, Tensor>> at;
-  for (const auto& [rec, v] : seeds) at.emplace_back(rec, reshape(Tensor::from_var(v), {1}));
-  const std::vector<Tensor> t = tangent_sweep(tape, at, outs, 1);
-  std::vector<Var> r(outs.size());
-  for (std::size_t o = 0; o < outs.size(); ++o)
-    if (t[o].defined()) r[o] = var_of(t[o]);
-  return r;
-}
-
-std::vector<double> tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
-                                             const std::vector<std::uint32_t>& outs) {
-  NoGrad ng;
-  std::vector<std::pair<std::uint32_t, Tensor>> at;
-  for (const auto& [rec, v] : seeds) at.emplace_back(rec, Tensor::full({1}, v));
-  const std::vector<Tensor> t = tangent_sweep(tape, at, outs, 1);
-  std::vector<double> r(outs.size(), 0.0);
-  for (std::size_t o = 0; o < outs.size(); ++o)
-    if (t[o].defined()) r[o] = t[o].item();
-  return r;
-}
-}  // namespace detail
-
-std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
-                        const std::vector<Tensor>& tangents, bool create_graph, bool batched) {
-  if (outputs.empty()) throw_error("tapegrad: jvp(): no outputs");
-  if (tangents.size() != inputs.size())
-    throw_error("tapegrad: jvp(): " + std::to_string(tangents.size()) + " tangents for " +
-                std::to_string(inputs.size()) + " inputs");
-  if (batched && inputs.empty()) throw_error("tapegrad: jvp(): batched tangents need at least one input");
-  GradModeGuard mode(create_graph);
-  // The tangents as (K, *input shape).
-  std::int64_t K = 1;
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    const Tensor& v = tangents[k];
-    const Shape& s = inputs[k].shape();
-    if (!inputs[k].requires_grad())
-      throw_error("tapegrad: jvp(): input " + std::to_string(k) +
-                  " does not require grad, so no use of it was recorded (call requires_grad_() before computing the outputs)");
-    if (!is_floating(v.dtype()))
-      throw_error("tapegrad: jvp(): tangents[" + std::to_string(k) + "] must be float32 or float64, not " +
-                  dtype_name(v.dtype()));
-    const Shape& vs = v.shape();
-    if (batched) {
-      if (vs.empty() || Shape(vs.begin() + 1, vs.end()) != s)
-        throw_error("tapegrad: jvp(): batched tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) +
-                    " but input " + std::to_string(k) + " has shape " + shape_str(s) + " (expected (K, *input shape))");
-      if (k == 0) K = vs[0];
-      if (vs[0] != K)
-        throw_error("tapegrad: jvp(): batched tangents have different numbers of directions (" + std::to_string(K) +
-                    " and " + std::to_string(vs[0]) + ")");
-    } else if (vs != s) {
-      throw_error("tapegrad: jvp(): tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) + " but input " +
-                  std::to_string(k) + " has shape " + shape_str(s));
-    }
-  }
-  std::vector<Tensor> seeds(inputs.size());
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    Shape ks{K};
-    ks.insert(ks.end(), inputs[k].shape().begin(), inputs[k].shape().end());
-    // A view of our own, so that the basis mark (jacfwd's seed) never lands on a caller's tensor.
-    const Tensor v = detail::reshaped(astype(tangents[k], inputs[k].dtype()), ks);
-    seeds[k] = v.requires_grad() ? v : detail::view_as_shape(v, ks);
-    if (!v.requires_grad()) seeds[k].impl().basis = batched && is_standard_basis(v);
-  }
-  // Results never carry the mark out.
-  auto unmarked = [](const Tensor& t) {
-    if (!t.impl().basis) return t;
-    Tensor r = detail::view_as_shape(t, t.shape());
-    r.impl().basis = false;
-    return r;
-  };
-  // The outputs' tape, and their records on it.
-  Tape* tape = nullptr;
-  for (const Tensor& y : outputs) {
-    const TensorImpl& p = y.impl();
-    if (p.leaf || !p.requires_grad) continue;
-    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
-    if (tape && tape != p.tape) throw_error("tapegrad: jvp(): the outputs were recorded on different tapes");
-    tape = p.tape;
-  }
-  std::vector<Tensor> swept(outputs.size());
-  if (tape) {
-    std::vector<std::uint32_t> outs;
-    std::vector<std::size_t> which;
-    for (std::size_t o = 0; o < outputs.size(); ++o)
-      if (!outputs[o].is_leaf() && outputs[o].requires_grad()) {
-        outs.push_back(outputs[o].impl().rec);
-        which.push_back(o);
-      }
-    std::vector<std::pair<std::uint32_t, Tensor>> at;
-    for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) { at.emplace_back(rec, seeds[k]); });
-    const std::vector<Tensor> t = tangent_sweep(*tape, at, outs, K);
-    for (std::size_t j = 0; j < outs.size(); ++j) swept[which[j]] = t[j];
-  }
-  std::vector<Tensor> result(outputs.size());
-  for (std::size_t o = 0; o < outputs.size(); ++o) {
-    const Tensor& y = outputs[o];
-    Tensor r = swept[o];
-    if (y.is_leaf())
-      for (std::size_t k = 0; k < inputs.size(); ++k)
-        if (inputs[k].same(y)) r = r.defined() ? add(r, seeds[k]) : seeds[k];
-    if (!r.defined()) {
-      Shape ks{K};
-      ks.insert(ks.end(), y.shape().begin(), y.shape().end());
-      r = Tensor::zeros(ks, is_floating(y.dtype()) ? y.dtype() : DType::Float64);
-    }
-    result[o] = unmarked(batched ? r : detail::reshaped(r, y.shape()));
-  }
-  return result;
 }
 
 Tensor astype(const Tensor& x, DType dtype);  // tensor_ops.cpp

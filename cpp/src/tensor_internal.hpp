@@ -9,11 +9,20 @@
 #include <utility>
 #include <vector>
 
+#include "tapegrad/sweep.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad::detail {
 
 [[noreturn]] void throw_error(const std::string& msg);
+/// Throws the error that says why tensor t (a recorded result) cannot be used.
+[[noreturn]] void throw_unusable_tensor(const Tensor& t);
+/// Sets p's .grad to g (keeping a recorded g rooted on its tape, so it survives collect()).
+/// A copy of x's values in fresh memory: not recorded.
+Tensor clone_values(const Tensor& x);
+/// grad += g: in place when `always` (a leaf's .grad, as PyTorch does) or when grad's memory
+/// is its own (a gradient in flight may be shared between two inputs), else into a new tensor.
+void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool always = false);
 
 /// Runs `f.template operator()<T>()`-style code for the float dtypes: TG_FLOAT_DISPATCH(d, T, { ... }).
 #define TG_FLOAT_DISPATCH(dtype, T, ...)                    \
@@ -51,10 +60,14 @@ std::vector<int> normalize_axes(const Axes& axes, int ndim, const char* op);
 int normalize_axis(int axis, int ndim, const char* op);
 
 /// A tape record done by tensor code: keeps its output gradient, its input records and the
-/// output it produced. Subclasses implement vjp().
+/// output it produced. Subclasses implement vjp() and jvp(); TNode answers the sweeps'
+/// questions with them (the same vjp serves the plain and the recorded reverse step: it is
+/// written with tensor ops, which record when the sweep turns grad mode on).
 class TNode : public Node {
  public:
-  void backward(Tape& tape) final;
+  void reverse(ReverseSweep& sweep, std::uint32_t) final { step(sweep); }
+  void reverse_recorded(ReverseSweep& sweep, std::uint32_t i) final;
+  void tangent(TangentSweep& sweep, std::uint32_t i) final;
   std::uint32_t* inputs(std::size_t& count) noexcept final {
     count = in_.size();
     return in_.data();
@@ -88,11 +101,11 @@ class TNode : public Node {
   virtual const TensorImpl* leaf() const noexcept { return nullptr; }
 
 
-  /// The forward-mode step (a tangent sweep, see tapegrad::jvp): given the tangents `t` of
-  /// the inputs, each of shape (K, *input shape) with K directions at once, or null for a
-  /// zero tangent (at least one is set), returns the output's tangent, (K, *output shape).
-  /// Checks the saved values' versions as backward() does.
-  Tensor tangent(const std::vector<Tensor>& t, std::int64_t K);
+  /// The forward-mode step: given the tangents `t` of the inputs, each of shape
+  /// (K, *input shape) with K directions at once, or null for a zero tangent (at least one is
+  /// set), returns the output's tangent, (K, *output shape). Checks the saved values'
+  /// versions as the reverse step does.
+  Tensor tangent_from(const std::vector<Tensor>& t, std::int64_t K);
 
  protected:
   /// Given d(output) = g, calls give(k, d input k) for the inputs k that are recorded.
@@ -114,7 +127,8 @@ class TNode : public Node {
     std::shared_ptr<std::uint64_t> counter;
     std::uint64_t version;
   };
-  Tape* sweep_tape_ = nullptr;
+  ReverseSweep* sweep_ = nullptr;  // the sweep running vjp(), for give()
+  void step(ReverseSweep& sweep);
   std::vector<Saved> saved_;
   void check_versions() const;
 };
@@ -134,14 +148,6 @@ inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {
   x.impl().version_counter();
   return x.impl().version;
 }
-
-/// During a recorded sweep (recorded_sweep): the scalar records' adjoints, as Vars, where a
-/// tensor rule gives a scalar input its gradient (a Var that entered tensor arithmetic).
-struct RecordedAdjoints {
-  std::vector<Var>* adj;
-  std::vector<char>* has;
-};
-inline thread_local RecordedAdjoints* tls_recorded = nullptr;
 
 /// A one-element tensor as a Var: recorded (a record that scalar records read as a number)
 /// when it requires grad and recording is on, else a constant.

@@ -939,13 +939,8 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
         if (create_graph) {
           tapegrad::detail::recorded_reverse(tape, from, tapegrad::Var::constant(1.0), adj, has);
         } else {
-          struct Deliver {
-            Tape& t;
-            ~Deliver() { t.set_deliver_sinks(true); }
-          } restore{tape};
-          tape.set_deliver_sinks(false);
-          tapegrad::detail::CaptureOnly no_tensor_grads;  // tensor leaves reached: .grad untouched
-          tape.reverse(from);
+          tapegrad::ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};  // no .grad changes
+          tape.reverse(sweep, from, 1.0);
           has.assign(from + 1, 0);
           for (std::uint32_t i = 0; i <= from; ++i) has[i] = tape.adjoint(i) != 0.0;
         }

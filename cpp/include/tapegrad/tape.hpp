@@ -36,18 +36,46 @@ struct Record {
 static_assert(sizeof(Record) == 12);
 
 class Tape;
+class Var;
+class TangentSweep;
+
+/// What a reverse sweep is doing: made once by its front end (backward, autograd.grad) and
+/// handed to every record's step, so that no step reads a mode from anywhere else.
+struct ReverseSweep {
+  Tape& tape;
+  /// create_graph: the steps run their rules recorded (on Var and Tensor), so the gradients
+  /// they make are results on the tape, differentiable again.
+  bool recorded = false;
+  /// Whether leaves add their gradient into their .grad (a backward) or the sweep's results
+  /// are only read by its front end (autograd.grad: no .grad changes).
+  bool deliver = true;
+  /// A recorded sweep's scalar adjoints as Vars on the tape: `(*adj)[j]` where `(*has)[j]`.
+  std::vector<Var>* adj = nullptr;
+  std::vector<char>* has = nullptr;
+};
 
 /// A record whose work is done by code outside the op table: every tensor op, and tensor
 /// leaves. Its record is `{Op::Node, a = index of this object in the tape's node list}`.
-/// Nodes keep what their rule needs (input values, attributes) and their own output
-/// gradient, so the tape only orders them: the reverse sweep calls `backward()` on each node
-/// whose record was reached, in record order.
+/// Nodes keep what their rules need (input values, attributes) and their own output
+/// gradient, so the tape only orders them.
+///
+/// Every sweep asks a node the same questions, and never what kind of node it is: its reverse
+/// step on numbers, its reverse step recorded (for higher order) and its tangent step. (Replay
+/// at new inputs will be a fourth.)
 class Node {
  public:
   virtual ~Node() = default;
-  /// The reverse step: adds this node's contributions into its inputs' gradients (with
-  /// `Tape::add_adjoint` for scalar records) and drops its own gradient.
-  virtual void backward(Tape& tape) = 0;
+  /// The reverse step of record `i` on numbers: adds this node's contributions into its
+  /// inputs' gradients (`Tape::add_adjoint` for scalar records, `Tape::mark_reached` for
+  /// nodes) and drops its own gradient.
+  virtual void reverse(ReverseSweep& sweep, std::uint32_t i) = 0;
+  /// The same step recorded (create_graph): the rules run on Var and Tensor, and a scalar
+  /// input's adjoint is a Var added into `*sweep.adj`. Called for every node record the
+  /// recorded sweep passes (it keeps no marks): a node that received nothing does nothing.
+  virtual void reverse_recorded(ReverseSweep& sweep, std::uint32_t i) = 0;
+  /// The tangent step of record `i`: its tangent from its inputs' tangents (see TangentSweep;
+  /// nothing where every input's tangent is zero).
+  virtual void tangent(TangentSweep& sweep, std::uint32_t i) = 0;
   /// The record indices this node reads (`collect()` marks and remaps them in place).
   virtual std::uint32_t* inputs(std::size_t& count) noexcept = 0;
   /// Drops any gradient a sweep left (a sweep interrupted by an exception).
@@ -145,20 +173,18 @@ class Tape {
   void clear() noexcept;
 
   // --- derivatives -----------------------------------------------------------------------
-  /// Reverse sweep: adjoints of every record up to `from`, seeded with d(out)/d(out) = seed.
-  /// One backwards loop over the records. Records whose adjoint is zero are skipped, so
-  /// records that do not lead to `from` contribute nothing (not even 0 * inf). A leaf
-  /// record with a sink adds its adjoint into the sink.
+  /// The plain reverse sweep (a backward): adjoints of every record up to `from`, seeded with
+  /// d(out)/d(out) = seed. One backwards loop over the records. Records whose adjoint is zero
+  /// are skipped, so records that do not lead to `from` contribute nothing (not even 0 * inf).
+  /// A leaf record with a sink adds its adjoint into the sink.
   void reverse(std::uint32_t from, double seed = 1.0);
-  /// The same, with the Node records `also[0..n_also)` (before `from`) marked as reached:
-  /// a sweep from several outputs whose Nodes hold their seeds.
-  void reverse(std::uint32_t from, double seed, const std::uint32_t* also, std::size_t n_also);
+  /// The same as `sweep` says (sweep.recorded must be false: the recorded sweep is
+  /// detail::recorded_sweep), with the Node records `also[0..n_also)` (before `from`) marked
+  /// as reached: a sweep from several outputs whose Nodes hold their seeds.
+  void reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const std::uint32_t* also = nullptr,
+               std::size_t n_also = 0);
   /// The adjoint of record i after reverse(from): 0 for records after `from`.
   double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
-  /// Whether Node records run their rules with recording on during reverse(), so that the
-  /// gradients they produce are themselves on the tape (create_graph=True).
-  bool create_graph() const noexcept { return create_graph_; }
-  void set_create_graph(bool on) noexcept { create_graph_ = on; }
   /// Sizes the adjoint workspace to records [0, n) and zeroes it (a sweep that fills it by
   /// add_adjoint(), as the recorded one does with its values, for accumulate_root_grads()).
   void zero_adjoints(std::uint32_t n);
@@ -179,9 +205,6 @@ class Tape {
   void remove_sink(std::uint32_t slot) noexcept;
   /// The target of sink `slot` (null once removed).
   double* sink_target(std::uint32_t slot) const noexcept { return slot < sinks_.size() ? sinks_[slot] : nullptr; }
-  /// Whether reverse() adds leaf adjoints into their sinks (on by default; off for a sweep
-  /// that only reads adjoints, as autograd.grad does).
-  void set_deliver_sinks(bool on) noexcept { deliver_sinks_ = on; }
 
   // --- roots: handles that survive collect() ---------------------------------------------
   /// Registers a root: a handle to record `rec` whose index collect() keeps up to date.
@@ -211,7 +234,7 @@ class Tape {
     bool leaf;
   };
   std::uint32_t push_slow(Op op, std::uint32_t a, std::uint32_t b, double value);
-  TAPEGRAD_NOINLINE void sweep_node(std::uint32_t i);
+  TAPEGRAD_NOINLINE void sweep_node(ReverseSweep& sweep, std::uint32_t i);
   std::uint32_t push_constant_slow(double c);
 
   Record* records_ = nullptr;
@@ -234,8 +257,6 @@ class Tape {
   std::vector<std::uint32_t> scratch_nodes_;  // collect(): each surviving node's new record
   std::vector<std::unique_ptr<Node>> nodes_;  // the Node objects of Op::Node records
   std::size_t node_bytes_pushed_ = 0;
-  bool create_graph_ = false;
-  bool deliver_sinks_ = true;
 
   std::vector<double*> sinks_;            // null: removed (or free)
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to

@@ -370,19 +370,6 @@ const char* gemm_backend() noexcept;
 void set_gemm_backend_name(const char* name) noexcept;
 
 namespace detail {
-/// A sweep that delivers gradients only into its captures (grad()), never into a .grad.
-inline thread_local bool tls_capture_only = false;
-/// Sets tls_capture_only for a scope (they nest).
-class CaptureOnly {
- public:
-  CaptureOnly() noexcept : before_(tls_capture_only) { tls_capture_only = true; }
-  ~CaptureOnly() { tls_capture_only = before_; }
-  CaptureOnly(const CaptureOnly&) = delete;
-  CaptureOnly& operator=(const CaptureOnly&) = delete;
-
- private:
-  bool before_;
-};
 /// backward(gradient, create_graph=true) from the (current, non-leaf) result y: seeds y's
 /// record and runs the recorded sweep (leaves' sinks get the values); adj/has are the scalar
 /// records' recorded adjoints (the Vars y depends on). Returns y's record.

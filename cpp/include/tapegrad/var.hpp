@@ -205,30 +205,14 @@ std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::
 /// their rules recorded too (create_graph).
 void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vector<Var>& adj, std::vector<char>& has);
 /// The same sweep with the seeds already placed: in adj/has (sized from + 1) for scalar
-/// records, in the tensor records' gradients for tensor ones. With `deliver_sinks`, leaf
-/// records also add their adjoint's value into their sinks and tensor leaves accumulate into
-/// their .grad (a backward); without, no .grad changes (grad()).
-void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver_sinks);
+/// records, in the tensor records' gradients for tensor ones. With `deliver`, leaf records also
+/// add their adjoint's value into their sinks and tensor leaves accumulate into their .grad (a
+/// backward); without, no .grad changes (grad()). (sweep/reverse_recorded.cpp)
+void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver);
 /// A backward with create_graph from record `from`, its seeds already placed as for
 /// recorded_sweep (adj/has sized from + 1): the recorded sweep with delivery, then the
 /// values of the scalar adjoints into the roots that keep their gradient (retain_grad).
 void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has);
-/// The step of recorded_sweep at tensor record i (defined with the tensors): runs its rule
-/// recorded; gradients it gives to scalar records are added into adj/has as Vars.
-void recorded_node_step(Tape& tape, std::uint32_t i, std::vector<Var>& adj, std::vector<char>& has);
-/// The partials of scalar record i with respect to its operand records (a, and b for
-/// two-variable records), by the table's rules on doubles.
-void scalar_partials(const Tape& tape, std::uint32_t i, double& da, double& db);
-/// The same partials as Vars recorded on the tape (the rules on Var).
-void scalar_partials_recorded(Tape& tape, std::uint32_t i, Var& da, Var& db);
-/// recorded_tangents through tensor records: the tensor tangent sweep, recorded, with one
-/// direction (defined with the tensors).
-std::vector<Var> recorded_tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, Var>>& seeds,
-                                                   const std::vector<std::uint32_t>& outs);
-/// Scalar tangents through tensor records (a Var that entered tensors and came back): the
-/// tensor tangent sweep with one direction (defined with the tensors).
-std::vector<double> tangents_through_tensors(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,
-                                             const std::vector<std::uint32_t>& outs);
 }  // namespace detail
 
 }  // namespace tapegrad

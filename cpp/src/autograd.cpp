@@ -1,0 +1,408 @@
+// The front ends of the sweeps: what a user calls to get derivatives. grad and jvp on Vars
+// and on Tensors (several outputs, grad_outputs, allow_unused, create_graph) and
+// Tensor::backward; each checks its arguments, seeds the records, runs one sweep and places
+// the results.
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sweep/sweeps.hpp"
+#include "tensor_internal.hpp"
+#include "tapegrad/tensor.hpp"
+#include "tapegrad/var.hpp"
+
+namespace tapegrad {
+
+using detail::throw_error;
+
+// --- Var ----------------------------------------------------------------------------------
+
+namespace {
+// The front end of both scalar jvps: checks the handles, seeds each x's record with its
+// tangent, runs sweep(tape, seeds, output records) and places the results (zero for
+// constant outputs).
+template <class T, class Sweep>
+std::vector<T> scalar_jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<T>& v, Sweep sweep) {
+  if (v.size() != xs.size())
+    throw Error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) + " inputs");
+  std::vector<T> result(ys.size(), T{});  // Var{} is the constant 0 (Var(0.0) would be a new leaf)
+  Tape* tape = nullptr;
+  for (const Var& y : ys) {
+    if (y.is_constant()) continue;
+    Tape& t = detail::checked_tape(y, "jvp()");
+    if (tape && tape != &t) throw Error("tapegrad: jvp(): the outputs were recorded on different tapes");
+    tape = &t;
+  }
+  if (!tape) return result;
+  std::vector<std::pair<std::uint32_t, T>> seeds;
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    if (xs[k].is_constant()) continue;
+    if (&detail::checked_tape(xs[k], "jvp()") != tape)
+      throw Error("tapegrad: jvp(): an input was recorded on another tape than the outputs");
+    seeds.emplace_back(xs[k].index(), v[k]);
+  }
+  std::vector<std::uint32_t> outs;
+  std::vector<std::size_t> which;
+  for (std::size_t o = 0; o < ys.size(); ++o)
+    if (!ys[o].is_constant()) {
+      outs.push_back(ys[o].index());
+      which.push_back(o);
+    }
+  const std::vector<T> t = sweep(*tape, seeds, outs);
+  for (std::size_t j = 0; j < outs.size(); ++j) result[which[j]] = t[j];
+  return result;
+}
+}  // namespace
+
+std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v) {
+  return scalar_jvp(ys, xs, v, detail::scalar_tangents);
+}
+
+std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<Var>& v, CreateGraph) {
+  return scalar_jvp(ys, xs, v, detail::recorded_tangents);
+}
+
+std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph) {
+  std::vector<Var> g(xs.size());
+  if (y.is_constant()) return g;
+  Tape& t = detail::checked_tape(y, "grad()");
+  for (const Var& x : xs)
+    if (!x.is_constant() && (x.tape() != &t || x.generation() != t.generation()))
+      detail::throw_unusable(x, "grad() with respect to a Var of another tape or generation");
+  std::vector<Var> adj;
+  std::vector<char> has;
+  detail::recorded_reverse(t, y.index(), Var::constant(1.0), adj, has);
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (!xs[i].is_constant() && xs[i].index() < has.size() && has[xs[i].index()]) g[i] = adj[xs[i].index()];
+  return g;
+}
+
+std::vector<double> grad(const Var& y, const std::vector<Var>& xs) {
+  std::vector<double> g(xs.size(), 0.0);
+  if (y.is_constant()) return g;
+  Tape& t = detail::checked_tape(y, "grad()");
+  for (const Var& x : xs)
+    if (!x.is_constant() && (x.tape() != &t || x.generation() != t.generation()))
+      detail::throw_unusable(x, "grad() with respect to a Var of another tape or generation");
+  t.reverse(y.index());
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (!xs[i].is_constant()) g[i] = t.adjoint(xs[i].index());
+  return g;
+}
+
+
+// --- Tensor -------------------------------------------------------------------------------
+
+void Tensor::backward() const {
+  if (numel() != 1)
+    throw_error("tapegrad: backward() without a gradient needs a one-element output, not shape " +
+                shape_str(shape()) + "; pass gradient= (a tensor of the output's shape)");
+  backward(Tensor::ones(shape(), dtype()));
+}
+
+void Tensor::backward(const Tensor& gradient) const { backward(gradient, false); }
+
+void Tensor::backward(const Tensor& gradient, bool create_graph) const {
+  TensorImpl& p = impl();
+  if (!p.requires_grad)
+    throw_error("tapegrad: backward() on a tensor that does not require grad (no input requires grad, "
+                "or it was computed under no_grad)");
+  if (gradient.shape() != p.shape)
+    throw_error("tapegrad: backward(): the gradient has shape " + shape_str(gradient.shape()) +
+                " but the output has shape " + shape_str(p.shape));
+  if (!is_floating(gradient.dtype()))
+    throw_error(std::string("tapegrad: backward(): the gradient must be float32 or float64, not ") +
+                dtype_name(gradient.dtype()));
+  if (p.leaf) {
+    // A leaf's gradient is the seed itself (as in PyTorch).
+    if (create_graph) {
+      EnableGrad eg;
+      const Tensor gd = astype(gradient, p.dtype);
+      const Tensor old = grad();
+      detail::assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
+      return;
+    }
+    Tensor g = detail::clone_values(detail::convert(gradient, p.dtype));
+    if (!p.grad) p.grad = g.impl_ptr();
+    else if (p.grad->requires_grad) detail::assign_grad(p, add(Tensor(p.grad).detach(), g).impl_ptr());
+    else detail::accumulate_into(p.grad, g, true);
+    return;
+  }
+  if (p.gen != p.tape->generation()) detail::throw_unusable_tensor(*this);
+  if (create_graph) {
+    std::vector<Var> adj;
+    std::vector<char> has;
+    detail::recorded_backward(*this, gradient, adj, has);
+    return;
+  }
+  Tape& tape = *p.tape;
+  auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
+  node.grad_ = Tensor();
+  node.add_grad(gradient);
+  tape.reverse(p.rec, 1.0);
+  tape.accumulate_root_grads();
+}
+
+namespace detail {
+std::uint32_t recorded_backward(const Tensor& y, const Tensor& gradient, std::vector<Var>& adj, std::vector<char>& has) {
+  const TensorImpl& p = y.impl();
+  Tape& tape = *p.tape;
+  auto& node = static_cast<TNode&>(tape.node(p.rec));
+  node.grad_ = Tensor();
+  {
+    EnableGrad eg;
+    node.add_grad(gradient);
+  }
+  adj.assign(p.rec + 1, Var());
+  has.assign(p.rec + 1, 0);
+  recorded_backward_sweep(tape, p.rec, adj, has);
+  return p.rec;
+}
+}  // namespace detail
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, bool create_graph, bool allow_unused) {
+  if (outputs.empty()) throw_error("tapegrad: grad(): no outputs");
+  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
+    throw_error("tapegrad: grad(): " + std::to_string(grad_outputs.size()) + " grad_outputs for " +
+                std::to_string(outputs.size()) + " outputs");
+  // The outputs' tape; every recorded output must be current on it.
+  Tape* tape = nullptr;
+  for (const Tensor& y : outputs) {
+    const TensorImpl& p = y.impl();
+    if (!p.requires_grad)
+      throw_error("tapegrad: grad(): an output does not require grad (no input requires grad, or it was "
+                  "computed under no_grad)");
+    if (p.leaf) continue;
+    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
+    if (tape && tape != p.tape) throw_error("tapegrad: grad(): the outputs were recorded on different tapes");
+    tape = p.tape;
+  }
+  std::vector<Tensor> result(inputs.size());
+  // Leaf outputs: d(leaf)/d(leaf) is the seed itself.
+  auto seed_of = [&](std::size_t k) {
+    return grad_outputs.empty() || !grad_outputs[k].defined() ? Tensor::ones(outputs[k].shape(), outputs[k].dtype())
+                                                              : grad_outputs[k];
+  };
+  std::vector<detail::TNode*> captured;
+  std::vector<std::uint32_t> marks;
+  struct Cleanup {
+    std::vector<detail::TNode*>& nodes;
+    ~Cleanup() {
+      for (detail::TNode* n : nodes) n->capture_ = nullptr;
+    }
+  } cleanup{captured};
+  std::vector<Tensor> capture_slots(inputs.size());
+  if (tape) {
+    auto capture = [&](detail::TNode& node, std::size_t k) {
+      if (node.capture_) return;  // the same input twice: the first slot
+      node.capture_ = &capture_slots[k];
+      captured.push_back(&node);
+    };
+    bool any_leaf = false;
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+      const TensorImpl& p = inputs[k].impl();
+      if (p.leaf) {
+        any_leaf = true;
+        continue;
+      }
+      if (p.tape != tape || p.gen != tape->generation() || p.rec == Tape::kNone) continue;  // not on this graph
+      capture(static_cast<detail::TNode&>(tape->node(p.rec)), k);
+    }
+    // A leaf may have several records on the tape (recorded again after a collect()): every
+    // one of them is found by scanning the tape's leaf records.
+    if (any_leaf)
+      for (std::uint32_t i = 0; i < tape->size(); ++i) {
+        if (tape->record(i).op != Op::Node) continue;
+        auto& node = static_cast<detail::TNode&>(tape->node(i));
+        const TensorImpl* leaf = node.leaf();
+        if (!leaf) continue;
+        for (std::size_t k = 0; k < inputs.size(); ++k)
+          if (inputs[k].impl_ptr().get() == leaf) {
+            capture(node, k);
+            break;
+          }
+      }
+    std::uint32_t from = 0;
+    {
+      GradModeGuard mode(create_graph);
+      for (std::size_t k = 0; k < outputs.size(); ++k) {
+        const TensorImpl& p = outputs[k].impl();
+        if (p.leaf) continue;
+        auto& node = static_cast<detail::TNode&>(tape->node(p.rec));
+        Tensor s = seed_of(k);
+        if (s.shape() != p.shape)
+          throw_error("tapegrad: grad(): grad_outputs[" + std::to_string(k) + "] has shape " + shape_str(s.shape()) +
+                      " but the output has shape " + shape_str(p.shape));
+        node.add_grad(s);
+        marks.push_back(p.rec);
+        from = std::max(from, p.rec);
+      }
+    }
+    // No .grad changes: the sweep delivers nothing, its captures are the results.
+    if (create_graph) {
+      std::vector<Var> adj(from + 1);
+      std::vector<char> has(from + 1, 0);
+      detail::recorded_sweep(*tape, from, adj, has, /*deliver=*/false);
+    } else {
+      ReverseSweep sweep{*tape, /*recorded=*/false, /*deliver=*/false};
+      tape->reverse(sweep, from, 1.0, marks.data(), marks.size());
+    }
+  }
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    // The same input twice: the capture went to the first slot.
+    Tensor g = capture_slots[k];
+    for (std::size_t j = 0; j < k && !g.defined(); ++j)
+      if (inputs[j].same(inputs[k])) g = result[j];
+    for (std::size_t o = 0; o < outputs.size(); ++o)  // a leaf that is itself an output: its seed
+      if (outputs[o].is_leaf() && outputs[o].same(inputs[k])) g = g.defined() ? add(g, seed_of(o)) : seed_of(o);
+    if (!g.defined() && !allow_unused)
+      throw_error("tapegrad: grad(): input " + std::to_string(k) +
+                  " was not used to compute the outputs (pass allow_unused=True to get None for it)");
+    result[k] = g;
+  }
+  return result;
+}
+
+namespace {
+// Every record of `t` on `tape`: its result record, or, for a leaf, each leaf record of it
+// (a leaf is recorded again on a tape after a collect() or an assign()).
+template <class F>
+void for_each_record_of(const std::vector<Tensor>& ts, Tape& tape, F&& f) {
+  bool any_leaf = false;
+  for (std::size_t k = 0; k < ts.size(); ++k) {
+    const TensorImpl& p = ts[k].impl();
+    if (p.leaf) {
+      any_leaf = true;
+      continue;
+    }
+    if (p.tape != &tape || p.gen != tape.generation() || p.rec == Tape::kNone) continue;  // not on this graph
+    f(p.rec, k);
+  }
+  if (!any_leaf) return;
+  for (std::uint32_t i = 0; i < tape.size(); ++i) {
+    if (tape.record(i).op != Op::Node) continue;
+    const TensorImpl* leaf = static_cast<detail::TNode&>(tape.node(i)).leaf();
+    if (!leaf) continue;
+    for (std::size_t k = 0; k < ts.size(); ++k)
+      if (ts[k].impl_ptr().get() == leaf) {
+        f(i, k);
+        break;
+      }
+  }
+}
+
+}  // namespace
+
+namespace {
+// Whether t, of shape (K, *s), is the standard basis of its K = numel(s) directions.
+bool is_standard_basis(const Tensor& t) {
+  if (t.ndim() == 0 || t.shape()[0] == 0 || t.shape()[0] * t.shape()[0] != t.numel()) return false;
+  const std::int64_t K = t.shape()[0];
+  bool ok = true;
+  TG_FLOAT_DISPATCH(t.dtype(), T, {
+    const T* p = t.data<T>();
+    for (std::int64_t i = 0; ok && i < K; ++i)
+      for (std::int64_t j = 0; j < K; ++j)
+        if (p[i * K + j] != (i == j ? T(1) : T(0))) {
+          ok = false;
+          break;
+        }
+  });
+  return ok;
+}
+
+}  // namespace
+
+
+std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                        const std::vector<Tensor>& tangents, bool create_graph, bool batched) {
+  if (outputs.empty()) throw_error("tapegrad: jvp(): no outputs");
+  if (tangents.size() != inputs.size())
+    throw_error("tapegrad: jvp(): " + std::to_string(tangents.size()) + " tangents for " +
+                std::to_string(inputs.size()) + " inputs");
+  if (batched && inputs.empty()) throw_error("tapegrad: jvp(): batched tangents need at least one input");
+  GradModeGuard mode(create_graph);
+  // The tangents as (K, *input shape).
+  std::int64_t K = 1;
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    const Tensor& v = tangents[k];
+    const Shape& s = inputs[k].shape();
+    if (!inputs[k].requires_grad())
+      throw_error("tapegrad: jvp(): input " + std::to_string(k) +
+                  " does not require grad, so no use of it was recorded (call requires_grad_() before computing the outputs)");
+    if (!is_floating(v.dtype()))
+      throw_error("tapegrad: jvp(): tangents[" + std::to_string(k) + "] must be float32 or float64, not " +
+                  dtype_name(v.dtype()));
+    const Shape& vs = v.shape();
+    if (batched) {
+      if (vs.empty() || Shape(vs.begin() + 1, vs.end()) != s)
+        throw_error("tapegrad: jvp(): batched tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) +
+                    " but input " + std::to_string(k) + " has shape " + shape_str(s) + " (expected (K, *input shape))");
+      if (k == 0) K = vs[0];
+      if (vs[0] != K)
+        throw_error("tapegrad: jvp(): batched tangents have different numbers of directions (" + std::to_string(K) +
+                    " and " + std::to_string(vs[0]) + ")");
+    } else if (vs != s) {
+      throw_error("tapegrad: jvp(): tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) + " but input " +
+                  std::to_string(k) + " has shape " + shape_str(s));
+    }
+  }
+  std::vector<Tensor> seeds(inputs.size());
+  for (std::size_t k = 0; k < inputs.size(); ++k) {
+    Shape ks{K};
+    ks.insert(ks.end(), inputs[k].shape().begin(), inputs[k].shape().end());
+    // A view of our own, so that the basis mark (jacfwd's seed) never lands on a caller's tensor.
+    const Tensor v = detail::reshaped(astype(tangents[k], inputs[k].dtype()), ks);
+    seeds[k] = v.requires_grad() ? v : detail::view_as_shape(v, ks);
+    if (!v.requires_grad()) seeds[k].impl().basis = batched && is_standard_basis(v);
+  }
+  // Results never carry the mark out.
+  auto unmarked = [](const Tensor& t) {
+    if (!t.impl().basis) return t;
+    Tensor r = detail::view_as_shape(t, t.shape());
+    r.impl().basis = false;
+    return r;
+  };
+  // The outputs' tape, and their records on it.
+  Tape* tape = nullptr;
+  for (const Tensor& y : outputs) {
+    const TensorImpl& p = y.impl();
+    if (p.leaf || !p.requires_grad) continue;
+    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
+    if (tape && tape != p.tape) throw_error("tapegrad: jvp(): the outputs were recorded on different tapes");
+    tape = p.tape;
+  }
+  std::vector<Tensor> swept(outputs.size());
+  if (tape) {
+    std::vector<std::uint32_t> outs;
+    std::vector<std::size_t> which;
+    for (std::size_t o = 0; o < outputs.size(); ++o)
+      if (!outputs[o].is_leaf() && outputs[o].requires_grad()) {
+        outs.push_back(outputs[o].impl().rec);
+        which.push_back(o);
+      }
+    std::vector<std::pair<std::uint32_t, Tensor>> at;
+    for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) { at.emplace_back(rec, seeds[k]); });
+    const std::vector<Tensor> t = detail::tangent_sweep(*tape, at, outs, K);
+    for (std::size_t j = 0; j < outs.size(); ++j) swept[which[j]] = t[j];
+  }
+  std::vector<Tensor> result(outputs.size());
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
+    const Tensor& y = outputs[o];
+    Tensor r = swept[o];
+    if (y.is_leaf())
+      for (std::size_t k = 0; k < inputs.size(); ++k)
+        if (inputs[k].same(y)) r = r.defined() ? add(r, seeds[k]) : seeds[k];
+    if (!r.defined()) {
+      Shape ks{K};
+      ks.insert(ks.end(), y.shape().begin(), y.shape().end());
+      r = Tensor::zeros(ks, is_floating(y.dtype()) ? y.dtype() : DType::Float64);
+    }
+    result[o] = unmarked(batched ? r : detail::reshaped(r, y.shape()));
+  }
+  return result;
+}
+
+}  // namespace tapegrad

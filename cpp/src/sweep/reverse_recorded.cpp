@@ -1,0 +1,72 @@
+// The recorded reverse sweep (create_graph): one backwards loop over every record with the
+// adjoints as Vars, so that each contribution is itself recorded and the gradient can be
+// differentiated again. Scalar records run their rule on Var (sweep/partials.hpp); every other
+// record answers Node::reverse_recorded.
+#include <string>
+#include <vector>
+
+#include "sweep/partials.hpp"
+#include "sweep/scaled.hpp"
+#include "tapegrad/tape.hpp"
+#include "tapegrad/var.hpp"
+
+namespace tapegrad::detail {
+
+void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vector<Var>& adj, std::vector<char>& has) {
+  if (from >= tape.size())
+    throw Error("tapegrad: grad(): reverse from record " + std::to_string(from) + " of a tape of " +
+                std::to_string(tape.size()));
+  adj.assign(from + 1, Var());
+  has.assign(from + 1, 0);
+  adj[from] = seed;
+  has[from] = 1;
+  recorded_sweep(tape, from, adj, has, false);
+}
+
+void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has) {
+  recorded_sweep(tape, from, adj, has, true);
+  tape.zero_adjoints(from + 1);
+  for (std::uint32_t i = 0; i <= from; ++i)
+    if (has[i] && tape.record(i).op != Op::Node) tape.add_adjoint(i, adj[i].value());
+  tape.accumulate_root_grads();
+}
+
+void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver) {
+  ScopedTape scope(tape);  // the rules record on this tape
+  ReverseSweep sweep{tape, /*recorded=*/true, deliver, &adj, &has};
+  const std::uint32_t gen = tape.generation();
+  auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
+  auto constant = [&](std::uint32_t k) { return tape.constant(k); };
+  auto give = [&](std::uint32_t j, const Var& c) {
+    if (has[j]) {
+      adj[j] = adj[j] + c;
+    } else {
+      adj[j] = c;
+      has[j] = 1;
+    }
+  };
+  try {
+    for (std::uint32_t i = from + 1; i-- > 0;) {
+      const Record r = tape.record(i);  // a copy: the rules append records
+      if (r.op == Op::Node) {
+        tape.node(i).reverse_recorded(sweep, i);
+        continue;
+      }
+      if (!has[i]) continue;
+      const Var g = adj[i];
+      if (r.op == Op::Leaf) {
+        if (deliver && r.a != Tape::kNone)
+          if (double* sink = tape.sink_target(r.a)) *sink += g.value();
+        continue;
+      }
+      for_each_partial(r, i, at, constant, [&](int, std::uint32_t j, auto d) { give(j, scaled(g, d())); });
+    }
+  } catch (...) {
+    // Leave no gradient behind in the tensor records this sweep did not reach.
+    for (std::uint32_t j = 0; j <= from && j < tape.size(); ++j)
+      if (tape.record(j).op == Op::Node) tape.node(j).reset_grad();
+    throw;
+  }
+}
+
+}  // namespace tapegrad::detail
