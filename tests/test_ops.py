@@ -41,6 +41,7 @@ ROWS = {
     "neg": Row(1, lambda x: -x, "neg", [-3.5, -1e-3, 0.0, 2.0, 1e10]),
     "exp": Row(1, math.exp, "exp", [-30.0, -1.0, 0.0, 0.5, 20.0], "exp"),
     "log": Row(1, math.log, "log", [1e-6, 0.1, 1.0, 2.5, 1e6], "log"),
+    "log2": Row(1, math.log2, "log2", [1e-6, 0.1, 1.0, 2.5, 1e6], "log2"),
     "log1p": Row(1, math.log1p, "log1p", [-0.999, -0.5, 0.0, 1e-8, 3.0, 1e6], "log1p"),
     "expm1": Row(1, math.expm1, "expm1", [-20.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 20.0], "expm1"),
     "sqrt": Row(1, math.sqrt, "sqrt", [1e-6, 0.25, 2.0, 1e6], "sqrt"),

@@ -191,6 +191,7 @@ ELEMENTWISE = {
     "neg": Elementwise(1, np.negative, "neg", operator.neg),
     "exp": Elementwise(1, np.exp, "exp"),
     "log": Elementwise(1, np.log, "log"),
+    "log2": Elementwise(1, np.log2, "log2"),
     "log1p": Elementwise(1, np.log1p, "log1p"),
     "expm1": Elementwise(1, np.expm1, "expm1"),
     "sqrt": Elementwise(1, np.sqrt, "sqrt"),

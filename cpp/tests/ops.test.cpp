@@ -47,7 +47,7 @@ const std::map<std::string, Binary>& binary_ops() {
 // The test rows: points inside each op's domain, including points near its edges.
 const std::map<std::string, std::vector<double>> kUnaryPoints = {
     {"neg", {-2.0, 0.0, 3.5}},           {"exp", {-30.0, -1.0, 0.0, 2.5, 20.0}},
-    {"log", {1e-6, 0.3, 1.0, 1e6}},      {"log1p", {-0.999, -0.5, 1e-9, 3.0}},
+    {"log", {1e-6, 0.3, 1.0, 1e6}},      {"log2", {1e-6, 0.3, 1.0, 1e6}},      {"log1p", {-0.999, -0.5, 1e-9, 3.0}},
     {"expm1", {-20.0, -1e-8, 0.5, 5.0}}, {"sqrt", {1e-6, 0.25, 4.0, 1e8}},
     {"sin", {-3.0, 0.0, 1.0, 100.0}},    {"cos", {-3.0, 0.0, 1.0, 100.0}},
     {"tan", {-1.5, 0.0, 0.7, 1.5}},      {"asin", {-0.999, -0.3, 0.0, 0.999}},
