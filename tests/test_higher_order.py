@@ -323,3 +323,20 @@ def test_autograd_grad_on_tensors_leaves_var_grads_alone(create_graph: bool) -> 
     y.backward()  # a backward still delivers to both
     assert v.grad == pytest.approx(2 * 2.0 * 3.0)
     np.testing.assert_allclose(t.grad.numpy(), [4.0, 4.0])
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_var_grad_an_input_recorded_before_but_not_used_is_unused(create_graph: bool) -> None:
+    """An input the outputs do not depend on is unused (None with allow_unused, else an error)
+    in both modes, even where it was recorded on the tape before the outputs; one reached with
+    a zero slope is used and gets 0."""
+    x, z = tg.Var(1.0), tg.Var(2.0)
+    w = z * 3.0  # z is on the tape, y does not depend on it
+    y = x * x
+    with pytest.raises(RuntimeError, match="input 1 was not used"):
+        tg.autograd.grad(y, [x, z], create_graph=create_graph)
+    gx, gz = tg.autograd.grad(y, [x, z], allow_unused=True, create_graph=create_graph)
+    assert gx.data == 2.0 and gz is None
+    (g,) = tg.autograd.grad(tg.relu(x - 5.0), [x], create_graph=create_graph)  # zero slope at x = 1
+    assert g.data == 0.0
+    assert w.data == 6.0 and x.grad == 0.0 and z.grad == 0.0

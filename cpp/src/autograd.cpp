@@ -3,6 +3,7 @@
 // Tensor::backward; each checks its arguments, seeds the records, runs one sweep and places
 // the results.
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,49 +19,207 @@ using detail::throw_error;
 
 // --- Var ----------------------------------------------------------------------------------
 
-namespace {
-// The front end of both scalar jvps: checks the handles, seeds each x's record with its
-// tangent, runs sweep(tape, seeds, output records) and places the results (zero for
-// constant outputs).
-template <class T, class Sweep>
-std::vector<T> scalar_jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<T>& v, Sweep sweep) {
-  if (v.size() != xs.size())
-    throw Error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) + " inputs");
-  std::vector<T> result(ys.size(), T{});  // Var{} is the constant 0 (Var(0.0) would be a new leaf)
-  Tape* tape = nullptr;
-  for (const Var& y : ys) {
-    if (y.is_constant()) continue;
-    Tape& t = detail::checked_tape(y, "jvp()");
-    if (tape && tape != &t) throw Error("tapegrad: jvp(): the outputs were recorded on different tapes");
-    tape = &t;
+namespace detail {
+
+std::vector<std::uint32_t> sink_records(const Tape& tape, std::uint32_t slot, std::uint32_t to) {
+  std::vector<std::uint32_t> recs;
+  for (std::uint32_t i = 0; i <= to && i < tape.size(); ++i)
+    if (tape.record(i).op == Op::Leaf && tape.record(i).a == slot) recs.push_back(i);
+  return recs;
+}
+
+std::vector<std::pair<std::uint32_t, Var>> sink_adjoints(Tape& tape, std::uint32_t from, const std::vector<Var>& adj,
+                                                         const std::vector<char>& has) {
+  ScopedTape scope(tape);
+  std::vector<std::pair<std::uint32_t, Var>> sums;
+  for (std::uint32_t i = 0; i <= from && i < has.size(); ++i) {
+    const Record r = tape.record(i);
+    if (!has[i] || r.op != Op::Leaf || r.a == Tape::kNone) continue;
+    auto it = std::find_if(sums.begin(), sums.end(), [&](const auto& p) { return p.first == r.a; });
+    if (it == sums.end()) sums.emplace_back(r.a, adj[i]);
+    else it->second = it->second + adj[i];
   }
-  if (!tape) return result;
-  std::vector<std::pair<std::uint32_t, T>> seeds;
+  return sums;
+}
+
+std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Var>& ys, const std::vector<Var>& seeds,
+                                                const std::vector<std::vector<std::uint32_t>>& xs, GradOptions options) {
+  if (!seeds.empty() && seeds.size() != ys.size())
+    throw Error("tapegrad: grad(): " + std::to_string(seeds.size()) + " grad_outputs for " +
+                std::to_string(ys.size()) + " outputs");
+  for (const Var& v : ys)
+    if (!v.is_constant() && (v.tape() != &tape || v.generation() != tape.generation()))
+      throw_unusable(v, "grad(): an output");
+  ScopedTape scope(tape);
+  // One output: sum_k seed_k y_k (recorded, so that a recorded seed is differentiated through).
+  Var total;
+  for (std::size_t k = 0; k < ys.size(); ++k) {
+    Var term = ys[k];
+    if (!seeds.empty()) {
+      const Var& s = seeds[k];
+      if (!s.is_constant()) term = ys[k] * s;
+      else if (s.value() != 1.0) term = ys[k] * s.value();
+    }
+    total = k == 0 ? term : total + term;
+  }
+  const bool live = !total.is_constant();
+  const std::uint32_t from = live ? total.index() : 0;
+  std::vector<Var> adj;
+  std::vector<char> has;
+  if (live) {
+    if (options.create_graph) {
+      recorded_reverse(tape, from, Var::constant(1.0), adj, has);
+    } else {
+      ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};  // no .grad changes
+      tape.reverse(sweep, from, 1.0);
+    }
+  }
+  // Which records lead to the output: the plain sweep skips zero adjoints, so an input whose
+  // adjoints are all zero is told apart from an unused one by marking backwards from `from`.
+  std::vector<char> reached;
+  auto leads_to_output = [&](std::uint32_t i) {
+    if (reached.empty()) {
+      reached.assign(from + 1, 0);
+      reached[from] = 1;
+      for (std::uint32_t j = from + 1; j-- > 0;)
+        if (reached[j])
+          tape.for_each_operand(j, [&](std::uint32_t q) {
+            if (q != Tape::kNone) reached[q] = 1;
+          });
+    }
+    return reached[i] != 0;
+  };
+  std::vector<std::optional<Var>> result(xs.size());
   for (std::size_t k = 0; k < xs.size(); ++k) {
-    if (xs[k].is_constant()) continue;
-    if (&detail::checked_tape(xs[k], "jvp()") != tape)
-      throw Error("tapegrad: jvp(): an input was recorded on another tape than the outputs");
-    seeds.emplace_back(xs[k].index(), v[k]);
+    bool used = false;
+    Var g;
+    double value = 0.0;
+    for (std::uint32_t i : xs[k]) {
+      if (!live || i > from) continue;
+      if (options.create_graph) {
+        if (!has[i]) continue;
+        g = used ? g + adj[i] : adj[i];
+      } else {
+        const double a = tape.adjoint(i);
+        if (a == 0.0 && !leads_to_output(i)) continue;
+        value += a;
+      }
+      used = true;
+    }
+    if (!used) {
+      if (!options.allow_unused)
+        throw Error("tapegrad: grad(): input " + std::to_string(k) +
+                    " was not used to compute the outputs (pass allow_unused=True to get None for it)");
+      continue;
+    }
+    result[k] = options.create_graph ? g : Var::constant(value);
   }
+  return result;
+}
+
+namespace {
+// Both jvps on records: seeds every record of xs[k] with tangents[k], runs
+// sweep(tape, seeds, output records) and places the results (zero for constant outputs).
+template <class T, class Sweep>
+std::vector<T> jvp_on_records(Tape& tape, const std::vector<std::uint32_t>& ys,
+                              const std::vector<std::vector<std::uint32_t>>& xs, const std::vector<T>& tangents,
+                              Sweep sweep) {
+  if (tangents.size() != xs.size())
+    throw Error("tapegrad: jvp(): " + std::to_string(tangents.size()) + " tangents for " + std::to_string(xs.size()) +
+                " inputs");
+  std::vector<T> result(ys.size(), T{});  // Var{} is the constant 0 (Var(0.0) would be a new leaf)
   std::vector<std::uint32_t> outs;
   std::vector<std::size_t> which;
   for (std::size_t o = 0; o < ys.size(); ++o)
-    if (!ys[o].is_constant()) {
-      outs.push_back(ys[o].index());
+    if (ys[o] != Tape::kNone) {
+      outs.push_back(ys[o]);
       which.push_back(o);
     }
-  const std::vector<T> t = sweep(*tape, seeds, outs);
+  if (outs.empty()) return result;
+  std::vector<std::pair<std::uint32_t, T>> seeds;
+  for (std::size_t k = 0; k < xs.size(); ++k)
+    for (std::uint32_t rec : xs[k]) seeds.emplace_back(rec, tangents[k]);
+  const std::vector<T> t = sweep(tape, seeds, outs);
   for (std::size_t j = 0; j < outs.size(); ++j) result[which[j]] = t[j];
   return result;
 }
 }  // namespace
 
+std::vector<double> jvp_of_records(Tape& tape, const std::vector<std::uint32_t>& ys,
+                                   const std::vector<std::vector<std::uint32_t>>& xs, const std::vector<double>& tangents) {
+  return jvp_on_records(tape, ys, xs, tangents, scalar_tangents);
+}
+
+std::vector<Var> jvp_of_records(Tape& tape, const std::vector<std::uint32_t>& ys,
+                                const std::vector<std::vector<std::uint32_t>>& xs, const std::vector<Var>& tangents) {
+  return jvp_on_records(tape, ys, xs, tangents, recorded_tangents);
+}
+
+}  // namespace detail
+
+namespace {
+// The outputs' tape (null when every output is a constant); every x that is not a constant
+// must be current on it. Each x's records: its own (none for a constant).
+Tape* tape_of(const std::vector<Var>& ys, const std::vector<Var>& xs, const char* what,
+              std::vector<std::vector<std::uint32_t>>& records) {
+  Tape* tape = nullptr;
+  for (const Var& y : ys) {
+    if (y.is_constant()) continue;
+    Tape& t = detail::checked_tape(y, what);
+    if (tape && tape != &t) throw Error(std::string("tapegrad: ") + what + ": the outputs were recorded on different tapes");
+    tape = &t;
+  }
+  records.assign(xs.size(), {});
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    if (xs[k].is_constant()) continue;
+    if ((!tape || xs[k].tape() != tape) && xs[k].valid())
+      throw Error(std::string("tapegrad: ") + what + ": input " + std::to_string(k) +
+                  " was recorded on another tape than the outputs");
+    if (!tape || xs[k].tape() != tape || xs[k].generation() != tape->generation())
+      detail::throw_unusable(xs[k], (std::string(what) + ": input " + std::to_string(k)).c_str());
+    records[k].push_back(xs[k].index());
+  }
+  return tape;
+}
+
+template <class T>
+std::vector<T> jvp_vars(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<T>& v) {
+  std::vector<std::vector<std::uint32_t>> records;
+  Tape* tape = nullptr;
+  for (const Var& y : ys)  // (inputs may be stale where every output is a constant)
+    if (!y.is_constant()) tape = &detail::checked_tape(y, "jvp()");
+  if (!tape) {
+    if (v.size() != xs.size())
+      throw Error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) +
+                  " inputs");
+    return std::vector<T>(ys.size(), T{});
+  }
+  tape_of(ys, xs, "jvp()", records);
+  std::vector<std::uint32_t> outs;
+  for (const Var& y : ys) outs.push_back(y.is_constant() ? Tape::kNone : y.index());
+  return detail::jvp_of_records(*tape, outs, records, v);
+}
+}  // namespace
+
+std::vector<std::optional<Var>> grad(const std::vector<Var>& ys, const std::vector<Var>& xs,
+                                     const std::vector<Var>& grad_outputs, GradOptions options) {
+  std::vector<std::vector<std::uint32_t>> records;
+  Tape* tape = tape_of(ys, xs, "grad()", records);
+  if (!tape) {
+    std::vector<std::optional<Var>> none(xs.size());
+    if (!options.allow_unused && !xs.empty())
+      throw Error("tapegrad: grad(): input 0 was not used to compute the outputs (pass allow_unused=True to get None for it)");
+    return none;
+  }
+  return detail::grad_of_records(*tape, ys, grad_outputs, records, options);
+}
+
 std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v) {
-  return scalar_jvp(ys, xs, v, detail::scalar_tangents);
+  return jvp_vars(ys, xs, v);
 }
 
 std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<Var>& v, CreateGraph) {
-  return scalar_jvp(ys, xs, v, detail::recorded_tangents);
+  return jvp_vars(ys, xs, v);
 }
 
 std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph) {
@@ -93,6 +252,37 @@ std::vector<double> grad(const Var& y, const std::vector<Var>& xs) {
 
 
 // --- Tensor -------------------------------------------------------------------------------
+
+namespace {
+// Every record of `t` on `tape`: its result record, or, for a leaf, each leaf record of it
+// (a leaf is recorded again on a tape after a collect() or an assign()).
+template <class F>
+void for_each_record_of(const std::vector<Tensor>& ts, Tape& tape, F&& f) {
+  bool any_leaf = false;
+  for (std::size_t k = 0; k < ts.size(); ++k) {
+    const TensorImpl& p = ts[k].impl();
+    if (p.leaf) {
+      any_leaf = true;
+      continue;
+    }
+    if (p.tape != &tape || p.gen != tape.generation() || p.rec == Tape::kNone) continue;  // not on this graph
+    f(p.rec, k);
+  }
+  if (!any_leaf) return;
+  for (std::uint32_t i = 0; i < tape.size(); ++i) {
+    if (tape.record(i).op != Op::Node) continue;
+    const TensorImpl* leaf = static_cast<detail::TNode&>(tape.node(i)).leaf();
+    if (!leaf) continue;
+    for (std::size_t k = 0; k < ts.size(); ++k)
+      if (ts[k].impl_ptr().get() == leaf) {
+        f(i, k);
+        break;
+      }
+  }
+}
+
+}  // namespace
+
 
 void Tensor::backward() const {
   if (numel() != 1)
@@ -200,30 +390,9 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
       node.capture_ = &capture_slots[k];
       captured.push_back(&node);
     };
-    bool any_leaf = false;
-    for (std::size_t k = 0; k < inputs.size(); ++k) {
-      const TensorImpl& p = inputs[k].impl();
-      if (p.leaf) {
-        any_leaf = true;
-        continue;
-      }
-      if (p.tape != tape || p.gen != tape->generation() || p.rec == Tape::kNone) continue;  // not on this graph
-      capture(static_cast<detail::TNode&>(tape->node(p.rec)), k);
-    }
-    // A leaf may have several records on the tape (recorded again after a collect()): every
-    // one of them is found by scanning the tape's leaf records.
-    if (any_leaf)
-      for (std::uint32_t i = 0; i < tape->size(); ++i) {
-        if (tape->record(i).op != Op::Node) continue;
-        auto& node = static_cast<detail::TNode&>(tape->node(i));
-        const TensorImpl* leaf = node.leaf();
-        if (!leaf) continue;
-        for (std::size_t k = 0; k < inputs.size(); ++k)
-          if (inputs[k].impl_ptr().get() == leaf) {
-            capture(node, k);
-            break;
-          }
-      }
+    for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) {
+      capture(static_cast<detail::TNode&>(tape->node(rec)), k);
+    });
     std::uint32_t from = 0;
     {
       GradModeGuard mode(create_graph);
@@ -265,35 +434,6 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   return result;
 }
 
-namespace {
-// Every record of `t` on `tape`: its result record, or, for a leaf, each leaf record of it
-// (a leaf is recorded again on a tape after a collect() or an assign()).
-template <class F>
-void for_each_record_of(const std::vector<Tensor>& ts, Tape& tape, F&& f) {
-  bool any_leaf = false;
-  for (std::size_t k = 0; k < ts.size(); ++k) {
-    const TensorImpl& p = ts[k].impl();
-    if (p.leaf) {
-      any_leaf = true;
-      continue;
-    }
-    if (p.tape != &tape || p.gen != tape.generation() || p.rec == Tape::kNone) continue;  // not on this graph
-    f(p.rec, k);
-  }
-  if (!any_leaf) return;
-  for (std::uint32_t i = 0; i < tape.size(); ++i) {
-    if (tape.record(i).op != Op::Node) continue;
-    const TensorImpl* leaf = static_cast<detail::TNode&>(tape.node(i)).leaf();
-    if (!leaf) continue;
-    for (std::size_t k = 0; k < ts.size(); ++k)
-      if (ts[k].impl_ptr().get() == leaf) {
-        f(i, k);
-        break;
-      }
-  }
-}
-
-}  // namespace
 
 namespace {
 // Whether t, of shape (K, *s), is the standard basis of its K = numel(s) directions.

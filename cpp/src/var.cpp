@@ -50,29 +50,16 @@ Var record_unary_slow(Op op, Var a, double v) {
 
 Var record_binary_slow(Op op, Var a, Var b, double v) {
   if (a.is_constant() && b.is_constant()) return Var::constant(v);
-  if (a.is_constant()) return record_cv_slow(op, a.value(), b, v);
-  if (b.is_constant()) return record_vc_slow(op, a, b.value(), v);
   Tape& t = active();
   check_on(a, t, op);
   check_on(b, t, op);
-  return Var(v, t.push(op, a.index(), b.index(), v), t.generation(), &t);
+  const std::uint32_t ra = a.is_constant() ? Tape::kNone : a.index(), rb = b.is_constant() ? Tape::kNone : b.index();
+  return Var(v, push_binary(t, op, ra, rb, a.value(), b.value(), v), t.generation(), &t);
 }
 
-Var record_vc_slow(Op op, Var a, double c, double v) {
-  if (a.is_constant()) return Var::constant(v);
-  Tape& t = active();
-  check_on(a, t, op);
-  const std::uint32_t k = t.push_constant(c);
-  return Var(v, t.push(with_const_right(op), a.index(), k, v), t.generation(), &t);
-}
+Var record_vc_slow(Op op, Var a, double c, double v) { return record_binary_slow(op, a, Var::constant(c), v); }
 
-Var record_cv_slow(Op op, double c, Var b, double v) {
-  if (b.is_constant()) return Var::constant(v);
-  Tape& t = active();
-  check_on(b, t, op);
-  const std::uint32_t k = t.push_constant(c);
-  return Var(v, t.push(with_const_left(op), b.index(), k, v), t.generation(), &t);
-}
+Var record_cv_slow(Op op, double c, Var b, double v) { return record_binary_slow(op, Var::constant(c), b, v); }
 
 Tape& checked_tape(const Var& y, const char* what) {
   if (y.is_constant()) throw Error(std::string("tapegrad: ") + what + ": the Var is a constant");

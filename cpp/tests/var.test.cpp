@@ -219,3 +219,42 @@ TEST_CASE("forward mode on Var: recorded tangents compose with both modes, exact
   CHECK(grad(jv, {v})[0] == doctest::Approx(grad(f, {a})[0]).epsilon(1e-15));
   CHECK(jvp({Var::constant(3.0)}, {a}, {v}, CreateGraph{})[0].is_constant());
 }
+
+TEST_CASE("grad over several outputs: grad_outputs, allow_unused, create_graph, no delivery") {
+  Tape tape;
+  ScopedTape scope(tape);
+  double sink = 0.0;
+  Var x(tape.size() == 0 ? 1.5 : 0.0);  // a leaf
+  const std::uint32_t slot = tape.add_sink(&sink);
+  Var y = Var(2.0, tape.push_leaf(2.0, slot), tape.generation(), &tape);  // a leaf delivering into `sink`
+  Var unused = 7.0;
+  const Var a = x * y, b = sin(x);
+  // d(3a + 2b)/dx = 3y + 2cos x, d/dy = 3x
+  auto g = grad({a, b}, {x, y, unused}, {Var::constant(3.0), Var::constant(2.0)}, GradOptions{false, true});
+  REQUIRE(g.size() == 3);
+  CHECK(g[0]->value() == doctest::Approx(3 * 2.0 + 2 * std::cos(1.5)));
+  CHECK(g[1]->value() == doctest::Approx(3 * 1.5));
+  CHECK(g[0]->is_constant());
+  CHECK_FALSE(g[2].has_value());
+  CHECK(sink == 0.0);  // nothing delivered
+  CHECK_THROWS_WITH_AS(grad({a, b}, {unused}, {}, GradOptions{}), doctest::Contains("input 0 was not used"), Error);
+  CHECK_THROWS_WITH_AS(grad({a}, {x}, {Var::constant(1.0), Var::constant(1.0)}, GradOptions{}),
+                       doctest::Contains("2 grad_outputs for 1 outputs"), Error);
+  // create_graph: the gradient differentiates again; a recorded seed is differentiated through
+  auto h = grad({a, b}, {x}, {y, Var::constant(1.0)}, GradOptions{true, false});  // y*y + cos x
+  REQUIRE(h[0].has_value());
+  CHECK(h[0]->value() == doctest::Approx(4.0 + std::cos(1.5)));
+  const auto second = grad({*h[0]}, {x, y}, {}, GradOptions{});
+  CHECK(second[0]->value() == doctest::Approx(-std::sin(1.5)));
+  CHECK(second[1]->value() == doctest::Approx(2 * 2.0));
+  CHECK(sink == 0.0);
+  // an input of another tape
+  Tape other;
+  Var z = 0.0;
+  {
+    ScopedTape s2(other);
+    z = Var(1.0);
+  }
+  CHECK_THROWS_WITH_AS(grad({a}, {z}, {}, GradOptions{}), doctest::Contains("input 0 was recorded on another tape"),
+                       Error);
+}

@@ -3,6 +3,7 @@
 // arithmetic slot converts its operands and records one op of the table on a tape.
 #include <algorithm>
 #include <new>
+#include <optional>
 #include <vector>
 #include <string>
 
@@ -269,18 +270,9 @@ PyObject* binary(PyObject* a, PyObject* b) {
   return guarded([&] {
     ActiveTape t = op_tape(va, vb);
     Tape& tp = t.tape->tape;
-    std::uint32_t rec;
-    if (ga && gb) {
-      const std::uint32_t ra = operand_record(va, t.obj, t.tape);
-      const std::uint32_t rb = operand_record(vb, t.obj, t.tape);
-      rec = tp.push(op, ra, rb, z);
-    } else if (ga) {
-      const std::uint32_t ra = operand_record(va, t.obj, t.tape);
-      rec = tp.push(tapegrad::with_const_right(op), ra, tp.push_constant(y), z);
-    } else {
-      const std::uint32_t rb = operand_record(vb, t.obj, t.tape);
-      rec = tp.push(tapegrad::with_const_left(op), rb, tp.push_constant(x), z);
-    }
+    const std::uint32_t ra = ga ? operand_record(va, t.obj, t.tape) : Tape::kNone;
+    const std::uint32_t rb = gb ? operand_record(vb, t.obj, t.tape) : Tape::kNone;
+    const std::uint32_t rec = tapegrad::detail::push_binary(tp, op, ra, rb, x, y, z);
     return new_result(t, rec, z);
   });
 }
@@ -545,23 +537,10 @@ VarObject* sink_owner(double* target) {
 void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector<tapegrad::Var>& adj,
                              const std::vector<char>& has) {
   Tape& tape = t.tape->tape;
-  // Each reached leaf: the sum over its records.
+  // Each reached leaf: the sum over its records, by sink (a leaf's records share its sink).
   std::vector<std::pair<VarObject*, tapegrad::Var>> sums;
-  for (std::uint32_t i = 0; i <= from; ++i) {
-    const tapegrad::Record r = tape.record(i);
-    if (!has[i] || r.op != Op::Leaf || r.a == Tape::kNone) continue;
-    double* target = tape.sink_target(r.a);
-    if (!target) continue;
-    VarObject* leaf = sink_owner(target);
-    bool found = false;
-    for (auto& [v, g] : sums)
-      if (v == leaf) {
-        tapegrad::ScopedTape scope(tape);
-        g = g + adj[i];
-        found = true;
-      }
-    if (!found) sums.emplace_back(leaf, adj[i]);
-  }
+  for (const auto& [slot, g] : tapegrad::detail::sink_adjoints(tape, from, adj, has))
+    if (double* target = tape.sink_target(slot)) sums.emplace_back(sink_owner(target), g);
   tapegrad::ScopedTape scope(tape);
   for (auto& [leaf, g] : sums) {
     // The new gradient: the recorded one it had (if still current on this tape), or the
@@ -695,18 +674,57 @@ PyMethodDef var_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-// The records of each Var of `seq` on tape t up to record `to`: a non-leaf's record, or every
-// record of a leaf (one per value it had when used, all delivering into its sink here).
-std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t, std::uint32_t to) {
+// --- tapegrad.autograd.grad and jvp on Vars: the arguments converted for the core ------------
+
+// The Var at position k of sequence `seq` (a PySequence_Fast), or an error naming `what`.
+VarObject* var_item(PyObject* seq, Py_ssize_t k, const char* fn, const char* what) {
+  PyObject* o = PySequence_Fast_GET_ITEM(seq, k);
+  if (!is_var(o))
+    throw tapegrad::Error(std::string("tapegrad: ") + fn + "(): " + what + " must all be Vars (or all Tensors), not " +
+                          Py_TYPE(o)->tp_name);
+  return reinterpret_cast<VarObject*>(o);
+}
+
+// The tape of the non-leaf outputs (checked current and common), else the active tape.
+ActiveTape outputs_tape(PyObject* outs, const char* fn, bool need_grad) {
+  ActiveTape t{nullptr, nullptr};
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(outs); ++k) {
+    VarObject* y = var_item(outs, k, fn, "outputs");
+    if (!(y->flags & kRequiresGrad)) {
+      if (need_grad) throw tapegrad::Error(std::string("tapegrad: ") + fn + "(): an output does not require grad");
+      continue;
+    }
+    if (y->flags & kLeaf) continue;
+    if (!has_live_root(y)) throw_stale();
+    if (t.tape && t.tape != y->tape)
+      throw tapegrad::Error(std::string("tapegrad: ") + fn + "(): the outputs were recorded on different tapes");
+    t = {y->tape_obj, y->tape};
+  }
+  if (!t.tape) t = active_tape();
+  if (!t.obj) throw std::bad_alloc();
+  return t;
+}
+
+// Python Var v as a core Var on t: a constant where it takes no part in differentiation, else
+// its record (a leaf is recorded on first use).
+tapegrad::Var core_var(VarObject* v, ActiveTape t) {
+  if (!(v->flags & kRequiresGrad)) return tapegrad::Var::constant(v->data);
+  Tape& tape = t.tape->tape;
+  return tapegrad::Var(v->data, operand_record(v, t.obj, t.tape), tape.generation(), &tape);
+}
+
+// The records of each Var of `seq` on tape t: a non-leaf's record, or every record of a leaf
+// (one per value it had when used, all delivering into its sink on t).
+std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t) {
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   std::vector<std::vector<std::uint32_t>> recs(static_cast<std::size_t>(n));
   const Tape& tape = t->tape;
+  const std::uint32_t to = tape.size() ? tape.size() - 1 : 0;
   for (Py_ssize_t k = 0; k < n; ++k) {
     auto* x = reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(seq, k));
     if (!(x->flags & kRequiresGrad)) continue;
     if (!(x->flags & kLeaf)) {
-      if (has_live_root(x) && x->tape == t && tape.root_record(x->root) <= to)
-        recs[static_cast<std::size_t>(k)].push_back(tape.root_record(x->root));
+      if (has_live_root(x) && x->tape == t) recs[static_cast<std::size_t>(k)].push_back(tape.root_record(x->root));
       continue;
     }
     std::uint32_t slot = Tape::kNone;
@@ -716,276 +734,127 @@ std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t, std
     visit(x->sink);
     if (x->more_sinks)
       for (const SinkRef& sr : *x->more_sinks) visit(sr);
-    if (slot == Tape::kNone) continue;
-    for (std::uint32_t i = 0; i <= to && i < tape.size(); ++i)
-      if (tape.record(i).op == Op::Leaf && tape.record(i).a == slot) recs[static_cast<std::size_t>(k)].push_back(i);
+    if (slot != Tape::kNone && tape.size()) recs[static_cast<std::size_t>(k)] = tapegrad::detail::sink_records(tape, slot, to);
   }
   return recs;
 }
 
-// _var_jvp with create_graph: the tangents as Vars on the outputs' tape (the rules run on
-// Var), so the results can be differentiated again. A tangent may be a Var that requires grad.
-PyObject* recorded_var_jvp(PyObject* outs, PyObject* ins, PyObject* tans, ActiveTape t,
-                           const std::vector<std::uint32_t>& out_recs, const std::vector<Py_ssize_t>& which) {
-  const Py_ssize_t no = PySequence_Fast_GET_SIZE(outs), ni = PySequence_Fast_GET_SIZE(ins);
-  Tape& tape = t.tape->tape;
-  tapegrad::ScopedTape scope(tape);
-  std::vector<tapegrad::Var> tv(static_cast<std::size_t>(ni));
-  for (Py_ssize_t k = 0; k < ni; ++k) {
-    PyObject* x = PySequence_Fast_GET_ITEM(ins, k);
-    if (!is_var(x)) throw tapegrad::Error(std::string("tapegrad: jvp(): inputs must all be Vars, not ") + Py_TYPE(x)->tp_name);
-    PyObject* v = PySequence_Fast_GET_ITEM(tans, k);
-    double d = 0.0;
-    if (is_var(v)) {
-      auto* vv = reinterpret_cast<VarObject*>(v);
-      tv[static_cast<std::size_t>(k)] = (vv->flags & kRequiresGrad)
-                                            ? tapegrad::Var(vv->data, operand_record(vv, t.obj, t.tape), tape.generation(), &tape)
-                                            : tapegrad::Var::constant(vv->data);
-    } else if (v != Py_None && as_double(v, &d) <= 0) {
-      PyErr_Clear();
-      throw tapegrad::Error(std::string("tapegrad: jvp(): a tangent must be a number or a Var, not ") + Py_TYPE(v)->tp_name);
-    } else {
-      tv[static_cast<std::size_t>(k)] = tapegrad::Var::constant(d);
-    }
+// A tangent or a grad_output: a number (float), or a Var (its value; recorded: the Var itself).
+tapegrad::Var seed_value(PyObject* v, ActiveTape t, bool recorded, const char* fn, const char* what) {
+  if (v == Py_None) return tapegrad::Var::constant(std::string(what) == "grad_output" ? 1.0 : 0.0);
+  if (is_var(v)) {
+    auto* vv = reinterpret_cast<VarObject*>(v);
+    return recorded ? core_var(vv, t) : tapegrad::Var::constant(vv->data);
   }
-  const std::uint32_t to = *std::max_element(out_recs.begin(), out_recs.end());
-  const auto recs = records_of(ins, t.tape, to);
-  std::vector<std::pair<std::uint32_t, tapegrad::Var>> seeds;
-  for (Py_ssize_t k = 0; k < ni; ++k)
-    for (std::uint32_t rec : recs[static_cast<std::size_t>(k)]) seeds.emplace_back(rec, tv[static_cast<std::size_t>(k)]);
-  const std::vector<tapegrad::Var> d = tapegrad::detail::recorded_tangents(tape, seeds, out_recs);
-  std::vector<tapegrad::Var> res(static_cast<std::size_t>(no));
-  for (std::size_t j = 0; j < which.size(); ++j) res[static_cast<std::size_t>(which[j])] = d[j];
-  for (Py_ssize_t o = 0; o < no; ++o) {  // a leaf output that is an input: its tangent
-    PyObject* y = PySequence_Fast_GET_ITEM(outs, o);
-    if (!(reinterpret_cast<VarObject*>(y)->flags & kLeaf)) continue;
-    for (Py_ssize_t k = 0; k < ni; ++k)
-      if (PySequence_Fast_GET_ITEM(ins, k) == y) res[static_cast<std::size_t>(o)] = res[static_cast<std::size_t>(o)] + tv[static_cast<std::size_t>(k)];
+  double d = 0.0;
+  const int r = as_double(v, &d);
+  if (r <= 0) {
+    PyErr_Clear();
+    throw tapegrad::Error(std::string("tapegrad: ") + fn + "(): a " + what + " must be a number or a Var, not " +
+                          Py_TYPE(v)->tp_name);
   }
-  PyObject* tuple = PyTuple_New(no);
+  return tapegrad::Var::constant(d);
+}
+
+// A tuple of Python Vars for core results: recorded ones on t (differentiable again), or plain
+// leaves holding the values; None for an empty optional.
+PyObject* wrap_results(const std::vector<std::optional<tapegrad::Var>>& rs, ActiveTape t, bool recorded) {
+  PyObject* tuple = PyTuple_New(static_cast<Py_ssize_t>(rs.size()));
   if (!tuple) return nullptr;
-  for (Py_ssize_t o = 0; o < no; ++o) {
-    PyObject* item = wrap_recorded(res[static_cast<std::size_t>(o)], t);
+  for (std::size_t k = 0; k < rs.size(); ++k) {
+    PyObject* item;
+    if (!rs[k]) {
+      Py_INCREF(Py_None);
+      item = Py_None;
+    } else {
+      item = recorded ? wrap_recorded(*rs[k], t) : reinterpret_cast<PyObject*>(alloc_var(rs[k]->value(), kLeaf));
+    }
     if (!item) {
       Py_DECREF(tuple);
       return nullptr;
     }
-    PyTuple_SET_ITEM(tuple, o, item);
+    PyTuple_SET_ITEM(tuple, static_cast<Py_ssize_t>(k), item);
   }
-  t.tape->maybe_collect();
+  if (recorded) t.tape->maybe_collect();
   return tuple;
 }
 
+// Runs f(outs, ins, seeds) on the argument sequences (seeds may be None), guarded.
+template <class F>
+PyObject* with_sequences(PyObject* outs_obj, PyObject* ins_obj, PyObject* seeds_obj, const char* seeds_name, F&& f) {
+  PyObject* outs = PySequence_Fast(outs_obj, "outputs must be a sequence");
+  if (!outs) return nullptr;
+  PyObject* ins = PySequence_Fast(ins_obj, "inputs must be a sequence");
+  PyObject* seeds = !ins || seeds_obj == Py_None ? nullptr : PySequence_Fast(seeds_obj, seeds_name);
+  PyObject* result = (!ins || (seeds_obj != Py_None && !seeds)) ? nullptr : guarded([&] { return f(outs, ins, seeds); });
+  Py_DECREF(outs);
+  Py_XDECREF(ins);
+  Py_XDECREF(seeds);
+  return result;
+}
+
 // tapegrad.autograd.jvp for Vars: _var_jvp(outputs, inputs, tangents, create_graph=False) ->
-// tuple of Vars: one tangent sweep forward over the scalar records, a loop on doubles (results
-// that do not require grad), or with create_graph on Vars (recorded results).
+// tuple of Vars (tapegrad::detail::jvp_of_records).
 PyObject* var_jvp_function(PyObject*, PyObject* args) {
   PyObject *outs_obj, *ins_obj, *tans_obj;
   int create_graph = 0;
   if (!PyArg_ParseTuple(args, "OOO|p:_var_jvp", &outs_obj, &ins_obj, &tans_obj, &create_graph)) return nullptr;
-  PyObject* outs = PySequence_Fast(outs_obj, "outputs must be a sequence");
-  if (!outs) return nullptr;
-  PyObject* ins = PySequence_Fast(ins_obj, "inputs must be a sequence");
-  PyObject* tans = ins ? PySequence_Fast(tans_obj, "tangents must be a sequence") : nullptr;
-  PyObject* result = !tans ? nullptr : guarded([&]() -> PyObject* {
+  return with_sequences(outs_obj, ins_obj, tans_obj, "tangents must be a sequence",
+                        [&](PyObject* outs, PyObject* ins, PyObject* tans) -> PyObject* {
     const Py_ssize_t no = PySequence_Fast_GET_SIZE(outs), ni = PySequence_Fast_GET_SIZE(ins);
-    if (PySequence_Fast_GET_SIZE(tans) != ni)
-      throw tapegrad::Error("tapegrad: jvp(): " + std::to_string(PySequence_Fast_GET_SIZE(tans)) + " tangents for " +
-                            std::to_string(ni) + " inputs");
-    PyTape* t = nullptr;
-    PyObject* tobj = nullptr;
-    std::vector<std::uint32_t> out_recs;
-    std::vector<Py_ssize_t> which;
-    std::vector<double> values(static_cast<std::size_t>(no), 0.0);
-    for (Py_ssize_t k = 0; k < no; ++k) {
-      PyObject* o = PySequence_Fast_GET_ITEM(outs, k);
-      if (!is_var(o)) throw tapegrad::Error(std::string("tapegrad: jvp(): outputs must all be Vars, not ") + Py_TYPE(o)->tp_name);
-      auto* y = reinterpret_cast<VarObject*>(o);
-      if (!(y->flags & kRequiresGrad) || (y->flags & kLeaf)) continue;
-      if (!has_live_root(y)) throw_stale();
-      if (t && t != y->tape) throw tapegrad::Error("tapegrad: jvp(): the outputs were recorded on different tapes");
-      t = y->tape;
-      tobj = y->tape_obj;
-      out_recs.push_back(t->tape.root_record(y->root));
-      which.push_back(k);
-    }
-    if (create_graph && t) return recorded_var_jvp(outs, ins, tans, ActiveTape{tobj, t}, out_recs, which);
-    std::vector<double> tv(static_cast<std::size_t>(ni));
-    for (Py_ssize_t k = 0; k < ni; ++k) {
-      PyObject* x = PySequence_Fast_GET_ITEM(ins, k);
-      if (!is_var(x)) throw tapegrad::Error(std::string("tapegrad: jvp(): inputs must all be Vars, not ") + Py_TYPE(x)->tp_name);
-      PyObject* v = PySequence_Fast_GET_ITEM(tans, k);
-      const int r = v == Py_None ? (tv[static_cast<std::size_t>(k)] = 0.0, 1)
-                    : is_var(v)  ? (tv[static_cast<std::size_t>(k)] = reinterpret_cast<VarObject*>(v)->data, 1)
-                                 : as_double(v, &tv[static_cast<std::size_t>(k)]);
-      if (r <= 0) {
-        PyErr_Clear();
-        throw tapegrad::Error(std::string("tapegrad: jvp(): a tangent must be a number, not ") + Py_TYPE(v)->tp_name);
-      }
-      // A leaf output that is this input: d x/d x = its tangent.
-      for (Py_ssize_t o = 0; o < no; ++o)
-        if (PySequence_Fast_GET_ITEM(outs, o) == x && (reinterpret_cast<VarObject*>(x)->flags & kLeaf))
-          values[static_cast<std::size_t>(o)] += tv[static_cast<std::size_t>(k)];
-    }
-    if (t && !out_recs.empty()) {
-      const std::uint32_t to = *std::max_element(out_recs.begin(), out_recs.end());
-      const auto recs = records_of(ins, t, to);
-      std::vector<std::pair<std::uint32_t, double>> seeds;
-      for (Py_ssize_t k = 0; k < ni; ++k)
-        for (std::uint32_t rec : recs[static_cast<std::size_t>(k)]) seeds.emplace_back(rec, tv[static_cast<std::size_t>(k)]);
-      const std::vector<double> d = tapegrad::detail::scalar_tangents(t->tape, seeds, out_recs);
-      for (std::size_t j = 0; j < which.size(); ++j) values[static_cast<std::size_t>(which[j])] = d[j];
-    }
-    PyObject* tuple = PyTuple_New(no);
-    if (!tuple) return nullptr;
+    if (!tans) throw tapegrad::Error("tapegrad: jvp(): tangents must be a sequence");
+    for (Py_ssize_t k = 0; k < ni; ++k) var_item(ins, k, "jvp", "inputs");
+    const ActiveTape t = outputs_tape(outs, "jvp", false);
+    Tape& tape = t.tape->tape;
+    std::vector<std::uint32_t> ys(static_cast<std::size_t>(no), Tape::kNone);
     for (Py_ssize_t o = 0; o < no; ++o) {
-      PyObject* item = reinterpret_cast<PyObject*>(alloc_var(values[static_cast<std::size_t>(o)], kLeaf));
-      if (!item) {
-        Py_DECREF(tuple);
-        return nullptr;
-      }
-      PyTuple_SET_ITEM(tuple, o, item);
+      const tapegrad::Var y = core_var(reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(outs, o)), t);
+      if (!y.is_constant()) ys[static_cast<std::size_t>(o)] = y.index();
     }
-    return tuple;
+    const auto xs = records_of(ins, t.tape);
+    std::vector<tapegrad::Var> tv;
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(tans); ++k)
+      tv.push_back(seed_value(PySequence_Fast_GET_ITEM(tans, k), t, create_graph, "jvp", "tangent"));
+    std::vector<std::optional<tapegrad::Var>> rs(static_cast<std::size_t>(no));
+    if (create_graph) {
+      const auto d = tapegrad::detail::jvp_of_records(tape, ys, xs, tv);
+      for (std::size_t o = 0; o < d.size(); ++o) rs[o] = d[o];
+    } else {
+      std::vector<double> tvd;
+      for (const auto& v : tv) tvd.push_back(v.value());
+      const auto d = tapegrad::detail::jvp_of_records(tape, ys, xs, tvd);
+      for (std::size_t o = 0; o < d.size(); ++o) rs[o] = tapegrad::Var::constant(d[o]);
+    }
+    return wrap_results(rs, t, create_graph);
   });
-  Py_DECREF(outs);
-  Py_XDECREF(ins);
-  Py_XDECREF(tans);
-  return result;
 }
 
 // tapegrad.autograd.grad for Vars: _var_grad(outputs, inputs, grad_outputs, create_graph,
-// allow_unused) -> tuple of Var or None. No .grad changes. The results are Vars: recorded
-// (differentiable again) with create_graph, else leaves that do not require grad.
+// allow_unused) -> tuple of Var or None (tapegrad::detail::grad_of_records). No .grad changes.
 PyObject* var_grad_function(PyObject*, PyObject* args) {
   PyObject *outs_obj, *ins_obj, *seeds_obj;
   int create_graph = 0, allow_unused = 0;
   if (!PyArg_ParseTuple(args, "OOOpp:_var_grad", &outs_obj, &ins_obj, &seeds_obj, &create_graph, &allow_unused))
     return nullptr;
-  PyObject* outs = PySequence_Fast(outs_obj, "outputs must be a sequence");
-  if (!outs) return nullptr;
-  PyObject* ins = PySequence_Fast(ins_obj, "inputs must be a sequence");
-  if (!ins) {
-    Py_DECREF(outs);
-    return nullptr;
-  }
-  PyObject* seeds = seeds_obj == Py_None ? nullptr : PySequence_Fast(seeds_obj, "grad_outputs must be a sequence");
-  PyObject* result = guarded([&]() -> PyObject* {
+  return with_sequences(outs_obj, ins_obj, seeds_obj, "grad_outputs must be a sequence",
+                        [&](PyObject* outs, PyObject* ins, PyObject* seeds) -> PyObject* {
     const Py_ssize_t no = PySequence_Fast_GET_SIZE(outs), ni = PySequence_Fast_GET_SIZE(ins);
-    if (seeds_obj != Py_None && !seeds) throw tapegrad::Error("tapegrad: grad(): grad_outputs must be a sequence");
     if (seeds && PySequence_Fast_GET_SIZE(seeds) != no)
       throw tapegrad::Error("tapegrad: grad(): grad_outputs has a different length than outputs");
-    auto var_at = [](PyObject* seq, Py_ssize_t k, const char* what) {
-      PyObject* o = PySequence_Fast_GET_ITEM(seq, k);
-      if (!is_var(o))
-        throw tapegrad::Error(std::string("tapegrad: grad(): ") + what + " must all be Vars (or all Tensors), not " +
-                              Py_TYPE(o)->tp_name);
-      return reinterpret_cast<VarObject*>(o);
-    };
-    // The outputs' tape.
-    ActiveTape t{nullptr, nullptr};
+    const ActiveTape t = outputs_tape(outs, "grad", true);
+    for (Py_ssize_t k = 0; k < ni; ++k) var_item(ins, k, "grad", "inputs");
+    tapegrad::ScopedTape scope(t.tape->tape);
+    std::vector<tapegrad::Var> ys, ss;
     for (Py_ssize_t k = 0; k < no; ++k) {
-      VarObject* y = var_at(outs, k, "outputs");
-      if (!(y->flags & kRequiresGrad))
-        throw tapegrad::Error("tapegrad: grad(): an output does not require grad");
-      if (y->flags & kLeaf) continue;
-      if (!has_live_root(y)) throw_stale();
-      if (t.tape && t.tape != y->tape) throw tapegrad::Error("tapegrad: grad(): the outputs were recorded on different tapes");
-      t = {y->tape_obj, y->tape};
+      ys.push_back(core_var(reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(outs, k)), t));
+      if (seeds) ss.push_back(seed_value(PySequence_Fast_GET_ITEM(seeds, k), t, true, "grad", "grad_output"));
     }
-    for (Py_ssize_t k = 0; k < ni; ++k) var_at(ins, k, "inputs");
-    if (!t.tape) t = active_tape();
-    if (!t.obj) throw std::bad_alloc();
-    Tape& tape = t.tape->tape;
-    tapegrad::ScopedTape scope(tape);
-    const std::uint32_t gen = tape.generation();
-    auto handle = [&](VarObject* v) {
-      if (!(v->flags & kRequiresGrad)) return tapegrad::Var::constant(v->data);
-      return tapegrad::Var(v->data, operand_record(v, t.obj, t.tape), gen, &tape);
-    };
-    // One output: sum_k seed_k y_k.
-    tapegrad::Var total;
-    for (Py_ssize_t k = 0; k < no; ++k) {
-      const tapegrad::Var y = handle(reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(outs, k)));
-      PyObject* s = seeds ? PySequence_Fast_GET_ITEM(seeds, k) : Py_None;
-      tapegrad::Var term = y;
-      if (s != Py_None) {
-        double d = 0.0;
-        if (is_var(s)) {
-          term = y * handle(reinterpret_cast<VarObject*>(s));
-        } else {
-          const int r = as_double(s, &d);
-          if (r == 0) throw tapegrad::Error(std::string("tapegrad: grad(): a grad_output must be a number or a Var, not ") +
-                                            Py_TYPE(s)->tp_name);
-          if (r < 0) {
-            PyErr_Clear();
-            throw tapegrad::Error("tapegrad: grad(): a grad_output could not be converted to a float");
-          }
-          if (d != 1.0) term = y * d;
-        }
-      }
-      total = k == 0 ? term : total + term;
-    }
-    const std::uint32_t from = total.is_constant() ? 0 : total.index();
-    std::vector<std::vector<std::uint32_t>> recs;
-    if (!total.is_constant()) recs = records_of(ins, t.tape, from);
-    recs.resize(static_cast<std::size_t>(ni));
-    PyObject* tuple = PyTuple_New(ni);
-    if (!tuple) return nullptr;
-    try {
-      std::vector<tapegrad::Var> adj;
-      std::vector<char> has;
-      if (!total.is_constant()) {
-        if (create_graph) {
-          tapegrad::detail::recorded_reverse(tape, from, tapegrad::Var::constant(1.0), adj, has);
-        } else {
-          tapegrad::ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};  // no .grad changes
-          tape.reverse(sweep, from, 1.0);
-          has.assign(from + 1, 0);
-          for (std::uint32_t i = 0; i <= from; ++i) has[i] = tape.adjoint(i) != 0.0;
-        }
-      }
-      for (Py_ssize_t k = 0; k < ni; ++k) {
-        bool used = false;
-        tapegrad::Var g;
-        double value = 0.0;
-        for (std::uint32_t i : recs[static_cast<std::size_t>(k)]) {
-          if (create_graph) {
-            if (!has[i]) continue;
-            g = used ? g + adj[i] : adj[i];
-          } else {
-            value += tape.adjoint(i);
-          }
-          used = true;
-        }
-        // Without create_graph, an input reached only with a zero adjoint still counts as used.
-        if (!create_graph && !recs[static_cast<std::size_t>(k)].empty()) used = true;
-        PyObject* item = nullptr;
-        if (!used) {
-          if (!allow_unused)
-            throw tapegrad::Error("tapegrad: grad(): input " + std::to_string(k) +
-                                  " was not used to compute the outputs (pass allow_unused=True to get None for it)");
-          Py_INCREF(Py_None);
-          item = Py_None;
-        } else if (create_graph) {
-          item = wrap_recorded(g, t);
-        } else {
-          item = reinterpret_cast<PyObject*>(alloc_var(value, kLeaf));
-        }
-        if (!item) throw std::bad_alloc();
-        PyTuple_SET_ITEM(tuple, k, item);
-      }
-    } catch (...) {
-      Py_DECREF(tuple);
-      throw;
-    }
-    t.tape->maybe_collect();
-    return tuple;
+    const auto rs = tapegrad::detail::grad_of_records(t.tape->tape, ys, ss, records_of(ins, t.tape),
+                                                      tapegrad::GradOptions{create_graph != 0, allow_unused != 0});
+    PyObject* r = wrap_results(rs, t, create_graph);
+    if (r && !create_graph) t.tape->maybe_collect();
+    return r;
   });
-  Py_DECREF(outs);
-  Py_DECREF(ins);
-  Py_XDECREF(seeds);
-  return result;
 }
 
 PyMethodDef module_functions[] = {

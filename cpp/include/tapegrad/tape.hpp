@@ -157,6 +157,23 @@ class Tape {
   std::size_t node_bytes() const noexcept;
 
   std::uint32_t size() const noexcept { return size_; }
+  /// Calls f(j) for each record j that record i reads (its operands; a Node's inputs, where
+  /// Tape::kNone stands for a constant input).
+  template <class F>
+  void for_each_operand(std::uint32_t i, F&& f) const {
+    const Record& r = records_[i];
+    switch (op_info(r.op).kind) {
+      case OpKind::Leaf: break;
+      case OpKind::Unary: case OpKind::BinaryVC: case OpKind::BinaryCV: f(r.a); break;
+      case OpKind::Binary: f(r.a); f(r.b); break;
+      case OpKind::Node: {
+        std::size_t count = 0;
+        const std::uint32_t* in = nodes_[r.a]->inputs(count);
+        for (std::size_t k = 0; k < count; ++k) f(in[k]);
+        break;
+      }
+    }
+  }
   const Record& record(std::uint32_t i) const noexcept { return records_[i]; }
   double value(std::uint32_t i) const noexcept { return values_[i]; }
   double constant(std::uint32_t k) const noexcept { return constants_[k]; }

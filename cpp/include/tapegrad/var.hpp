@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,16 @@ TAPEGRAD_NOINLINE Var record_cv_slow(Op op, double c, Var b, double v);
 [[noreturn]] TAPEGRAD_NOINLINE void throw_unusable(const Var& v, const char* what);
 // Checks that y is usable and returns its tape.
 Tape& checked_tape(const Var& y, const char* what);
+
+/// Records binary op `op` on `tape`: operand records ra and rb, either of which may be
+/// Tape::kNone for a constant operand (x, y are the operands' values, z the result's). Pushes
+/// the (variable, variable), (variable, constant) or (constant, variable) record, as the op
+/// table's forms say; returns its index. (Constants are never records.)
+inline std::uint32_t push_binary(Tape& tape, Op op, std::uint32_t ra, std::uint32_t rb, double x, double y, double z) {
+  if (rb == Tape::kNone) return tape.push(with_const_right(op), ra, tape.push_constant(y), z);
+  if (ra == Tape::kNone) return tape.push(with_const_left(op), rb, tape.push_constant(x), z);
+  return tape.push(op, ra, rb, z);
+}
 
 // The hot paths: a generation names one tape at one time, so one comparison per operand
 // checks that it lives on the active tape and was recorded in its current generation.
@@ -182,6 +193,20 @@ inline std::vector<Var> grad(const Var& y, std::initializer_list<Var> xs, Create
   return grad(y, std::vector<Var>(xs), cg);
 }
 
+/// Options of grad over several outputs (PyTorch's torch.autograd.grad).
+struct GradOptions {
+  bool create_graph = false;  ///< results recorded on the tape, differentiable again
+  bool allow_unused = false;  ///< an x the outputs do not depend on gets std::nullopt instead of an error
+};
+/// The gradient of sum_k grad_outputs[k] * ys[k] with respect to each of xs, as
+/// torch.autograd.grad: several outputs, each weighted by its grad_output (empty: all 1; a
+/// recorded Var seeds a gradient that depends on it too). Each result is a Var: recorded on the
+/// outputs' tape with `create_graph`, else a constant holding the value; std::nullopt for an x
+/// the outputs do not depend on where `allow_unused` (else that raises tapegrad::Error).
+/// Nothing is delivered anywhere (no sink, no .grad, changes).
+std::vector<std::optional<Var>> grad(const std::vector<Var>& ys, const std::vector<Var>& xs,
+                                     const std::vector<Var>& grad_outputs, GradOptions options);
+
 /// Forward mode on scalars: d ys / d xs along v (one tangent per x), by one tangent sweep
 /// forward over the records from the xs to the ys (a loop on doubles, like the reverse one).
 std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<double>& v);
@@ -192,6 +217,26 @@ std::vector<double> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, 
 std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<Var>& v, CreateGraph);
 
 namespace detail {
+/// grad() with its inputs given by their records on `tape` (a Python leaf has one record per
+/// value it had when used; each delivers into the same .grad): result k sums the adjoints of
+/// the records xs[k]. The outputs and the seeds (empty: all 1) are Vars of `tape`. (The front
+/// end of every grad on Vars: C++'s and tapegrad.autograd.grad's.)
+std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Var>& ys, const std::vector<Var>& seeds,
+                                                const std::vector<std::vector<std::uint32_t>>& xs, GradOptions options);
+/// jvp() with its inputs given by their records on `tape`: tangents[k] seeds every record of
+/// xs[k]; the tangent of each output record (Tape::kNone: a constant output, tangent 0). On
+/// doubles, or, recorded, on Vars (tangents that may themselves be on the tape).
+std::vector<double> jvp_of_records(Tape& tape, const std::vector<std::uint32_t>& ys,
+                                   const std::vector<std::vector<std::uint32_t>>& xs, const std::vector<double>& tangents);
+std::vector<Var> jvp_of_records(Tape& tape, const std::vector<std::uint32_t>& ys,
+                                const std::vector<std::vector<std::uint32_t>>& xs, const std::vector<Var>& tangents);
+/// After a recorded sweep from `from` (adj/has as it left them): each sink its leaf records
+/// deliver into, with the sum of their adjoints (a Var), in the order the sinks are first met.
+std::vector<std::pair<std::uint32_t, Var>> sink_adjoints(Tape& tape, std::uint32_t from, const std::vector<Var>& adj,
+                                                         const std::vector<char>& has);
+/// The leaf records among records [0, to] of `tape` that deliver into sink `slot`: every record
+/// of one variable (see Tape::add_sink).
+std::vector<std::uint32_t> sink_records(const Tape& tape, std::uint32_t slot, std::uint32_t to);
 /// The scalar tangent sweep: tangents `seeds` (record, value) carried forward by the table's
 /// rules; the tangent of each record of `outs`.
 std::vector<double> scalar_tangents(Tape& tape, const std::vector<std::pair<std::uint32_t, double>>& seeds,

@@ -79,20 +79,7 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
       need[o - from] = 1;
       last[o - from] = Tape::kNone;
     }
-  auto reads = [&](std::uint32_t i, auto&& f) {  // f(j) for each record j that record i reads
-    const Record& r = tape.record(i);
-    switch (op_info(r.op).kind) {
-      case OpKind::Leaf: break;
-      case OpKind::Unary: case OpKind::BinaryVC: case OpKind::BinaryCV: f(r.a); break;
-      case OpKind::Binary: f(r.a); f(r.b); break;
-      case OpKind::Node: {
-        std::size_t count = 0;
-        const std::uint32_t* in = tape.node(i).inputs(count);
-        for (std::size_t k = 0; k < count; ++k) f(in[k]);
-        break;
-      }
-    }
-  };
+  auto reads = [&](std::uint32_t i, auto&& f) { tape.for_each_operand(i, f); };
   for (std::uint32_t i = to + 1; i-- > from;) {
     if (!need[i - from] || is_seed[i - from]) continue;
     reads(i, [&](std::uint32_t j) {
