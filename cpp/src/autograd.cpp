@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "sweep/sweeps.hpp"
-#include "tensor_internal.hpp"
+#include "tensor/internal.hpp"
 #include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
 

@@ -1,6 +1,6 @@
 // tapegrad.Tensor: conversion between Python objects and tapegrad::Tensor, and the same
 // memory policy as Var (results are roots of their tape; the tape is cleared when its last
-// live result dies). Semantics live in cpp/src/tensor*.cpp.
+// live result dies). Semantics live in cpp/src/ (tensor/, ops/, autograd.cpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>

@@ -1,3 +1,5 @@
+// The library version (tapegrad::version), kept equal to the project version in CMakeLists.txt
+// and pyproject.toml.
 #pragma once
 
 #define TAPEGRAD_VERSION_MAJOR 0

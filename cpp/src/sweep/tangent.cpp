@@ -10,7 +10,7 @@
 #include "sweep/scaled.hpp"
 #include "sweep/sweeps.hpp"
 #include "tapegrad/sweep.hpp"
-#include "tensor_internal.hpp"
+#include "tensor/internal.hpp"
 #include "tapegrad/tensor.hpp"
 
 namespace tapegrad {

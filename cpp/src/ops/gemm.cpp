@@ -4,7 +4,7 @@
 #include <atomic>
 #include <vector>
 
-#include "tensor_internal.hpp"
+#include "tensor/internal.hpp"
 
 #if defined(TAPEGRAD_HAVE_CBLAS)
 #include <cblas.h>

@@ -53,6 +53,9 @@ Tensor view_as_shape(const Tensor& x, const Shape& shape);
 /// x viewed with another shape (same numel): recorded (reshape) when recording is on and x
 /// requires grad, as in a create_graph sweep; a plain view otherwise.
 Tensor reshaped(const Tensor& x, const Shape& shape);
+/// The constant c as a 0-d tensor of `like`'s float dtype (float64 for an integer one): a
+/// "weak" scalar, as NumPy and PyTorch treat a Python number against a tensor. Not recorded.
+Tensor weak_scalar(double c, DType like);
 /// x converted to dtype (x itself if it has it already): not recorded.
 Tensor convert(const Tensor& x, DType dtype);
 /// Normalises axes against ndim (negative from the end); sorted, unique; throws on range.
@@ -136,6 +139,12 @@ class TNode : public Node {
 /// A tangent t of shape (K, *s) viewed as (K, 1, ..., 1, *s) with 1 + `rank` axes, so that
 /// it broadcasts against a value of rank `rank` (K stays in front).
 Tensor tangent_as_rank(const Tensor& t, std::size_t rank);
+/// The shape (K, *s): K copies of a value of shape s (a batch of tangents).
+inline Shape batched_shape(std::int64_t K, const Shape& s) {
+  Shape r{K};
+  r.insert(r.end(), s.begin(), s.end());
+  return r;
+}
 /// Axes of a value shifted past the tangent's leading K axis.
 inline std::vector<int> tangent_axes(const std::vector<int>& axes) {
   std::vector<int> r(axes);

@@ -1,0 +1,213 @@
+// Matrix products: matmul (batched, with vectors on either side), dot and outer, on gemm.
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include "tensor/internal.hpp"
+
+namespace tapegrad {
+
+using detail::broadcast_strides;
+using detail::contiguous_strides;
+using detail::convert;
+using detail::empty_tensor;
+using detail::for_each_row;
+using detail::Recorder;
+using detail::throw_error;
+using detail::TNode;
+using detail::tangent_as_rank;
+using detail::tangent_axes;
+using detail::view_as_shape;
+using detail::batched_shape;
+
+// --- matrix products ---------------------------------------------------------------------------
+
+namespace {
+
+// C[b] = op(A[b]) op(B[b]) over a batch: A is (batch_a..., r, c), and so on; the batch axes of
+// A and B broadcast to `batch`. op(A) is m x k, op(B) is k x n; C is (batch..., m, n).
+void batched_gemm(bool ta, bool tb, const Tensor& A, const Tensor& B, const Tensor& C, const Shape& batch,
+                  std::int64_t m, std::int64_t n, std::int64_t k) {
+  const std::size_t na = A.shape().size(), nb = B.shape().size();
+  const Shape ab(A.shape().begin(), A.shape().end() - 2), bb(B.shape().begin(), B.shape().end() - 2);
+  const std::int64_t lda = A.shape()[na - 1], ldb = B.shape()[nb - 1];
+  const std::int64_t sa = A.shape()[na - 2] * lda, sb = B.shape()[nb - 2] * ldb, sc = m * n;
+  if (C.numel() == 0) return;
+  if (k == 0) {
+    std::memset(C.raw_data(), 0, static_cast<std::size_t>(C.numel()) * dtype_size(C.dtype()));
+    return;
+  }
+  std::vector<std::int64_t> st_a = broadcast_strides(ab, batch), st_b = broadcast_strides(bb, batch);
+  for (auto& s : st_a) s *= sa;
+  for (auto& s : st_b) s *= sb;
+  std::vector<std::int64_t> st_c(batch.size(), 1);
+  for (std::size_t d = batch.size(); d-- > 1;) st_c[d - 1] = st_c[d] * batch[d];
+  for (auto& s : st_c) s *= sc;
+  TG_FLOAT_DISPATCH(C.dtype(), T, {
+    const T* ap = A.data<T>();
+    const T* bp = B.data<T>();
+    T* cp = C.data<T>();
+    for_each_row<3>(batch, {st_a, st_b, st_c},
+                    [&](const std::array<std::int64_t, 3>& o, std::int64_t len, const std::array<std::int64_t, 3>& in) {
+                      for (std::int64_t i = 0; i < len; ++i)
+                        detail::gemm(ta, tb, m, n, k, T(1), ap + o[0] + i * in[0], lda, bp + o[1] + i * in[1], ldb,
+                                        T(0), cp + o[2] + i * in[2], n);
+                    });
+  });
+}
+
+// The last two axes swapped (a batched transpose).
+Tensor swap_last(const Tensor& t) {
+  std::vector<int> axes(static_cast<std::size_t>(t.ndim()));
+  std::iota(axes.begin(), axes.end(), 0);
+  std::swap(axes[axes.size() - 1], axes[axes.size() - 2]);
+  return transpose(t, axes);
+}
+
+// op(x) op(y) for 2-d x and y, where op transposes when tx / ty is set: one gemm, no copy
+// of a transposed operand. Not recorded (callers check that no recording is wanted).
+Tensor gemm_2d(const Tensor& x, bool tx, const Tensor& y, bool ty) {
+  const std::int64_t m = x.shape()[tx ? 1 : 0], k = x.shape()[tx ? 0 : 1], n = y.shape()[ty ? 0 : 1];
+  Tensor c = empty_tensor({m, n}, x.dtype());
+  if (c.numel() == 0) return c;
+  if (k == 0) return Tensor::zeros({m, n}, x.dtype());
+  TG_FLOAT_DISPATCH(x.dtype(), T, {
+    detail::gemm(tx, ty, m, n, k, T(1), x.data<T>(), x.shape()[1], y.data<T>(), y.shape()[1], T(0), c.data<T>(), n);
+  });
+  return c;
+}
+
+// x A^T for 2-d x (M, k) and A (m, k): recorded when needed, else one gemm.
+Tensor times_transposed(const Tensor& x, const Tensor& a) {
+  if (grad_enabled() && (x.requires_grad() || a.requires_grad())) return matmul(x, swap_last(a));
+  return gemm_2d(convert(x, a.dtype()), false, a, true);
+}
+
+class MatmulNode final : public TNode {
+ public:
+  MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
+  bool saves_inputs() const override { return true; }
+  bool saves_output() const override { return false; }
+
+ protected:
+  void vjp(const Tensor& g) override {
+    if (grad_enabled()) {  // create_graph: dA = dC B^T, dB = A^T dC as recorded products
+      if (needs(0)) give(0, detail::sum_to(matmul(g, swap_last(b_)), a_.shape()));
+      if (needs(1)) give(1, detail::sum_to(matmul(swap_last(a_), g), b_.shape()));
+      return;
+    }
+    const std::size_t na = a_.shape().size(), nb = b_.shape().size();
+    const std::int64_t m = a_.shape()[na - 2], k = a_.shape()[na - 1], n = b_.shape()[nb - 1];
+    Shape full = batch_;
+    if (needs(0)) {  // dA = dC B^T
+      full.resize(batch_.size());
+      full.push_back(m);
+      full.push_back(k);
+      Tensor ga = empty_tensor(full, g.dtype());
+      batched_gemm(false, true, g, b_, ga, batch_, m, k, n);
+      give(0, detail::sum_to(ga, a_.shape()));
+    }
+    if (needs(1)) {  // dB = A^T dC
+      full.resize(batch_.size());
+      full.push_back(k);
+      full.push_back(n);
+      Tensor gb = empty_tensor(full, g.dtype());
+      batched_gemm(true, false, a_, g, gb, batch_, k, n, m);
+      give(1, detail::sum_to(gb, b_.shape()));
+    }
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const std::size_t r = out_->shape.size();
+    Tensor res;
+    if (t[0].defined()) {  // dA B
+      const Tensor& ta = t[0];
+      if (ta.impl().basis && b_.ndim() == 2 && a_.ndim() == 2 && a_.shape()[0] == 1) {
+        // A a row (1, k), dA the basis: e_j B is row j of B, so the tangent is B itself.
+        res = detail::reshaped(b_.clone(), batched_shape(ta.shape()[0], out_->shape));
+      } else if (b_.ndim() == 2) {  // one product: (K * batch * m, k) B
+        const Tensor p = matmul(detail::reshaped(ta, {ta.numel() / b_.shape()[0], b_.shape()[0]}), b_);
+        res = detail::reshaped(p, batched_shape(ta.shape()[0], out_->shape));
+      } else {
+        res = matmul(tangent_as_rank(ta, r), b_);
+      }
+    }
+    if (t[1].defined()) {  // A dB
+      const Tensor& tb = t[1];
+      Tensor term;
+      const std::int64_t k = b_.shape()[b_.ndim() - 2], n = b_.shape().back();
+      if (tb.impl().basis && a_.ndim() == 2 && b_.ndim() == 2 && n == 1) {
+        // B a column (k, 1), dB the basis: A e_j is column j of A, so the tangent is A^T.
+        term = detail::reshaped(swap_last(a_), batched_shape(tb.shape()[0], out_->shape));
+      } else if (a_.ndim() == 2 && n == 1) {  // one product: (K * batch, k) A^T
+        const Tensor p = times_transposed(detail::reshaped(tb, {tb.numel() / k, k}), a_);
+        term = detail::reshaped(p, batched_shape(tb.shape()[0], out_->shape));
+      } else if (a_.ndim() == 2) {     // (dB^T A^T)^T, one product
+        const Tensor p = times_transposed(detail::reshaped(swap_last(tb), {tb.numel() / k, k}), a_);
+        Shape s = tb.shape();
+        s[s.size() - 2] = n;
+        s.back() = a_.shape()[0];
+        term = swap_last(detail::reshaped(p, s));
+      } else {
+        term = matmul(a_, tangent_as_rank(tb, r));
+      }
+      res = res.defined() ? add(res, term) : term;
+    }
+    return res;
+  }
+
+ private:
+  Tensor a_, b_;
+  Shape batch_;
+};
+
+// Both operands at least 2-d.
+Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
+  const Shape& as = a0.shape();
+  const Shape& bs = b0.shape();
+  const std::size_t na = as.size(), nb = bs.size();
+  if (as[na - 1] != bs[nb - 2])
+    throw_error("tapegrad: matmul: shapes " + shape_str(as) + " and " + shape_str(bs) + " do not match (" +
+                std::to_string(as[na - 1]) + " != " + std::to_string(bs[nb - 2]) + ")");
+  const Shape batch = broadcast_shapes(Shape(as.begin(), as.end() - 2), Shape(bs.begin(), bs.end() - 2), "matmul");
+  Recorder rec({&a0, &b0}, "matmul");
+  const DType dt = arithmetic_dtype(a0.dtype(), b0.dtype());
+  const Tensor a = astype(a0, dt), b = astype(b0, dt);  // recorded: promoted operands stay on the graph
+  const std::int64_t m = as[na - 2], k = as[na - 1], n = bs[nb - 1];
+  Shape shape = batch;
+  shape.push_back(m);
+  shape.push_back(n);
+  Tensor c = empty_tensor(shape, dt);
+  batched_gemm(false, false, a, b, c, batch, m, n, k);
+  if (!rec.on()) return c;
+  return rec.record(std::make_unique<MatmulNode>(a, b, batch), c);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (a.ndim() == 0 || b.ndim() == 0)
+    throw_error("tapegrad: matmul: operands must have at least one dimension, not shapes " + shape_str(a.shape()) +
+                " and " + shape_str(b.shape()) + " (use * for scalars)");
+  // The contracted lengths, checked here so that the error names the shapes as given.
+  const std::int64_t ka = a.shape().back(), kb = b.ndim() == 1 ? b.shape()[0] : b.shape()[b.shape().size() - 2];
+  if (ka != kb)
+    throw_error("tapegrad: matmul: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) + " do not match (" +
+                std::to_string(ka) + " != " + std::to_string(kb) + ")");
+  const Tensor a2 = a.ndim() == 1 ? unsqueeze(a, 0) : a;
+  const Tensor b2 = b.ndim() == 1 ? unsqueeze(b, -1) : b;
+  Tensor c = matmul_nd(a2, b2);
+  if (a.ndim() == 1 && b.ndim() == 1) return reshape(c, {});
+  if (a.ndim() == 1) return squeeze(c, Axes(-2));
+  if (b.ndim() == 1) return squeeze(c, Axes(-1));
+  return c;
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  if (a.ndim() != 1 || b.ndim() != 1)
+    throw_error("tapegrad: dot: needs two 1-d tensors, not shapes " + shape_str(a.shape()) + " and " +
+                shape_str(b.shape()) + " (use matmul)");
+  return matmul(a, b);
+}
+
+Tensor outer(const Tensor& a, const Tensor& b) { return reshape(a, {-1, 1}) * reshape(b, {1, -1}); }
+
+}  // namespace tapegrad

@@ -1,0 +1,408 @@
+// Reductions: sum, mean, prod, amax/amin, var/std, logsumexp, softmax and log_softmax, and
+// sum_to (the reverse of broadcasting).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include "tensor/internal.hpp"
+
+namespace tapegrad {
+
+using detail::broadcast_strides;
+using detail::contiguous_strides;
+using detail::convert;
+using detail::empty_tensor;
+using detail::for_each_row;
+using detail::Recorder;
+using detail::throw_error;
+using detail::tangent_as_rank;
+using detail::tangent_axes;
+using detail::TNode;
+using detail::weak_scalar;
+
+// --- reductions -----------------------------------------------------------------------------
+
+namespace {
+
+// The shape with the reduced axes kept as 1s.
+Shape kept_shape(const Shape& s, const std::vector<int>& axes) {
+  Shape r = s;
+  for (int a : axes) r[static_cast<std::size_t>(a)] = 1;
+  return r;
+}
+Shape dropped_shape(const Shape& s, const std::vector<int>& axes) {
+  Shape r;
+  for (std::size_t d = 0; d < s.size(); ++d)
+    if (std::find(axes.begin(), axes.end(), static_cast<int>(d)) == axes.end()) r.push_back(s[d]);
+  return r;
+}
+
+enum class Reduce { Sum, Prod, Max, Min };
+
+// The sum of a contiguous row in double: eight independent accumulators (the adds pipeline
+// and vectorise), combined pairwise over blocks, so the rounding error grows like log n
+// rather than n (NumPy's pairwise summation, in spirit).
+template <class T>
+double sum_row(const T* s, std::int64_t len) {
+  constexpr std::int64_t kBlock = 4096;
+  if (len > kBlock) {
+    const std::int64_t half = (len / 2 + 7) / 8 * 8;
+    return sum_row(s, half) + sum_row(s + half, len - half);
+  }
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::int64_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(s[i + l]);
+  double r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < len; ++i) r += static_cast<double>(s[i]);
+  return r;
+}
+
+// Reduces x (float dtype) over `axes` into a tensor of the kept shape.
+Tensor reduce(const Tensor& x, const std::vector<int>& axes, Reduce kind, const char* name) {
+  const Shape ks = kept_shape(x.shape(), axes);
+  Tensor out = empty_tensor(ks, x.dtype());
+  const std::int64_t m = out.numel();
+  if ((kind == Reduce::Max || kind == Reduce::Min) && x.numel() == 0 && m > 0)
+    throw_error(std::string("tapegrad: ") + name + ": zero-size reduction has no identity (shape " +
+                shape_str(x.shape()) + ")");
+  TG_FLOAT_DISPATCH(x.dtype(), T, {
+    // Accumulate in double: float32 sums stay accurate.
+    std::vector<double> acc(static_cast<std::size_t>(m));
+    const double init = kind == Reduce::Sum ? 0.0
+                        : kind == Reduce::Prod ? 1.0
+                        : kind == Reduce::Max ? -std::numeric_limits<double>::infinity()
+                                              : std::numeric_limits<double>::infinity();
+    std::fill(acc.begin(), acc.end(), init);
+    const T* xp = x.data<T>();
+    double* ap = acc.data();
+    auto combine = [kind](double a, double v) {
+      switch (kind) {
+        case Reduce::Sum: return a + v;
+        case Reduce::Prod: return a * v;
+        case Reduce::Max: return (a != a || a >= v) ? a : v;  // NaN wins
+        case Reduce::Min: return (a != a || a <= v) ? a : v;
+      }
+      return a;
+    };
+    for_each_row<2>(x.shape(), {contiguous_strides(x.shape()), broadcast_strides(ks, x.shape())},
+                    [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
+                      const T* s = xp + b[0];
+                      double* d = ap + b[1];
+                      if (in[1] == 0) {
+                        double a = *d;
+                        if (kind == Reduce::Sum && in[0] == 1) {
+                          a += sum_row(s, len);
+                        } else if (kind == Reduce::Sum) {
+                          for (std::int64_t i = 0; i < len; ++i) a += static_cast<double>(s[i * in[0]]);
+                        } else {
+                          for (std::int64_t i = 0; i < len; ++i) a = combine(a, static_cast<double>(s[i * in[0]]));
+                        }
+                        *d = a;
+                      } else if (kind == Reduce::Sum && in[0] == 1 && in[1] == 1) {
+                        for (std::int64_t i = 0; i < len; ++i) d[i] += static_cast<double>(s[i]);  // vectorises
+                      } else {
+                        for (std::int64_t i = 0; i < len; ++i)
+                          d[i * in[1]] = combine(d[i * in[1]], static_cast<double>(s[i * in[0]]));
+                      }
+                    });
+    T* op = out.data<T>();
+    for (std::int64_t i = 0; i < m; ++i) op[i] = static_cast<T>(ap[i]);
+  });
+  return out;
+}
+
+Tensor floating(const Tensor& x) { return is_floating(x.dtype()) ? x : convert(x, DType::Float64); }
+
+class SumNode final : public TNode {
+ public:
+  SumNode(Shape in, Shape kept) : in_shape_(std::move(in)), kept_(std::move(kept)) {}
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
+ protected:
+  void vjp(const Tensor& g) override { give(0, broadcast_to(detail::reshaped(g, kept_), in_shape_)); }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    std::vector<int> axes;
+    for (std::size_t d = 0; d < kept_.size(); ++d)
+      if (kept_[d] != in_shape_[d]) axes.push_back(static_cast<int>(d) + 1);
+    return sum(t[0], Axes(axes), true);
+  }
+
+ private:
+  Shape in_shape_, kept_;
+};
+
+// A reduction whose rules read its input x, its kept-dims result zk and its axes.
+class ReductionNode : public TNode {
+ public:
+  ReductionNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
+
+ protected:
+  Tensor x_, zk_;
+  std::vector<int> axes_;
+};
+
+class ExtremeNode final : public ReductionNode {  // amax / amin
+ public:
+  using ReductionNode::ReductionNode;
+
+ protected:
+  void vjp(const Tensor& g) override {
+    const Tensor mask = convert(equal(x_, zk_), x_.dtype());
+    const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
+    give(0, mask * (detail::reshaped(g, zk_.shape()) / count));
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {  // the mean tangent over the ties
+    const Tensor mask = convert(equal(x_, zk_), x_.dtype());
+    const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
+    return sum(mask * t[0], Axes(tangent_axes(axes_)), true) / count;
+  }
+};
+
+class ProdNode final : public ReductionNode {
+ public:
+  using ReductionNode::ReductionNode;
+
+ protected:
+  void vjp(const Tensor& g) override { give(0, others() * detail::reshaped(g, zk_.shape())); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return sum(others() * t[0], Axes(tangent_axes(axes_)), true); }
+
+  Tensor others() const {
+    // d prod / d x_i = prod of the others: prod / x_i without zeros; with one zero, the
+    // product of the nonzero factors at the zero and 0 elsewhere; with two or more, 0.
+    const Tensor zero = weak_scalar(0.0, x_.dtype()), one = weak_scalar(1.0, x_.dtype());
+    const Tensor is0 = equal(x_, zero);
+    const Tensor nzeros = reduce(convert(is0, x_.dtype()), axes_, Reduce::Sum, "prod");
+    const Tensor safe = where(is0, one, x_);
+    const bool rec = grad_enabled();  // create_graph: products recorded, so others depend on x
+    const Tensor pnz = rec ? prod(safe, Axes(axes_), true) : reduce(safe, axes_, Reduce::Prod, "prod");
+    const Tensor zk = rec ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;
+    const Tensor none = equal(nzeros, zero), single = equal(nzeros, one);
+    return where(none, zk / safe, where(single, where(is0, pnz, zero), zero));
+  }
+};
+
+class LogsumexpNode final : public ReductionNode {
+ public:
+  using ReductionNode::ReductionNode;
+
+ protected:
+  // softmax(x) along the axes: d logsumexp / dx.
+  Tensor weights() const {
+    const Tensor zk = grad_enabled() ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;  // create_graph: on the graph
+    return exp(x_ - zk);
+  }
+  void vjp(const Tensor& g) override { give(0, weights() * detail::reshaped(g, zk_.shape())); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return sum(weights() * t[0], Axes(tangent_axes(axes_)), true); }
+};
+
+class SoftmaxNode final : public TNode {
+ public:
+  explicit SoftmaxNode(int axis) : axis_(axis) {}
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return true; }
+
+ protected:
+  void vjp(const Tensor& g) override {
+    const Tensor y(out_);
+    give(0, y * (g - sum(g * y, axis_, true)));
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const Tensor y(out_);
+    return y * (t[0] - sum(t[0] * y, axis_ + 1, true));
+  }
+
+ private:
+  int axis_;
+};
+
+class LogSoftmaxNode final : public TNode {
+ public:
+  explicit LogSoftmaxNode(int axis) : axis_(axis) {}
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return true; }
+
+ protected:
+  void vjp(const Tensor& g) override {
+    const Tensor y(out_);
+    give(0, g - exp(y) * sum(g, axis_, true));
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const Tensor y(out_);
+    return t[0] - sum(exp(y) * t[0], axis_ + 1, true);
+  }
+
+ private:
+  int axis_;
+};
+
+// The reductions record the kept-dims result, then view it without the axes (recorded).
+template <class MakeNode>
+Tensor reduction(const Tensor& x0, const Axes& axes, bool keepdims, Reduce kind, const char* name, MakeNode make) {
+  const std::vector<int> ax = detail::normalize_axes(axes, x0.ndim(), name);
+  Recorder rec({&x0}, name);
+  const Tensor x = floating(x0);
+  const Tensor zk = reduce(x, ax, kind, name);
+  const Tensor out = keepdims ? zk : detail::view_as_shape(zk, dropped_shape(x.shape(), ax));
+  if (!rec.on()) return out;
+  return rec.record(make(x, zk, ax), out);
+}
+
+// Stable log-sum-exp over `ax` of float x, kept dims (not recorded).
+Tensor lse_kept(const Tensor& x, const std::vector<int>& ax) {
+  NoGrad ng;
+  if (x.numel() == 0)  // log of an empty sum: -inf (PyTorch's and SciPy's answer)
+    return Tensor::full(kept_shape(x.shape(), ax), -std::numeric_limits<double>::infinity(), x.dtype());
+  Tensor m = reduce(x, ax, Reduce::Max, "logsumexp");
+  // Shift by the maximum where it is finite (an all -inf or +inf slice keeps its value).
+  const Tensor inf = weak_scalar(std::numeric_limits<double>::infinity(), x.dtype());
+  const Tensor finite = less(abs(m), inf);
+  const Tensor shift = where(finite, m, weak_scalar(0.0, x.dtype()));
+  const Tensor s = reduce(exp(x - shift), ax, Reduce::Sum, "logsumexp");
+  return log(s) + shift;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
+  return reduction(x, axes, keepdims, Reduce::Sum, "sum",
+                   [](const Tensor& xx, const Tensor& zk, const std::vector<int>&) {
+                     return std::make_unique<SumNode>(xx.shape(), zk.shape());
+                   });
+}
+
+Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
+  const std::vector<int> ax = detail::normalize_axes(axes, x.ndim(), "mean");
+  std::int64_t count = 1;
+  for (int a : ax) count *= x.shape()[static_cast<std::size_t>(a)];
+  return sum(x, axes, keepdims) * (1.0 / static_cast<double>(count));
+}
+
+Tensor amax(const Tensor& x, const Axes& axes, bool keepdims) {
+  return reduction(x, axes, keepdims, Reduce::Max, "max",
+                   [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
+                     return std::make_unique<ExtremeNode>(xx, zk, ax);
+                   });
+}
+
+Tensor amin(const Tensor& x, const Axes& axes, bool keepdims) {
+  return reduction(x, axes, keepdims, Reduce::Min, "min",
+                   [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
+                     return std::make_unique<ExtremeNode>(xx, zk, ax);
+                   });
+}
+
+Tensor prod(const Tensor& x, const Axes& axes, bool keepdims) {
+  return reduction(x, axes, keepdims, Reduce::Prod, "prod",
+                   [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
+                     return std::make_unique<ProdNode>(xx, zk, ax);
+                   });
+}
+
+Tensor var(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
+  const std::vector<int> ax = detail::normalize_axes(axes, x.ndim(), "var");
+  std::int64_t count = 1;
+  for (int a : ax) count *= x.shape()[static_cast<std::size_t>(a)];
+  const Tensor d = x - mean(x, axes, true);
+  // NumPy's and PyTorch's divisor max(n - ddof, 0): no data left gives inf (or nan for 0/0).
+  const double divisor = static_cast<double>(std::max<std::int64_t>(count - ddof, 0));
+  return sum(d * d, axes, keepdims) * (1.0 / divisor);
+}
+
+namespace {
+// sqrt whose derivative is 0 where the result is 0 (PyTorch's std: a constant slice has
+// zero spread and a zero gradient, not 0 * inf).
+class StdSqrtNode final : public TNode {
+ public:
+  bool saves_inputs() const override { return false; }
+
+ protected:
+  void vjp(const Tensor& g) override {
+    const Tensor z(out_);
+    if (grad_enabled()) {  // create_graph
+      const Tensor zero = weak_scalar(0.0, z.dtype());
+      give(0, where(equal(z, zero), zero, g * 0.5 / z));
+      return;
+    }
+    Tensor gx = empty_tensor(z.shape(), z.dtype());
+    const std::int64_t n = gx.numel();
+    TG_FLOAT_DISPATCH(z.dtype(), T, {
+      const T* zp = z.data<T>();
+      const T* gp = g.data<T>();
+      T* r = gx.data<T>();
+      for (std::int64_t i = 0; i < n; ++i) r[i] = zp[i] == T(0) ? T(0) : gp[i] * T(0.5) / zp[i];
+    });
+    give(0, gx);
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const Tensor z(out_);
+    const Tensor zero = weak_scalar(0.0, z.dtype());
+    return where(equal(z, zero), zero, t[0] * (0.5 / z));
+  }
+};
+}  // namespace
+
+Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
+  const Tensor v = var(x, axes, ddof, keepdims);
+  Recorder rec({&v}, "std");
+  Tensor z;
+  {
+    NoGrad ng;
+    z = sqrt(v);
+  }
+  if (!rec.on()) return z;
+  return rec.record(std::make_unique<StdSqrtNode>(), z);
+}
+
+Tensor logsumexp(const Tensor& x0, const Axes& axes, bool keepdims) {
+  const std::vector<int> ax = detail::normalize_axes(axes, x0.ndim(), "logsumexp");
+  Recorder rec({&x0}, "logsumexp");
+  const Tensor x = floating(x0);
+  const Tensor zk = lse_kept(x, ax);
+  const Tensor out = keepdims ? zk : detail::view_as_shape(zk, dropped_shape(x.shape(), ax));
+  if (!rec.on()) return out;
+  return rec.record(std::make_unique<LogsumexpNode>(x, zk, ax), out);
+}
+
+Tensor softmax(const Tensor& x0, int axis) {
+  const int ax = detail::normalize_axis(axis, x0.ndim(), "softmax");
+  Recorder rec({&x0}, "softmax");
+  const Tensor x = floating(x0);
+  Tensor y;
+  {
+    NoGrad ng;
+    const Tensor e = exp(x - reduce(x, {ax}, Reduce::Max, "softmax"));
+    y = e / reduce(e, {ax}, Reduce::Sum, "softmax");
+  }
+  if (!rec.on()) return y;
+  return rec.record(std::make_unique<SoftmaxNode>(ax), y);
+}
+
+Tensor log_softmax(const Tensor& x0, int axis) {
+  const int ax = detail::normalize_axis(axis, x0.ndim(), "log_softmax");
+  Recorder rec({&x0}, "log_softmax");
+  const Tensor x = floating(x0);
+  Tensor y;
+  {
+    NoGrad ng;
+    y = x - lse_kept(x, {ax});
+  }
+  if (!rec.on()) return y;
+  return rec.record(std::make_unique<LogSoftmaxNode>(ax), y);
+}
+
+namespace detail {
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  const std::size_t n = x.shape().size(), off = n - shape.size();
+  std::vector<int> axes;
+  for (std::size_t d = 0; d < n; ++d)
+    if (d < off || (shape[d - off] == 1 && x.shape()[d] != 1)) axes.push_back(static_cast<int>(d));
+  if (grad_enabled() && x.requires_grad()) return reshape(sum(x, Axes(axes), true), shape);  // create_graph
+  NoGrad ng;
+  const Tensor r = reduce(x, axes, Reduce::Sum, "sum_to");
+  return view_as_shape(r, shape);
+}
+}  // namespace detail
+
+}  // namespace tapegrad

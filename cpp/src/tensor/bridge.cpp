@@ -1,0 +1,77 @@
+// The bridges between scalars and tensors on one tape: a Var entering tensor arithmetic
+// (ScalarNode) and a one-element tensor entering scalar arithmetic (ItemNode, var_of).
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "tensor/internal.hpp"
+
+namespace tapegrad::detail {
+
+namespace {
+// A Var entering tensor arithmetic: a 0-d tensor whose gradient goes to a scalar record.
+class ScalarNode final : public TNode {
+ protected:
+  void vjp(const Tensor& g) override { give(0, g); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+};
+}  // namespace
+
+Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
+  Tensor r = empty_tensor({}, DType::Float64);
+  *r.data<double>() = value;
+  if (!tape || rec == Tape::kNone || !grad_enabled()) return r;
+  auto node = std::make_unique<ScalarNode>();
+  node->in_ = {rec};
+  node->out_ = r.impl_ptr();
+  const std::uint32_t me = tape->push_node(std::move(node));
+  TensorImpl& p = r.impl();
+  p.leaf = false;
+  p.requires_grad = true;
+  p.tape = tape;
+  p.rec = me;
+  p.gen = tape->generation();
+  return r;
+}
+
+// A one-element tensor entering scalar arithmetic (made by recorded sweeps, where a recorded
+// tensor gradient reaches a Var): scalar records read its value; its adjoint (a double in a
+// plain sweep, a Var in a recorded one) goes back to the tensor as a 0-d gradient.
+class ItemNode final : public TNode {
+ public:
+  bool scalar_output() const noexcept override { return true; }
+
+ protected:
+  void vjp(const Tensor& g) override { give(0, g); }  // add_grad reshapes to the input's shape
+  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() makes it (K,)
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+};
+
+Var var_of(const Tensor& t) {
+  if (t.numel() != 1) throw_error("tapegrad: internal error: a Var from a tensor of shape " + shape_str(t.shape()));
+  const double value = t.item();
+  if (!t.requires_grad() || !grad_enabled()) return Var::constant(value);
+  const TensorImpl& p = t.impl();
+  Tape& tape = !p.leaf && p.tape ? *p.tape : Tape::active();
+  auto node = std::make_unique<ItemNode>();
+  node->in_ = {record_of(t, tape)};
+  Tensor out = empty_tensor({}, DType::Float64);
+  *out.data<double>() = value;
+  node->out_ = out.impl_ptr();
+  const std::uint32_t rec = tape.push_node(std::move(node), value);
+  TensorImpl& q = out.impl();
+  q.leaf = false;
+  q.requires_grad = true;
+  q.tape = &tape;
+  q.rec = rec;
+  q.gen = tape.generation();
+  return Var(value, rec, tape.generation(), &tape);
+}
+
+}  // namespace tapegrad::detail

@@ -1,0 +1,313 @@
+// Tensor records: TNode (its answers to the sweeps' questions, from each op's vjp and jvp),
+// leaves' records (LeafNode), Recorder, and the gradient bookkeeping they share.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "tensor/internal.hpp"
+
+namespace tapegrad {
+
+namespace detail {
+
+// --- recording ---------------------------------------------------------------------------------
+
+Tensor clone_values(const Tensor& x) {
+  Tensor r = empty_tensor(x.shape(), x.dtype());
+  std::memcpy(r.raw_data(), x.raw_data(), static_cast<std::size_t>(x.numel()) * dtype_size(x.dtype()));
+  return r;
+}
+// grad += g: in place when `always` (a leaf's .grad, as PyTorch does) or when grad's
+// memory is its own (a gradient in flight may be shared between two inputs), else into a
+// new tensor.
+void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool always) {
+  if (always || (grad->storage.use_count() == 1 && grad.use_count() == 1)) {
+    const std::int64_t n = grad->numel;
+    TG_FLOAT_DISPATCH(grad->dtype, T, {
+      T* a = grad->ptr<T>();
+      const T* b = g.data<T>();
+      for (std::int64_t i = 0; i < n; ++i) a[i] += b[i];
+    });
+    ++grad->version_counter();
+  } else {
+    NoGrad ng;
+    grad = add(Tensor(grad), g).impl_ptr();
+  }
+}
+
+[[noreturn]] void throw_unusable_tensor(const Tensor& t) {
+  const TensorImpl& p = t.impl();
+  switch (handle_state(p.tape, p.gen)) {
+    case HandleState::Destroyed:
+      throw_error("tapegrad: this Tensor was recorded on a tape that has been destroyed");
+    case HandleState::Stale:
+      throw_error(
+          "tapegrad: this Tensor is stale: its tape was cleared after it was recorded "
+          "(clear() invalidates every result recorded on a tape; its value is still readable)");
+    case HandleState::Current:
+      break;
+  }
+  throw_error("tapegrad: this Tensor was recorded on another tape");
+}
+
+namespace {
+// A leaf's record on a tape: its gradient goes into the leaf's grad.
+class LeafNode final : public TNode {
+ public:
+  explicit LeafNode(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
+
+ protected:
+  void vjp(const Tensor& g) override {
+    TensorImpl& p = *leaf_;
+    if (grad_enabled()) {  // create_graph: .grad is a recorded result
+      const Tensor gd = astype(g, p.dtype);
+      const Tensor old = Tensor(leaf_).grad();
+      assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
+      return;
+    }
+    Tensor gd = convert(g, p.dtype);
+    if (p.grad && p.grad->requires_grad) {  // a recorded gradient from an earlier create_graph
+      assign_grad(p, add(Tensor(p.grad).detach(), gd).impl_ptr());
+      return;
+    }
+    if (!p.grad) {
+      // Take the gradient if nothing else shares it, else keep a private copy.
+      if (gd.impl_ptr().use_count() == 1 + (gd.same(g) ? 1 : 0) && gd.impl().storage.use_count() == 1) {
+        p.grad = gd.impl_ptr();
+      } else {
+        p.grad = clone_values(gd).impl_ptr();
+      }
+      return;
+    }
+    accumulate_into(p.grad, gd, true);
+  }
+
+  // A leaf has no inputs: its tangent is the seed a sweep gives it, or zero.
+  Tensor jvp(const std::vector<Tensor>&) override { return Tensor(); }
+
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
+ public:
+  const TensorImpl* leaf() const noexcept override { return leaf_.get(); }
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+}  // namespace
+
+std::uint32_t record_of(const Tensor& t, Tape& tape) {
+  TensorImpl& p = t.impl();
+  if (!p.leaf) {
+    if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
+    throw_unusable_tensor(t);
+  }
+  if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
+  auto node = std::make_unique<LeafNode>(t.impl_ptr());
+  node->out_ = t.impl_ptr();
+  node->is_leaf_node_ = true;
+  const std::uint32_t rec = tape.push_node(std::move(node));
+  p.tape = &tape;
+  p.rec = rec;
+  p.gen = tape.generation();
+  return rec;
+}
+
+
+
+void TNode::reverse_recorded(ReverseSweep& sweep, std::uint32_t i) {
+  if (scalar_output() && (*sweep.has)[i]) {  // its adjoint is a Var: back into tensors, recorded
+    EnableGrad eg;
+    add_grad(Tensor::from_var((*sweep.adj)[i]));
+  }
+  step(sweep);
+}
+
+void TNode::tangent(TangentSweep& sweep, std::uint32_t i) {
+  std::vector<Tensor> ts(in_.size());
+  bool any = false;
+  for (std::size_t k = 0; k < in_.size(); ++k)
+    if (const Tensor* t = sweep.tangent_of(in_[k])) {
+      ts[k] = *t;
+      any = true;
+    }
+  if (any) sweep.set(i, tangent_from(ts, sweep.K));
+}
+
+
+void TNode::add_grad(const Tensor& g) {
+  Tensor gd = g;
+  if (gd.dtype() != out_->dtype) gd = astype(gd, out_->dtype);
+  if (gd.shape() != out_->shape) {
+    if (gd.numel() != out_->numel)
+      throw_error("tapegrad: internal error: a gradient of shape " + shape_str(gd.shape()) +
+                  " for a result of shape " + shape_str(out_->shape));
+    gd = reshaped(gd, out_->shape);
+  }
+  if (!grad_.defined()) {
+    grad_ = gd;
+    return;
+  }
+  if (grad_.requires_grad() || gd.requires_grad()) {  // create_graph: recorded
+    grad_ = add(grad_, gd);
+    return;
+  }
+  // A second contribution: added in place when our gradient's memory is ours alone.
+  std::shared_ptr<TensorImpl> mine = std::move(grad_.impl_ptr_ref());
+  accumulate_into(mine, gd);
+  grad_ = Tensor(std::move(mine));
+}
+
+void TNode::stamp(const std::vector<const Tensor*>& inputs, const Tensor& out) {
+  if (saves_inputs())
+    for (const Tensor* t : inputs) {
+      auto c = version_of(*t);
+      const std::uint64_t v = *c;
+      saved_.push_back(Saved{std::move(c), v});
+    }
+  if (saves_output()) {
+    auto c = version_of(out);
+    const std::uint64_t v = *c;
+    saved_.push_back(Saved{std::move(c), v});
+  }
+}
+
+void TNode::give(std::size_t k, const Tensor& gk) {
+  const std::uint32_t rec = in_[k];
+  if (rec == Tape::kNone) return;
+  ReverseSweep& sweep = *sweep_;
+  Tape& tape = sweep.tape;
+  if (tape.record(rec).op == Op::Node) {
+    static_cast<TNode&>(tape.node(rec)).add_grad(gk);
+    if (!sweep.recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
+  } else if (sweep.recorded) {  // the scalar record's adjoint is a Var
+    const Var v = var_of(gk.numel() == 1 ? gk : sum(gk));
+    std::vector<Var>& adj = *sweep.adj;
+    std::vector<char>& has = *sweep.has;
+    adj[rec] = has[rec] ? adj[rec] + v : v;
+    has[rec] = 1;
+  } else {
+    if (gk.requires_grad())
+      throw_error("tapegrad: internal error: a recorded gradient reached a Var outside a recorded sweep");
+    double s = 0.0;
+    const std::int64_t n = gk.numel();
+    TG_FLOAT_DISPATCH(gk.dtype(), T, {
+      const T* p = gk.data<T>();
+      for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]);
+    });
+    tape.add_adjoint(rec, s);
+  }
+}
+
+void TNode::check_versions() const {
+  for (const Saved& sv : saved_)
+    if (*sv.counter != sv.version)
+      throw_error("tapegrad: a tensor this gradient needs was modified by an in-place operation after it was recorded "
+                  "(its version is " + std::to_string(*sv.counter) + ", the graph saved version " +
+                  std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
+}
+
+Tensor TNode::tangent_from(const std::vector<Tensor>& t, std::int64_t K) {
+  check_versions();
+  Tensor r = jvp(t);
+  if (!r.defined()) return r;
+  if (r.dtype() != out_->dtype) r = astype(r, out_->dtype);
+  Shape want{K};
+  want.insert(want.end(), out_->shape.begin(), out_->shape.end());
+  if (r.shape() != want) r = r.numel() == shape_numel(want) ? reshaped(r, want) : broadcast_to(r, want);
+  return r;
+}
+
+Tensor tangent_as_rank(const Tensor& t, std::size_t rank) {
+  const std::size_t have = t.shape().size() - 1;
+  if (have >= rank) return t;
+  Shape s{t.shape()[0]};
+  s.insert(s.end(), rank - have, 1);
+  s.insert(s.end(), t.shape().begin() + 1, t.shape().end());
+  return reshaped(t, s);
+}
+
+void TNode::step(ReverseSweep& sweep) {
+  Tape& tape = sweep.tape;
+  if (!grad_.defined()) {
+    // A record that scalar records read: in a plain sweep its adjoint slot is its adjoint.
+    if (!scalar_output() || sweep.recorded || !out_ || tape.adjoint(out_->rec) == 0.0) return;
+    grad_ = Tensor::full({}, tape.adjoint(out_->rec));
+  }
+  check_versions();
+  Tensor g = std::move(grad_);
+  grad_ = Tensor();
+  // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
+  // are then results on the tape, differentiable again.
+  GradModeGuard mode(sweep.recorded);
+  if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
+  if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
+  if (out_ && out_->retains_grad && sweep.deliver) {
+    if (grad_enabled()) {
+      const Tensor old = Tensor(out_).grad();
+      assign_grad(*out_, (old.defined() ? add(old, g) : g).impl_ptr());
+    } else if (!out_->grad) {
+      out_->grad = clone_values(g).impl_ptr();
+    } else {
+      accumulate_into(out_->grad, g);
+    }
+  }
+  sweep_ = &sweep;
+  vjp(g);
+}
+
+Recorder::Recorder(std::initializer_list<const Tensor*> inputs, const char* op) {
+  init(inputs.begin(), inputs.size(), op);
+}
+
+Recorder::Recorder(const std::vector<Tensor>& inputs, const char* op) {
+  std::vector<const Tensor*> ptrs;
+  ptrs.reserve(inputs.size());
+  for (const Tensor& t : inputs) ptrs.push_back(&t);
+  init(ptrs.data(), ptrs.size(), op);
+}
+
+void Recorder::init(const Tensor* const* inputs, std::size_t n, const char* op) {
+  inputs_.assign(inputs, inputs + n);
+  if (!grad_enabled()) return;
+  Tape* tape = nullptr;
+  bool any = false;
+  for (const Tensor* t : inputs_) {
+    const TensorImpl& p = t->impl();
+    if (!p.requires_grad) continue;
+    any = true;
+    if (p.leaf) continue;
+    if (!p.tape || p.gen != p.tape->generation()) throw_unusable_tensor(*t);
+    if (tape && tape != p.tape)
+      throw_error(std::string("tapegrad: ") + op + ": the operands were recorded on different tapes");
+    tape = p.tape;
+  }
+  if (!any) return;
+  tape_ = tape ? tape : &Tape::active();
+}
+
+Tensor Recorder::record(std::unique_ptr<TNode> node, Tensor out) {
+  if (!tape_) return out;
+  node->in_.resize(inputs_.size());
+  for (std::size_t k = 0; k < inputs_.size(); ++k)
+    node->in_[k] = inputs_[k]->requires_grad() ? record_of(*inputs_[k], *tape_) : Tape::kNone;
+  node->out_ = out.impl_ptr();
+  node->stamp(inputs_, out);
+  const std::uint32_t rec = tape_->push_node(std::move(node));
+  TensorImpl& p = out.impl();
+  p.leaf = false;
+  p.requires_grad = true;
+  p.tape = tape_;
+  p.rec = rec;
+  p.gen = tape_->generation();
+  return out;
+}
+
+}  // namespace detail
+
+
+}  // namespace tapegrad
