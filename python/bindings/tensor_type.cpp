@@ -5,8 +5,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <dlfcn.h>
-
 #include <optional>
 #include <type_traits>
 #include <string>
@@ -362,39 +360,6 @@ py::object inplace(py::object self, py::handle other, F f) {
   return self;
 }
 
-// --- OpenBLAS, loaded at run time --------------------------------------------------------------
-// The Python package depends on the scipy-openblas32 wheel and hands its library's path to
-// use_blas(); the C++ core has no link-time dependency on it. CBLAS enums: row-major 101,
-// no-transpose 111, transpose 112. scipy-openblas32 has 32-bit ints (and a scipy_ prefix).
-using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-using CblasDgemm = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int, double,
-                            double*, int);
-CblasSgemm g_cblas_sgemm = nullptr;
-CblasDgemm g_cblas_dgemm = nullptr;
-
-void blas_sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
-                std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
-  g_cblas_sgemm(101, ta ? 112 : 111, tb ? 112 : 111, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c,
-                int(ldc));
-}
-void blas_dgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
-                std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
-  g_cblas_dgemm(101, ta ? 112 : 111, tb ? 112 : 111, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c,
-                int(ldc));
-}
-
-void use_blas(const std::string& path, const std::string& prefix) {
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!h) throw tapegrad::Error(std::string("tapegrad: cannot load the BLAS library: ") + dlerror());
-  auto s = reinterpret_cast<CblasSgemm>(dlsym(h, (prefix + "cblas_sgemm").c_str()));
-  auto d = reinterpret_cast<CblasDgemm>(dlsym(h, (prefix + "cblas_dgemm").c_str()));
-  if (!s || !d) throw tapegrad::Error("tapegrad: " + path + " has no " + prefix + "cblas_sgemm/" + prefix + "cblas_dgemm");
-  g_cblas_sgemm = s;
-  g_cblas_dgemm = d;
-  tapegrad::set_gemm(&blas_sgemm, &blas_dgemm);
-  tapegrad::set_gemm_backend_name("openblas");
-}
-
 }  // namespace
 
 namespace {
@@ -441,6 +406,18 @@ py::tuple tensor_tuple(const std::vector<Tensor>& ts) {
   return py::tuple(r);
 }
 }  // namespace
+
+// Registers one op once, from one callable, as a method of Tensor (its first argument is self)
+// and as a function of tensor_ops (its first argument named x); `names` are the other
+// arguments' names and defaults, the same for both.
+template <class F, class... Names>
+void def_op(py::class_<PyTensor>& cls, py::module_& ops, const char* name, const F& f, const Names&... names) {
+  cls.def(name, f, names...);
+  if constexpr (sizeof...(Names) > 0)
+    ops.def(name, f, py::arg("x"), names...);
+  else
+    ops.def(name, f);
+}
 
 void register_tensor(py::module_& m) {
   g_np_array = py::object(py::module_::import("numpy").attr("array")).release();
@@ -578,19 +555,12 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   cls.def("__abs__", [](py::handle a) { return unary_call(a, [](const Tensor& x) { return tapegrad::abs(x); }); });
 
   // Every op of the table: a method and a function of tensor_ops.
-#define TAPEGRAD_UNARY(Name, name, ...)                                                           \
-  cls.def(#name, [](py::handle a) {                                                                 \
-    return unary_call(a, [](const Tensor& x) { return tapegrad::name(x); });                        \
-  });                                                                                                \
-  ops.def(#name, [](py::handle a) {                                                                 \
-    return unary_call(a, [](const Tensor& x) { return tapegrad::name(x); });                        \
-  });
-#define TAPEGRAD_BINARY(Name, name, ...)                                                            \
-  cls.def(#name, [](py::handle a, py::handle b) {                                                    \
-    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::name(x, y); }); \
-  });                                                                                                 \
-  ops.def(#name, [](py::handle a, py::handle b) {                                                    \
-    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::name(x, y); }); \
+#define TAPEGRAD_UNARY(Name, name, ...)                                                        \
+  def_op(cls, ops, #name,                                                                       \
+         [](py::handle a) { return unary_call(a, [](const Tensor& x) { return tapegrad::name(x); }); });
+#define TAPEGRAD_BINARY(Name, name, ...)                                                              \
+  def_op(cls, ops, #name, [](py::handle a, py::handle b) {                                             \
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::name(x, y); });   \
   });
 #include "tapegrad/ops.def"
 
@@ -601,8 +571,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       const Axes ax = axes_arg(axis);                                                                             \
       return unary_call(x, [&](const Tensor& t) { return call(t, ax, keepdims); });                               \
     };                                                                                                            \
-    cls.def(name, f, py::arg("axis") = py::none(), py::arg("keepdims") = false);                                 \
-    ops.def(name, f, py::arg("x"), py::arg("axis") = py::none(), py::arg("keepdims") = false);                   \
+    def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("keepdims") = false);                         \
   }
   TG_REDUCE("sum", tapegrad::sum)
   TG_REDUCE("mean", tapegrad::mean)
@@ -620,20 +589,16 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       const Axes ax = axes_arg(axis);
       return unary_call(x, [&](const Tensor& t) { return tapegrad::std(t, ax, ddof, keepdims); });
     };
-    cls.def("var", vf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
-    cls.def("std", sf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
-    ops.def("var", vf, py::arg("x"), py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
-    ops.def("std", sf, py::arg("x"), py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
+    def_op(cls, ops, "var", vf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
+    def_op(cls, ops, "std", sf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
     auto smf = [](py::handle x, int axis) {
       return unary_call(x, [axis](const Tensor& t) { return tapegrad::softmax(t, axis); });
     };
     auto lsmf = [](py::handle x, int axis) {
       return unary_call(x, [axis](const Tensor& t) { return tapegrad::log_softmax(t, axis); });
     };
-    cls.def("softmax", smf, py::arg("axis") = -1);
-    cls.def("log_softmax", lsmf, py::arg("axis") = -1);
-    ops.def("softmax", smf, py::arg("x"), py::arg("axis") = -1);
-    ops.def("log_softmax", lsmf, py::arg("x"), py::arg("axis") = -1);
+    def_op(cls, ops, "softmax", smf, py::arg("axis") = -1);
+    def_op(cls, ops, "log_softmax", lsmf, py::arg("axis") = -1);
   }
 
   // --- shapes and linear algebra -----------------------------------------------------------
@@ -661,17 +626,13 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     const Shape s = shape_of(shape);
     return unary_call(x, [&](const Tensor& t) { return tapegrad::broadcast_to(t, s); });
   };
-  cls.def("squeeze", squeeze_f, py::arg("axis") = py::none());
-  cls.def("unsqueeze", unsqueeze_f, py::arg("axis"));
-  cls.def("expand_dims", unsqueeze_f, py::arg("axis"));
-  cls.def("broadcast_to", broadcast_f, py::arg("shape"));
+  def_op(cls, ops, "squeeze", squeeze_f, py::arg("axis") = py::none());
+  def_op(cls, ops, "unsqueeze", unsqueeze_f, py::arg("axis"));
+  def_op(cls, ops, "expand_dims", unsqueeze_f, py::arg("axis"));
+  def_op(cls, ops, "broadcast_to", broadcast_f, py::arg("shape"));
   cls.def("flatten", [](py::handle self) {
     return unary_call(self, [](const Tensor& t) { return tapegrad::reshape(t, {-1}); });
   });
-  ops.def("squeeze", squeeze_f, py::arg("x"), py::arg("axis") = py::none());
-  ops.def("unsqueeze", unsqueeze_f, py::arg("x"), py::arg("axis"));
-  ops.def("expand_dims", unsqueeze_f, py::arg("x"), py::arg("axis"));
-  ops.def("broadcast_to", broadcast_f, py::arg("x"), py::arg("shape"));
   ops.def("reshape", [](py::handle x, const py::object& shape) {
     const Shape s = shape_of(shape);
     return unary_call(x, [&](const Tensor& t) { return tapegrad::reshape(t, s); });
@@ -687,19 +648,13 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   ops.def("matmul", [](py::handle a, py::handle b) {
     return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::matmul(x, y); });
   });
-  ops.def("dot", [](py::handle a, py::handle b) {
-    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::dot(x, y); });
-  });
-  cls.def("dot", [](py::handle a, py::handle b) {
+  def_op(cls, ops, "dot", [](py::handle a, py::handle b) {
     return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::dot(x, y); });
   });
   ops.def("outer", [](py::handle a, py::handle b) {
     return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::outer(x, y); });
   });
-  ops.def("clip", [](py::handle x, double lo, double hi) {
-    return unary_call(x, [&](const Tensor& t) { return tapegrad::clip(t, lo, hi); });
-  }, py::arg("x"), py::arg("a_min"), py::arg("a_max"));
-  cls.def("clip", [](py::handle x, double lo, double hi) {
+  def_op(cls, ops, "clip", [](py::handle x, double lo, double hi) {
     return unary_call(x, [&](const Tensor& t) { return tapegrad::clip(t, lo, hi); });
   }, py::arg("a_min"), py::arg("a_max"));
   ops.def("where", [](py::handle cond, py::handle a, py::handle b) {
@@ -723,6 +678,29 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
           py::arg("tensors"), py::arg("axis") = 0);
   ops.def("stack", [seq_f](const py::sequence& xs, int axis) { return seq_f(xs, axis, true); },
           py::arg("tensors"), py::arg("axis") = 0);
+
+  // --- methods written in Python (tapegrad/_tensor.py): indexing keys, printing, pickling -----
+  // The type is defined here alone; these methods call their Python implementations.
+  auto python_method = [&cls](const char* name, const char* impl) {
+    if (cls.attr("__dict__").contains(name)) py::delattr(cls, name);  // (max, min: the table's binary method)
+    cls.def(name, [impl](const py::args& args, const py::kwargs& kwargs) {
+      // (imported once; never released: it must outlive static destruction)
+      static PyObject* impls = py::module_::import("tapegrad._tensor").release().ptr();
+      return py::handle(impls).attr(impl)(*args, **kwargs);
+    });
+  };
+  python_method("__getitem__", "_getitem");
+  python_method("__iter__", "_iter");
+  python_method("__repr__", "_repr");
+  python_method("__str__", "_repr");
+  python_method("tolist", "_tolist");
+  python_method("max", "_tensor_max");  // a reduction, or elementwise with a tensor (PyTorch's)
+  python_method("min", "_tensor_min");
+  python_method("__reduce__", "_reduce");
+  python_method("__format__", "_format");
+  cls.attr("__hash__") = py::module_::import("builtins").attr("object").attr("__hash__");  // identity, as torch
+  cls.attr("__array_ufunc__") = py::none();  // NumPy defers: ndarray + Tensor calls Tensor.__radd__
+  cls.attr("__array_priority__") = 1000;
 
   // --- indexing primitives (tapegrad/_tensor.py parses the key) -----------------------------
   ops.def("_take", [](py::handle x, py::handle index) {
@@ -793,7 +771,6 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     on_outputs_tape(outs, scope);
     return tensor_tuple(tapegrad::jvp(outs, ins, tans, create_graph, batched));
   });
-  m.def("_use_blas", &use_blas, py::arg("path"), py::arg("prefix"));
 
   // Exceptions: IndexError for indices out of range (the rest are RuntimeError, as for Var).
   py::register_exception_translator([](std::exception_ptr p) {

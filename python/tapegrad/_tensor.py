@@ -302,22 +302,3 @@ def _tensor_min(t: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     if isinstance(axis, (Tensor, np.ndarray)):
         return _ops.min(t, axis)
     return _ops.amin(t, axis, keepdims)
-
-
-def _install() -> None:
-    T: Any = Tensor
-    T.__getitem__ = _getitem
-    T.__iter__ = _iter
-    T.__repr__ = _repr
-    T.__str__ = _repr
-    T.tolist = _tolist
-    T.max = _tensor_max
-    T.min = _tensor_min
-    T.__reduce__ = _reduce
-    T.__format__ = _format
-    T.__hash__ = object.__hash__  # by identity (== is elementwise), as torch.Tensor
-    T.__array_ufunc__ = None  # NumPy defers: ndarray + Tensor calls Tensor.__radd__
-    T.__array_priority__ = 1000
-
-
-_install()
