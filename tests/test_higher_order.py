@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
+import textwrap
 import zlib
 
 import numpy as np
@@ -340,3 +344,73 @@ def test_var_grad_an_input_recorded_before_but_not_used_is_unused(create_graph: 
     (g,) = tg.autograd.grad(tg.relu(x - 5.0), [x], create_graph=create_graph)  # zero slope at x = 1
     assert g.data == 0.0
     assert w.data == 6.0 and x.grad == 0.0 and z.grad == 0.0
+
+
+VAR_AUTOGRAD_FUZZ = textwrap.dedent(r"""
+    import sys
+    import numpy as np
+    import tapegrad as tg
+
+    seed, n = int(sys.argv[1]), int(sys.argv[2])
+    rng = np.random.default_rng(seed)
+    results = errors = 0
+
+    def pool():
+        x, y = tg.Var(rng.uniform(0.5, 2.0)), tg.Var(rng.uniform(0.5, 2.0))
+        c = tg.Var(1.5, requires_grad=False)
+        t = tg.tensor([1.0, 2.0], requires_grad=True)
+        a = x * y + tg.sin(x)
+        b = tg.exp(y) / x
+        with tg.Tape() as other:
+            z = tg.Var(3.0)
+            w = z * z
+        stale_tape = tg.Tape()
+        with stale_tape:
+            s = tg.Var(1.0) * 2.0
+        stale_tape.clear()
+        return [x, y, c, a, b, w, s, t, (t * t).sum(), 1.0, 2, None, "x", [], np.ones(3), np.float32(2.0),
+                float("nan"), float("inf"), 10**400, object(), complex(1, 2), True]
+
+    def pick(items):
+        k = int(rng.integers(0, 4))
+        if rng.uniform() < 0.15:
+            return items[int(rng.integers(len(items)))]  # not a sequence at all, sometimes
+        return [items[int(rng.integers(len(items)))] for _ in range(k)]
+
+    for i in range(n):
+        items = pool()
+        sane = items[:7] + [1.0, None]  # Vars (some of other or cleared tapes), numbers, None
+        outs, ins, seeds = (pick(sane if rng.uniform() < 0.7 else items) for _ in range(3))
+        create_graph, allow_unused = bool(rng.integers(2)), bool(rng.integers(2))
+        try:
+            if rng.uniform() < 0.5:
+                r = tg.autograd.grad(outs, ins, seeds if rng.uniform() < 0.5 else None,
+                                     create_graph=create_graph, allow_unused=allow_unused)
+            else:
+                r = tg.autograd.jvp(outs, ins, seeds, create_graph=create_graph)
+            for g in (r if isinstance(r, (list, tuple)) else [r]):
+                if g is not None:
+                    float(g.data) if isinstance(g, tg.Var) else g.numpy()
+            results += 1
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            errors += 1
+    print("done", results, errors, flush=True)
+""")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fuzz_var_autograd_never_crashes(seed: int, tmp_path) -> None:
+    """tapegrad.autograd.grad and jvp on Vars (their arguments converted for the core's grad and
+    jvp on records) with hostile arguments: Vars of other and cleared tapes, constants,
+    tensors, strings, None, huge numbers, wrong lengths, non-sequences. Each call returns or
+    raises a Python exception; run in a child process so that a crash is reported."""
+    script = tmp_path / "fuzz.py"
+    script.write_text(VAR_AUTOGRAD_FUZZ)
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(script), str(seed), "600"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0 and lines and lines[-1].startswith("done"), (
+        f"fuzz seed {seed} ended with exit code {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}")
+    _, results, errors = lines[-1].split()
+    assert int(results) > 20 and int(errors) > 20, lines[-1]  # both outcomes are exercised

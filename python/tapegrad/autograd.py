@@ -12,8 +12,20 @@ Tensors = Union[Tensor, Sequence[Tensor]]
 Vars = Union[Var, Sequence[Var]]
 
 
-def _as_tuple(x: Any) -> Tuple[Any, ...]:
-    return (x,) if isinstance(x, Tensor) or x is None else tuple(x)
+def _as_tuple(x: Any, fn: str = "grad", what: str = "outputs") -> Tuple[Any, ...]:
+    if isinstance(x, Tensor) or x is None:
+        return (x,)
+    if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
+        raise TypeError(f"tapegrad.autograd.{fn}: {what} must be a Tensor, a Var or a sequence of them, "
+                        f"not {type(x).__name__}")
+    return tuple(x)
+
+
+def _tensors(xs: Tuple[Any, ...], fn: str, what: str) -> Tuple[Tensor, ...]:
+    for x in xs:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"tapegrad.autograd.{fn}: {what} must be Tensors (or all Vars), not {type(x).__name__}")
+    return xs
 
 
 @overload
@@ -49,15 +61,16 @@ def grad(
     del retain_graph  # always retained
     if isinstance(outputs, Var) or (isinstance(outputs, (list, tuple)) and outputs and isinstance(outputs[0], Var)):
         outs_v = (outputs,) if isinstance(outputs, Var) else tuple(outputs)
-        ins_v = (inputs,) if isinstance(inputs, Var) else tuple(inputs)
+        ins_v = (inputs,) if isinstance(inputs, Var) else _as_tuple(inputs, "grad", "inputs")
         seeds_v = None if grad_outputs is None else (
-            (grad_outputs,) if isinstance(grad_outputs, (int, float, Var)) else tuple(grad_outputs))
+            (grad_outputs,) if isinstance(grad_outputs, (int, float, Var)) else _as_tuple(grad_outputs, "grad",
+                                                                                           "grad_outputs"))
         return _core._var_grad(outs_v, ins_v, seeds_v, create_graph, allow_unused)
     outs = _as_tuple(outputs)
-    seeds = None if grad_outputs is None else _as_tuple(grad_outputs)
+    seeds = None if grad_outputs is None else _as_tuple(grad_outputs, "grad", "grad_outputs")
     if seeds is not None and len(seeds) != len(outs):
         raise ValueError(f"grad_outputs has {len(seeds)} entries for {len(outs)} outputs")
-    return _core._grad(outs, _as_tuple(inputs), seeds, create_graph, allow_unused)
+    return _core._grad(outs, _as_tuple(inputs, "grad", "inputs"), seeds, create_graph, allow_unused)
 
 
 @overload
@@ -96,10 +109,12 @@ def jvp(
             raise ValueError("jvp on Vars: batched tangents are for tensors (a Var has one tangent)")
         outs_v = (outputs,) if isinstance(outputs, Var) else tuple(outputs)
         single = isinstance(inputs, Var)
-        ins_v = (inputs,) if single else tuple(inputs)
-        return _core._var_jvp(outs_v, ins_v, (tangents,) if single else tuple(tangents), create_graph)
-    ins = _as_tuple(inputs)
-    tans = (tangents,) if isinstance(inputs, Tensor) else tuple(tangents)  # one input: one tangent
+        ins_v = (inputs,) if single else _as_tuple(inputs, "jvp", "inputs")
+        return _core._var_jvp(outs_v, ins_v, (tangents,) if single else _as_tuple(tangents, "jvp", "tangents"),
+                              create_graph)
+    ins = _tensors(_as_tuple(inputs, "jvp", "inputs"), "jvp", "inputs")
+    # one input: one tangent
+    tans = (tangents,) if isinstance(inputs, Tensor) else _as_tuple(tangents, "jvp", "tangents")
     if len(tans) != len(ins):
         raise ValueError(f"jvp: {len(tans)} tangents for {len(ins)} inputs")
     k = None
@@ -114,7 +129,7 @@ def jvp(
             shape = tuple(x.shape) if k is None else (k,) + tuple(x.shape)
             t = _core._full(shape, 0.0, x.dtype, False)
         filled.append(t)
-    return _core._jvp(_as_tuple(outputs), ins, filled, create_graph, batched)
+    return _core._jvp(_as_tuple(outputs, "jvp"), ins, filled, create_graph, batched)
 
 
 __all__ = ["grad", "jvp"]
