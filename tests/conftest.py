@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+import os
+import pathlib
+import subprocess
+import sys
+from typing import Callable, Tuple
 
 import pytest
 
@@ -60,3 +64,21 @@ def assert_close(actual: float, expected: float, rel: float, abs_: float = 0.0, 
 def torch():
     """PyTorch, or a skip where it is not installed."""
     return pytest.importorskip("torch")
+
+
+def run_fuzz_worker(script: str, seed: int, n: int, tmp_path: pathlib.Path) -> Tuple[int, int]:
+    """Runs a fuzz worker (a script taking a seed and a count that ends by printing
+    ``done <results> <errors>``) in a child process, so that a crash is reported instead of
+    ending the test run; returns (results, errors)."""
+    path = tmp_path / "fuzz.py"
+    path.write_text(script)
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(path), str(seed), str(n)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0 and lines and lines[-1].startswith("done"), (
+        f"fuzz seed {seed} ended with exit code {proc.returncode} at: {lines[-1] if lines else '(nothing)'}\n"
+        f"stderr:\n{proc.stderr[-3000:]}"
+    )
+    _, results, errors = lines[-1].split()
+    return int(results), int(errors)

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
 import textwrap
 import zlib
 
@@ -14,7 +11,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from conftest import OPS, any_operand_domain, op_domain
+from conftest import OPS, any_operand_domain, op_domain, run_fuzz_worker
 
 
 def _hvp_fd(f, x0: np.ndarray, v: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -404,13 +401,5 @@ def test_fuzz_var_autograd_never_crashes(seed: int, tmp_path) -> None:
     jvp on records) with hostile arguments: Vars of other and cleared tapes, constants,
     tensors, strings, None, huge numbers, wrong lengths, non-sequences. Each call returns or
     raises a Python exception; run in a child process so that a crash is reported."""
-    script = tmp_path / "fuzz.py"
-    script.write_text(VAR_AUTOGRAD_FUZZ)
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, str(script), str(seed), "600"], capture_output=True, text=True, env=env,
-                          timeout=120)
-    lines = proc.stdout.strip().splitlines()
-    assert proc.returncode == 0 and lines and lines[-1].startswith("done"), (
-        f"fuzz seed {seed} ended with exit code {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}")
-    _, results, errors = lines[-1].split()
-    assert int(results) > 20 and int(errors) > 20, lines[-1]  # both outcomes are exercised
+    results, errors = run_fuzz_worker(VAR_AUTOGRAD_FUZZ, seed, 600, tmp_path)
+    assert results > 20 and errors > 20, (results, errors)  # both outcomes are exercised

@@ -11,16 +11,14 @@ import copy
 import gc
 import math
 import operator
-import os
 import pickle
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
 import tapegrad as tg
+from conftest import run_fuzz_worker
 
 # --- the README example ------------------------------------------------------------------------
 
@@ -865,15 +863,5 @@ def test_fuzz_odd_shapes_never_crash(seed, tmp_path):
     """Random ops on empty, 0-d, mismatched operands of every dtype: each call must return a
     Tensor (consistent and readable) or raise a Python exception. Run in a child process so
     that a crash is reported (with the call that crashed) instead of ending the test run."""
-    script = tmp_path / "fuzz.py"
-    script.write_text(FUZZ_WORKER)
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, str(script), str(seed), "400"], capture_output=True, text=True, env=env,
-                          timeout=120)
-    lines = proc.stdout.strip().splitlines()
-    assert proc.returncode == 0 and lines and lines[-1].startswith("done"), (
-        f"fuzz seed {seed} ended with exit code {proc.returncode} at: {lines[-1] if lines else '(nothing)'}\n"
-        f"stderr:\n{proc.stderr[-3000:]}"
-    )
-    _, results, errors = lines[-1].split()
-    assert int(results) > 100 and int(errors) > 20, lines[-1]  # both outcomes are exercised
+    results, errors = run_fuzz_worker(FUZZ_WORKER, seed, 400, tmp_path)
+    assert results > 100 and errors > 20, (results, errors)  # both outcomes are exercised

@@ -7,16 +7,6 @@
 
 namespace tapegrad {
 
-using detail::broadcast_strides;
-using detail::contiguous_strides;
-using detail::convert;
-using detail::empty_tensor;
-using detail::for_each_row;
-using detail::Recorder;
-using detail::throw_error;
-using detail::TNode;
-using detail::tangent_as_rank;
-using detail::tangent_axes;
 using detail::view_as_shape;
 using detail::batched_shape;
 

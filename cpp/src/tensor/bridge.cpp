@@ -30,12 +30,7 @@ Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
   node->in_ = {rec};
   node->out_ = r.impl_ptr();
   const std::uint32_t me = tape->push_node(std::move(node));
-  TensorImpl& p = r.impl();
-  p.leaf = false;
-  p.requires_grad = true;
-  p.tape = tape;
-  p.rec = me;
-  p.gen = tape->generation();
+  mark_recorded(r.impl(), *tape, me);
   return r;
 }
 
@@ -65,12 +60,7 @@ Var var_of(const Tensor& t) {
   *out.data<double>() = value;
   node->out_ = out.impl_ptr();
   const std::uint32_t rec = tape.push_node(std::move(node), value);
-  TensorImpl& q = out.impl();
-  q.leaf = false;
-  q.requires_grad = true;
-  q.tape = &tape;
-  q.rec = rec;
-  q.gen = tape.generation();
+  mark_recorded(out.impl(), tape, rec);
   return Var(value, rec, tape.generation(), &tape);
 }
 

@@ -158,6 +158,15 @@ inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {
   return x.impl().version;
 }
 
+/// Makes p the recorded result of record `rec` of `tape` (in its current generation).
+inline void mark_recorded(TensorImpl& p, Tape& tape, std::uint32_t rec) {
+  p.leaf = false;
+  p.requires_grad = true;
+  p.tape = &tape;
+  p.rec = rec;
+  p.gen = tape.generation();
+}
+
 /// A one-element tensor as a Var: recorded (a record that scalar records read as a number)
 /// when it requires grad and recording is on, else a constant.
 Var var_of(const Tensor& t);
@@ -244,3 +253,17 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
 Tensor sum_to(const Tensor& x, const Shape& shape);
 
 }  // namespace tapegrad::detail
+
+namespace tapegrad {
+// The internals the tensor, op and sweep sources use unqualified (this header is theirs alone).
+using detail::broadcast_strides;
+using detail::contiguous_strides;
+using detail::convert;
+using detail::empty_tensor;
+using detail::for_each_row;
+using detail::Recorder;
+using detail::tangent_as_rank;
+using detail::tangent_axes;
+using detail::throw_error;
+using detail::TNode;
+}  // namespace tapegrad

@@ -298,12 +298,7 @@ Tensor Recorder::record(std::unique_ptr<TNode> node, Tensor out) {
   node->out_ = out.impl_ptr();
   node->stamp(inputs_, out);
   const std::uint32_t rec = tape_->push_node(std::move(node));
-  TensorImpl& p = out.impl();
-  p.leaf = false;
-  p.requires_grad = true;
-  p.tape = tape_;
-  p.rec = rec;
-  p.gen = tape_->generation();
+  mark_recorded(out.impl(), *tape_, rec);
   return out;
 }
 

@@ -13,8 +13,6 @@ namespace tapegrad {
 
 // --- Tensor ------------------------------------------------------------------------------------
 
-using detail::empty_tensor;
-using detail::throw_error;
 
 TensorImpl& Tensor::impl() const {
   if (!p_) throw_error("tapegrad: this Tensor is null (default-constructed)");
