@@ -48,7 +48,11 @@ struct VarObject {
   PyObject* grad_var;
 };
 
+// The header only (the C API's macro); register_var sets the other fields before PyType_Ready.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 PyTypeObject VarType = {PyVarObject_HEAD_INIT(nullptr, 0)};
+#pragma GCC diagnostic pop
 PyObject* g_numbers_real = nullptr;  // numbers.Real, for NumPy scalars and friends
 PyObject* g_tensor_ops = nullptr;    // tapegrad._core.tensor_ops (set by register_tensor)
 
