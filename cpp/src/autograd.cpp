@@ -27,6 +27,23 @@ std::vector<std::uint32_t> sink_records(const Tape& tape, std::uint32_t slot, st
   return recs;
 }
 
+void backward_from(Tape& tape, std::uint32_t from, double seed, bool create_graph, std::vector<Var>& adj,
+                   std::vector<char>& has) {
+  if (from >= tape.size())
+    throw Error("tapegrad: backward(): from record " + std::to_string(from) + " of a tape of " +
+                std::to_string(tape.size()));
+  if (create_graph) {
+    adj.assign(from + 1, Var());
+    has.assign(from + 1, 0);
+    adj[from] = Var::constant(seed);
+    has[from] = 1;
+    recorded_backward_sweep(tape, from, adj, has);
+    return;
+  }
+  tape.reverse(from, seed);
+  tape.accumulate_root_grads();
+}
+
 std::vector<std::pair<std::uint32_t, Var>> sink_adjoints(Tape& tape, std::uint32_t from, const std::vector<Var>& adj,
                                                          const std::vector<char>& has) {
   ScopedTape scope(tape);

@@ -568,11 +568,9 @@ namespace {
 // backward(create_graph=True) from non-leaf `out` (record `from`): the recorded sweep (it
 // also delivers the values), then each reached leaf's .grad becomes a Var on the tape.
 void recorded_var_backward(VarObject* out, std::uint32_t from, double seed) {
-  std::vector<tapegrad::Var> adj(from + 1);
-  std::vector<char> has(from + 1, 0);
-  adj[from] = tapegrad::Var::constant(seed);
-  has[from] = 1;
-  tapegrad::detail::recorded_backward_sweep(out->tape->tape, from, adj, has);
+  std::vector<tapegrad::Var> adj;
+  std::vector<char> has;
+  tapegrad::detail::backward_from(out->tape->tape, from, seed, true, adj, has);
   set_recorded_leaf_grads(ActiveTape{out->tape_obj, out->tape}, from, adj, has);
 }
 
@@ -609,8 +607,9 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
       recorded_var_backward(v, from, seed);
       Py_RETURN_NONE;
     }
-    t.reverse(from, seed);
-    t.accumulate_root_grads();
+    std::vector<tapegrad::Var> unused_adj;
+    std::vector<char> unused_has;
+    tapegrad::detail::backward_from(t, from, seed, false, unused_adj, unused_has);
     Py_RETURN_NONE;
   });
 }
