@@ -27,21 +27,21 @@ std::vector<std::uint32_t> sink_records(const Tape& tape, std::uint32_t slot, st
   return recs;
 }
 
-void backward_from(Tape& tape, std::uint32_t from, double seed, bool create_graph, std::vector<Var>& adj,
-                   std::vector<char>& has) {
+void backward_from(Tape& tape, std::uint32_t from, double seed) {
+  tape.reverse(from, seed);  // (checks `from`)
+  tape.accumulate_root_grads();
+}
+
+void recorded_backward_from(Tape& tape, std::uint32_t from, double seed, std::vector<Var>& adj,
+                            std::vector<char>& has) {
   if (from >= tape.size())
     throw Error("tapegrad: backward(): from record " + std::to_string(from) + " of a tape of " +
                 std::to_string(tape.size()));
-  if (create_graph) {
-    adj.assign(from + 1, Var());
-    has.assign(from + 1, 0);
-    adj[from] = Var::constant(seed);
-    has[from] = 1;
-    recorded_backward_sweep(tape, from, adj, has);
-    return;
-  }
-  tape.reverse(from, seed);
-  tape.accumulate_root_grads();
+  adj.assign(from + 1, Var());
+  has.assign(from + 1, 0);
+  adj[from] = Var::constant(seed);
+  has[from] = 1;
+  recorded_backward_sweep(tape, from, adj, has);
 }
 
 std::vector<std::pair<std::uint32_t, Var>> sink_adjoints(Tape& tape, std::uint32_t from, const std::vector<Var>& adj,
@@ -66,6 +66,13 @@ std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Va
   for (const Var& v : ys)
     if (!v.is_constant() && (v.tape() != &tape || v.generation() != tape.generation()))
       throw_unusable(v, "grad(): an output");
+  for (std::size_t k = 0; k < seeds.size(); ++k) {
+    const Var& v = seeds[k];
+    if (v.is_constant() || (v.tape() == &tape && v.generation() == tape.generation())) continue;
+    if (v.tape() != &tape && v.valid())
+      throw Error("tapegrad: grad(): grad_outputs[" + std::to_string(k) + "] was recorded on another tape than the outputs");
+    throw_unusable(v, ("grad(): grad_outputs[" + std::to_string(k) + "]").c_str());
+  }
   ScopedTape scope(tape);
   // One output: sum_k seed_k y_k (recorded, so that a recorded seed is differentiated through).
   Var total;
@@ -174,8 +181,9 @@ std::vector<Var> jvp_of_records(Tape& tape, const std::vector<std::uint32_t>& ys
 }  // namespace detail
 
 namespace {
-// The outputs' tape (null when every output is a constant); every x that is not a constant
-// must be current on it. Each x's records: its own (none for a constant).
+// The outputs' tape (null when every output is a constant: then every input is unused and goes
+// unchecked); every x that is not a constant must be current on it. Each x's records: its own
+// (none for a constant).
 Tape* tape_of(const std::vector<Var>& ys, const std::vector<Var>& xs, const char* what,
               std::vector<std::vector<std::uint32_t>>& records) {
   Tape* tape = nullptr;
@@ -186,12 +194,12 @@ Tape* tape_of(const std::vector<Var>& ys, const std::vector<Var>& xs, const char
     tape = &t;
   }
   records.assign(xs.size(), {});
-  for (std::size_t k = 0; k < xs.size(); ++k) {
+  for (std::size_t k = 0; tape && k < xs.size(); ++k) {
     if (xs[k].is_constant()) continue;
-    if ((!tape || xs[k].tape() != tape) && xs[k].valid())
+    if (xs[k].tape() != tape && xs[k].valid())
       throw Error(std::string("tapegrad: ") + what + ": input " + std::to_string(k) +
                   " was recorded on another tape than the outputs");
-    if (!tape || xs[k].tape() != tape || xs[k].generation() != tape->generation())
+    if (xs[k].tape() != tape || xs[k].generation() != tape->generation())
       detail::throw_unusable(xs[k], (std::string(what) + ": input " + std::to_string(k)).c_str());
     records[k].push_back(xs[k].index());
   }
@@ -201,16 +209,13 @@ Tape* tape_of(const std::vector<Var>& ys, const std::vector<Var>& xs, const char
 template <class T>
 std::vector<T> jvp_vars(const std::vector<Var>& ys, const std::vector<Var>& xs, const std::vector<T>& v) {
   std::vector<std::vector<std::uint32_t>> records;
-  Tape* tape = nullptr;
-  for (const Var& y : ys)  // (inputs may be stale where every output is a constant)
-    if (!y.is_constant()) tape = &detail::checked_tape(y, "jvp()");
+  Tape* tape = tape_of(ys, xs, "jvp()", records);
   if (!tape) {
     if (v.size() != xs.size())
       throw Error("tapegrad: jvp(): " + std::to_string(v.size()) + " tangents for " + std::to_string(xs.size()) +
                   " inputs");
     return std::vector<T>(ys.size(), T{});
   }
-  tape_of(ys, xs, "jvp()", records);
   std::vector<std::uint32_t> outs;
   for (const Var& y : ys) outs.push_back(y.is_constant() ? Tape::kNone : y.index());
   return detail::jvp_of_records(*tape, outs, records, v);

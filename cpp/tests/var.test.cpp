@@ -257,4 +257,6 @@ TEST_CASE("grad over several outputs: grad_outputs, allow_unused, create_graph, 
   }
   CHECK_THROWS_WITH_AS(grad({a}, {z}, {}, GradOptions{}), doctest::Contains("input 0 was recorded on another tape"),
                        Error);
+  CHECK_THROWS_WITH_AS(grad({a}, {x}, {z}, GradOptions{}),
+                       doctest::Contains("grad_outputs[0] was recorded on another tape"), Error);
 }

@@ -570,7 +570,7 @@ namespace {
 void recorded_var_backward(VarObject* out, std::uint32_t from, double seed) {
   std::vector<tapegrad::Var> adj;
   std::vector<char> has;
-  tapegrad::detail::backward_from(out->tape->tape, from, seed, true, adj, has);
+  tapegrad::detail::recorded_backward_from(out->tape->tape, from, seed, adj, has);
   set_recorded_leaf_grads(ActiveTape{out->tape_obj, out->tape}, from, adj, has);
 }
 
@@ -607,9 +607,7 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
       recorded_var_backward(v, from, seed);
       Py_RETURN_NONE;
     }
-    std::vector<tapegrad::Var> unused_adj;
-    std::vector<char> unused_has;
-    tapegrad::detail::backward_from(t, from, seed, false, unused_adj, unused_has);
+    tapegrad::detail::backward_from(t, from, seed);
     Py_RETURN_NONE;
   });
 }
@@ -742,9 +740,10 @@ std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t) {
   return recs;
 }
 
-// A tangent or a grad_output: a number (float), or a Var (its value; recorded: the Var itself).
-tapegrad::Var seed_value(PyObject* v, ActiveTape t, bool recorded, const char* fn, const char* what) {
-  if (v == Py_None) return tapegrad::Var::constant(std::string(what) == "grad_output" ? 1.0 : 0.0);
+// A tangent or a grad_output: a number (float), or a Var (its value; recorded: the Var itself);
+// None is `if_none`.
+tapegrad::Var seed_value(PyObject* v, double if_none, ActiveTape t, bool recorded, const char* fn, const char* what) {
+  if (v == Py_None) return tapegrad::Var::constant(if_none);
   if (is_var(v)) {
     auto* vv = reinterpret_cast<VarObject*>(v);
     return recorded ? core_var(vv, t) : tapegrad::Var::constant(vv->data);
@@ -778,7 +777,7 @@ PyObject* wrap_results(const std::vector<std::optional<tapegrad::Var>>& rs, Acti
     }
     PyTuple_SET_ITEM(tuple, static_cast<Py_ssize_t>(k), item);
   }
-  if (recorded) t.tape->maybe_collect();
+  t.tape->maybe_collect();  // (a leaf output or seed may have been recorded)
   return tuple;
 }
 
@@ -817,7 +816,7 @@ PyObject* var_jvp_function(PyObject*, PyObject* args) {
     const auto xs = records_of(ins, t.tape);
     std::vector<tapegrad::Var> tv;
     for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(tans); ++k)
-      tv.push_back(seed_value(PySequence_Fast_GET_ITEM(tans, k), t, create_graph, "jvp", "tangent"));
+      tv.push_back(seed_value(PySequence_Fast_GET_ITEM(tans, k), 0.0, t, create_graph, "jvp", "tangent"));
     std::vector<std::optional<tapegrad::Var>> rs(static_cast<std::size_t>(no));
     if (create_graph) {
       const auto d = tapegrad::detail::jvp_of_records(tape, ys, xs, tv);
@@ -850,13 +849,11 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
     std::vector<tapegrad::Var> ys, ss;
     for (Py_ssize_t k = 0; k < no; ++k) {
       ys.push_back(core_var(reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(outs, k)), t));
-      if (seeds) ss.push_back(seed_value(PySequence_Fast_GET_ITEM(seeds, k), t, true, "grad", "grad_output"));
+      if (seeds) ss.push_back(seed_value(PySequence_Fast_GET_ITEM(seeds, k), 1.0, t, true, "grad", "grad_output"));
     }
     const auto rs = tapegrad::detail::grad_of_records(t.tape->tape, ys, ss, records_of(ins, t.tape),
                                                       tapegrad::GradOptions{create_graph != 0, allow_unused != 0});
-    PyObject* r = wrap_results(rs, t, create_graph);
-    if (r && !create_graph) t.tape->maybe_collect();
-    return r;
+    return wrap_results(rs, t, create_graph);
   });
 }
 

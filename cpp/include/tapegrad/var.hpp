@@ -219,10 +219,13 @@ std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, con
 namespace detail {
 /// A backward from record `from` of `tape` seeded with `seed` (Python's Var.backward): the plain
 /// sweep, delivering into every leaf record's sink, then the roots that keep their gradient
-/// (retain_grad). With `create_graph`, the recorded sweep instead: adj/has are then the scalar
-/// records' adjoints as Vars, as the sweep leaves them (sink_adjoints sums each leaf's).
-void backward_from(Tape& tape, std::uint32_t from, double seed, bool create_graph, std::vector<Var>& adj,
-                   std::vector<char>& has);
+/// (retain_grad).
+void backward_from(Tape& tape, std::uint32_t from, double seed);
+/// The same with create_graph: the recorded sweep, which delivers the values too; adj/has are
+/// the scalar records' adjoints as Vars, as the sweep leaves them (sink_adjoints sums each
+/// leaf's).
+void recorded_backward_from(Tape& tape, std::uint32_t from, double seed, std::vector<Var>& adj,
+                            std::vector<char>& has);
 /// grad() with its inputs given by their records on `tape` (a Python leaf has one record per
 /// value it had when used; each delivers into the same .grad): result k sums the adjoints of
 /// the records xs[k]. The outputs and the seeds (empty: all 1) are Vars of `tape`. (The front
