@@ -3,10 +3,13 @@ differences and PyTorch."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pytest
 
 import tapegrad as tg
+from conftest import run_fuzz_worker
 
 
 def _np(t) -> np.ndarray:
@@ -98,7 +101,7 @@ def test_jvp_and_vjp_are_adjoint(seed: int) -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(TypeError, match="one output element"):
+    with pytest.raises(TypeError, match=r"must return one element, not shape \(3,\)"):
         tg.grad(lambda x: x * 2)(np.ones(3))
     with pytest.raises(ValueError, match="argnums"):
         tg.grad(lambda x: x, argnums=2)(1.0)
@@ -107,3 +110,132 @@ def test_errors() -> None:
         fn(np.ones(2))
     with pytest.raises(ValueError, match="tangent"):
         tg.jvp(lambda x: x, (np.ones(3),), (np.ones(2),))
+
+
+def test_outermost_runs_on_a_tape_of_its_own() -> None:
+    """As the C++ transformations: nothing is left on the caller's tape, and the results are
+    values cut from any graph; an argument that requires grad makes the call record on the
+    caller's graph instead (the caller differentiates through it)."""
+    def f(x):
+        return (x * x * x).sum()
+
+    def g(x):
+        return x.sin() * x.sum()
+
+    x = np.array([0.1, 0.5, -0.7])
+    for tape in (tg.active_tape(), tg.Tape()):
+        with tape:
+            n = len(tape)
+            results = [tg.grad(f)(x), tg.value_and_grad(f)(x)[0], tg.jacfwd(g)(x), tg.jacrev(g)(x),
+                       tg.hessian(f)(x), tg.hvp(f, (x,), (x,))[0], tg.hvp(f, (x,), (x,))[1][0],
+                       tg.jvp(g, (x,), (x,))[0], tg.jvp(g, (x,), (x,))[1], tg.vjp(g, x)[0]]
+            assert len(tape) == n
+        assert not any(r.requires_grad for r in results)
+    np.testing.assert_allclose(_np(results[4]), np.diag(6 * x), rtol=0, atol=0)
+    _, vjp_fn = tg.vjp(g, x)  # its graph lives as long as vjp_fn does
+    np.testing.assert_allclose(_np(vjp_fn(np.ones(3))[0]), _np(tg.jacrev(g)(x)).sum(axis=0), rtol=1e-15)
+    xv = tg.tensor(x).requires_grad_()
+    gx = tg.grad(f)(xv)
+    assert gx.requires_grad
+    gx.sum().backward()
+    np.testing.assert_allclose(_np(xv.grad), 6 * x, rtol=1e-15)
+
+
+@pytest.mark.parametrize("bad", ["3", b"1", 1 + 2j, np.array([1.0, None], dtype=object), np.ones(2, complex)])
+def test_refuses_what_tensor_refuses(bad) -> None:
+    with pytest.raises(TypeError, match="tensors hold"):
+        tg.tensor(bad)
+    for call in (lambda: tg.grad(lambda t: (t * t).sum())(bad), lambda: tg.jacfwd(lambda t: t)(bad),
+                 lambda: tg.jvp(lambda t: t, (np.ones(2),), (bad,)), lambda: tg.vjp(lambda t: t, np.ones(2))[1](bad)):
+        with pytest.raises(TypeError, match="tensors hold"):
+            call()
+
+
+def test_one_implementation() -> None:
+    """The transformations' steps are the core's (tapegrad._core.transforms, which C++'s
+    functional.hpp calls too): the Python module calls no sweep of its own."""
+    import inspect
+
+    import tapegrad.functional as F
+    src = inspect.getsource(F)
+    for name in ("import autograd", "from .autograd", "_core._grad", "_core._jvp", "_eye", "transpose", "stack"):
+        assert name not in src, name
+    assert src.count("_t.") >= 6
+
+
+TRANSFORMS_FUZZ = textwrap.dedent(r"""
+    import sys
+    import numpy as np
+    import tapegrad as tg
+    from tapegrad._core import transforms as T
+
+    seed, n = int(sys.argv[1]), int(sys.argv[2])
+    rng = np.random.default_rng(seed)
+    results = errors = 0
+
+    def pool():
+        x = tg.tensor(rng.normal(size=3), requires_grad=True)
+        y = (x * x).sum()
+        stale_tape = tg.Tape()
+        with stale_tape:
+            s = x * 2.0
+        stale_tape.clear()
+        return [x, y, x * 3.0, s, tg.tensor([1, 2]), tg.zeros((0,)), tg.ones((2, 3)), tg.Var(2.0), 1.0, 2, None,
+                "x", [], np.ones(3), np.ones((0, 2)), float("nan"), 10**400, object(), complex(1, 2), True,
+                np.float32(2.0), [np.ones(3), 1.0], {"a": np.ones(2)}]
+
+    def pick(items):
+        if rng.uniform() < 0.15:
+            return items[int(rng.integers(len(items)))]  # not a sequence at all, sometimes
+        return [items[int(rng.integers(len(items)))] for _ in range(int(rng.integers(0, 4)))]
+
+    funs = [lambda *a: a[0], lambda *a: (a[0] * a[0]).sum(), lambda *a: [a[0], a[-1]], lambda *a: a[0] @ a[0],
+            lambda *a: 3.0, lambda *a: {"k": a[0].sin()}, lambda *a: a[0].reshape((1, -1))]
+    for i in range(n):
+        items = pool()
+        f = funs[int(rng.integers(len(funs)))]
+        a, b, c = pick(items), pick(items), pick(items)
+        record, flag = bool(rng.integers(2)), bool(rng.integers(2))
+        k = int(rng.integers(12))
+        try:
+            if k == 0:
+                r = T.vjp(a, b, c if flag else None, record)
+            elif k == 1:
+                r = T.jvp(a, b, c, record, flag)
+            elif k == 2:
+                r = T.jacobian(a, b, flag, record)
+            elif k == 3:
+                r = T.hvp(a, b, c, record)
+            elif k == 4:
+                r = T.variables(a)
+            elif k == 5:
+                with T.Level(flag) as lv:
+                    r = [lv.record, T.result(a, record)]
+            elif k == 6:
+                r = tg.grad(f, argnums=int(rng.integers(-2, 3)))(*a) if isinstance(a, list) else tg.grad(f)(a)
+            elif k == 7:
+                r = tg.jacfwd(f)(a)
+            elif k == 8:
+                r = tg.jacrev(f)(a)
+            elif k == 9:
+                r = tg.jvp(f, a if isinstance(a, list) else [a], b if isinstance(b, list) else [b])
+            elif k == 10:
+                r = tg.vjp(f, a)[1](b)
+            else:
+                r = tg.hvp(f, a if isinstance(a, list) else [a], b if isinstance(b, list) else [b])
+            repr(r)
+            results += 1
+        except (TypeError, ValueError, RuntimeError, OverflowError, IndexError, AttributeError):
+            errors += 1
+    print("done", results, errors, flush=True)
+""")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fuzz_transforms_never_crash(seed: int, tmp_path) -> None:
+    """The functional transformations and the core's transforms module they call, with hostile
+    arguments: stale and foreign tensors, Vars, numbers, strings, None, huge numbers, empty
+    shapes, pytrees, wrong counts, non-sequences. Each call returns or raises a Python
+    exception; run in a child process so that a crash is reported."""
+    results, errors = run_fuzz_worker(TRANSFORMS_FUZZ, seed, 800, tmp_path)
+    assert results > 20 and errors > 20, (results, errors)

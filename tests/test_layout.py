@@ -22,6 +22,7 @@ HEADER_LAYER = {
     "tapegrad/functional.hpp": 5, "tapegrad/tapegrad.hpp": 6,
 }
 FOLDER_LAYER = {"tape": 1, "scalar": 2, "tensor": 3, "ops": 3, "sweep": 4}
+FRONT_ENDS = {"autograd.cpp": 5, "functional.cpp": 5}
 
 
 def layer_of_include(name: str) -> int:
@@ -38,7 +39,7 @@ def sources():
     for path in sorted(SRC.rglob("*")):
         if path.suffix in (".cpp", ".hpp"):
             rel = path.relative_to(SRC)
-            layer = FOLDER_LAYER[rel.parts[0]] if len(rel.parts) > 1 else {"autograd.cpp": 5}[rel.name]
+            layer = FOLDER_LAYER[rel.parts[0]] if len(rel.parts) > 1 else FRONT_ENDS[rel.name]
             yield path, layer
     for path in sorted(INCLUDE.iterdir()):
         yield path, HEADER_LAYER[f"tapegrad/{path.name}"]

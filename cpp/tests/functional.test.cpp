@@ -34,7 +34,7 @@ TEST_CASE("functional: grad, value_and_grad and their compositions (x^3 at 2: 12
   CHECK(g.to_vector()[1] == doctest::Approx(std::sin(-1.0) - std::cos(-1.0)).epsilon(1e-15));
   CHECK(!g.requires_grad());
   CHECK_THROWS_WITH_AS(grad([](const Tensor& x) { return x * 2.0; })(Tensor::ones({2})),
-                       doctest::Contains("one element, not shape (2,)"), Error);
+                       doctest::Contains("one element, not shape (2,)"), TypeError);
 }
 
 TEST_CASE("functional: grad on Var, composed") {
@@ -133,7 +133,70 @@ TEST_CASE("functional: several arguments as a vector (JAX's argnums)") {
     CHECK(h0[i] == doctest::Approx(-std::sin(a[i]) * b[i] * b[i] * x[i] + 2 * std::cos(a[i]) * b[i] * w[i]).epsilon(1e-14));
     CHECK(h1[i] == doctest::Approx(2 * std::cos(a[i]) * b[i] * x[i] + 2 * std::sin(a[i]) * w[i]).epsilon(1e-14));
   }
-  CHECK_THROWS_WITH_AS(jvp(f, std::vector<Tensor>{a0, b0}, std::vector<Tensor>{va}), doctest::Contains("1 tangents for 2"), Error);
+  CHECK_THROWS_WITH_AS(jvp(f, std::vector<Tensor>{a0, b0}, std::vector<Tensor>{va}), doctest::Contains("1 tangents for 2"), ValueError);
   const auto F = [](const Tensor& v) { return exp(v); };
   close(jacobian(F)(a0), jacfwd(F)(a0), 1e-15);
+}
+
+TEST_CASE("transforms: several outputs and arguments (the blocks the Python module calls)") {
+  // y1 = a * b (2,), y2 = sum(a)^2 + b[0] (): closed-form Jacobian blocks
+  const Tensor a0 = Tensor::from_values({0.5, -1.5}, {2}), b0 = Tensor::from_values({2.0, 3.0}, {2});
+  transforms::Level level(false);
+  CHECK(!level.record());
+  const std::vector<Tensor> vars = transforms::variables({a0, b0});
+  CHECK(vars[0].requires_grad());
+  CHECK(!a0.requires_grad());  // the argument itself is untouched
+  const Tensor y1 = vars[0] * vars[1];
+  const Tensor y2 = sum(vars[0]) * sum(vars[0]) + take(vars[1], Tensor::from_values({0}, {}, DType::Int64));
+  const double s = -1.0;  // sum(a0)
+  for (const transforms::Mode mode : {transforms::Mode::Forward, transforms::Mode::Reverse}) {
+    const auto J = transforms::jacobian({y1, y2}, vars, mode, false);
+    REQUIRE(J.size() == 2);
+    REQUIRE(J[0].size() == 2);
+    close(J[0][0], Tensor::from_values({2.0, 0.0, 0.0, 3.0}, {2, 2}), 0);
+    close(J[0][1], Tensor::from_values({0.5, 0.0, 0.0, -1.5}, {2, 2}), 0);
+    close(J[1][0], Tensor::from_values({2 * s, 2 * s}, {2}), 0);
+    close(J[1][1], Tensor::from_values({1.0, 0.0}, {2}), 0);
+    CHECK(!J[1][1].requires_grad());
+  }
+  // J^T u summed over both outputs, and J v for each
+  const Tensor u1 = Tensor::from_values({1.0, -2.0}, {2}), u2 = Tensor::full({}, 3.0);
+  const std::vector<Tensor> g = transforms::vjp({y1, y2}, vars, {u1, u2}, false);
+  close(g[0], Tensor::from_values({2.0 + 3 * 2 * s, -6.0 + 3 * 2 * s}, {2}), 0);
+  close(g[1], Tensor::from_values({0.5 + 3.0, 3.0}, {2}), 0);
+  const Tensor va = Tensor::from_values({1.0, 1.0}, {2}), vb = Tensor::from_values({0.0, 2.0}, {2});
+  const std::vector<Tensor> jv = transforms::jvp({y1, y2}, vars, {va, vb}, false);
+  close(jv[0], Tensor::from_values({2.0, 3.0 - 3.0}, {2}), 0);
+  CHECK(jv[1].item() == 2 * s * 2.0 + 0.0);
+  // an output off the graph: zeros
+  const std::vector<Tensor> z = transforms::jvp({Tensor::ones({3})}, vars, {va, vb}, false);
+  close(z[0], Tensor::zeros({3}), 0);
+  // bad counts and shapes name the problem
+  CHECK_THROWS_WITH_AS(transforms::vjp({y1, y2}, vars, {u1}, false), doctest::Contains("1 cotangents for 2 outputs"), ValueError);
+  CHECK_THROWS_WITH_AS(transforms::vjp({y1}, vars, {u2}, false),
+                       doctest::Contains("a cotangent of shape () for an output of shape (2,)"), ValueError);
+  CHECK_THROWS_WITH_AS(transforms::jvp({y1}, vars, {va, u2}, false),
+                       doctest::Contains("a tangent of shape () for a primal of shape (2,)"), ValueError);
+  CHECK_THROWS_WITH_AS(transforms::jvp({y1}, vars, {va, vb}, false, true), doctest::Contains("batched"), ValueError);
+  CHECK_THROWS_WITH_AS(transforms::vjp({y1}, vars, {}, false), doctest::Contains("one element, not shape (2,)"), TypeError);
+}
+
+TEST_CASE("transforms: levels nest; an empty argument gives empty blocks") {
+  {
+    transforms::Level outer(false);
+    CHECK(!outer.record());
+    CHECK(!transforms::Level::nested());
+    transforms::Level inner(false);
+    CHECK(inner.record());
+    CHECK(transforms::Level::nested());
+  }
+  transforms::Level again(false);
+  CHECK(!again.record());
+  const std::vector<Tensor> vars = transforms::variables({Tensor::zeros({0}), Tensor::from_values({1, 2}, {2}, DType::Int64)});
+  CHECK(vars[1].dtype() == DType::Float64);
+  const Tensor y = sum(vars[1] * vars[1]);
+  for (const transforms::Mode mode : {transforms::Mode::Forward, transforms::Mode::Reverse}) {
+    const auto J = transforms::jacobian({y}, {vars[0]}, mode, false);
+    CHECK(J[0][0].shape() == Shape{0});
+  }
 }

@@ -11,6 +11,7 @@ namespace tgpy {
 void register_tape(py::module_& m);
 void register_tensor(py::module_& m);
 void register_blas(py::module_& m);
+void register_transforms(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -19,6 +20,7 @@ PYBIND11_MODULE(_core, m) {
   if (tgpy::register_var(m.ptr()) < 0) throw py::error_already_set();
   tgpy::register_tensor(m);
   tgpy::register_blas(m);
+  tgpy::register_transforms(m);
 
   // The op table, for tests and introspection: (name, arity, the values its rule reads as a
   // string of x, y, z, and the domain of each operand as (lo, hi)) for each primitive.

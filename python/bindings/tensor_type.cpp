@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core.hpp"
+#include "tensor_conv.hpp"
 
 namespace py = pybind11;
 using tapegrad::Axes;
@@ -263,7 +264,9 @@ std::vector<std::int64_t> ints_arg(py::handle o, const char* what) {
     throw py::type_error(std::string("tapegrad: ") + what + " must be an int or a sequence of ints, not " +
                          Py_TYPE(o.ptr())->tp_name);
   std::vector<std::int64_t> r;
-  for (py::handle e : py::reinterpret_borrow<py::sequence>(o)) r.push_back(index_arg(e, what));
+  // py::object, not py::handle: a sequence that builds its items on access (an ndarray, a
+  // Tensor) gives new references, which a handle would not keep alive.
+  for (py::object e : py::reinterpret_borrow<py::sequence>(o)) r.push_back(index_arg(e, what));
   return r;
 }
 
@@ -362,17 +365,18 @@ py::object inplace(py::object self, py::handle other, F f) {
 
 }  // namespace
 
-namespace {
+// --- conversion for the sweeps and transformations (tensor_conv.hpp) --------------------
 // The Tensors of a sequence given to autograd.grad / autograd.jvp (current handles).
 std::vector<Tensor> sweep_tensors(const py::sequence& seq, const char* fn, const char* what) {
   std::vector<Tensor> r;
-  for (py::handle h : seq) {
+  for (py::object h : seq) {  // an object: the item may be new (see ints_arg)
     PyTensor* p = as_pytensor(h);
     if (!p)
-      throw py::type_error(std::string("tapegrad.autograd.") + fn + ": " + what + " must be Tensors, not " +
+      throw py::type_error(std::string("tapegrad.") + fn + ": " + what + " must be Tensors, not " +
                            Py_TYPE(h.ptr())->tp_name);
     if (p->t.requires_grad() && !p->t.is_leaf() && !p->live_root())
-      throw tapegrad::Error(std::string("tapegrad: ") + fn + "(): a Tensor is stale: its tape was cleared after it was recorded");
+      throw tapegrad::Error(std::string("tapegrad.") + fn + ": one of the " + what +
+                            " is stale: its tape was cleared after it was recorded");
     r.push_back(p->sync());
   }
   return r;
@@ -380,7 +384,7 @@ std::vector<Tensor> sweep_tensors(const py::sequence& seq, const char* fn, const
 // Seeds or tangents: Tensors, arrays or numbers (None: a null tensor), as floats.
 std::vector<Tensor> sweep_seeds(const py::sequence& seq) {
   std::vector<Tensor> r;
-  for (py::handle h : seq) {
+  for (py::object h : seq) {  // an object: the item may be new (see ints_arg)
     if (h.is_none()) {
       r.emplace_back();
       continue;
@@ -405,7 +409,7 @@ py::tuple tensor_tuple(const std::vector<Tensor>& ts) {
   for (const Tensor& g : ts) r.append(g.defined() ? wrap_tensor(g) : py::none());
   return py::tuple(r);
 }
-}  // namespace
+
 
 // Registers one op once, from one callable, as a method of Tensor (its first argument is self)
 // and as a function of tensor_ops (its first argument named x); `names` are the other
@@ -664,8 +668,10 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     return c.wrap(tapegrad::where(ct, at, bt));
   });
   auto seq_f = [](const py::sequence& xs, int axis, bool stack) {
-    std::vector<py::handle> hs;
-    for (py::handle h : xs) hs.push_back(h);
+    // The items held (an ndarray or a Tensor builds them on access: a handle would dangle).
+    std::vector<py::object> items;
+    for (py::object h : xs) items.push_back(std::move(h));
+    const std::vector<py::handle> hs(items.begin(), items.end());
     Call c(hs);
     DType like = DType::Float64;
     for (py::handle h : hs)
@@ -754,30 +760,35 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   m.def("is_grad_enabled", &tapegrad::grad_enabled, "Whether operations are recorded (see no_grad).");
   m.def("_set_grad_enabled", &tapegrad::set_grad_enabled);
   m.def("gemm_backend", &tapegrad::gemm_backend, "Which matrix-product kernel matmul uses.");
-  m.def("_grad", [](const py::sequence& outputs, const py::sequence& inputs, const py::object& grad_outputs,
-                    bool create_graph, bool allow_unused) {
-    const std::vector<Tensor> outs = sweep_tensors(outputs, "grad", "outputs"), ins = sweep_tensors(inputs, "grad", "inputs");
+  m.def("_grad", [](const py::sequence& outputs, const py::sequence& inputs,
+                    const std::optional<py::sequence>& grad_outputs, bool create_graph, bool allow_unused) {
+    const std::vector<Tensor> outs = sweep_tensors(outputs, "autograd.grad", "outputs"), ins = sweep_tensors(inputs, "autograd.grad", "inputs");
     std::vector<Tensor> seeds;
-    if (!grad_outputs.is_none()) seeds = sweep_seeds(py::reinterpret_borrow<py::sequence>(grad_outputs));
+    if (grad_outputs) seeds = sweep_seeds(*grad_outputs);
     std::optional<tapegrad::ScopedTape> scope;
     on_outputs_tape(outs, scope);
     return tensor_tuple(tapegrad::grad(outs, ins, seeds, create_graph, allow_unused));
   });
   m.def("_jvp", [](const py::sequence& outputs, const py::sequence& inputs, const py::sequence& tangents,
                    bool create_graph, bool batched) {
-    const std::vector<Tensor> outs = sweep_tensors(outputs, "jvp", "outputs"), ins = sweep_tensors(inputs, "jvp", "inputs");
+    const std::vector<Tensor> outs = sweep_tensors(outputs, "autograd.jvp", "outputs"), ins = sweep_tensors(inputs, "autograd.jvp", "inputs");
     const std::vector<Tensor> tans = sweep_seeds(tangents);
     std::optional<tapegrad::ScopedTape> scope;
     on_outputs_tape(outs, scope);
     return tensor_tuple(tapegrad::jvp(outs, ins, tans, create_graph, batched));
   });
 
-  // Exceptions: IndexError for indices out of range (the rest are RuntimeError, as for Var).
+  // Exceptions: IndexError, ValueError and TypeError for the core's kinds of bad argument
+  // (the rest are RuntimeError, as for Var).
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const tapegrad::IndexError& e) {
       PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const tapegrad::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const tapegrad::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
     }
   });
 }

@@ -13,10 +13,7 @@
 // too: its caller differentiates through the result.)
 #pragma once
 
-#include <algorithm>
 #include <memory>
-#include <numeric>
-#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -26,63 +23,73 @@
 
 namespace tapegrad {
 
-namespace detail {
-// How many transformations are running in this thread.
-inline thread_local int tls_transform_depth = 0;
+/// The transformations on lists of tensors, written once: the templates below wrap them for
+/// C++ functions, and the Python module tapegrad.functional wraps them for Python functions
+/// (adding pytrees, argnums, has_aux and Var results). A transformation opens a Level, makes
+/// its arguments variables, calls the function and hands its outputs to one of these.
+namespace transforms {
 
-// The extent of one transformation: whether it must record (it is nested, or its argument is
-// already a variable of an outer computation), and, when it need not, a tape of its own.
-class Transform {
+/// The extent of one transformation in this thread. It must record its derivatives
+/// (create_graph) when it is nested in another one, or when an argument is already a
+/// variable of an outer computation (the caller differentiates through the result).
+/// Otherwise, with `own_tape`, it runs on a tape of its own, dropped when it ends, so that
+/// nothing is left on the caller's tape (the Python module opens a Python tape instead).
+class Level {
  public:
-  explicit Transform(bool argument_requires_grad)
-      : record_(tls_transform_depth > 0 || argument_requires_grad) {
-    ++tls_transform_depth;
-    if (!record_) scope_ = std::make_unique<Scope>();
-  }
-  ~Transform() { --tls_transform_depth; }
-  Transform(const Transform&) = delete;
-  Transform& operator=(const Transform&) = delete;
+  explicit Level(bool argument_requires_grad, bool own_tape = true);
+  ~Level();
+  Level(const Level&) = delete;
+  Level& operator=(const Level&) = delete;
   bool record() const noexcept { return record_; }
-  /// Whether another transformation is running around this one.
-  static bool nested() noexcept { return tls_transform_depth > 1; }
+  /// Whether another transformation is running around the innermost one.
+  static bool nested() noexcept;
 
  private:
-  struct Scope {
-    Tape tape;
-    ScopedTape active{tape};
-  };
+  struct Scope;
   bool record_;
   std::unique_ptr<Scope> scope_;
 };
 
-// x as the variable to differentiate with respect to: itself if it requires grad already (an
-// outer transformation's variable), else the same memory as a leaf that requires grad.
-inline Tensor variable(const Tensor& x) {
-  if (x.requires_grad()) return x;
-  Tensor v = is_floating(x.dtype()) ? x.detach() : astype(x, DType::Float64);
-  v.requires_grad_();
-  return v;
-}
+/// x as a variable to differentiate with respect to: itself if it requires grad already (an
+/// outer transformation's variable), else the same memory as a leaf that requires grad
+/// (converted to float64 when x is an integer or bool tensor).
+Tensor variable(const Tensor& x);
+std::vector<Tensor> variables(const std::vector<Tensor>& xs);
 
-// The values of t, cut from any graph (the result of an outermost transformation).
-inline Tensor result(const Tensor& t, bool record) { return record ? t : t.detach(); }
+/// t as the result of a transformation: itself when recording, else cut from any graph.
+Tensor result(const Tensor& t, bool record);
 
-// (n, *out) -> (*out, *in) where n = numel(in): the leading axis moved last and split.
-inline Tensor leading_to_trailing(const Tensor& t, const Shape& out, const Shape& in) {
-  std::vector<int> perm(static_cast<std::size_t>(t.ndim()));
-  std::iota(perm.begin(), perm.end(), 0);
-  if (!perm.empty()) std::rotate(perm.begin(), perm.begin() + 1, perm.end());
-  Shape s = out;
-  s.insert(s.end(), in.begin(), in.end());
-  return reshape(transpose(t, perm), s);
-}
+/// Raises TypeError (as JAX does) unless y has one element (what grad, hessian and hvp differentiate).
+void require_one_element(const Tensor& y, const char* fn);
 
-inline void require_one_element(const Tensor& y, const char* fn) {
-  if (y.numel() != 1)
-    throw Error(std::string("tapegrad: ") + fn + ": the function must return one element, not shape " +
-                shape_str(y.shape()));
-}
+/// J^T u: for each variable, the sum over the outputs of d<output, cotangent>/d variable, by
+/// one reverse sweep. No cotangents: every output must have one element and is seeded with
+/// 1 (the gradient). Zeros for a variable the outputs do not use.
+std::vector<Tensor> vjp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& vars,
+                        const std::vector<Tensor>& cotangents, bool record);
 
+/// J v: for each output, its derivative along the tangents (one per variable, of its shape),
+/// by one tangent sweep; with `batched`, every tangent and result has a leading axis of K
+/// directions. Zeros for an output that does not depend on the variables.
+std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Tensor>& vars,
+                        const std::vector<Tensor>& tangents, bool record, bool batched = false);
+
+enum class Mode { Forward, Reverse };
+
+/// The Jacobian blocks: [o][i] is d outputs[o] / d vars[i], of shape outputs[o].shape +
+/// vars[i].shape. Forward: one tangent sweep carrying every input direction at once (vector
+/// forward mode). Reverse: one reverse sweep per output element.
+std::vector<std::vector<Tensor>> jacobian(const std::vector<Tensor>& outputs, const std::vector<Tensor>& vars,
+                                          Mode mode, bool record);
+
+/// H v for y with one element, forward over reverse: one recorded reverse sweep, then one
+/// tangent sweep over it.
+std::vector<Tensor> hvp(const Tensor& y, const std::vector<Tensor>& vars, const std::vector<Tensor>& tangents,
+                        bool record);
+
+}  // namespace transforms
+
+namespace detail {
 // Arguments are one Tensor or a std::vector<Tensor> (several arguments, JAX's argnums):
 // handled as a list, and the derivatives returned in the caller's form.
 template <class X>
@@ -94,12 +101,6 @@ inline bool any_requires_grad(const std::vector<Tensor>& xs) {
     if (x.requires_grad()) return true;
   return false;
 }
-inline std::vector<Tensor> variables(const std::vector<Tensor>& xs) {
-  std::vector<Tensor> r;
-  r.reserve(xs.size());
-  for (const Tensor& x : xs) r.push_back(variable(x));
-  return r;
-}
 template <class X, class F>
 Tensor call(F& f, const std::vector<Tensor>& vars) {
   if constexpr (is_list<X>) return f(vars);
@@ -110,52 +111,49 @@ auto unwrap(std::vector<Tensor> ts) {
   if constexpr (is_list<X>) return ts;
   else return ts[0];
 }
-// The gradients of <y, u> (u null: ones) with respect to vars; zeros for unused ones.
-inline std::vector<Tensor> gradients(const Tensor& y, const std::vector<Tensor>& vars, const Tensor& u, bool record) {
-  std::vector<Tensor> gs(vars.size());
-  if (y.requires_grad()) gs = tapegrad::grad({y}, vars, u.defined() ? std::vector<Tensor>{u} : std::vector<Tensor>{}, record, true);
-  for (std::size_t k = 0; k < vars.size(); ++k) gs[k] = gs[k].defined() ? result(gs[k], record) : zeros_like(vars[k]);
-  return gs;
-}
-// J v for the list of tangents vs (one per variable); zeros where y does not depend on them.
-inline Tensor tangent(const Tensor& y, const std::vector<Tensor>& vars, const std::vector<Tensor>& vs, bool record) {
-  if (vs.size() != vars.size())
-    throw Error("tapegrad: jvp: " + std::to_string(vs.size()) + " tangents for " + std::to_string(vars.size()) +
-                " arguments");
-  if (!y.requires_grad()) return zeros_like(y);
-  return result(tapegrad::jvp({y}, vars, vs, record)[0], record);
+
+// One transformation of f at x (a Tensor or a vector of them): the level, the variables, f's
+// output; `derive` maps (output, variables, record) to the derivatives.
+template <class X, class F, class D>
+auto transform(F& f, const X& x, bool other_requires_grad, D derive) {
+  const std::vector<Tensor> xs = as_list(x);
+  transforms::Level level(any_requires_grad(xs) || other_requires_grad);
+  const std::vector<Tensor> vars = transforms::variables(xs);
+  const Tensor y = call<X>(f, vars);
+  auto d = derive(y, vars, level.record());
+  return std::make_pair(transforms::result(y, level.record()), std::move(d));
 }
 
 template <class X, class F>
 std::pair<Tensor, Tensor> jvp_impl(F& f, const X& x, const X& v) {
-  const std::vector<Tensor> xs = as_list(x), vs = as_list(v);
-  Transform level(any_requires_grad(xs) || any_requires_grad(vs));
-  const std::vector<Tensor> vars = variables(xs);
-  const Tensor y = call<X>(f, vars);
-  return {result(y, level.record()), tangent(y, vars, vs, level.record())};
+  const std::vector<Tensor> vs = as_list(v);
+  return transform(f, x, any_requires_grad(vs), [&](const Tensor& y, const std::vector<Tensor>& vars, bool record) {
+    return transforms::jvp({y}, vars, vs, record)[0];
+  });
 }
 
 template <class X, class F>
 auto vjp_impl(F& f, const X& x, const Tensor& u) {
-  const std::vector<Tensor> xs = as_list(x);
-  Transform level(any_requires_grad(xs) || u.requires_grad());
-  const std::vector<Tensor> vars = variables(xs);
-  const Tensor y = call<X>(f, vars);
-  return std::make_pair(result(y, level.record()), unwrap<X>(gradients(y, vars, u, level.record())));
+  return transform(f, x, u.requires_grad(), [&](const Tensor& y, const std::vector<Tensor>& vars, bool record) {
+    return unwrap<X>(transforms::vjp({y}, vars, {u}, record));
+  });
 }
 
 template <class X, class F>
 auto hvp_impl(F& f, const X& x, const X& v) {
-  const std::vector<Tensor> xs = as_list(x), vs = as_list(v);
-  Transform level(any_requires_grad(xs) || any_requires_grad(vs));
-  const std::vector<Tensor> vars = variables(xs);
-  const Tensor y = call<X>(f, vars);
-  require_one_element(y, "hvp");
-  // forward over reverse: the recorded gradient, then one tangent sweep over it
-  const std::vector<Tensor> gs = gradients(y, vars, Tensor(), true);
-  std::vector<Tensor> hv;
-  for (const Tensor& g : gs) hv.push_back(tangent(g, vars, vs, level.record()));
-  return std::make_pair(result(y, level.record()), unwrap<X>(std::move(hv)));
+  const std::vector<Tensor> vs = as_list(v);
+  return transform(f, x, any_requires_grad(vs), [&](const Tensor& y, const std::vector<Tensor>& vars, bool record) {
+    return unwrap<X>(transforms::hvp(y, vars, vs, record));
+  });
+}
+
+template <class F>
+auto jacobian_of(F f, transforms::Mode mode) {
+  return [f, mode](const Tensor& x) mutable {
+    return transform(f, x, false, [&](const Tensor& y, const std::vector<Tensor>& vars, bool record) {
+             return transforms::jacobian({y}, vars, mode, record)[0][0];
+           }).second;
+  };
 }
 }  // namespace detail
 
@@ -165,13 +163,10 @@ template <class F>
 auto value_and_grad(F f) {
   return [f](const auto& x) mutable {
     using X = std::decay_t<decltype(x)>;
-    const std::vector<Tensor> xs = detail::as_list(x);
-    detail::Transform level(detail::any_requires_grad(xs));
-    const std::vector<Tensor> vars = detail::variables(xs);
-    const Tensor y = detail::call<X>(f, vars);
-    detail::require_one_element(y, "grad");
-    return std::make_pair(detail::result(y, level.record()),
-                          detail::unwrap<X>(detail::gradients(y, vars, Tensor(), level.record())));
+    return detail::transform(f, x, false, [](const Tensor& y, const std::vector<Tensor>& vars, bool record) {
+      transforms::require_one_element(y, "grad");
+      return detail::unwrap<X>(transforms::vjp({y}, vars, {}, record));
+    });
   };
 }
 
@@ -183,10 +178,10 @@ auto grad(F f) {
   return [f](const auto& x) mutable {
     using X = std::decay_t<decltype(x)>;
     if constexpr (std::is_same_v<X, Var>) {
-      detail::Transform level(true);  // Vars record on the active tape
+      transforms::Level level(true);  // Vars record on the active tape
       const Var y = f(x);
       if (y.is_constant() || x.is_constant()) return Var::constant(0.0);
-      if (detail::Transform::nested()) return tapegrad::grad(y, {x}, CreateGraph{})[0];
+      if (transforms::Level::nested()) return tapegrad::grad(y, {x}, CreateGraph{})[0];
       return Var::constant(tapegrad::grad(y, {x})[0]);
     } else {
       return value_and_grad(f)(x).second;
@@ -232,48 +227,14 @@ std::pair<Tensor, std::vector<Tensor>> hvp(F f, const std::vector<Tensor>& xs, c
 /// input direction (vector forward mode). Shape: f(x).shape + x.shape.
 template <class F>
 auto jacfwd(F f) {
-  return [f](const Tensor& x) {
-    detail::Transform level(x.requires_grad());
-    const Tensor xv = detail::variable(x);
-    const Tensor y = f(xv);
-    const std::int64_t n = xv.numel();
-    Shape ts{n};
-    ts.insert(ts.end(), xv.shape().begin(), xv.shape().end());
-    const Tensor eye = reshape(Tensor::eye(n, n, xv.dtype()), ts);
-    Tensor cols;
-    if (y.requires_grad()) {
-      cols = jvp({y}, {xv}, {eye}, level.record(), true)[0];
-    } else {
-      Shape cs{n};
-      cs.insert(cs.end(), y.shape().begin(), y.shape().end());
-      cols = Tensor::zeros(cs, is_floating(y.dtype()) ? y.dtype() : DType::Float64);
-    }
-    return detail::result(detail::leading_to_trailing(cols, y.shape(), xv.shape()), level.record());
-  };
+  return detail::jacobian_of(std::move(f), transforms::Mode::Forward);
 }
 
 /// The Jacobian of f: Tensor -> Tensor by reverse mode: one reverse sweep per output element.
 /// Shape: f(x).shape + x.shape. The same values as jacfwd.
 template <class F>
 auto jacrev(F f) {
-  return [f](const Tensor& x) {
-    detail::Transform level(x.requires_grad());
-    const Tensor xv = detail::variable(x);
-    const Tensor y = f(xv);
-    Shape s = y.shape();
-    s.insert(s.end(), xv.shape().begin(), xv.shape().end());
-    if (!y.requires_grad()) return Tensor::zeros(s, xv.dtype());
-    std::vector<Tensor> rows;
-    for (std::int64_t i = 0; i < y.numel(); ++i) {
-      std::vector<double> one(static_cast<std::size_t>(y.numel()), 0.0);
-      one[static_cast<std::size_t>(i)] = 1.0;
-      const Tensor e = Tensor::from_values(one, y.shape(), y.dtype());
-      const Tensor g = tapegrad::grad({y}, {xv}, {e}, level.record(), true)[0];
-      rows.push_back(g.defined() ? g : zeros_like(xv));
-    }
-    if (rows.empty()) return Tensor::zeros(s, xv.dtype());
-    return detail::result(reshape(stack(rows, 0), s), level.record());
-  };
+  return detail::jacobian_of(std::move(f), transforms::Mode::Reverse);
 }
 
 /// The Hessian of f: Tensor -> one-element Tensor: jacfwd(jacrev(f)), forward over reverse

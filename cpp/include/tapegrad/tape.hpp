@@ -25,6 +25,21 @@ class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+/// A bad argument value: a shape, a count, a size (Python: ValueError).
+class ValueError : public Error {
+ public:
+  using Error::Error;
+};
+/// An argument of the wrong kind or dtype (Python: TypeError).
+class TypeError : public Error {
+ public:
+  using Error::Error;
+};
+/// An index out of range (Python: IndexError).
+class IndexError : public Error {
+ public:
+  using Error::Error;
+};
 
 /// One tape record: 12 bytes. Its value lives at the same index in the value array.
 struct Record {

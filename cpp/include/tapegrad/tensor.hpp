@@ -23,12 +23,6 @@
 
 namespace tapegrad {
 
-/// An index out of range (Python: IndexError).
-class IndexError : public Error {
- public:
-  using Error::Error;
-};
-
 // --- dtypes and shapes -------------------------------------------------------------------
 
 /// Element types. Float32 and Float64 take part in differentiation; Int64 and Bool exist

@@ -1,0 +1,24 @@
+// Conversion between Python objects and Tensors for the sweeps and transformations (defined
+// in tensor_type.cpp, used by its autograd functions and by transforms.cpp).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <optional>
+#include <vector>
+
+#include "core.hpp"
+
+namespace tgpy {
+
+/// The Tensors of a sequence (current handles); TypeError naming `fn` (as in "autograd.grad")
+/// and `what` for anything else, RuntimeError for a stale one.
+std::vector<tapegrad::Tensor> sweep_tensors(const pybind11::sequence& seq, const char* fn, const char* what);
+/// Seeds or tangents: Tensors, arrays or numbers (None: a null tensor), as floats.
+std::vector<tapegrad::Tensor> sweep_seeds(const pybind11::sequence& seq);
+/// A recorded sweep (create_graph) records on the outputs' tape: opens `scope` on it.
+void on_outputs_tape(const std::vector<tapegrad::Tensor>& outs, std::optional<tapegrad::ScopedTape>& scope);
+/// Python Tensors for ts (None for a null one).
+pybind11::tuple tensor_tuple(const std::vector<tapegrad::Tensor>& ts);
+
+}  // namespace tgpy
