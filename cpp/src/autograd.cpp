@@ -58,6 +58,15 @@ std::vector<std::pair<std::uint32_t, Var>> sink_adjoints(Tape& tape, std::uint32
   return sums;
 }
 
+Var accumulate_recorded_grad(Tape& tape, double grad_now, const Var* previous, const Var& g) {
+  ScopedTape scope(tape);
+  Var before = Var::constant(grad_now - g.value());
+  if (previous && previous->tape() == &tape && previous->generation() == tape.generation() &&
+      previous->value() == before.value())
+    before = *previous;
+  return before.is_constant() && before.value() == 0.0 ? g : before + g;
+}
+
 std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Var>& ys, const std::vector<Var>& seeds,
                                                 const std::vector<std::vector<std::uint32_t>>& xs, GradOptions options) {
   if (!seeds.empty() && seeds.size() != ys.size())

@@ -260,3 +260,34 @@ TEST_CASE("grad over several outputs: grad_outputs, allow_unused, create_graph, 
   CHECK_THROWS_WITH_AS(grad({a}, {x}, {z}, GradOptions{}),
                        doctest::Contains("grad_outputs[0] was recorded on another tape"), Error);
 }
+
+TEST_CASE("accumulate_recorded_grad: a leaf's recorded .grad under create_graph") {
+  Tape tape;
+  ScopedTape scope(tape);
+  const Var x = 1.5;
+  const Var prev = 2.0 * x, g = 3.0 * x * x;
+  const double now = prev.value() + g.value();
+  // the previous recorded gradient current: accumulated into, differentiable through both
+  const Var total = detail::accumulate_recorded_grad(tape, now, &prev, g);
+  CHECK(total.value() == now);
+  CHECK(grad(total, {x})[0] == doctest::Approx(2.0 + 6.0 * 1.5).epsilon(1e-15));
+  // none, or one whose value is not what the gradient held (reset, changed): a constant
+  CHECK(grad(detail::accumulate_recorded_grad(tape, now, nullptr, g), {x})[0] == doctest::Approx(9.0).epsilon(1e-15));
+  const Var stale = 5.0 * x;
+  const Var t2 = detail::accumulate_recorded_grad(tape, now, &stale, g);
+  CHECK(t2.value() == now);
+  CHECK(grad(t2, {x})[0] == doctest::Approx(9.0).epsilon(1e-15));
+  // the first gradient (0 before): g itself
+  const Var first = detail::accumulate_recorded_grad(tape, g.value(), nullptr, g);
+  CHECK(first.index() == g.index());
+  // a previous gradient of another tape is not this one's
+  Tape other;
+  Var foreign;
+  {
+    ScopedTape s2(other);
+    const Var z = 1.0;
+    foreign = z * 3.0;
+  }
+  const Var t3 = detail::accumulate_recorded_grad(tape, foreign.value() + g.value(), &foreign, g);
+  CHECK(grad(t3, {x})[0] == doctest::Approx(9.0).epsilon(1e-15));
+}

@@ -545,17 +545,16 @@ void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector
   std::vector<std::pair<VarObject*, tapegrad::Var>> sums;
   for (const auto& [slot, g] : tapegrad::detail::sink_adjoints(tape, from, adj, has))
     if (double* target = tape.sink_target(slot)) sums.emplace_back(sink_owner(target), g);
-  tapegrad::ScopedTape scope(tape);
   for (auto& [leaf, g] : sums) {
-    // The new gradient: the recorded one it had (if still current on this tape), or the
-    // value it had before this sweep, plus this sweep's.
-    tapegrad::Var before = tapegrad::Var::constant(leaf->grad - g.value());
+    // The recorded gradient it had, as a core Var, if it is still on this tape.
+    std::optional<tapegrad::Var> previous;
     if (leaf->grad_var) {
       auto* old = reinterpret_cast<VarObject*>(leaf->grad_var);
-      if (old->tape == t.tape && has_live_root(old) && old->data == before.value())
-        before = tapegrad::Var(old->data, tape.root_record(old->root), tape.generation(), &tape);
+      if (old->tape == t.tape && has_live_root(old))
+        previous = tapegrad::Var(old->data, tape.root_record(old->root), tape.generation(), &tape);
     }
-    const tapegrad::Var total = before.is_constant() && before.value() == 0.0 ? g : before + g;
+    const tapegrad::Var total =
+        tapegrad::detail::accumulate_recorded_grad(tape, leaf->grad, previous ? &*previous : nullptr, g);
     PyObject* obj = wrap_recorded(total, t);
     if (!obj) throw std::bad_alloc();
     Py_XSETREF(leaf->grad_var, obj);

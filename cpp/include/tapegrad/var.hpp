@@ -243,6 +243,12 @@ std::vector<Var> jvp_of_records(Tape& tape, const std::vector<std::uint32_t>& ys
 /// deliver into, with the sum of their adjoints (a Var), in the order the sinks are first met.
 std::vector<std::pair<std::uint32_t, Var>> sink_adjoints(Tape& tape, std::uint32_t from, const std::vector<Var>& adj,
                                                          const std::vector<char>& has);
+/// A leaf's recorded gradient after a recorded backward delivered `g` into it (PyTorch's
+/// .grad under create_graph, accumulated): `grad_now` is its gradient's value with this
+/// sweep's added; `previous` the recorded gradient it had (null for none), which is
+/// accumulated into only while it is current on `tape` and its value is what the gradient
+/// held before this sweep (else that value is a constant: the gradient was reset or changed).
+Var accumulate_recorded_grad(Tape& tape, double grad_now, const Var* previous, const Var& g);
 /// The leaf records among records [0, to] of `tape` that deliver into sink `slot`: every record
 /// of one variable (see Tape::add_sink).
 std::vector<std::uint32_t> sink_records(const Tape& tape, std::uint32_t slot, std::uint32_t to);
