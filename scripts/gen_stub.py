@@ -49,7 +49,7 @@ def function(name: str, arity: int) -> List[str]:
 
 def tensor_method(name: str, arity: int) -> List[str]:
     if name in ("min", "max"):  # Tensor.min/max are the reductions (tapegrad._tensor installs them)
-        return [f'    def {name}(self, axis: Axis = None, keepdims: bool = False) -> "Tensor": ...']
+        return [f'    def {name}(self, axis: Axis = None, keepdims: bool = False, out: None = None) -> "Tensor": ...']
     if arity == 1:
         return [f'    def {name}(self) -> "Tensor": ...']
     return [f'    def {name}(self, other: ArrayLike) -> "Tensor": ...']

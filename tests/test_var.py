@@ -384,18 +384,22 @@ def test_other_real_numbers():
 
 
 def test_ndarray_and_var_do_not_make_object_arrays():
-    # Var sets __array_ufunc__ = None: NumPy defers to Var, which takes only scalars, so a
-    # mixed expression is a TypeError rather than a silent object array of Vars.
+    # Var sets __array_ufunc__ = None: NumPy defers to Var, which makes a Var and an array on
+    # either side the tensor op (the Var broadcast, its gradient flowing back), as a Var and a
+    # Tensor give; never a silent object array of Vars.
     x = tg.Var(3.0)
-    for arr in (np.array([1.0, 2.0]), np.array(2.0), np.array([x, x], dtype=object)):
-        with pytest.raises(TypeError):
-            _ = arr * x
-        with pytest.raises(TypeError):
-            _ = x * arr
-        with pytest.raises(TypeError):
-            _ = arr + x
-        with pytest.raises(TypeError):
-            _ = x - arr
+    for arr in (np.array([1.0, 2.0]), np.array(2.0)):
+        for r, want in ((arr * x, arr * 3.0), (x * arr, arr * 3.0), (arr + x, arr + 3.0), (x - arr, 3.0 - arr),
+                        (arr / x, arr / 3.0), (x ** arr, 3.0 ** arr)):
+            assert isinstance(r, tg.Tensor) and r.requires_grad
+            np.testing.assert_allclose(r.numpy(), want, rtol=1e-15)
+    y = (np.array([1.0, 2.0]) * x).sum()
+    y.backward()
+    assert x.grad == 3.0
+    objects = np.array([x, x], dtype=object)
+    for f in (lambda: objects * x, lambda: x * objects, lambda: objects + x, lambda: x - objects):
+        with pytest.raises(TypeError, match="not object"):
+            f()
     with pytest.raises(TypeError):
         np.multiply(np.array([1.0]), x)
 

@@ -508,14 +508,16 @@ std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Te
     const Shape& vs = v.shape();
     if (batched) {
       if (vs.empty() || Shape(vs.begin() + 1, vs.end()) != s)
-        throw_error("tapegrad: jvp(): batched tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) +
-                    " but input " + std::to_string(k) + " has shape " + shape_str(s) + " (expected (K, *input shape))");
+        throw ValueError("tapegrad: jvp(): batched tangents need a leading axis of K directions: tangents[" +
+                         std::to_string(k) + "] has shape " + shape_str(vs) + " for input " + std::to_string(k) +
+                         " of shape " + shape_str(s) + " (expected " + shape_str(detail::batched_shape(-1, s)).replace(1, 2, "K") +
+                         ")");
       if (k == 0) K = vs[0];
       if (vs[0] != K)
         throw_error("tapegrad: jvp(): batched tangents have different numbers of directions (" + std::to_string(K) +
                     " and " + std::to_string(vs[0]) + ")");
     } else if (vs != s) {
-      throw_error("tapegrad: jvp(): tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) + " but input " +
+      throw ValueError("tapegrad: jvp(): tangents[" + std::to_string(k) + "] has shape " + shape_str(vs) + " but input " +
                   std::to_string(k) + " has shape " + shape_str(s));
     }
   }

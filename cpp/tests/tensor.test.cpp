@@ -575,3 +575,25 @@ TEST_CASE("create_graph through a Var mixed into tensors: the Var's gradient is 
   CHECK(gt.to_vector() == std::vector<double>{3.0, 6.0});
   CHECK(!t.grad().defined());  // grad() changes no .grad
 }
+
+TEST_CASE("hardening: shapes checked before any work; an empty inner dimension in forward mode") {
+  const Tensor t = Tensor::ones({2});
+  CHECK_THROWS_WITH_AS(reshape(t, {3, 6148914691236517206}), doctest::Contains("is too large"), ValueError);
+  CHECK_THROWS_WITH_AS(reshape(t, {-1, std::int64_t(1) << 62, 4}), doctest::Contains("is too large"), ValueError);
+  CHECK_THROWS_WITH_AS(reshape(t, {-2}), doctest::Contains("negative dimension"), ValueError);
+  CHECK_THROWS_WITH_AS(Tensor::zeros({std::int64_t(1) << 62, 4}), doctest::Contains("is too large"), ValueError);
+  CHECK_THROWS_WITH_AS(Tensor::zeros({-1, 2}), doctest::Contains("negative dimension"), ValueError);
+  CHECK_THROWS_WITH_AS(Tensor::zeros({std::int64_t(1) << 20, std::int64_t(1) << 20}),
+                       doctest::Contains("out of memory: a tensor needs 8192.0 GiB"), MemoryError);
+  // (3, 0) @ (0, 2) @ x: the tangent of an empty product is zeros (it divided by the inner 0)
+  Tensor x = Tensor::ones({2});
+  x.requires_grad_();
+  const Tensor y = matmul(matmul(Tensor::zeros({3, 0}), Tensor::zeros({0, 2})), x);
+  const Tensor jv = jvp({y}, {x}, {Tensor::ones({2})})[0];
+  CHECK(jv.shape() == Shape{3});
+  CHECK(jv.to_vector() == std::vector<double>{0.0, 0.0, 0.0});
+  const Tensor y2 = matmul(Tensor::zeros({2, 0}), matmul(Tensor::zeros({0, 2}), x));
+  CHECK(jvp({y2}, {x}, {Tensor::eye(2, 2)}, false, true)[0].to_vector() == std::vector<double>(4, 0.0));
+  // softmax over an empty axis: empty, as log_softmax
+  CHECK(softmax(Tensor::ones({2, 0}), 1).shape() == Shape{2, 0});
+}

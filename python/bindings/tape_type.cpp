@@ -86,13 +86,30 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
             if (!t.entered) throw py::value_error("this Tape is not active");
             if (t.entered_by != PyThread_get_thread_ident())
               throw py::value_error("this Tape's with block was opened on another thread; close it there");
-            PyObject* self = tls_obj;
-            set_active_tape(t.previous_obj, t.previous);
-            Py_XDECREF(t.previous_obj);  // still owned by its own holder
+            // The entered tapes of this thread form a chain from the active one through each
+            // one's `previous`. Blocks closed in order take the head off; closed out of order
+            // (generators, tasks, manual __exit__), this tape is unlinked where it is, and the
+            // tape entered after it now returns to the one this tape would have.
+            PyObject* self = nullptr;   // the reference to itself that __enter__ took
+            PyObject* linked = nullptr; // the reference the tape entered after it took
+            if (tls_tape == &t) {
+              self = tls_obj;
+              set_active_tape(t.previous_obj, t.previous);
+              Py_XDECREF(t.previous_obj);  // still owned by its own holder
+            } else {
+              PyTape* after = tls_tape;
+              while (after && after->previous != &t) after = after->previous;
+              if (!after) throw py::value_error("this Tape is not in this thread's chain of active tapes");
+              linked = after->previous_obj;
+              self = linked;  // the same object
+              after->previous_obj = t.previous_obj;  // now holds this tape's reference to its previous
+              after->previous = t.previous;
+            }
             t.previous_obj = nullptr;
             t.previous = nullptr;
             t.entered = false;
-            Py_XDECREF(self);
+            Py_XDECREF(linked);
+            Py_XDECREF(self);  // may free the tape: nothing touches it after this
             return false;
           })
       .def("__repr__", [](const PyTape& t) {

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <climits>
 #include <optional>
 #include <type_traits>
 #include <string>
@@ -124,8 +125,31 @@ std::optional<DType> dtype_arg(const py::object& o) {
 
 // Wraps a C-contiguous, writeable ndarray of a tensor dtype without copying; anything else is
 // converted (copied) first. `copy` forces a copy.
+// Integers bound for an int64 tensor that do not fit: NumPy made them uint64 (2**63) or
+// objects (2**64 and more); an OverflowError instead of wrapping them or a dtype error.
+void check_int64_range(const py::array& a) {
+  const char kind = a.dtype().kind();
+  bool over = false;
+  if (kind == 'u' && a.dtype().itemsize() == 8) {
+    over = a.size() > 0 && py::int_(a.attr("max")()).cast<unsigned long long>() > 9223372036854775807ull;
+  } else if (kind == 'O') {
+    const py::object flat = a.attr("flat");
+    for (py::handle e : flat)
+      if (PyLong_Check(e.ptr()) && !PyBool_Check(e.ptr())) {
+        int overflow = 0;
+        (void)PyLong_AsLongLongAndOverflow(e.ptr(), &overflow);
+        over = over || overflow != 0;
+      }
+  }
+  if (over) {
+    PyErr_SetString(PyExc_OverflowError, "tapegrad: an integer does not fit in int64, the tensors' integer dtype");
+    throw py::error_already_set();
+  }
+}
+
 Tensor tensor_from_array(py::handle obj, std::optional<DType> want, bool copy) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array(g_np_array(obj));
+  if (!want || *want == DType::Int64) check_int64_range(a);
   const DType dt = want ? *want : tensor_dtype(a.dtype());
   const py::dtype target = numpy_dtype(dt);
   const bool ok = !copy && a.dtype().is(target) && (a.flags() & py::array::c_style) && a.writeable();
@@ -154,10 +178,34 @@ py::array to_numpy(const Tensor& t) {
   return py::array(numpy_dtype(t.dtype()), shape, strides, t.raw_data(), base);
 }
 
+// The single element of t as a Python number: an int64 exactly (not through a double).
+py::object item_object(const Tensor& t) {
+  const double v = t.item();  // checks that there is one element
+  if (t.dtype() == DType::Int64) return py::int_(static_cast<long long>(*static_cast<const std::int64_t*>(t.raw_data())));
+  if (t.dtype() == DType::Bool) return py::bool_(v != 0);
+  return py::float_(v);
+}
+
 py::handle g_real;        // numbers.Real
 py::handle g_np_generic;  // numpy.generic (NumPy scalars)
 bool is_number(py::handle o) {
   return PyFloat_Check(o.ptr()) || PyLong_Check(o.ptr()) || PyObject_IsInstance(o.ptr(), g_real.ptr()) == 1;
+}
+
+// A Python number as a double; OverflowError naming it when it does not fit (10**400).
+double number_value(py::handle o) {
+  const double v = PyFloat_Check(o.ptr()) ? PyFloat_AS_DOUBLE(o.ptr()) : PyFloat_AsDouble(o.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+      PyErr_Clear();
+      std::string text = py::str(o);
+      if (text.size() > 24) text = text.substr(0, 12) + "... (" + std::to_string(text.size()) + " digits)";
+      PyErr_SetString(PyExc_OverflowError,
+                      ("tapegrad: the number " + text + " is too large for a float64 operand").c_str());
+    }
+    throw py::error_already_set();
+  }
+  return v;
 }
 
 // One op from Python: picks the tape (that of a recorded operand, else the active one),
@@ -185,7 +233,7 @@ class Call {
     // dtype, as NumPy 2 does (NEP 50).
     if (PyFloat_CheckExact(o.ptr()) || PyLong_Check(o.ptr()) ||
         (!PyObject_IsInstance(o.ptr(), g_np_generic.ptr()) && !py::isinstance<py::array>(o) && is_number(o))) {
-      const double v = o.cast<double>();
+      const double v = number_value(o);
       const DType d = (PyLong_Check(o.ptr()) && !tapegrad::is_floating(like) && !PyBool_Check(o.ptr()))
                           ? DType::Float64
                           : (tapegrad::is_floating(like) ? like : DType::Float64);
@@ -258,8 +306,14 @@ std::int64_t index_arg(py::handle o, const char* what) {
 }
 
 // One int or a sequence of them (not a string).
+// An ndarray of one or more dimensions has __index__ (which refuses it): a sequence here.
+bool is_one_int(py::handle o) {
+  if (!PyIndex_Check(o.ptr()) || PyBool_Check(o.ptr())) return false;
+  return !py::isinstance<py::array>(o) || py::reinterpret_borrow<py::array>(o).ndim() == 0;
+}
+
 std::vector<std::int64_t> ints_arg(py::handle o, const char* what) {
-  if (PyIndex_Check(o.ptr()) && !PyBool_Check(o.ptr())) return {index_arg(o, what)};
+  if (is_one_int(o)) return {index_arg(o, what)};
   if (PyUnicode_Check(o.ptr()) || PyBytes_Check(o.ptr()) || !PySequence_Check(o.ptr()))
     throw py::type_error(std::string("tapegrad: ") + what + " must be an int or a sequence of ints, not " +
                          Py_TYPE(o.ptr())->tp_name);
@@ -270,11 +324,24 @@ std::vector<std::int64_t> ints_arg(py::handle o, const char* what) {
   return r;
 }
 
+// An axis as the core's int: one beyond int's range is out of bounds for any tensor (it is
+// refused here, where it would otherwise be truncated to another axis).
+int axis_int(std::int64_t a) {
+  if (a < INT_MIN || a > INT_MAX)
+    throw tapegrad::IndexError("tapegrad: axis " + std::to_string(a) + " is out of bounds for any tensor");
+  return static_cast<int>(a);
+}
+std::vector<int> axis_ints(const std::vector<std::int64_t>& v) {
+  std::vector<int> r;
+  r.reserve(v.size());
+  for (std::int64_t a : v) r.push_back(axis_int(a));
+  return r;
+}
+
 Axes axes_arg(const py::object& axis) {
   if (axis.is_none()) return Axes();
-  if (PyIndex_Check(axis.ptr()) && !PyBool_Check(axis.ptr())) return Axes(static_cast<int>(index_arg(axis, "axis")));
-  const std::vector<std::int64_t> v = ints_arg(axis, "axis");
-  return Axes(std::vector<int>(v.begin(), v.end()));
+  if (is_one_int(axis)) return Axes(axis_int(index_arg(axis, "axis")));
+  return Axes(axis_ints(ints_arg(axis, "axis")));
 }
 
 Shape shape_arg(const py::args& args) {
@@ -286,9 +353,15 @@ Shape shape_arg(const py::args& args) {
 
 Shape shape_of(const py::object& o) { return ints_arg(o, "shape"); }
 
-std::vector<int> axes_list(const py::args& args) {
-  const Shape v = shape_arg(args);
-  return std::vector<int>(v.begin(), v.end());
+std::vector<int> axes_list(const py::args& args) { return axis_ints(shape_arg(args)); }
+
+// A reduction's NumPy arguments: out= must be None (results are new tensors); dtype= the
+// dtype to reduce in.
+std::optional<DType> reduction_options(const char* name, const py::object& dtype, const py::object& out) {
+  if (!out.is_none())
+    throw py::type_error(std::string("tapegrad: ") + name + ": out= is not supported (the result is a new tensor: " +
+                         "write r = t." + name + "(...))");
+  return dtype_arg(dtype);
 }
 
 template <class F>
@@ -340,10 +413,40 @@ py::object do_backward(PyTensor& self, const py::object& gradient, const py::obj
   return py::none();
 }
 
+// NumPy's kind of an operand, as a rank: 0 bool, 1 integer, 2 floating.
+int kind_rank(DType d) { return d == DType::Bool ? 0 : d == DType::Int64 ? 1 : 2; }
+int operand_kind(py::handle o) {
+  if (PyTensor* p = as_pytensor(o)) return kind_rank(p->t.dtype());
+  if (PyBool_Check(o.ptr())) return 0;
+  if (PyLong_Check(o.ptr())) return 1;
+  if (PyFloat_Check(o.ptr()) || is_var_object(o.ptr())) return 2;
+  const char k = py::array(g_np_array(o)).dtype().kind();
+  return k == 'b' ? 0 : (k == 'i' || k == 'u') ? 1 : 2;
+}
+const char* kind_word(int k) { return k == 0 ? "bool" : k == 1 ? "integer" : "floating-point"; }
+
+// Values of kind `k` stored into `target` (in place, or by .data =): refused where NumPy's
+// same_kind casting refuses (floats into an integer or bool tensor, integers into a bool one).
+void check_same_kind(int k, const Tensor& target, const std::string& what) {
+  if (k > kind_rank(target.dtype()))
+    throw py::type_error("tapegrad: " + what + ": " + kind_word(k) + " values cannot be stored in " +
+                         (target.dtype() == DType::Int64 ? "an " : "a ") + tapegrad::dtype_name(target.dtype()) +
+                         " tensor without loss (NumPy's same_kind casting); convert with astype(), or make a new " +
+                         "tensor (t = t + ...)");
+}
+
+// Whether == may compare with o elementwise (a tensor, Var, number, array or sequence).
+bool comparable(py::handle o) {
+  return as_pytensor(o) || is_var_object(o.ptr()) || is_number(o) || py::isinstance<py::array>(o) ||
+         PyList_Check(o.ptr()) || PyTuple_Check(o.ptr()) || PyObject_IsInstance(o.ptr(), g_np_generic.ptr()) == 1;
+}
+
 // t op= other: in place, for tensors outside the graph (an optimiser step under no_grad).
+// `true_div`: the result is floating whatever the operands (t /= 2).
 template <class F>
-py::object inplace(py::object self, py::handle other, F f) {
+py::object inplace(py::object self, py::handle other, const char* name, bool true_div, F f) {
   PyTensor& p = self.cast<PyTensor&>();
+  check_same_kind(std::max(operand_kind(other), true_div ? 2 : 0), p.t, std::string("in-place ") + name);
   const bool recording = tapegrad::grad_enabled() && p.t.requires_grad();
   if (recording && p.t.is_leaf())
     throw tapegrad::Error(
@@ -476,18 +579,14 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       .def_property(
           "data", [](const PyTensor& p) { return py::cast(std::make_unique<PyTensor>(p.t.detach())); },
           [](PyTensor& p, const py::object& v) {
+            check_same_kind(operand_kind(v), p.t, ".data =");
             PyTensor* pv = as_pytensor(v);
             Tensor t = pv ? pv->t : tensor_from_array(v, p.t.dtype(), false);
             if (t.raw_data() != p.t.raw_data()) p.t.assign(t);
           })
       .def("numpy", [](const PyTensor& p) { return to_numpy(p.t); },
            "The values as a numpy.ndarray that shares this tensor's memory (no copy).")
-      .def("item", [](const PyTensor& p) -> py::object {
-        const double v = p.t.item();
-        if (p.t.dtype() == DType::Int64) return py::int_(static_cast<long long>(v));
-        if (p.t.dtype() == DType::Bool) return py::bool_(v != 0);
-        return py::float_(v);
-      }, "The single element as a Python number.")
+      .def("item", [](const PyTensor& p) { return item_object(p.t); }, "The single element as a Python number.")
       .def("backward", &do_backward, py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(),
            py::arg("create_graph") = false,
            "Reverse sweep from this tensor: leaves that require grad accumulate into .grad. A "
@@ -511,8 +610,15 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
         return p.t.shape()[0];
       })
       .def("__float__", [](const PyTensor& p) { return p.t.item(); })
-      .def("__int__", [](const PyTensor& p) { return static_cast<long long>(p.t.item()); })
+      .def("__int__", [](const PyTensor& p) {
+        // as Python's int() of the number: NaN is a ValueError, an infinity an OverflowError
+        PyObject* r = PyNumber_Long(item_object(p.t).ptr());
+        if (!r) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(r);
+      })
       .def("__bool__", [](const PyTensor& p) {
+        if (p.t.numel() == 0)
+          throw py::value_error("the truth value of an empty tensor is ambiguous; use .numel() > 0 or .any()");
         if (p.t.numel() != 1)
           throw py::value_error("the truth value of a tensor with more than one element is ambiguous; use .any() or .all()");
         return p.t.item() != 0.0;
@@ -542,17 +648,25 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   TG_CMP("__le__", less_equal)
   TG_CMP("__gt__", greater)
   TG_CMP("__ge__", greater_equal)
-  TG_CMP("__eq__", equal)
-  TG_CMP("__ne__", not_equal)
-#undef TG_CMP
-#define TG_INPLACE(pyname, fn)                                                                     \
-  cls.def(pyname, [](py::object self, py::handle b) {                                               \
-    return inplace(self, b, [](const Tensor& x, const Tensor& y) { return tapegrad::fn(x, y); });   \
+  // == and != with None or an object that is no number or array: NotImplemented, so that
+  // Python answers by identity (t == None is False), as PyTorch does.
+#define TG_EQ(pyname, fn)                                                                            \
+  cls.def(pyname, [](py::handle a, py::handle b) -> py::object {                                     \
+    if (b.is_none() || !comparable(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);  \
+    return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::fn(x, y); });   \
   }, py::is_operator());
-  TG_INPLACE("__iadd__", add)
-  TG_INPLACE("__isub__", sub)
-  TG_INPLACE("__imul__", mul)
-  TG_INPLACE("__itruediv__", div)
+  TG_EQ("__eq__", equal)
+  TG_EQ("__ne__", not_equal)
+#undef TG_EQ
+#undef TG_CMP
+#define TG_INPLACE(pyname, symbol, fn, true_div)                                                              \
+  cls.def(pyname, [](py::object self, py::handle b) {                                                          \
+    return inplace(self, b, symbol, true_div, [](const Tensor& x, const Tensor& y) { return tapegrad::fn(x, y); }); \
+  }, py::is_operator());
+  TG_INPLACE("__iadd__", "+=", add, false)
+  TG_INPLACE("__isub__", "-=", sub, false)
+  TG_INPLACE("__imul__", "*=", mul, false)
+  TG_INPLACE("__itruediv__", "/=", div, true)
 #undef TG_INPLACE
   cls.def("__neg__", [](py::handle a) { return unary_call(a, [](const Tensor& x) { return tapegrad::neg(x); }); });
   cls.def("__pos__", [](py::handle a) { return py::reinterpret_borrow<py::object>(a); });
@@ -569,13 +683,18 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
 #include "tapegrad/ops.def"
 
   // --- reductions (methods and functions) ---------------------------------------------------
+  // NumPy's functions call these methods with out= (np.sum(t) is t.sum(axis=None, out=None))
+  // and dtype= (the dtype to reduce in). Results are new tensors: out= must be None.
 #define TG_REDUCE(name, call)                                                                                    \
   {                                                                                                               \
-    auto f = [](py::handle x, const py::object& axis, bool keepdims) {                                            \
+    auto f = [](py::handle x, const py::object& axis, bool keepdims, const py::object& dtype,                    \
+                const py::object& out) {                                                                          \
       const Axes ax = axes_arg(axis);                                                                             \
-      return unary_call(x, [&](const Tensor& t) { return call(t, ax, keepdims); });                               \
+      const std::optional<DType> dt = reduction_options(name, dtype, out);                                        \
+      return unary_call(x, [&](const Tensor& t) { return call(dt ? tapegrad::astype(t, *dt) : t, ax, keepdims); }); \
     };                                                                                                            \
-    def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("keepdims") = false);                         \
+    def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("keepdims") = false,                          \
+           py::arg("dtype") = py::none(), py::arg("out") = py::none());                                           \
   }
   TG_REDUCE("sum", tapegrad::sum)
   TG_REDUCE("mean", tapegrad::mean)
@@ -585,16 +704,22 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   TG_REDUCE("logsumexp", tapegrad::logsumexp)
 #undef TG_REDUCE
   {
-    auto vf = [](py::handle x, const py::object& axis, int ddof, bool keepdims) {
+    auto vf = [](py::handle x, const py::object& axis, int ddof, bool keepdims, const py::object& dtype,
+                 const py::object& out) {
       const Axes ax = axes_arg(axis);
-      return unary_call(x, [&](const Tensor& t) { return tapegrad::var(t, ax, ddof, keepdims); });
+      const std::optional<DType> dt = reduction_options("var", dtype, out);
+      return unary_call(x, [&](const Tensor& t) { return tapegrad::var(dt ? tapegrad::astype(t, *dt) : t, ax, ddof, keepdims); });
     };
-    auto sf = [](py::handle x, const py::object& axis, int ddof, bool keepdims) {
+    auto sf = [](py::handle x, const py::object& axis, int ddof, bool keepdims, const py::object& dtype,
+                 const py::object& out) {
       const Axes ax = axes_arg(axis);
-      return unary_call(x, [&](const Tensor& t) { return tapegrad::std(t, ax, ddof, keepdims); });
+      const std::optional<DType> dt = reduction_options("std", dtype, out);
+      return unary_call(x, [&](const Tensor& t) { return tapegrad::std(dt ? tapegrad::astype(t, *dt) : t, ax, ddof, keepdims); });
     };
-    def_op(cls, ops, "var", vf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
-    def_op(cls, ops, "std", sf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false);
+    def_op(cls, ops, "var", vf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false,
+           py::arg("dtype") = py::none(), py::arg("out") = py::none());
+    def_op(cls, ops, "std", sf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false,
+           py::arg("dtype") = py::none(), py::arg("out") = py::none());
     auto smf = [](py::handle x, int axis) {
       return unary_call(x, [axis](const Tensor& t) { return tapegrad::softmax(t, axis); });
     };
@@ -667,10 +792,14 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     Tensor ct = c.arg(cond), at = c.arg(a, like), bt = c.arg(b, like);
     return c.wrap(tapegrad::where(ct, at, bt));
   });
-  auto seq_f = [](const py::sequence& xs, int axis, bool stack) {
-    // The items held (an ndarray or a Tensor builds them on access: a handle would dangle).
+  auto seq_f = [](const py::object& xs, int axis, bool stack) {
+    // Any iterable (a list, an ndarray, a generator); its items held, as an ndarray or a
+    // Tensor builds them on access (a borrowed handle would dangle).
+    if (PyUnicode_Check(xs.ptr()) || PyBytes_Check(xs.ptr()) || !py::isinstance<py::iterable>(xs))
+      throw py::type_error(std::string("tapegrad.") + (stack ? "stack" : "concatenate") +
+                           ": tensors must be a sequence or iterable of tensors, not " + Py_TYPE(xs.ptr())->tp_name);
     std::vector<py::object> items;
-    for (py::object h : xs) items.push_back(std::move(h));
+    for (py::handle h : py::iter(xs)) items.push_back(py::reinterpret_borrow<py::object>(h));
     const std::vector<py::handle> hs(items.begin(), items.end());
     Call c(hs);
     DType like = DType::Float64;
@@ -680,9 +809,9 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     for (py::handle h : hs) ts.push_back(c.arg(h, like));
     return c.wrap(stack ? tapegrad::stack(ts, axis) : tapegrad::concatenate(ts, axis));
   };
-  ops.def("concatenate", [seq_f](const py::sequence& xs, int axis) { return seq_f(xs, axis, false); },
+  ops.def("concatenate", [seq_f](const py::object& xs, int axis) { return seq_f(xs, axis, false); },
           py::arg("tensors"), py::arg("axis") = 0);
-  ops.def("stack", [seq_f](const py::sequence& xs, int axis) { return seq_f(xs, axis, true); },
+  ops.def("stack", [seq_f](const py::object& xs, int axis) { return seq_f(xs, axis, true); },
           py::arg("tensors"), py::arg("axis") = 0);
 
   // --- methods written in Python (tapegrad/_tensor.py): indexing keys, printing, pickling -----
@@ -745,7 +874,9 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     return py::cast(std::make_unique<PyTensor>(tensor_from_array(a, std::nullopt, false)));
   }, py::arg("array"),
      "A tensor sharing the ndarray's memory. Arrays that are not C-contiguous, are read-only, "
-     "or hold another dtype are copied (float16 -> float32, other integers -> int64).");
+     "or hold another dtype are copied (float16 -> float32, other integers -> int64).\n\n"
+     "Writes through the array between a forward pass and backward() change what backward "
+     "sees (as with torch.from_numpy): copy with tapegrad.tensor(a) if the array will change.");
   m.def("_full", [](const py::object& shape, double value, const py::object& dtype, bool requires_grad) {
     Tensor t = Tensor::full(shape_of(shape), value, dtype_arg(dtype).value_or(DType::Float64));
     if (requires_grad) t.requires_grad_(true);
@@ -789,6 +920,8 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const tapegrad::TypeError& e) {
       PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const tapegrad::MemoryError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     }
   });
 }

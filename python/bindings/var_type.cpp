@@ -364,16 +364,28 @@ PyObject* binary_method(PyObject* self, PyObject* other) {
 }
 
 // --- number protocol --------------------------------------------------------------------
-PyObject* nb_add(PyObject* a, PyObject* b) { return binary<Op::Add>(a, b); }
-PyObject* nb_sub(PyObject* a, PyObject* b) { return binary<Op::Sub>(a, b); }
-PyObject* nb_mul(PyObject* a, PyObject* b) { return binary<Op::Mul>(a, b); }
-PyObject* nb_div(PyObject* a, PyObject* b) { return binary<Op::Div>(a, b); }
+// A Var and a NumPy array, on either side: the tensor op (the Var broadcast), as a Var and a
+// Tensor give; NotImplemented for what is neither a number nor an array.
+template <Op op>
+PyObject* number_slot(PyObject* a, PyObject* b) {
+  PyObject* out = binary<op>(a, b);
+  PyObject* other = is_var(a) ? b : a;
+  if (out != Py_NotImplemented || !PyObject_CheckBuffer(other) || PyBytes_Check(other) || PyByteArray_Check(other))
+    return out;
+  Py_DECREF(out);
+  PyObject* args[2] = {a, b};
+  return tensor_function(args, 2, tapegrad::op_info(op).name);
+}
+PyObject* nb_add(PyObject* a, PyObject* b) { return number_slot<Op::Add>(a, b); }
+PyObject* nb_sub(PyObject* a, PyObject* b) { return number_slot<Op::Sub>(a, b); }
+PyObject* nb_mul(PyObject* a, PyObject* b) { return number_slot<Op::Mul>(a, b); }
+PyObject* nb_div(PyObject* a, PyObject* b) { return number_slot<Op::Div>(a, b); }
 PyObject* nb_pow(PyObject* a, PyObject* b, PyObject* mod) {
   if (mod != Py_None) {
     PyErr_SetString(PyExc_TypeError, "pow() with a modulus is not defined for tapegrad.Var");
     return nullptr;
   }
-  return binary<Op::Pow>(a, b);
+  return number_slot<Op::Pow>(a, b);
 }
 PyObject* nb_neg(PyObject* a) { return unary<Op::Neg>(reinterpret_cast<VarObject*>(a)); }
 PyObject* nb_pos(PyObject* a) {
@@ -498,13 +510,19 @@ int set_grad(PyObject* self, PyObject* value, void*) {
     return -1;
   }
   double d = 0.0;
-  if (value && value != Py_None) {
+  PyObject* recorded = nullptr;  // a recorded Var given as the gradient (kept, as backward keeps one)
+  if (value && is_var(value)) {
+    auto* g = reinterpret_cast<VarObject*>(value);
+    d = g->data;
+    if (!(g->flags & kLeaf) && has_live_root(g)) recorded = value;
+  } else if (value && value != Py_None) {
     const int r = as_double(value, &d);
     if (r == 0) type_error("Var.grad", value);
     if (r <= 0) return -1;
   }
   v->grad = d;
-  Py_CLEAR(v->grad_var);
+  Py_XINCREF(recorded);
+  Py_XSETREF(v->grad_var, recorded);
   return 0;
 }
 PyObject* get_is_leaf(PyObject* self, void*) {

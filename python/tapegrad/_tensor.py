@@ -290,15 +290,17 @@ def _format(t: Tensor, spec: str) -> str:
     return format(_repr(t), spec)
 
 
-def _tensor_max(t: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """``t.max()``, ``t.max(axis)``: the reduction; ``t.max(other_tensor)``: elementwise."""
+def _tensor_max(t: Tensor, axis: Any = None, keepdims: bool = False, out: Any = None) -> Tensor:
+    """``t.max()``, ``t.max(axis)``: the reduction; ``t.max(other_tensor)``: elementwise. ``out``
+    is NumPy's (``np.max(t)`` passes it) and must be None."""
     if isinstance(axis, (Tensor, np.ndarray)):
         return _ops.max(t, axis)
-    return _ops.amax(t, axis, keepdims)
+    return _ops.amax(t, axis, keepdims, out=out)
 
 
-def _tensor_min(t: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """``t.min()``, ``t.min(axis)``: the reduction; ``t.min(other_tensor)``: elementwise."""
+def _tensor_min(t: Tensor, axis: Any = None, keepdims: bool = False, out: Any = None) -> Tensor:
+    """``t.min()``, ``t.min(axis)``: the reduction; ``t.min(other_tensor)``: elementwise. ``out``
+    is NumPy's (``np.min(t)`` passes it) and must be None."""
     if isinstance(axis, (Tensor, np.ndarray)):
         return _ops.min(t, axis)
-    return _ops.amin(t, axis, keepdims)
+    return _ops.amin(t, axis, keepdims, out=out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence, Tuple, Union, overload
 
+import numpy as np
+
 from . import _core
 from ._core import Tensor, Var
 
@@ -13,7 +15,9 @@ Vars = Union[Var, Sequence[Var]]
 
 
 def _as_tuple(x: Any, fn: str = "grad", what: str = "outputs") -> Tuple[Any, ...]:
-    if isinstance(x, Tensor) or x is None:
+    """x as a tuple: one Tensor, array, number or None is one item (as PyTorch takes one
+    tensor for one output, so that ``grad_outputs=np.ones(3)`` is one seed, not three)."""
+    if isinstance(x, (Tensor, np.ndarray, np.generic, int, float)) or x is None:
         return (x,)
     if isinstance(x, (str, bytes)) or not hasattr(x, "__iter__"):
         raise TypeError(f"tapegrad.autograd.{fn}: {what} must be a Tensor, a Var or a sequence of them, "
@@ -59,6 +63,8 @@ def grad(
     ``RuntimeError``, or gives ``None`` with ``allow_unused=True``.
     """
     del retain_graph  # always retained
+    if isinstance(outputs, (list, tuple)) and not outputs:
+        raise ValueError("tapegrad.autograd.grad: outputs is empty (nothing to differentiate)")
     if isinstance(outputs, Var) or (isinstance(outputs, (list, tuple)) and outputs and isinstance(outputs[0], Var)):
         outs_v = (outputs,) if isinstance(outputs, Var) else tuple(outputs)
         ins_v = (inputs,) if isinstance(inputs, Var) else _as_tuple(inputs, "grad", "inputs")
@@ -104,6 +110,8 @@ def jvp(
     Vars): then one loop runs forward over the scalar records, on doubles, or with
     ``create_graph=True`` on Vars, and the results are ``Var``s.
     """
+    if isinstance(outputs, (list, tuple)) and not outputs:
+        raise ValueError("tapegrad.autograd.jvp: outputs is empty (nothing to differentiate)")
     if isinstance(outputs, Var) or (isinstance(outputs, (list, tuple)) and outputs and isinstance(outputs[0], Var)):
         if batched:
             raise ValueError("jvp on Vars: batched tangents are for tensors (a Var has one tangent)")

@@ -35,6 +35,11 @@ class TypeError : public Error {
  public:
   using Error::Error;
 };
+/// An allocation that cannot succeed, raised before any work (Python: MemoryError).
+class MemoryError : public Error {
+ public:
+  using Error::Error;
+};
 /// An index out of range (Python: IndexError).
 class IndexError : public Error {
  public:

@@ -107,6 +107,10 @@ class MatmulNode final : public TNode {
   }
   Tensor jvp(const std::vector<Tensor>& t) override {
     const std::size_t r = out_->shape.size();
+    if (a_.shape().back() == 0) {  // an empty inner dimension: the product is zeros, so is its tangent
+      const std::int64_t K = (t[0].defined() ? t[0] : t[1]).shape()[0];
+      return Tensor::zeros(batched_shape(K, out_->shape), out_->dtype);
+    }
     Tensor res;
     if (t[0].defined()) {  // dA B
       const Tensor& ta = t[0];

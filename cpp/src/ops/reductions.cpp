@@ -361,8 +361,12 @@ Tensor softmax(const Tensor& x0, int axis) {
   Tensor y;
   {
     NoGrad ng;
-    const Tensor e = exp(x - reduce(x, {ax}, Reduce::Max, "softmax"));
-    y = e / reduce(e, {ax}, Reduce::Sum, "softmax");
+    if (x.numel() == 0) {  // an empty axis, or empty elsewhere: nothing to normalise
+      y = x.clone();
+    } else {
+      const Tensor e = exp(x - reduce(x, {ax}, Reduce::Max, "softmax"));
+      y = e / reduce(e, {ax}, Reduce::Sum, "softmax");
+    }
   }
   if (!rec.on()) return y;
   return rec.record(std::make_unique<SoftmaxNode>(ax), y);

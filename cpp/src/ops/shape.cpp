@@ -238,21 +238,24 @@ Tensor reshape(const Tensor& x, const Shape& shape0) {
   int infer = -1;
   for (std::size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == -1) {
-      if (infer >= 0) throw_error("tapegrad: reshape: only one dimension can be -1, in " + shape_str(shape0));
+      if (infer >= 0) throw ValueError("tapegrad: reshape: only one dimension can be -1, in " + shape_str(shape0));
       infer = static_cast<int>(d);
     } else if (shape[d] < 0) {
-      throw_error("tapegrad: reshape: negative dimension in " + shape_str(shape0));
-    } else {
-      known *= shape[d];
+      throw ValueError("tapegrad: reshape: negative dimension in " + shape_str(shape0));
     }
+  }
+  {
+    Shape given = shape0;  // the -1 as 1, for the bound on the others
+    if (infer >= 0) given[static_cast<std::size_t>(infer)] = 1;
+    known = detail::checked_numel(given, "reshape: ");
   }
   if (infer >= 0) {
     if (known == 0 || x.numel() % known != 0)
-      throw_error("tapegrad: reshape: cannot reshape a tensor of shape " + shape_str(x.shape()) + " into " +
+      throw ValueError("tapegrad: reshape: cannot reshape a tensor of shape " + shape_str(x.shape()) + " into " +
                   shape_str(shape0));
     shape[static_cast<std::size_t>(infer)] = x.numel() / known;
   } else if (known != x.numel()) {
-    throw_error("tapegrad: reshape: cannot reshape a tensor of shape " + shape_str(x.shape()) + " (" +
+    throw ValueError("tapegrad: reshape: cannot reshape a tensor of shape " + shape_str(x.shape()) + " (" +
                 std::to_string(x.numel()) + " elements) into " + shape_str(shape0));
   }
   Recorder rec({&x}, "reshape");

@@ -59,6 +59,24 @@ std::int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+namespace detail {
+std::int64_t checked_numel(const Shape& s, const char* what) {
+  // The product of the non-zero dimensions is bounded too: strides are products of them.
+  std::int64_t n = 1;
+  bool empty = false;
+  for (std::int64_t d : s) {
+    if (d < 0) throw ValueError(std::string("tapegrad: ") + what + "negative dimension in shape " + shape_str(s));
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (n > kMaxElements / d) throw ValueError(std::string("tapegrad: ") + what + "shape " + shape_str(s) + " is too large");
+    n *= d;
+  }
+  return empty ? 0 : n;
+}
+}  // namespace detail
+
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   const std::size_t n = std::max(a.size(), b.size());
   Shape r(n);

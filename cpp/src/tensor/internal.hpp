@@ -15,6 +15,11 @@
 namespace tapegrad::detail {
 
 [[noreturn]] void throw_error(const std::string& msg);
+/// The most elements a tensor may have (2^48: far beyond memory, far below overflow).
+inline constexpr std::int64_t kMaxElements = std::int64_t(1) << 48;
+/// The element count of a shape from a user: ValueError (after `what`, as "reshape: ") for a negative
+/// dimension, or when the product of its non-zero dimensions exceeds kMaxElements.
+std::int64_t checked_numel(const Shape& s, const char* what);
 /// Throws the error that says why tensor t (a recorded result) cannot be used.
 [[noreturn]] void throw_unusable_tensor(const Tensor& t);
 /// Sets p's .grad to g (keeping a recorded g rooted on its tape, so it survives collect()).

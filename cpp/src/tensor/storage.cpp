@@ -1,5 +1,6 @@
 // Tensor memory: aligned blocks from a cache of size classes (a loop that makes the same tensors
 // each step stops calling the allocator), fresh tensors, views and dtype conversion.
+#include <cstdio>
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -38,9 +39,16 @@ int size_class(std::size_t bytes) {
 // 64-byte aligned (a cache line, an AVX-512 vector). Not huge-page advised: on first touch
 // a huge page costs a 2 MiB clear (measured here: the first steps of a 10^6-element loop took
 // 150 ms instead of 44), and streaming kernels gain little from fewer TLB misses.
+[[noreturn]] void out_of_memory(std::size_t bytes) {
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f GiB", static_cast<double>(bytes) / double(1ull << 30));
+  throw MemoryError(std::string("tapegrad: out of memory: a tensor needs ") + size + " (" + std::to_string(bytes) +
+                    " bytes) that cannot be allocated");
+}
+
 void* raw_alloc(std::size_t bytes) {
   void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (!p) throw std::bad_alloc();
+  if (!p) out_of_memory(bytes);
   return p;
 }
 
@@ -66,7 +74,7 @@ struct BlockDeleter {
 
 std::shared_ptr<void> allocate_storage(std::size_t bytes) {
   const int cls = size_class(std::max(bytes, kMinBlock));
-  if (cls >= 63) throw std::bad_alloc();
+  if (cls >= 63) out_of_memory(bytes);
   void* p = nullptr;
   {
     BlockCache& c = block_cache();
@@ -93,13 +101,7 @@ std::shared_ptr<void> allocate_storage(std::size_t bytes) {
 namespace detail {
 
 Tensor empty_tensor(const Shape& shape, DType dtype) {
-  std::int64_t n = 1;
-  for (std::int64_t d : shape) {
-    if (d < 0) throw_error("tapegrad: negative dimension in shape " + shape_str(shape));
-    if (d != 0 && n > (std::int64_t(1) << 48) / d)
-      throw_error("tapegrad: shape " + shape_str(shape) + " is too large");
-    n *= d;
-  }
+  const std::int64_t n = checked_numel(shape, "");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = allocate_storage(static_cast<std::size_t>(n) * dtype_size(dtype));
   impl->data = impl->storage.get();

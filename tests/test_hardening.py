@@ -1,0 +1,225 @@
+"""Inputs that crashed the process, values that were silently wrong, and errors that did not
+say what went wrong (issue 10): each one as found, with what it does now. Crashes run in a
+child process, so that a regression is reported instead of ending the test run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tapegrad as tg
+
+
+def run_child(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+
+
+# --- crashes --------------------------------------------------------------------------------
+
+
+def test_stack_and_concatenate_of_sequences_that_build_their_items() -> None:
+    """An ndarray or a Tensor builds its rows on access: their handles were kept borrowed and
+    read after they were freed (a segfault). Any iterable is taken, generators included."""
+    proc = run_child("""
+        import numpy as np, tapegrad as tg
+        for _ in range(200):
+            assert tg.stack(np.ones((2, 3))).numpy().tolist() == [[1.0] * 3] * 2
+            assert tg.concatenate(tg.ones((2, 3))).shape == (6,)
+            assert tg.stack(np.arange(6.0).reshape(3, 2), axis=1).numpy().tolist() == [[0, 2, 4], [1, 3, 5]]
+            assert tg.ones((2, 3)).reshape(np.array([3, 2])).shape == (3, 2)
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    g = tg.stack(t * 2.0 for t in [tg.ones(2), tg.zeros(2)])
+    np.testing.assert_array_equal(g.numpy(), [[2.0, 2.0], [0.0, 0.0]])
+    for bad in ("ab", 3.0, None):
+        with pytest.raises(TypeError, match="tensors must be a sequence or iterable of tensors"):
+            tg.stack(bad)
+
+
+def test_tape_blocks_closed_out_of_order() -> None:
+    """Closing `with Tape()` blocks out of order released the wrong tape (a segfault at exit);
+    now the closed tape is unlinked where it is, and the rest of the chain is kept."""
+    proc = run_child("""
+        import gc, tapegrad as tg
+        d = tg.active_tape()
+        a, b, c = tg.Tape(), tg.Tape(), tg.Tape()
+        a.__enter__(); b.__enter__(); c.__enter__()
+        b.__exit__(None, None, None)            # the middle one
+        assert tg.active_tape() is c
+        c.__exit__(None, None, None)
+        assert tg.active_tape() is a            # c now returns to what b would have
+        a.__exit__(None, None, None)
+        assert tg.active_tape() is d
+
+        def gen():
+            with tg.Tape() as t:
+                x = tg.Var(2.0)
+                yield t, x * x
+        g1, g2 = gen(), gen()
+        (t1, y1), (t2, y2) = next(g1), next(g2)
+        assert tg.active_tape() is t2
+        g1.close()                              # the first opened, closed first
+        assert tg.active_tape() is t2
+        y2.backward(); y1.backward()
+        g2.close()
+        assert tg.active_tape() is d
+        try:
+            b.__exit__(None, None, None)
+        except ValueError as e:
+            assert "not active" in str(e)
+        del a, b, c, g1, g2, t1, t2, y1, y2
+        gc.collect()
+        with tg.Tape():
+            v = tg.Var(3.0)
+            (v * v).backward()
+        assert v.grad == 6.0
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_forward_mode_through_a_matmul_with_an_empty_inner_dimension() -> None:
+    """MatmulNode::jvp divided by the inner dimension: SIGFPE through jacfwd, hessian, hvp."""
+    proc = run_child("""
+        import numpy as np, tapegrad as tg
+        A = tg.zeros((2, 0))
+        J = tg.jacfwd(lambda v: A.T @ v)(np.ones(2))
+        assert J.shape == (0, 2)
+        H = tg.hessian(lambda v: (tg.zeros((3, 0)) @ tg.zeros((0, 2)) @ v).sum())(np.ones(2))
+        assert H.numpy().tolist() == [[0.0, 0.0], [0.0, 0.0]]
+        _, hv = tg.hvp(lambda v: (tg.ones((0,)) @ tg.zeros((0, 2)) @ v) * 1.0, (np.ones(2),), (np.ones(2),))
+        assert hv[0].numpy().tolist() == [0.0, 0.0]
+        x = tg.tensor(np.ones(2), requires_grad=True)
+        (jv,) = tg.autograd.jvp([tg.zeros((3, 0)) @ tg.zeros((0, 2)) @ x], [x], [np.ones(2)])
+        assert jv.numpy().tolist() == [0.0, 0.0, 0.0]
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_every_user_shape_is_checked() -> None:
+    """reshape accepted (3, 6148914691236517206) for 2 elements (the product overflowed), and
+    indexing the result read out of bounds."""
+    t = tg.ones(2)
+    for shape in [(3, 6148914691236517206), (2**62, 4), (-1, 2**62, 4), (2**40, 2**40, 0)]:
+        with pytest.raises(ValueError, match="is too large"):
+            t.reshape(shape)
+    with pytest.raises(ValueError, match="negative dimension"):
+        t.reshape((-2, -1))
+    with pytest.raises(ValueError, match="only one dimension can be -1"):
+        t.reshape((-1, -1))
+    with pytest.raises(ValueError, match=r"cannot reshape a tensor of shape \(2,\)"):
+        t.reshape((-1, 3))
+    for make in (lambda s: tg.zeros(s), lambda s: tg.full(s, 1.0), lambda s: tg.broadcast_to(tg.ones(1), s),
+                 lambda s: tg.ones(s)):
+        with pytest.raises(ValueError, match="negative dimension"):
+            make((-1, 2))
+        with pytest.raises(ValueError, match="is too large"):
+            make((2**62, 4))
+    # sizes within bounds that no machine has: MemoryError before any work, naming the size
+    with pytest.raises(MemoryError, match=r"out of memory: a tensor needs 8192\.0 GiB"):
+        tg.broadcast_to(tg.ones(1), (2**20, 2**20))
+    with pytest.raises(MemoryError, match="out of memory"):
+        tg.zeros((2**24, 2**22))
+
+
+# --- silently wrong ---------------------------------------------------------------------------
+
+
+def test_int_of_a_tensor_is_pythons_int_of_its_number() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        int(tg.tensor(float("nan")))
+    with pytest.raises(OverflowError, match="infinity"):
+        int(tg.tensor(float("-inf")))
+    assert int(tg.tensor(1e30)) == int(1e30)
+    assert int(tg.tensor(-2.7)) == -2
+    assert int(tg.tensor(2**62 + 1)) == 2**62 + 1
+    assert int(tg.tensor(True)) == 1
+
+
+def test_int64_values_do_not_pass_through_double() -> None:
+    for v in (2**62 + 1, 2**63 - 1, -(2**63), 9007199254740993):
+        assert tg.tensor(v).item() == v
+        assert tg.tensor([v, 0]).tolist()[0] == v
+        assert tg.tensor(np.array([v], dtype=np.int64))[0].item() == v
+    for big in (2**63, 2**64 - 1, 2**64, [1, 2**70], np.array([2**64 - 1], dtype=np.uint64)):
+        with pytest.raises(OverflowError, match="does not fit in int64"):
+            tg.tensor(big)
+    assert tg.tensor(np.array([2**63 - 1], dtype=np.uint64)).item() == 2**63 - 1
+    assert tg.tensor(2**64, dtype=np.float64).item() == float(2**64)  # asked for a float: fine
+
+
+def test_in_place_arithmetic_keeps_numpys_casting_rule() -> None:
+    """`t += 1.5` on an int64 tensor truncated; NumPy and PyTorch raise a casting error."""
+    i = tg.tensor([1, 2])
+    for f in (lambda: i.__iadd__(1.5), lambda: i.__imul__(np.array([0.5, 1.0])), lambda: i.__itruediv__(2),
+              lambda: i.__isub__(tg.tensor([1.0, 1.0]))):
+        with pytest.raises(TypeError, match=r"floating-point values cannot be stored in an int64 tensor"):
+            f()
+    b = tg.tensor([True, False])
+    with pytest.raises(TypeError, match="integer values cannot be stored in a bool tensor"):
+        b += 1
+    with pytest.raises(TypeError, match="floating-point values cannot be stored in an int64 tensor"):
+        i.data = np.array([1.5, 2.5])
+    assert i.tolist() == [1, 2]  # unchanged by the refused ones
+    i += 2
+    i *= tg.tensor([True, True])
+    i.data = np.array([7, 8])
+    assert i.tolist() == [7, 8] and i.dtype == np.int64
+    f = tg.tensor([1.0, 2.0], dtype=np.float32)
+    f += 1
+    f /= 2
+    f.data = np.array([3, 4])
+    assert f.tolist() == [3.0, 4.0] and f.dtype == np.float32
+
+
+def test_axes_beyond_32_bits_are_not_truncated() -> None:
+    """sum(axis=2**32) summed axis 0 (the axis truncated to 32 bits)."""
+    t = tg.ones((2, 3))
+    for f in (lambda: t.sum(axis=2**32), lambda: t.mean(axis=-(2**32)), lambda: t.sum(axis=(0, 2**32 + 1)),
+              lambda: t.transpose(2**32, 0), lambda: t.squeeze(axis=2**33), lambda: t.amax(axis=2**40)):
+        with pytest.raises(IndexError, match=r"axis -?\d+ is out of bounds"):
+            f()
+    with pytest.raises(OverflowError):
+        t.sum(axis=2**70)
+
+
+# --- unclear errors -------------------------------------------------------------------------------
+
+
+def test_errors_name_the_problem() -> None:
+    t = tg.ones(2)
+    with pytest.raises(OverflowError, match=r"the number 100000000000\.\.\. \(401 digits\) is too large"):
+        _ = t * 10**400
+    # ndarray and Var: the tensor op, either side
+    x = tg.Var(2.0)
+    np.testing.assert_array_equal((np.ones(2) + x).numpy(), [3.0, 3.0])
+    v = tg.Var(1.0)
+    v.grad = tg.Var(2.0)
+    assert v.grad == 2.0
+    # one grad_output given as an array is the seed of the one output
+    a = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (g,) = tg.autograd.grad(a * 2.0, a, grad_outputs=np.array([1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(g.numpy(), [2.0, 0.0, 4.0])
+    with pytest.raises(ValueError, match="outputs is empty"):
+        tg.autograd.grad([], [tg.Var(1.0)])
+    with pytest.raises(ValueError, match=r"need a leading axis of K directions.*\(expected \(K, 3\)\)"):
+        tg.autograd.jvp([a * 2.0], [a], [np.ones(3)], batched=True)
+    with pytest.raises(ValueError, match="truth value of an empty tensor"):
+        bool(tg.tensor([]))
+    assert (t == None) is False and (t != None) is True  # noqa: E711 (the comparison under test)
+    assert (t == "a") is False
+    assert float(np.sum(t)) == 2.0 and float(np.mean(t)) == 1.0 and float(np.max(t)) == 1.0
+    assert float(np.var(t)) == 0.0 and float(np.prod(t)) == 1.0
+    assert t.sum(dtype=np.float32).dtype == np.float32
+    with pytest.raises(TypeError, match="out= is not supported"):
+        np.sum(t, out=np.zeros(()))
+    assert "backward" in (tg.from_numpy.__doc__ or "")  # shared memory written before backward
+    # softmax over an empty axis: empty, as log_softmax
+    assert tg.softmax(tg.ones((2, 0)), axis=1).shape == (2, 0)
+    assert tg.log_softmax(tg.ones((2, 0)), axis=1).shape == (2, 0)
