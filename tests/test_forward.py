@@ -162,7 +162,7 @@ def test_jvp_semantics_and_errors() -> None:
         tg.autograd.jvp(y, x, np.ones(3))
     with pytest.raises(RuntimeError, match="does not require grad"):
         tg.autograd.jvp(y, tg.tensor([1.0, 2.0]), np.ones(2))
-    with pytest.raises(ValueError, match=r"tangents\[0\] has shape \(2,\) for input 0 of shape \(2,\) \(expected \(K, 2\)"):
+    with pytest.raises(ValueError, match=r"tangents\[0\] has shape \(2,\) for input 0 of shape \(2,\) \(expected \(K"):
         tg.autograd.jvp(y, x, np.ones(2), batched=True)
     with pytest.raises(ValueError, match="2 tangents for 1 inputs"):
         tg.autograd.jvp(y, [x], [np.ones(2), np.ones(2)])
