@@ -52,6 +52,12 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=O
 cmake --build build/asan -j "$jobs"
 ctest --test-dir build/asan --output-on-failure --no-tests=error -j "$jobs"
 
+echo "== C++ threads suite under ThreadSanitizer (tapes on several threads, a shared leaf)"
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_SANITIZE_THREAD=ON \
+  -DTAPEGRAD_BUILD_BENCH=OFF -DTAPEGRAD_BLAS=OFF >/dev/null
+cmake --build build/tsan -j "$jobs"
+TSAN_OPTIONS="halt_on_error=1" ctest --test-dir build/tsan --output-on-failure --no-tests=error
+
 echo "== C++ example through find_package(tapegrad)"
 rm -rf build/cpp-install build/example
 cmake --install build/cpp >/dev/null

@@ -239,3 +239,16 @@ def test_fuzz_transforms_never_crash(seed: int, tmp_path) -> None:
     exception; run in a child process so that a crash is reported."""
     results, errors = run_fuzz_worker(TRANSFORMS_FUZZ, seed, 800, tmp_path)
     assert results > 20 and errors > 20, (results, errors)
+
+
+def test_transformations_differentiate_under_no_grad() -> None:
+    """As torch.func's: an outer no_grad does not switch a transformation off (it gave zeros),
+    and the caller's mode is restored after."""
+    f = lambda x: (x * x * x).sum()  # noqa: E731
+    with tg.no_grad():
+        np.testing.assert_array_equal(_np(tg.grad(f)(np.array([1.0, 2.0]))), [3.0, 12.0])
+        np.testing.assert_array_equal(_np(tg.hessian(f)(np.array([1.0, 2.0]))), [[6.0, 0.0], [0.0, 12.0]])
+        x = tg.tensor([1.0, 2.0], requires_grad=True)
+        g = tg.grad(f)(x)  # the caller records nothing under no_grad: a plain value
+        assert not g.requires_grad and not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()

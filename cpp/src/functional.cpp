@@ -42,12 +42,20 @@ struct Level::Scope {
   ScopedTape active{tape};
 };
 
-Level::Level(bool argument_requires_grad, bool own_tape) : record_(tls_depth > 0 || argument_requires_grad) {
+Level::Level(bool argument_requires_grad, bool own_tape)
+    : record_(tls_depth > 0 || (argument_requires_grad && grad_enabled())), grad_mode_(grad_enabled()) {
   ++tls_depth;
+  // A transformation differentiates whatever the caller's grad mode (as torch.func does):
+  // no_grad around it does not switch it off.
+  set_grad_enabled(true);
   if (!record_ && own_tape) scope_ = std::make_unique<Scope>();
 }
 
-Level::~Level() { --tls_depth; }
+Level::~Level() {
+  scope_.reset();
+  set_grad_enabled(grad_mode_);
+  --tls_depth;
+}
 
 bool Level::nested() noexcept { return tls_depth > 1; }
 

@@ -26,6 +26,9 @@ struct PyTape {
   tapegrad::Tape tape;
   std::uint32_t collect_at = kMinCollect;
   std::size_t collect_bytes_at = kMinCollectBytes;
+  // The thread sweeping this tape with the GIL released in its kernels (0: none). Set and
+  // read with the GIL held; every other thread's use of the tape waits while it is set.
+  unsigned long busy_owner = 0;
   PyObject* previous_obj = nullptr;  // the tape active before __enter__ (strong reference)
   PyTape* previous = nullptr;
   bool entered = false;
@@ -46,6 +49,36 @@ struct PyTape {
       collect_at = next > kMinCollect ? (next > 0xF0000000ull ? 0xF0000000u : std::uint32_t(next)) : kMinCollect;
     }
   }
+};
+
+/// Waits, with the GIL released, while another thread sweeps t (see PyTape::busy_owner).
+void wait_idle(PyTape* t);
+/// Before any use of tape t (a record, a root, a sink, clear or collect): waits while
+/// another thread sweeps it. One comparison when it is idle.
+inline void enter(PyTape* t) {
+  if (t && t->busy_owner && t->busy_owner != PyThread_get_thread_ident()) wait_idle(t);
+}
+/// A use of tape t that may release the GIL in its kernels (a tensor op, a sweep, a
+/// transformation): waits for t, then keeps other threads off it until the end of the scope.
+class TapeUse {
+ public:
+  explicit TapeUse(PyTape* t) : t_(t) {
+    if (!t_) return;
+    enter(t_);
+    if (t_->busy_owner) {  // this thread's own use, nested: the outer one keeps the tape
+      t_ = nullptr;
+      return;
+    }
+    t_->busy_owner = PyThread_get_thread_ident();
+  }
+  ~TapeUse() {
+    if (t_) t_->busy_owner = 0;
+  }
+  TapeUse(const TapeUse&) = delete;
+  TapeUse& operator=(const TapeUse&) = delete;
+
+ private:
+  PyTape* t_;
 };
 
 struct ActiveTape {

@@ -1,7 +1,9 @@
 // tapegrad.Tape and the thread's active tape.
 #include <pybind11/pybind11.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "core.hpp"
 
@@ -32,6 +34,31 @@ ActiveTape active_tape() {
   return {tls_obj, tls_tape};
 }
 
+void wait_idle(PyTape* t) {
+  const unsigned long me = PyThread_get_thread_ident();
+  while (t->busy_owner && t->busy_owner != me) {
+    Py_BEGIN_ALLOW_THREADS
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    Py_END_ALLOW_THREADS
+  }
+}
+
+namespace {
+// The GIL around long kernels (tapegrad::set_unlock_hooks): released only by a thread that
+// holds it (a C++ thread of an embedding may call tapegrad without it).
+thread_local PyThreadState* tls_saved = nullptr;
+void release_gil() {
+  if (Py_IsInitialized() && PyGILState_Check()) tls_saved = PyEval_SaveThread();
+}
+void acquire_gil() {
+  if (tls_saved) {
+    PyThreadState* s = tls_saved;
+    tls_saved = nullptr;
+    PyEval_RestoreThread(s);
+  }
+}
+}  // namespace
+
 void set_active_tape(PyObject* obj, PyTape* tape) {
   tls_obj = obj;
   tls_tape = tape;
@@ -39,6 +66,7 @@ void set_active_tape(PyObject* obj, PyTape* tape) {
 
 void register_tape(py::module_& m) {
   g_local = py::module_::import("threading").attr("local")().release().ptr();
+  tapegrad::set_unlock_hooks({release_gil, acquire_gil});
 
   py::class_<PyTape>(m, "Tape", R"doc(
 An arena tape that Vars record their operations on.
@@ -50,10 +78,14 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
 )doc")
       .def(py::init<>())
       .def("clear", [](PyTape& t) {
+            enter(&t);
             t.tape.clear();
             t.reset_policy();
           }, "Rewind to empty in O(1), keeping the memory. Non-leaf Vars on it become stale.")
-      .def("collect", [](PyTape& t) { t.tape.collect(); },
+      .def("collect", [](PyTape& t) {
+            enter(&t);
+            t.tape.collect();
+          },
            "Compact now: keep only the records that live Vars reach.")
       .def("stats", [](const PyTape& t) {
             const tapegrad::TapeStats s = t.tape.stats();

@@ -16,8 +16,10 @@ namespace tgpy {
 std::vector<tapegrad::Tensor> sweep_tensors(const pybind11::sequence& seq, const char* fn, const char* what);
 /// Seeds or tangents: Tensors, arrays or numbers (None: a null tensor), as floats.
 std::vector<tapegrad::Tensor> sweep_seeds(const pybind11::sequence& seq);
-/// A recorded sweep (create_graph) records on the outputs' tape: opens `scope` on it.
-void on_outputs_tape(const std::vector<tapegrad::Tensor>& outs, std::optional<tapegrad::ScopedTape>& scope);
+/// A sweep from the outputs runs on their tape: holds it for this thread (`use`: its
+/// kernels release the GIL) and records there (`scope`, for create_graph).
+void on_outputs_tape(const std::vector<tapegrad::Tensor>& outs, std::optional<TapeUse>& use,
+                     std::optional<tapegrad::ScopedTape>& scope);
 /// Python Tensors for ts (None for a null one).
 pybind11::tuple tensor_tuple(const std::vector<tapegrad::Tensor>& ts);
 

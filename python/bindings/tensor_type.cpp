@@ -43,6 +43,7 @@ struct PyTensor {
   bool live_root() const { return tape && root != Tape::kNone && epoch == tape->tape.epoch(); }
   // The record may have moved (collect()): refresh the handle from the root.
   const Tensor& sync() {
+    enter(tape);
     if (live_root()) {
       tapegrad::TensorImpl& i = t.impl();
       i.rec = tape->tape.root_record(root);
@@ -51,6 +52,7 @@ struct PyTensor {
     return t;
   }
   void release() {
+    enter(tape);
     if (live_root()) {
       Tape& tp = tape->tape;
       tp.remove_root(root);
@@ -281,11 +283,13 @@ class Call {
   void begin() {
     tape_ = chosen_.tape ? chosen_ : active_tape();
     if (!tape_.obj) throw py::error_already_set();
+    use_.emplace(tape_.tape);  // its kernels may release the GIL: the tape is this thread's meanwhile
     scope_.emplace(tape_.tape->tape);
   }
 
   ActiveTape chosen_{nullptr, nullptr};
   ActiveTape tape_{nullptr, nullptr};
+  std::optional<TapeUse> use_;
   std::optional<tapegrad::ScopedTape> scope_;
 };
 
@@ -382,6 +386,7 @@ py::object binary_call(py::handle x, py::handle y, F f) {
 py::object do_backward(PyTensor& self, const py::object& gradient, const py::object& retain_graph,
                        bool create_graph) {
   (void)retain_graph;  // graphs are kept until their last result dies: always retained
+  TapeUse use(self.tape);  // the sweep's kernels release the GIL: the tape is this thread's meanwhile
   const Tensor& t = self.sync();
   if (t.requires_grad() && !t.is_leaf() && !self.live_root())
     throw tapegrad::Error("tapegrad: backward() on a stale Tensor: its tape was cleared after it was recorded");
@@ -499,10 +504,13 @@ std::vector<Tensor> sweep_seeds(const py::sequence& seq) {
   }
   return r;
 }
-// A recorded sweep (create_graph) records on the outputs' tape.
-void on_outputs_tape(const std::vector<Tensor>& outs, std::optional<tapegrad::ScopedTape>& scope) {
+// A sweep from the outputs runs on their tape: it is this thread's meanwhile (its kernels
+// release the GIL), and a recorded sweep (create_graph) records there.
+void on_outputs_tape(const std::vector<Tensor>& outs, std::optional<TapeUse>& use,
+                     std::optional<tapegrad::ScopedTape>& scope) {
   for (const Tensor& y : outs)
     if (!y.is_leaf() && y.impl().tape) {
+      use.emplace(reinterpret_cast<PyTape*>(y.impl().tape));  // every tape Python sees is a PyTape
       scope.emplace(*y.impl().tape);
       return;
     }
@@ -896,16 +904,18 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     const std::vector<Tensor> outs = sweep_tensors(outputs, "autograd.grad", "outputs"), ins = sweep_tensors(inputs, "autograd.grad", "inputs");
     std::vector<Tensor> seeds;
     if (grad_outputs) seeds = sweep_seeds(*grad_outputs);
+    std::optional<TapeUse> use;
     std::optional<tapegrad::ScopedTape> scope;
-    on_outputs_tape(outs, scope);
+    on_outputs_tape(outs, use, scope);
     return tensor_tuple(tapegrad::grad(outs, ins, seeds, create_graph, allow_unused));
   });
   m.def("_jvp", [](const py::sequence& outputs, const py::sequence& inputs, const py::sequence& tangents,
                    bool create_graph, bool batched) {
     const std::vector<Tensor> outs = sweep_tensors(outputs, "autograd.jvp", "outputs"), ins = sweep_tensors(inputs, "autograd.jvp", "inputs");
     const std::vector<Tensor> tans = sweep_seeds(tangents);
+    std::optional<TapeUse> use;
     std::optional<tapegrad::ScopedTape> scope;
-    on_outputs_tape(outs, scope);
+    on_outputs_tape(outs, use, scope);
     return tensor_tuple(tapegrad::jvp(outs, ins, tans, create_graph, batched));
   });
 

@@ -36,8 +36,9 @@ struct PyLevel {
 // Records on the outputs' tape (a recorded sweep adds its gradients there).
 template <class F>
 py::tuple on_tape_of(const std::vector<Tensor>& outs, F f) {
+  std::optional<TapeUse> use;
   std::optional<tapegrad::ScopedTape> scope;
-  on_outputs_tape(outs, scope);
+  on_outputs_tape(outs, use, scope);
   return tensor_tuple(f());
 }
 
@@ -93,8 +94,9 @@ void register_transforms(py::module_& m) {
       }, py::arg("outputs"), py::arg("vars"), py::arg("tangents"), py::arg("record"), py::arg("batched") = false);
   t.def("jacobian", [](const py::sequence& outputs, const py::sequence& vars, bool forward, bool record) {
         const std::vector<Tensor> outs = tensors(outputs, "outputs");
+        std::optional<TapeUse> use;
         std::optional<tapegrad::ScopedTape> scope;
-        on_outputs_tape(outs, scope);
+        on_outputs_tape(outs, use, scope);
         py::list rows;
         for (const std::vector<Tensor>& row :
              transforms::jacobian(outs, tensors(vars, "arguments"),

@@ -113,6 +113,7 @@ inline bool has_live_root(const VarObject* v) {
 // Drops v's root on its tape. A tape left with no non-leaf Var is cleared: O(1), and
 // nothing that Python can still reach needs its records.
 void release_root(VarObject* v) {
+  enter(v->tape);  // (while another thread sweeps the tape, its roots stay as they are)
   if (has_live_root(v)) {
     Tape& t = v->tape->tape;
     t.remove_root(v->root);
@@ -131,6 +132,7 @@ void set_tape(VarObject* v, PyObject* obj, PyTape* tape) {
 }
 
 void drop_sink(SinkRef& s) {
+  enter(s.tape);  // a sweep of another thread may be about to deliver into this sink
   if (s.live()) s.tape->tape.remove_sink(s.slot);
   Py_CLEAR(s.tape_obj);
   s.tape = nullptr;
@@ -205,9 +207,13 @@ ActiveTape op_tape(VarObject* a, VarObject* b) {
       throw tapegrad::Error("tapegrad: the two operands were recorded on different tapes");
     n = v;
   }
-  if (n) return {n->tape_obj, n->tape};
+  if (n) {
+    enter(n->tape);
+    return {n->tape_obj, n->tape};
+  }
   ActiveTape t = active_tape();
   if (!t.obj) throw std::bad_alloc();
+  enter(t.tape);
   return t;
 }
 
@@ -618,6 +624,7 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
       Py_RETURN_NONE;
     }
     if (!has_live_root(v)) throw_stale();
+    TapeUse use(v->tape);  // tensor nodes' kernels may release the GIL during the sweep
     Tape& t = v->tape->tape;
     const std::uint32_t from = t.root_record(v->root);
     if (create_graph) {
@@ -824,6 +831,7 @@ PyObject* var_jvp_function(PyObject*, PyObject* args) {
     if (!tans) throw tapegrad::Error("tapegrad: jvp(): tangents must be a sequence");
     for (Py_ssize_t k = 0; k < ni; ++k) var_item(ins, k, "jvp", "inputs");
     const ActiveTape t = outputs_tape(outs, "jvp", false);
+    TapeUse use(t.tape);
     Tape& tape = t.tape->tape;
     std::vector<std::uint32_t> ys(static_cast<std::size_t>(no), Tape::kNone);
     for (Py_ssize_t o = 0; o < no; ++o) {
@@ -862,6 +870,7 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
       throw tapegrad::Error("tapegrad: grad(): grad_outputs has a different length than outputs");
     const ActiveTape t = outputs_tape(outs, "grad", true);
     for (Py_ssize_t k = 0; k < ni; ++k) var_item(ins, k, "grad", "inputs");
+    TapeUse use(t.tape);
     tapegrad::ScopedTape scope(t.tape->tape);
     std::vector<tapegrad::Var> ys, ss;
     for (Py_ssize_t k = 0; k < no; ++k) {

@@ -31,9 +31,12 @@ namespace transforms {
 
 /// The extent of one transformation in this thread. It must record its derivatives
 /// (create_graph) when it is nested in another one, or when an argument is already a
-/// variable of an outer computation (the caller differentiates through the result).
+/// variable of an outer computation that records (the caller differentiates through the
+/// result; not under the caller's no_grad).
 /// Otherwise, with `own_tape`, it runs on a tape of its own, dropped when it ends, so that
 /// nothing is left on the caller's tape (the Python module opens a Python tape instead).
+/// Grad mode is on inside, whatever the caller's (no_grad around a transformation does not
+/// switch it off, as with torch.func), and restored after.
 class Level {
  public:
   explicit Level(bool argument_requires_grad, bool own_tape = true);
@@ -47,6 +50,7 @@ class Level {
  private:
   struct Scope;
   bool record_;
+  bool grad_mode_;  // the caller's
   std::unique_ptr<Scope> scope_;
 };
 

@@ -315,6 +315,42 @@ inline Tape& Tape::active() {
   return TAPEGRAD_LIKELY(t != nullptr) ? *t : detail::init_active_tape();
 }
 
+/// Long kernels let the host run other threads meanwhile. An embedding that holds a lock
+/// while it calls tapegrad (Python's GIL) installs `release` and `acquire`, which are called
+/// on the calling thread around each kernel of at least `kMinUnlockedWork` operations
+/// (matrix products, elementwise loops, reductions, in forward passes and in sweeps). Such a
+/// kernel reads its inputs and writes its fresh result: it touches no tape and no gradient.
+struct UnlockHooks {
+  void (*release)() = nullptr;
+  void (*acquire)() = nullptr;
+};
+void set_unlock_hooks(UnlockHooks hooks) noexcept;
+inline constexpr std::int64_t kMinUnlockedWork = std::int64_t(1) << 16;
+
+namespace detail {
+/// The extent of one kernel of `work` operations: the hooks are called around it when the
+/// work is large and no enclosing scope forbids it (NoUnlock, or an enclosing Unlocked).
+class Unlocked {
+ public:
+  explicit Unlocked(std::int64_t work) noexcept;
+  ~Unlocked();
+  Unlocked(const Unlocked&) = delete;
+  Unlocked& operator=(const Unlocked&) = delete;
+
+ private:
+  bool released_ = false;
+};
+/// A scope in which kernels keep the host's lock (while a lock of tapegrad's own is held, so
+/// that no thread waits on it while holding the host's lock).
+class NoUnlock {
+ public:
+  NoUnlock() noexcept;
+  ~NoUnlock();
+  NoUnlock(const NoUnlock&) = delete;
+  NoUnlock& operator=(const NoUnlock&) = delete;
+};
+}  // namespace detail
+
 /// Makes `tape` the active tape of this thread until the end of the scope (they nest).
 class ScopedTape {
  public:

@@ -22,6 +22,7 @@ namespace {
 // z[i] = f(x[i], y[i]) over the broadcast shape of z (x, y, z of one dtype T; z contiguous).
 template <class T, class R, class F>
 void map2(const Tensor& x, const Tensor& y, const Tensor& z, F f) {
+  Unlocked unlocked(z.numel());
   const T* xp = static_cast<const T*>(x.raw_data());
   const T* yp = static_cast<const T*>(y.raw_data());
   R* zp = static_cast<R*>(z.raw_data());
@@ -55,6 +56,7 @@ void map2(const Tensor& x, const Tensor& y, const Tensor& z, F f) {
 template <class T, class F>
 Tensor map4(const Tensor& x, const Tensor& y, const Tensor& z, const Tensor& g, F f) {
   Tensor out = empty_tensor(z.shape(), z.dtype());
+  Unlocked unlocked(out.numel());
   const T* xp = static_cast<const T*>(x.raw_data());
   const T* yp = static_cast<const T*>(y.raw_data());
   const T* zp = static_cast<const T*>(z.raw_data());
@@ -159,11 +161,14 @@ Tensor unary(const Tensor& x0, const char* name) {
   const Tensor x = convert(x0, is_floating(x0.dtype()) ? x0.dtype() : DType::Float64);
   Tensor z = empty_tensor(x.shape(), x.dtype());
   const std::int64_t n = x.numel();
-  TG_FLOAT_DISPATCH(x.dtype(), T, {
-    const T* a = x.data<T>();
-    T* r = z.data<T>();
-    for (std::int64_t i = 0; i < n; ++i) r[i] = static_cast<T>(Rule<op>::forward(static_cast<double>(a[i])));
-  });
+  {
+    Unlocked unlocked(n);
+    TG_FLOAT_DISPATCH(x.dtype(), T, {
+      const T* a = x.data<T>();
+      T* r = z.data<T>();
+      for (std::int64_t i = 0; i < n; ++i) r[i] = static_cast<T>(Rule<op>::forward(static_cast<double>(a[i])));
+    });
+  }
   if (!rec.on()) return z;
   return rec.record(std::make_unique<UnaryNode<op>>(x), z);
 }

@@ -83,11 +83,13 @@ namespace detail {
 constexpr std::int64_t kIntMax = 0x7fffffff;
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                  std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  Unlocked unlocked(m * n * std::max<std::int64_t>(k, 1));
   if (std::max({m, n, k, lda, ldb, ldc}) > kIntMax) return builtin_gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   g_sgemm.load()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
                   std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
+  Unlocked unlocked(m * n * std::max<std::int64_t>(k, 1));
   if (std::max({m, n, k, lda, ldb, ldc}) > kIntMax) return builtin_gemm<double>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   g_dgemm.load()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -55,6 +55,7 @@ Tensor reduce(const Tensor& x, const std::vector<int>& axes, Reduce kind, const 
   if ((kind == Reduce::Max || kind == Reduce::Min) && x.numel() == 0 && m > 0)
     throw_error(std::string("tapegrad: ") + name + ": zero-size reduction has no identity (shape " +
                 shape_str(x.shape()) + ")");
+  Unlocked unlocked(x.numel());
   TG_FLOAT_DISPATCH(x.dtype(), T, {
     // Accumulate in double: float32 sums stay accurate.
     std::vector<double> acc(static_cast<std::size_t>(m));

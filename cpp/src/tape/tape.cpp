@@ -303,6 +303,35 @@ TapeStats Tape::stats() const noexcept {
   return s;
 }
 
+namespace {
+std::atomic<void (*)()> g_release{nullptr};
+std::atomic<void (*)()> g_acquire{nullptr};
+thread_local int tls_no_unlock = 0;  // Unlocked scopes open, or NoUnlock scopes
+}  // namespace
+
+void set_unlock_hooks(UnlockHooks hooks) noexcept {
+  g_acquire.store(hooks.acquire);
+  g_release.store(hooks.release);
+}
+
+namespace detail {
+Unlocked::Unlocked(std::int64_t work) noexcept {
+  if (work < kMinUnlockedWork || tls_no_unlock > 0) return;
+  void (*release)() = g_release.load();
+  if (!release || !g_acquire.load()) return;
+  ++tls_no_unlock;
+  released_ = true;
+  release();
+}
+Unlocked::~Unlocked() {
+  if (!released_) return;
+  g_acquire.load()();
+  --tls_no_unlock;
+}
+NoUnlock::NoUnlock() noexcept { ++tls_no_unlock; }
+NoUnlock::~NoUnlock() { --tls_no_unlock; }
+}  // namespace detail
+
 ScopedTape::ScopedTape(Tape& tape) noexcept : previous_(detail::tls_active) { detail::tls_active = &tape; }
 ScopedTape::~ScopedTape() { detail::tls_active = previous_; }
 

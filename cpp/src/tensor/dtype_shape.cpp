@@ -103,6 +103,11 @@ namespace detail {
 
 [[noreturn]] void throw_error(const std::string& msg) { throw Error(msg); }
 
+std::mutex& leaf_mutex(const TensorImpl* p) noexcept {
+  static std::mutex locks[64];
+  return locks[(reinterpret_cast<std::uintptr_t>(p) >> 6) % 64];
+}
+
 void assign_grad(TensorImpl& p, std::shared_ptr<TensorImpl> g) {
   if (p.grad_root != Tape::kNone && p.grad_tape && p.grad_tape->epoch() == p.grad_epoch)
     p.grad_tape->remove_root(p.grad_root);

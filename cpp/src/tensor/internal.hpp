@@ -5,6 +5,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,13 @@
 namespace tapegrad::detail {
 
 [[noreturn]] void throw_error(const std::string& msg);
+/// The lock of a leaf's shared state (its record cache and its .grad), for leaves used by
+/// several threads at once: one of a fixed set of mutexes, picked by address. Holders keep
+/// the host's lock too (NoUnlock), so that no thread waits on it while holding the host's.
+std::mutex& leaf_mutex(const TensorImpl* p) noexcept;
+/// p's .grad, its handle refreshed if it is a recorded gradient (collect() may move it).
+/// The caller holds leaf_mutex(&p).
+Tensor current_grad(TensorImpl& p);
 /// The most elements a tensor may have (2^48: far beyond memory, far below overflow).
 inline constexpr std::int64_t kMaxElements = std::int64_t(1) << 48;
 /// The element count of a shape from a user: ValueError (after `what`, as "reshape: ") for a negative
@@ -271,4 +279,7 @@ using detail::tangent_as_rank;
 using detail::tangent_axes;
 using detail::throw_error;
 using detail::TNode;
+using detail::Unlocked;
+using detail::NoUnlock;
+using detail::leaf_mutex;
 }  // namespace tapegrad

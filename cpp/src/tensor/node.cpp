@@ -62,9 +62,12 @@ class LeafNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override {
     TensorImpl& p = *leaf_;
+    // Several threads' sweeps may deliver into one leaf: one at a time.
+    std::lock_guard<std::mutex> lock(leaf_mutex(&p));
+    NoUnlock keep_host_lock;
     if (grad_enabled()) {  // create_graph: .grad is a recorded result
       const Tensor gd = astype(g, p.dtype);
-      const Tensor old = Tensor(leaf_).grad();
+      const Tensor old = current_grad(p);
       assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
       return;
     }
@@ -106,6 +109,7 @@ std::uint32_t record_of(const Tensor& t, Tape& tape) {
     if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
     throw_unusable_tensor(t);
   }
+  std::lock_guard<std::mutex> lock(leaf_mutex(&p));  // a leaf may be used by several threads
   if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
   auto node = std::make_unique<LeafNode>(t.impl_ptr());
   node->out_ = t.impl_ptr();

@@ -145,6 +145,12 @@ Tensor& Tensor::requires_grad_(bool on) {
 
 Tensor Tensor::grad() const {
   TensorImpl& p = impl();
+  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  return detail::current_grad(p);
+}
+
+namespace detail {
+Tensor current_grad(TensorImpl& p) {
   // A recorded gradient may have moved (collect()): refresh its handle from its root.
   if (p.grad && p.grad_root != Tape::kNone && p.grad_tape && p.grad_tape->epoch() == p.grad_epoch) {
     p.grad->rec = p.grad_tape->root_record(p.grad_root);
@@ -152,16 +158,15 @@ Tensor Tensor::grad() const {
   }
   return Tensor(p.grad);
 }
+}  // namespace detail
 
 void Tensor::set_grad(const Tensor& g) {
-  if (!g.defined()) {
-    detail::assign_grad(impl(), nullptr);
-    return;
-  }
-  if (g.shape() != shape())
+  if (g.defined() && g.shape() != shape())
     throw_error("tapegrad: a gradient of shape " + shape_str(g.shape()) + " for a tensor of shape " +
                 shape_str(shape()));
-  detail::assign_grad(impl(), (g.dtype() == dtype() ? g : astype(g, dtype())).impl_ptr());
+  std::shared_ptr<TensorImpl> v = g.defined() ? (g.dtype() == dtype() ? g : astype(g, dtype())).impl_ptr() : nullptr;
+  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&impl()));
+  detail::assign_grad(impl(), std::move(v));
 }
 
 void Tensor::retain_grad() {
