@@ -52,6 +52,9 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=O
 cmake --build build/asan -j "$jobs"
 ctest --test-dir build/asan --output-on-failure --no-tests=error -j "$jobs"
 
+echo "== the Python suite's core against an ASan + UBSan build of the extension"
+bash scripts/test_asan_python.sh
+
 echo "== C++ threads suite under ThreadSanitizer (tapes on several threads, a shared leaf)"
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_SANITIZE_THREAD=ON \
   -DTAPEGRAD_BUILD_BENCH=OFF -DTAPEGRAD_BLAS=OFF >/dev/null
