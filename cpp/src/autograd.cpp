@@ -349,7 +349,7 @@ void Tensor::backward(const Tensor& gradient, bool create_graph) const {
     else detail::accumulate_into(p.grad, g, true);
     return;
   }
-  if (p.gen != p.tape->generation()) detail::throw_unusable_tensor(*this);
+  if (!detail::is_current(p.tape, p.gen)) detail::throw_unusable_tensor(*this);
   if (create_graph) {
     std::vector<Var> adj;
     std::vector<char> has;
@@ -395,7 +395,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
       throw_error("tapegrad: grad(): an output does not require grad (no input requires grad, or it was "
                   "computed under no_grad)");
     if (p.leaf) continue;
-    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
+    if (!detail::is_current(p.tape, p.gen)) detail::throw_unusable_tensor(y);
     if (tape && tape != p.tape) throw_error("tapegrad: grad(): the outputs were recorded on different tapes");
     tape = p.tape;
   }
@@ -542,7 +542,7 @@ std::vector<Tensor> jvp(const std::vector<Tensor>& outputs, const std::vector<Te
   for (const Tensor& y : outputs) {
     const TensorImpl& p = y.impl();
     if (p.leaf || !p.requires_grad) continue;
-    if (!p.tape || p.gen != p.tape->generation()) detail::throw_unusable_tensor(y);
+    if (!detail::is_current(p.tape, p.gen)) detail::throw_unusable_tensor(y);
     if (tape && tape != p.tape) throw_error("tapegrad: jvp(): the outputs were recorded on different tapes");
     tape = p.tape;
   }

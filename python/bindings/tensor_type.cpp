@@ -78,7 +78,7 @@ py::object wrap_tensor(Tensor t) {
   auto holder = std::make_unique<PyTensor>(std::move(t));
   PyTensor& p = *holder;
   const tapegrad::TensorImpl& i = p.t.impl();
-  if (i.requires_grad && !i.leaf && i.tape && i.gen == i.tape->generation()) {
+  if (i.requires_grad && !i.leaf && tapegrad::detail::is_current(i.tape, i.gen)) {
     PyTape* pt = reinterpret_cast<PyTape*>(i.tape);
     py::object tobj = py::cast(pt, py::return_value_policy::reference);
     p.root = pt->tape.add_root(i.rec, nullptr, false);
@@ -223,10 +223,13 @@ class Call {
     begin();
   }
 
-  // A tensor operand; numbers become 0-d tensors of dtype `like` (weak scalars).
+  // A tensor operand; numbers become 0-d tensors of dtype `like` (weak scalars). Converting
+  // one may run any Python code (__array__, __float__): the tape is held meanwhile, and the
+  // op validates every operand's record again when it records.
   Tensor arg(py::handle o, DType like = DType::Float64) {
     if (PyTensor* p = as_pytensor(o)) return p->sync();
     if (is_var_object(o.ptr())) {
+      enter(tape_.tape);
       const std::uint32_t rec = var_record_on(o.ptr(), tape_);
       Tensor t = tapegrad::detail::scalar_record_tensor(&tape_.tape->tape, rec, var_value(o.ptr()));
       return tapegrad::is_floating(like) ? tapegrad::astype(t, like) : t;
@@ -244,6 +247,15 @@ class Call {
     return tensor_from_array(o, std::nullopt, false);
   }
 
+  // The op itself, once its operands are converted: the tape is this thread's while it runs
+  // (its kernels may release the GIL), and its result is wrapped.
+  template <class F>
+  py::object run(F f) {
+    TapeUse use(tape_.tape);
+    return wrap(f());
+  }
+
+ private:
   py::object wrap(Tensor r) {
     auto holder = std::make_unique<PyTensor>(std::move(r));
     PyTensor& p = *holder;
@@ -261,7 +273,6 @@ class Call {
     return py::cast(std::move(holder));
   }
 
- private:
   void note(py::handle o) {
     ActiveTape t{nullptr, nullptr};
     if (PyTensor* p = as_pytensor(o)) {
@@ -283,13 +294,13 @@ class Call {
   void begin() {
     tape_ = chosen_.tape ? chosen_ : active_tape();
     if (!tape_.obj) throw py::error_already_set();
-    use_.emplace(tape_.tape);  // its kernels may release the GIL: the tape is this thread's meanwhile
+    tape_ref_ = py::reinterpret_borrow<py::object>(tape_.obj);  // a conversion may close a `with` block
     scope_.emplace(tape_.tape->tape);
   }
 
   ActiveTape chosen_{nullptr, nullptr};
   ActiveTape tape_{nullptr, nullptr};
-  std::optional<TapeUse> use_;
+  py::object tape_ref_;
   std::optional<tapegrad::ScopedTape> scope_;
 };
 
@@ -313,6 +324,7 @@ std::int64_t index_arg(py::handle o, const char* what) {
 // An ndarray of one or more dimensions has __index__ (which refuses it): a sequence here.
 bool is_one_int(py::handle o) {
   if (!PyIndex_Check(o.ptr()) || PyBool_Check(o.ptr())) return false;
+  if (PyTensor* p = as_pytensor(o)) return p->t.ndim() == 0;
   return !py::isinstance<py::array>(o) || py::reinterpret_borrow<py::array>(o).ndim() == 0;
 }
 
@@ -321,10 +333,20 @@ std::vector<std::int64_t> ints_arg(py::handle o, const char* what) {
   if (PyUnicode_Check(o.ptr()) || PyBytes_Check(o.ptr()) || !PySequence_Check(o.ptr()))
     throw py::type_error(std::string("tapegrad: ") + what + " must be an int or a sequence of ints, not " +
                          Py_TYPE(o.ptr())->tp_name);
+  // Its length first: __len__ may raise, or claim more entries than any shape has.
+  const Py_ssize_t n = PySequence_Size(o.ptr());
+  if (n < 0) throw py::error_already_set();
+  if (n > 64)
+    throw py::value_error(std::string("tapegrad: ") + what + " has " + std::to_string(n) +
+                          " entries: tensors have at most 64 dimensions");
   std::vector<std::int64_t> r;
-  // py::object, not py::handle: a sequence that builds its items on access (an ndarray, a
-  // Tensor) gives new references, which a handle would not keep alive.
-  for (py::object e : py::reinterpret_borrow<py::sequence>(o)) r.push_back(index_arg(e, what));
+  for (Py_ssize_t k = 0; k < n; ++k) {
+    // an owned item: a sequence that builds its items on access (an ndarray, a Tensor) gives
+    // new references, which a borrowed handle would not keep alive
+    py::object e = py::reinterpret_steal<py::object>(PySequence_GetItem(o.ptr(), k));
+    if (!e) throw py::error_already_set();
+    r.push_back(index_arg(e, what));
+  }
   return r;
 }
 
@@ -341,6 +363,9 @@ std::vector<int> axis_ints(const std::vector<std::int64_t>& v) {
   for (std::int64_t a : v) r.push_back(axis_int(a));
   return r;
 }
+
+// One axis (an int; anything with __index__).
+int one_axis(const py::object& axis) { return axis_int(index_arg(axis, "axis")); }
 
 Axes axes_arg(const py::object& axis) {
   if (axis.is_none()) return Axes();
@@ -371,7 +396,8 @@ std::optional<DType> reduction_options(const char* name, const py::object& dtype
 template <class F>
 py::object unary_call(py::handle x, F f) {
   Call c({x});
-  return c.wrap(f(c.arg(x)));
+  const Tensor a = c.arg(x);
+  return c.run([&] { return f(a); });
 }
 
 template <class F>
@@ -380,13 +406,12 @@ py::object binary_call(py::handle x, py::handle y, F f) {
   const DType like = like_of(x, y);
   Tensor a = c.arg(x, like);
   Tensor b = c.arg(y, like);
-  return c.wrap(f(a, b));
+  return c.run([&] { return f(a, b); });
 }
 
 py::object do_backward(PyTensor& self, const py::object& gradient, const py::object& retain_graph,
                        bool create_graph) {
   (void)retain_graph;  // graphs are kept until their last result dies: always retained
-  TapeUse use(self.tape);  // the sweep's kernels release the GIL: the tape is this thread's meanwhile
   const Tensor& t = self.sync();
   if (t.requires_grad() && !t.is_leaf() && !self.live_root())
     throw tapegrad::Error("tapegrad: backward() on a stale Tensor: its tape was cleared after it was recorded");
@@ -402,9 +427,13 @@ py::object do_backward(PyTensor& self, const py::object& gradient, const py::obj
     g = pg ? pg->sync() : tensor_from_array(gradient, std::nullopt, false);
     if (!tapegrad::is_floating(g.dtype())) g = tapegrad::astype(g, t.dtype());
   }
+  // The sweep's kernels release the GIL: the tape is this thread's meanwhile (taken after the
+  // conversions above, which may run Python code that uses it).
+  TapeUse use(self.tape);
   // create_graph: the sweep records on the output's tape; the gradients are results there.
   std::optional<tapegrad::ScopedTape> scope;
-  if (create_graph && t.impl().tape) scope.emplace(*t.impl().tape);
+  if (create_graph && tapegrad::detail::is_current(t.impl().tape, t.impl().gen))
+    scope.emplace(*t.impl().tape);
   if (create_graph && !t.is_leaf() && self.live_root()) {
     // The recorded sweep; Var leaves it reaches get recorded gradients (Vars) as .grad.
     if (g.shape() != t.shape()) t.backward(g);  // raises, naming both shapes
@@ -509,7 +538,7 @@ std::vector<Tensor> sweep_seeds(const py::sequence& seq) {
 void on_outputs_tape(const std::vector<Tensor>& outs, std::optional<TapeUse>& use,
                      std::optional<tapegrad::ScopedTape>& scope) {
   for (const Tensor& y : outs)
-    if (!y.is_leaf() && y.impl().tape) {
+    if (!y.is_leaf() && tapegrad::detail::is_current(y.impl().tape, y.impl().gen)) {
       use.emplace(reinterpret_cast<PyTape*>(y.impl().tape));  // every tape Python sees is a PyTape
       scope.emplace(*y.impl().tape);
       return;
@@ -571,7 +600,11 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       .def_property_readonly("is_leaf", [](const PyTensor& p) { return p.t.is_leaf(); })
       .def_property(
           "requires_grad", [](const PyTensor& p) { return p.t.requires_grad(); },
-          [](PyTensor& p, bool on) { p.t.requires_grad_(on); })
+          [](PyTensor& p, const py::object& on) {
+            if (!PyBool_Check(on.ptr()))
+              throw py::type_error(std::string("tapegrad: requires_grad must be a bool, not ") + Py_TYPE(on.ptr())->tp_name);
+            p.t.requires_grad_(on.ptr() == Py_True);
+          })
       .def_property(
           "grad",
           [](const PyTensor& p) -> py::object {
@@ -623,6 +656,13 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
         PyObject* r = PyNumber_Long(item_object(p.t).ptr());
         if (!r) throw py::error_already_set();
         return py::reinterpret_steal<py::object>(r);
+      })
+      .def("__index__", [](const PyTensor& p) {
+        if (p.t.numel() != 1 || p.t.dtype() == DType::Float32 || p.t.dtype() == DType::Float64)
+          throw py::type_error("tapegrad: only integer tensors of a single element can be converted to an index "
+                               "(this one is " + std::string(tapegrad::dtype_name(p.t.dtype())) + " of shape " +
+                               tapegrad::shape_str(p.t.shape()) + ")");
+        return item_object(p.t);
       })
       .def("__bool__", [](const PyTensor& p) {
         if (p.t.numel() == 0)
@@ -728,10 +768,12 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
            py::arg("dtype") = py::none(), py::arg("out") = py::none());
     def_op(cls, ops, "std", sf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false,
            py::arg("dtype") = py::none(), py::arg("out") = py::none());
-    auto smf = [](py::handle x, int axis) {
+    auto smf = [](py::handle x, const py::object& axis_obj) {
+      const int axis = one_axis(axis_obj);
       return unary_call(x, [axis](const Tensor& t) { return tapegrad::softmax(t, axis); });
     };
-    auto lsmf = [](py::handle x, int axis) {
+    auto lsmf = [](py::handle x, const py::object& axis_obj) {
+      const int axis = one_axis(axis_obj);
       return unary_call(x, [axis](const Tensor& t) { return tapegrad::log_softmax(t, axis); });
     };
     def_op(cls, ops, "softmax", smf, py::arg("axis") = -1);
@@ -756,7 +798,8 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     const Axes ax = axes_arg(axis);
     return unary_call(x, [&](const Tensor& t) { return tapegrad::squeeze(t, ax); });
   };
-  auto unsqueeze_f = [](py::handle x, int axis) {
+  auto unsqueeze_f = [](py::handle x, const py::object& axis_obj) {
+    const int axis = one_axis(axis_obj);
     return unary_call(x, [axis](const Tensor& t) { return tapegrad::unsqueeze(t, axis); });
   };
   auto broadcast_f = [](py::handle x, const py::object& shape) {
@@ -798,7 +841,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     Call c({cond, a, b});
     const DType like = like_of(a, b);
     Tensor ct = c.arg(cond), at = c.arg(a, like), bt = c.arg(b, like);
-    return c.wrap(tapegrad::where(ct, at, bt));
+    return c.run([&] { return tapegrad::where(ct, at, bt); });
   });
   auto seq_f = [](const py::object& xs, int axis, bool stack) {
     // Any iterable (a list, an ndarray, a generator); its items held, as an ndarray or a
@@ -815,11 +858,11 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       if (PyTensor* p = as_pytensor(h)) like = p->t.dtype();
     std::vector<Tensor> ts;
     for (py::handle h : hs) ts.push_back(c.arg(h, like));
-    return c.wrap(stack ? tapegrad::stack(ts, axis) : tapegrad::concatenate(ts, axis));
+    return c.run([&] { return stack ? tapegrad::stack(ts, axis) : tapegrad::concatenate(ts, axis); });
   };
-  ops.def("concatenate", [seq_f](const py::object& xs, int axis) { return seq_f(xs, axis, false); },
+  ops.def("concatenate", [seq_f](const py::object& xs, const py::object& axis) { return seq_f(xs, one_axis(axis), false); },
           py::arg("tensors"), py::arg("axis") = 0);
-  ops.def("stack", [seq_f](const py::object& xs, int axis) { return seq_f(xs, axis, true); },
+  ops.def("stack", [seq_f](const py::object& xs, const py::object& axis) { return seq_f(xs, one_axis(axis), true); },
           py::arg("tensors"), py::arg("axis") = 0);
 
   // --- methods written in Python (tapegrad/_tensor.py): indexing keys, printing, pickling -----
@@ -851,7 +894,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     Tensor t = c.arg(x);
     PyTensor* pi = as_pytensor(index);
     Tensor idx = pi ? pi->t : tensor_from_array(index, DType::Int64, false);
-    return c.wrap(tapegrad::take(t, idx));
+    return c.run([&] { return tapegrad::take(t, idx); });
   });
   ops.def("_strided", [](py::handle x, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& step,
                          const Shape& shape) {

@@ -80,36 +80,33 @@ void register_transforms(py::module_& m) {
       }, py::arg("ts"), py::arg("record"));
   t.def("vjp", [](const py::sequence& outputs, const py::sequence& vars, const std::optional<py::sequence>& cotangents,
                   bool record) {
-        const std::vector<Tensor> outs = tensors(outputs, "outputs");
         std::vector<Tensor> cts;
-        if (cotangents) cts = sweep_seeds(*cotangents);
-        return on_tape_of(outs, [&] { return transforms::vjp(outs, tensors(vars, "arguments"), cts, record); });
+        if (cotangents) cts = sweep_seeds(*cotangents);  // (may run Python code: before the tape is held)
+        const std::vector<Tensor> outs = tensors(outputs, "outputs"), xs = tensors(vars, "arguments");
+        return on_tape_of(outs, [&] { return transforms::vjp(outs, xs, cts, record); });
       }, py::arg("outputs"), py::arg("vars"), py::arg("cotangents"), py::arg("record"));
   t.def("jvp", [](const py::sequence& outputs, const py::sequence& vars, const py::sequence& tangents, bool record,
                   bool batched) {
-        const std::vector<Tensor> outs = tensors(outputs, "outputs");
-        return on_tape_of(outs, [&] {
-          return transforms::jvp(outs, tensors(vars, "arguments"), sweep_seeds(tangents), record, batched);
-        });
+        const std::vector<Tensor> ts = sweep_seeds(tangents);
+        const std::vector<Tensor> outs = tensors(outputs, "outputs"), xs = tensors(vars, "arguments");
+        return on_tape_of(outs, [&] { return transforms::jvp(outs, xs, ts, record, batched); });
       }, py::arg("outputs"), py::arg("vars"), py::arg("tangents"), py::arg("record"), py::arg("batched") = false);
   t.def("jacobian", [](const py::sequence& outputs, const py::sequence& vars, bool forward, bool record) {
-        const std::vector<Tensor> outs = tensors(outputs, "outputs");
+        const std::vector<Tensor> outs = tensors(outputs, "outputs"), xs = tensors(vars, "arguments");
         std::optional<TapeUse> use;
         std::optional<tapegrad::ScopedTape> scope;
         on_outputs_tape(outs, use, scope);
         py::list rows;
         for (const std::vector<Tensor>& row :
-             transforms::jacobian(outs, tensors(vars, "arguments"),
-                                  forward ? transforms::Mode::Forward : transforms::Mode::Reverse, record))
+             transforms::jacobian(outs, xs, forward ? transforms::Mode::Forward : transforms::Mode::Reverse, record))
           rows.append(tensor_tuple(row));
         return rows;
       }, py::arg("outputs"), py::arg("vars"), py::arg("forward"), py::arg("record"));
   t.def("hvp", [](const py::sequence& outputs, const py::sequence& vars, const py::sequence& tangents, bool record) {
-        const std::vector<Tensor> outs = tensors(outputs, "outputs");
+        const std::vector<Tensor> ts = sweep_seeds(tangents);
+        const std::vector<Tensor> outs = tensors(outputs, "outputs"), xs = tensors(vars, "arguments");
         if (outs.size() != 1) throw py::value_error("hvp: one output");
-        return on_tape_of(outs, [&] {
-          return transforms::hvp(outs[0], tensors(vars, "arguments"), sweep_seeds(tangents), record);
-        });
+        return on_tape_of(outs, [&] { return transforms::hvp(outs[0], xs, ts, record); });
       }, py::arg("outputs"), py::arg("vars"), py::arg("tangents"), py::arg("record"));
 }
 

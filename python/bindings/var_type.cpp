@@ -670,6 +670,10 @@ PyObject* var_round(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   return out;
 }
 PyObject* var_format(PyObject* self, PyObject* spec) {
+  if (!PyUnicode_Check(spec)) {
+    PyErr_Format(PyExc_TypeError, "Var.__format__: the format spec must be a str, not %.100s", Py_TYPE(spec)->tp_name);
+    return nullptr;
+  }
   PyObject* f = nb_float(self);
   if (!f) return nullptr;
   PyObject* out = PyObject_Format(f, spec);
@@ -831,7 +835,6 @@ PyObject* var_jvp_function(PyObject*, PyObject* args) {
     if (!tans) throw tapegrad::Error("tapegrad: jvp(): tangents must be a sequence");
     for (Py_ssize_t k = 0; k < ni; ++k) var_item(ins, k, "jvp", "inputs");
     const ActiveTape t = outputs_tape(outs, "jvp", false);
-    TapeUse use(t.tape);
     Tape& tape = t.tape->tape;
     std::vector<std::uint32_t> ys(static_cast<std::size_t>(no), Tape::kNone);
     for (Py_ssize_t o = 0; o < no; ++o) {
@@ -842,6 +845,7 @@ PyObject* var_jvp_function(PyObject*, PyObject* args) {
     std::vector<tapegrad::Var> tv;
     for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(tans); ++k)
       tv.push_back(seed_value(PySequence_Fast_GET_ITEM(tans, k), 0.0, t, create_graph, "jvp", "tangent"));
+    TapeUse use(t.tape);  // after the conversions, which may run Python code
     std::vector<std::optional<tapegrad::Var>> rs(static_cast<std::size_t>(no));
     if (create_graph) {
       const auto d = tapegrad::detail::jvp_of_records(tape, ys, xs, tv);
@@ -870,13 +874,13 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
       throw tapegrad::Error("tapegrad: grad(): grad_outputs has a different length than outputs");
     const ActiveTape t = outputs_tape(outs, "grad", true);
     for (Py_ssize_t k = 0; k < ni; ++k) var_item(ins, k, "grad", "inputs");
-    TapeUse use(t.tape);
     tapegrad::ScopedTape scope(t.tape->tape);
     std::vector<tapegrad::Var> ys, ss;
     for (Py_ssize_t k = 0; k < no; ++k) {
       ys.push_back(core_var(reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(outs, k)), t));
       if (seeds) ss.push_back(seed_value(PySequence_Fast_GET_ITEM(seeds, k), 1.0, t, true, "grad", "grad_output"));
     }
+    TapeUse use(t.tape);  // after the conversions, which may run Python code
     const auto rs = tapegrad::detail::grad_of_records(t.tape->tape, ys, ss, records_of(ins, t.tape),
                                                       tapegrad::GradOptions{create_graph != 0, allow_unused != 0});
     return wrap_results(rs, t, create_graph);

@@ -35,7 +35,7 @@ from_numpy = _core.from_numpy
 def _shape(shape: Tuple[Any, ...]) -> Any:
     """zeros(2, 3) and zeros((2, 3)) alike (PyTorch's and NumPy's spellings)."""
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-        return tuple(shape[0])
+        return shape[0]  # a sequence: the core checks it (its length first)
     return tuple(shape)
 
 
@@ -69,15 +69,23 @@ def eye(n: int, m: Optional[int] = None, dtype: Any = None) -> Tensor:
     return _core._eye(n, -1 if m is None else m, dtype)
 
 
-def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def _like(t: Any) -> Tensor:
+    """t's shape and dtype as a tensor's (an array or a number is taken as tg.tensor takes it)."""
+    return t if isinstance(t, Tensor) else _core.tensor(t)
+
+
+def zeros_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    t = _like(t)
     return _core._full(t.shape, 0.0, t.dtype if dtype is None else dtype, requires_grad)
 
 
-def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    t = _like(t)
     return _core._full(t.shape, 1.0, t.dtype if dtype is None else dtype, requires_grad)
 
 
-def full_like(t: Tensor, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full_like(t: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    t = _like(t)
     return _core._full(t.shape, float(fill_value), t.dtype if dtype is None else dtype, requires_grad)
 
 
@@ -92,6 +100,9 @@ class _GradMode:
         self = super().__new__(cls)
         if func is None:
             return self
+        if not callable(func):
+            raise TypeError(f"tapegrad.{cls.__name__}() takes no argument, or the function it decorates "
+                            f"(got {type(func).__name__})")
         return cls()(func)
 
     def __init__(self, func: Any = None) -> None:

@@ -73,9 +73,11 @@ def _as_tensor(x: Any) -> Tensor:
 
 
 def _argnums(argnums: Argnums) -> Tuple[Tuple[int, ...], bool]:
-    if isinstance(argnums, int):
+    if isinstance(argnums, int) and not isinstance(argnums, bool):
         return (argnums,), True
-    return tuple(argnums), False
+    if isinstance(argnums, (tuple, list)) and all(isinstance(i, int) and not isinstance(i, bool) for i in argnums):
+        return tuple(argnums), False
+    raise TypeError(f"argnums must be an int or a tuple of ints, not {argnums!r}")
 
 
 class _Call:

@@ -308,6 +308,10 @@ Tape& init_active_tape();
 // pointers: `t` is looked up in the registry of live tapes (under its lock) before use.
 enum class HandleState { Current, Stale, Destroyed };
 HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept;
+/// Whether a handle of generation `gen` on `t` is current (t may be null or dangling).
+inline bool is_current(const Tape* t, std::uint32_t gen) noexcept {
+  return t && handle_state(t, gen) == HandleState::Current;
+}
 }  // namespace detail
 
 inline Tape& Tape::active() {

@@ -80,6 +80,7 @@ struct TensorImpl {
   Tape* grad_tape = nullptr;
   std::uint32_t grad_root = Tape::kNone;
   std::uint32_t grad_epoch = 0;
+  std::uint32_t grad_gen = 0;  ///< the tape's generation then: tells a destroyed tape (see handle_state)
   /// A tangent seed of shape (K, *s) that is the standard basis (row k is e_k, K = numel(s)):
   /// set by jvp() on its own view of the seed, kept by reshapes that keep the leading K, so
   /// that a matrix product with it is a copy instead of a product (vector forward mode).

@@ -93,10 +93,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 
 TensorImpl::~TensorImpl() {
   // A recorded gradient's root: removed if its tape is still alive and not rewound since.
-  if (grad_root != Tape::kNone && grad_tape &&
-      detail::handle_state(grad_tape, grad_tape->generation()) != detail::HandleState::Destroyed &&
-      grad_tape->epoch() == grad_epoch)
-    grad_tape->remove_root(grad_root);
+  if (detail::grad_root_live(*this)) grad_tape->remove_root(grad_root);
 }
 
 namespace detail {
@@ -108,15 +105,22 @@ std::mutex& leaf_mutex(const TensorImpl* p) noexcept {
   return locks[(reinterpret_cast<std::uintptr_t>(p) >> 6) % 64];
 }
 
+bool grad_root_live(const TensorImpl& p) noexcept {
+  // The tape may have been destroyed (its address even reused): looked up by the generation
+  // the root was made at, never by reading the tape first.
+  return p.grad_root != Tape::kNone && p.grad_tape &&
+         handle_state(p.grad_tape, p.grad_gen) != HandleState::Destroyed && p.grad_tape->epoch() == p.grad_epoch;
+}
+
 void assign_grad(TensorImpl& p, std::shared_ptr<TensorImpl> g) {
-  if (p.grad_root != Tape::kNone && p.grad_tape && p.grad_tape->epoch() == p.grad_epoch)
-    p.grad_tape->remove_root(p.grad_root);
+  if (grad_root_live(p)) p.grad_tape->remove_root(p.grad_root);
   p.grad_root = Tape::kNone;
   p.grad_tape = nullptr;
-  if (g && g->requires_grad && !g->leaf && g->tape && g->gen == g->tape->generation()) {
+  if (g && g->requires_grad && !g->leaf && is_current(g->tape, g->gen)) {
     p.grad_root = g->tape->add_root(g->rec, nullptr, false);
     p.grad_tape = g->tape;
     p.grad_epoch = g->tape->epoch();
+    p.grad_gen = g->tape->generation();
   }
   p.grad = std::move(g);
 }

@@ -23,6 +23,8 @@ std::mutex& leaf_mutex(const TensorImpl* p) noexcept;
 /// p's .grad, its handle refreshed if it is a recorded gradient (collect() may move it).
 /// The caller holds leaf_mutex(&p).
 Tensor current_grad(TensorImpl& p);
+/// Whether p's recorded gradient still holds a root on its tape (alive, not rewound since).
+bool grad_root_live(const TensorImpl& p) noexcept;
 /// The most elements a tensor may have (2^48: far beyond memory, far below overflow).
 inline constexpr std::int64_t kMaxElements = std::int64_t(1) << 48;
 /// The element count of a shape from a user: ValueError (after `what`, as "reshape: ") for a negative

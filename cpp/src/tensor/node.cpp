@@ -106,7 +106,7 @@ class LeafNode final : public TNode {
 std::uint32_t record_of(const Tensor& t, Tape& tape) {
   TensorImpl& p = t.impl();
   if (!p.leaf) {
-    if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
+    if (p.tape == &tape && p.gen == tape.generation()) return p.rec;  // (`tape` is alive: ours)
     throw_unusable_tensor(t);
   }
   std::lock_guard<std::mutex> lock(leaf_mutex(&p));  // a leaf may be used by several threads
@@ -285,7 +285,7 @@ void Recorder::init(const Tensor* const* inputs, std::size_t n, const char* op) 
     if (!p.requires_grad) continue;
     any = true;
     if (p.leaf) continue;
-    if (!p.tape || p.gen != p.tape->generation()) throw_unusable_tensor(*t);
+    if (!is_current(p.tape, p.gen)) throw_unusable_tensor(*t);
     if (tape && tape != p.tape)
       throw_error(std::string("tapegrad: ") + op + ": the operands were recorded on different tapes");
     tape = p.tape;

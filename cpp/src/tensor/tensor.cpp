@@ -86,6 +86,8 @@ Tensor Tensor::arange(double start, double stop, double step, DType dtype) {
   if (step == 0 || !std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step))
     throw_error("tapegrad: arange: the step must be nonzero and the bounds finite");
   const double len = std::ceil((stop - start) / step);
+  if (!(len < static_cast<double>(detail::kMaxElements)))  // (also NaN: inf - inf)
+    throw ValueError("tapegrad: arange: " + std::to_string(len) + " elements is too large");
   const std::int64_t n = len > 0 ? static_cast<std::int64_t>(len) : 0;
   Tensor r = empty_tensor({n}, dtype);
   TG_ANY_DISPATCH(dtype, T, {
@@ -152,7 +154,7 @@ Tensor Tensor::grad() const {
 namespace detail {
 Tensor current_grad(TensorImpl& p) {
   // A recorded gradient may have moved (collect()): refresh its handle from its root.
-  if (p.grad && p.grad_root != Tape::kNone && p.grad_tape && p.grad_tape->epoch() == p.grad_epoch) {
+  if (p.grad && grad_root_live(p)) {
     p.grad->rec = p.grad_tape->root_record(p.grad_root);
     p.grad->gen = p.grad_tape->generation();
   }
