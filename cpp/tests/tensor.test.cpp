@@ -597,3 +597,21 @@ TEST_CASE("hardening: shapes checked before any work; an empty inner dimension i
   // softmax over an empty axis: empty, as log_softmax
   CHECK(softmax(Tensor::ones({2, 0}), 1).shape() == Shape{2, 0});
 }
+
+TEST_CASE("hardening: a leaf's recorded gradient outliving its tape") {
+  Tensor x = Tensor::from_values({1.0, 2.0}, {2});
+  x.requires_grad_();
+  {
+    Tape tape;
+    ScopedTape scope(tape);
+    sum(x * x * x).backward(Tensor::full({}, 1.0), true);  // create_graph: x.grad is a result on `tape`, rooted there
+    CHECK(x.grad().requires_grad());
+  }
+  Tape other;  // may take the destroyed tape's memory
+  ScopedTape scope(other);
+  const Tensor g = x.grad();  // its values stay readable; using it as a result is an error
+  CHECK(g.to_vector() == std::vector<double>{3.0, 12.0});
+  CHECK_THROWS_WITH_AS(sum(g).backward(), doctest::Contains("destroyed"), Error);
+  x.zero_grad();  // drops the root it no longer has: nothing to do on a destroyed tape
+  CHECK(!x.grad().defined());
+}
