@@ -159,7 +159,8 @@ def _getitem(t: Tensor, key: Any) -> Tensor:
         return _basic_index(t, key)
     np_key = tuple(k.numpy() if isinstance(k, Tensor) else k for k in key)
     offsets = np.arange(t.size, dtype=np.int64).reshape(t.shape)[np_key]
-    return _ops._take(t, np.ascontiguousarray(offsets, dtype=np.int64))
+    # np.array, not np.ascontiguousarray: that one makes a 0-d result (x[np.array(1)]) 1-d
+    return _ops._take(t, np.array(offsets, dtype=np.int64, order="C", ndmin=0))
 
 
 def _basic_index(t: Tensor, key: Tuple[Any, ...]) -> Tensor:
