@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import random
+import sys
 from contextlib import redirect_stdout
 
 import numpy as np
+import pytest
 
 import tapegrad as tg
 from tapegrad import demo
@@ -39,5 +41,26 @@ def test_demo_trains_to_full_accuracy_and_reports_time() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "two moons, 100 points; MLP(2, [16, 16, 1]) with 337 parameters"
     assert lines[1].startswith("step   0  loss 0.895844  accuracy  50.0%") and lines[1].endswith("ms/step")
-    assert lines[-2].startswith("step  99  loss 0.010978  accuracy 100.0%")
-    assert lines[-1].startswith("median time per step:")
+    part1 = lines.index("") - 1  # part 1 ends at its median time; a blank line; part 2
+    assert lines[part1 - 1].startswith("step  99  loss 0.010978  accuracy 100.0%")
+    assert lines[part1].startswith("median time per step:")
+    # part 2: PyTorch-style code on tensors (nn.Sequential, optim.Adam), the same data and loss
+    part2 = lines[part1 + 2:]
+    assert lines[part1 + 2].startswith("the same with tensors: nn.Sequential") and "337 parameters" in lines[part1 + 2]
+    assert part2[1].startswith("step   0  loss 1.030436  accuracy  50.0%")  # tapegrad.random, seed 1337
+    assert part2[-2].startswith("step  99") and "accuracy 100.0%" in part2[-2]
+    assert part2[-1].startswith("median time per step:") and "x the scalar Vars' speed" in part2[-1]
+
+
+def test_demo_plot_writes_both_decision_boundaries(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "moons.png"
+    with redirect_stdout(io.StringIO()):
+        assert demo.main(["--steps", "20", "--plot", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_demo_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    with redirect_stdout(io.StringIO()), pytest.raises(SystemExit, match=r"pip install tapegrad\[plot\]"):
+        demo.main(["--steps", "2", "--plot", str(tmp_path / "x.png")])

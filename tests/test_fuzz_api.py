@@ -599,6 +599,7 @@ WORKER = textwrap.dedent(r'''
                 CLASSES.append((f"{mname}.{attr}", obj))
 
     NO_LIVE = []
+    FUZZED: set = set()  # (the attribute objects already targeted: an inherited method is fuzzed once)
     for cname, cls in CLASSES:
         receivers = LIVE.get(cls.__name__)
         if not receivers:  # a class this file does not know: an instance made without arguments
@@ -619,6 +620,9 @@ WORKER = textwrap.dedent(r'''
                 raw = inspect.getattr_static(cls, attr)
             except AttributeError:
                 continue
+            if id(raw) in FUZZED and not isinstance(raw, (int, float, bool, str)):
+                continue
+            FUZZED.add(id(raw))
             if isinstance(raw, (property,)) or inspect.isdatadescriptor(raw) or inspect.isgetsetdescriptor(raw):
                 TARGETS.append(dict(name=f"{cname}.{attr}", kind="prop", attr=attr, receivers=receivers, params=[],
                                     arity=None))

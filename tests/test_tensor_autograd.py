@@ -315,17 +315,17 @@ def test_backward_of_a_non_scalar_needs_a_gradient():
 def test_backward_with_a_gradient(gradient):
     x = tg.tensor([3.0, 4.0], requires_grad=True)
     y = x * x
-    y.backward(gradient=gradient)
+    y.backward(gradient=gradient, retain_graph=True)
     assert x.grad.dtype == np.float64
     assert x.grad.numpy().tolist() == [6.0, -16.0]
-    y.backward(gradient)  # positional too; the graph is retained: accumulates
+    y.backward(gradient)  # positional too; the graph was retained: accumulates
     assert x.grad.numpy().tolist() == [12.0, -32.0]
 
 
 def test_backward_gradient_of_0d_output():
     x = tg.tensor(3.0, requires_grad=True)
     y = x * x
-    y.backward(gradient=0.5)
+    y.backward(gradient=0.5, retain_graph=True)
     assert x.grad.item() == 3.0
     y.backward(gradient=np.asarray(2.0))
     assert x.grad.item() == 15.0
@@ -362,15 +362,17 @@ def test_create_graph_records_the_gradient_and_retain_graph_is_accepted():
     assert x.grad.numpy().tolist() == [4.0] and not x.grad.requires_grad
 
 
-def test_graphs_are_retained():
+def test_graphs_are_retained_on_request():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     w = tg.tensor([[1.0, 0.5], [-1.0, 2.0]], requires_grad=True)
     loss = tg.tanh(w @ x).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     gx, gw = x.grad.numpy().copy(), w.grad.numpy().copy()
-    loss.backward()
+    loss.backward()  # (releases it: PyTorch's default)
     np.testing.assert_array_equal(x.grad.numpy(), 2 * gx)
     np.testing.assert_array_equal(w.grad.numpy(), 2 * gw)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
     # backward from an intermediate result, then from the output: both sweep
     x.zero_grad()
     h = x * 2.0
@@ -392,7 +394,7 @@ def test_gradient_does_not_alias_the_seed_or_other_leaves():
     assert y.grad.numpy().tolist() == [1.0, 1.0]
     assert seed.tolist() == [1.0, 1.0]
     z = x.reshape(2)  # a view of x: its gradient is a view of nothing
-    z.backward(gradient=seed)
+    z.backward(gradient=seed, retain_graph=True)
     z.backward(gradient=seed)
     assert seed.tolist() == [1.0, 1.0]
     assert x.grad.numpy().tolist() == [6.0, 6.0]
@@ -522,7 +524,7 @@ def test_var_gradient_accumulates_from_tensors():
     t = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = (t * v).sum()  # a Var broadcast against a tensor
     assert isinstance(y, tg.Tensor)
-    y.backward()
+    y.backward(retain_graph=True)
     assert v.grad == 6.0
     assert t.grad.numpy().tolist() == [2.0, 2.0, 2.0]
     y.backward()

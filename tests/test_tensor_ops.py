@@ -575,9 +575,12 @@ def test_max_min_ties_share_the_gradient(torch, name):
         _torch_reduce(torch, name, xt, axis, False).sum().backward()
         assert_array_close(x.grad.numpy(), xt.grad.numpy(), 1e-15, what=f"{name}(axis={axis}) with ties")
     x = tg.tensor(a, requires_grad=True)
-    getattr(tg, name)(x, 1).sum().backward()  # the positional axis of NumPy's max(a, axis)
+    getattr(tg, name)(x, axis=1).sum().backward()  # NumPy's spelling: ties share
     third = 1.0 / 3.0
     assert_array_close(x.grad.numpy(), [[0, 0.5, 0.5, 0], [third, third, third, 0], [0.25] * 4], 1e-15)
+    x = tg.tensor(a, requires_grad=True)
+    getattr(tg, name)(x, 1).values.sum().backward()  # PyTorch's max(t, dim): the index taken
+    assert_array_close(x.grad.numpy(), [[0, 1, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]], 0)
     # the method spelling of the reduction
     x = tg.tensor(a, requires_grad=True)
     getattr(x, name)(axis=1, keepdims=True).sum().backward()
@@ -591,14 +594,18 @@ def test_max_min_reduction_spellings(name):
     t = tg.tensor(a)
     fn = getattr(tg, name)
     assert fn(t).shape == () and fn(t).item() == np_fn(a)
-    assert fn(t, 0).numpy().tolist() == np_fn(a, 0).tolist()
+    r0 = fn(t, 0)
+    if name in ("max", "min"):  # PyTorch's (values, indices) for a positional dim
+        assert r0.indices.numpy().tolist() == (np.argmax if name == "max" else np.argmin)(a, 0).tolist()
+        r0 = r0.values
+    assert r0.numpy().tolist() == np_fn(a, 0).tolist()
     assert fn(t, axis=1).numpy().tolist() == np_fn(a, axis=1).tolist()
     assert fn(t, axis=-1, keepdims=True).numpy().tolist() == np_fn(a, axis=-1, keepdims=True).tolist()
     assert fn(t, axis=(0, 1)).item() == np_fn(a)
     if name in ("max", "min"):
         assert getattr(t, name)().item() == np_fn(a)
         assert getattr(t, name)(axis=0, keepdims=True).numpy().tolist() == np_fn(a, axis=0, keepdims=True).tolist()
-        assert getattr(t, name)(1).numpy().tolist() == np_fn(a, 1).tolist()
+        assert getattr(t, name)(1).values.numpy().tolist() == np_fn(a, 1).tolist()
 
 
 PROD_ZEROS = [[2.0, 0.0, 3.0], [0.0, 0.0, 3.0], [0.0, 0.0, 0.0], [[1.5, 0.0], [0.0, 0.0], [2.0, -1.0]]]

@@ -324,7 +324,12 @@ void Tensor::backward() const {
 void Tensor::backward(const Tensor& gradient) const { backward(gradient, false); }
 
 void Tensor::backward(const Tensor& gradient, bool create_graph) const {
+  backward(gradient, create_graph, create_graph);
+}
+
+void Tensor::backward(const Tensor& gradient, bool create_graph, bool retain_graph) const {
   TensorImpl& p = impl();
+  if (p.released) detail::throw_released();
   if (!p.requires_grad)
     throw_error("tapegrad: backward() on a tensor that does not require grad (no input requires grad, "
                 "or it was computed under no_grad)");
@@ -354,14 +359,15 @@ void Tensor::backward(const Tensor& gradient, bool create_graph) const {
     std::vector<Var> adj;
     std::vector<char> has;
     detail::recorded_backward(*this, gradient, adj, has);
-    return;
+  } else {
+    Tape& tape = *p.tape;
+    auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
+    node.grad_ = Tensor();
+    node.add_grad(gradient);
+    tape.reverse(p.rec, 1.0);
+    tape.accumulate_root_grads();
   }
-  Tape& tape = *p.tape;
-  auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
-  node.grad_ = Tensor();
-  node.add_grad(gradient);
-  tape.reverse(p.rec, 1.0);
-  tape.accumulate_root_grads();
+  if (!retain_graph) detail::release_graph(*this);
 }
 
 namespace detail {

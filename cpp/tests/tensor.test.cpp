@@ -250,10 +250,16 @@ TEST_CASE("autograd semantics: accumulation, retain_grad, detach, no_grad, seeds
   Tensor y = x * x;
   y.retain_grad();
   Tensor z = sum(y);
-  z.backward();
-  z.backward();  // accumulates again
+  z.backward(Tensor::ones({}), false, /*retain_graph=*/true);
+  z.backward();  // accumulates again, and releases z's graph (PyTorch's default)
   CHECK(x.grad().to_vector() == std::vector<double>{4.0, 8.0});
   CHECK(y.grad().to_vector() == std::vector<double>{2.0, 2.0});
+  CHECK_THROWS_WITH_AS(z.backward(), doctest::Contains("retain_graph=True"), Error);
+  CHECK(std::string(detail::grad_fn_name(z)) == "SumBackward0");
+  // A released result stays usable as an operand; a sweep that reaches it raises.
+  Tensor z2 = z * 2.0;
+  CHECK(z2.item() == 10.0);
+  CHECK_THROWS_WITH_AS(z2.backward(), doctest::Contains("a second time"), Error);
   x.zero_grad();
   CHECK(!x.grad().defined());
 

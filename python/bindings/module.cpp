@@ -12,6 +12,7 @@ void register_tape(py::module_& m);
 void register_tensor(py::module_& m);
 void register_blas(py::module_& m);
 void register_transforms(py::module_& m);
+void register_optim(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -21,6 +22,7 @@ PYBIND11_MODULE(_core, m) {
   tgpy::register_tensor(m);
   tgpy::register_blas(m);
   tgpy::register_transforms(m);
+  tgpy::register_optim(m);
 
   // The op table, for tests and introspection: (name, arity, the values its rule reads as a
   // string of x, y, z, and the domain of each operand as (lo, hi)) for each primitive.

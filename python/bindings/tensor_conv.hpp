@@ -22,5 +22,9 @@ void on_outputs_tape(const std::vector<tapegrad::Tensor>& outs, std::optional<Ta
                      std::optional<tapegrad::ScopedTape>& scope);
 /// Python Tensors for ts (None for a null one).
 pybind11::tuple tensor_tuple(const std::vector<tapegrad::Tensor>& ts);
+/// The Tensor of a Python Tensor; TypeError naming `fn` and `what` for anything else.
+tapegrad::Tensor tensor_arg(pybind11::handle o, const char* fn, const char* what);
+/// A new Python Tensor for t (a leaf or an unrecorded value: not a root of any tape).
+pybind11::object tensor_object(tapegrad::Tensor t);
 
 }  // namespace tgpy

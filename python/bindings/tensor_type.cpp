@@ -44,7 +44,7 @@ struct PyTensor {
   // The record may have moved (collect()): refresh the handle from the root.
   const Tensor& sync() {
     enter(tape);
-    if (live_root()) {
+    if (live_root() && !t.impl().released) {
       tapegrad::TensorImpl& i = t.impl();
       i.rec = tape->tape.root_record(root);
       i.gen = tape->tape.generation();
@@ -122,6 +122,11 @@ std::optional<DType> dtype_arg(const py::object& o) {
   if (o.is_none()) return std::nullopt;
   return tensor_dtype(py::dtype::from_args(o));
 }
+
+// The floating dtype of factories without dtype= and of Python floats (PyTorch's default
+// dtype; tapegrad's is float64: see set_default_dtype in tapegrad/_tensor.py).
+DType g_default_float = DType::Float64;
+DType dtype_or_default(const py::object& o) { return dtype_arg(o).value_or(g_default_float); }
 
 // --- conversion ------------------------------------------------------------------------------
 
@@ -276,7 +281,9 @@ class Call {
   void note(py::handle o) {
     ActiveTape t{nullptr, nullptr};
     if (PyTensor* p = as_pytensor(o)) {
-      if (p->t.requires_grad() && !p->t.is_leaf()) {
+      // (a result whose graph backward() released is an operand like a leaf: the core records it
+      // as a node that refuses gradients)
+      if (p->t.requires_grad() && !p->t.is_leaf() && !p->t.impl().released) {
         if (!p->live_root())
           throw tapegrad::Error(
               "tapegrad: this Tensor is stale: its tape was cleared after it was recorded (its value is "
@@ -373,6 +380,18 @@ Axes axes_arg(const py::object& axis) {
   return Axes(axis_ints(ints_arg(axis, "axis")));
 }
 
+// NumPy's axis= or PyTorch's dim= (not both).
+py::object axis_or_dim(const py::object& axis, const py::object& dim) {
+  if (!dim.is_none() && !axis.is_none()) throw py::type_error("tapegrad: give axis= or dim=, not both");
+  return dim.is_none() ? axis : dim;
+}
+// NumPy's keepdims= or PyTorch's keepdim=.
+bool keep_arg(const py::object& keepdims, const py::object& keepdim) {
+  if (!keepdim.is_none() && !keepdims.is_none()) throw py::type_error("tapegrad: give keepdims= or keepdim=, not both");
+  const py::object& k = keepdim.is_none() ? keepdims : keepdim;
+  return !k.is_none() && py::bool_(k).cast<bool>();
+}
+
 Shape shape_arg(const py::args& args) {
   if (args.size() == 1) return ints_arg(args[0], "shape");
   Shape s;
@@ -411,8 +430,10 @@ py::object binary_call(py::handle x, py::handle y, F f) {
 
 py::object do_backward(PyTensor& self, const py::object& gradient, const py::object& retain_graph,
                        bool create_graph) {
-  (void)retain_graph;  // graphs are kept until their last result dies: always retained
+  // PyTorch's default: the graph is released unless create_graph.
+  const bool retain = retain_graph.is_none() ? create_graph : py::bool_(retain_graph).cast<bool>();
   const Tensor& t = self.sync();
+  if (t.impl().released) tapegrad::detail::throw_released();
   if (t.requires_grad() && !t.is_leaf() && !self.live_root())
     throw tapegrad::Error("tapegrad: backward() on a stale Tensor: its tape was cleared after it was recorded");
   Tensor g;
@@ -427,23 +448,28 @@ py::object do_backward(PyTensor& self, const py::object& gradient, const py::obj
     g = pg ? pg->sync() : tensor_from_array(gradient, std::nullopt, false);
     if (!tapegrad::is_floating(g.dtype())) g = tapegrad::astype(g, t.dtype());
   }
-  // The sweep's kernels release the GIL: the tape is this thread's meanwhile (taken after the
-  // conversions above, which may run Python code that uses it).
-  TapeUse use(self.tape);
-  // create_graph: the sweep records on the output's tape; the gradients are results there.
-  std::optional<tapegrad::ScopedTape> scope;
-  if (create_graph && tapegrad::detail::is_current(t.impl().tape, t.impl().gen))
-    scope.emplace(*t.impl().tape);
-  if (create_graph && !t.is_leaf() && self.live_root()) {
-    // The recorded sweep; Var leaves it reaches get recorded gradients (Vars) as .grad.
-    if (g.shape() != t.shape()) t.backward(g);  // raises, naming both shapes
-    std::vector<tapegrad::Var> adj;
-    std::vector<char> has;
-    const std::uint32_t from = tapegrad::detail::recorded_backward(t, g, adj, has);
-    set_recorded_leaf_grads(ActiveTape{self.tape_obj, self.tape}, from, adj, has);
-    return py::none();
+  {
+    // The sweep's kernels release the GIL: the tape is this thread's meanwhile (taken after
+    // the conversions above, which may run Python code that uses it).
+    TapeUse use(self.tape);
+    // create_graph: the sweep records on the output's tape; the gradients are results there.
+    std::optional<tapegrad::ScopedTape> scope;
+    if (create_graph && tapegrad::detail::is_current(t.impl().tape, t.impl().gen))
+      scope.emplace(*t.impl().tape);
+    if (create_graph && !t.is_leaf() && self.live_root()) {
+      // The recorded sweep; Var leaves it reaches get recorded gradients (Vars) as .grad.
+      if (g.shape() != t.shape()) t.backward(g);  // raises, naming both shapes
+      std::vector<tapegrad::Var> adj;
+      std::vector<char> has;
+      const std::uint32_t from = tapegrad::detail::recorded_backward(t, g, adj, has);
+      set_recorded_leaf_grads(ActiveTape{self.tape_obj, self.tape}, from, adj, has);
+      if (!retain) tapegrad::detail::release_graph(t);
+    } else {
+      t.backward(g, create_graph, retain);
+    }
   }
-  t.backward(g, create_graph);
+  // A released graph: this handle no longer keeps it (the tape frees it when no other does).
+  if (t.impl().released) self.release();
   return py::none();
 }
 
@@ -477,16 +503,24 @@ bool comparable(py::handle o) {
 
 // t op= other: in place, for tensors outside the graph (an optimiser step under no_grad).
 // `true_div`: the result is floating whatever the operands (t /= 2).
+// An in-place change of p (`name` for the errors) is refused where PyTorch refuses it (a leaf
+// that requires grad, outside no_grad), and on recorded results (which tapegrad does not
+// change in place).
+void check_inplace(const PyTensor& p, const std::string& name) {
+  const bool recording = tapegrad::grad_enabled() && p.t.requires_grad();
+  if (recording && p.t.is_leaf())
+    throw tapegrad::Error("tapegrad: " + name + ": a leaf that requires grad cannot be changed in place outside no_grad "
+                          "(do it under `with tapegrad.no_grad():`, as an optimizer step does)");
+  if (recording)
+    throw tapegrad::Error("tapegrad: " + name + ": in-place ops on recorded results are not supported; write y = y + ... "
+                          "instead");
+}
+
 template <class F>
 py::object inplace(py::object self, py::handle other, const char* name, bool true_div, F f) {
   PyTensor& p = self.cast<PyTensor&>();
   check_same_kind(std::max(operand_kind(other), true_div ? 2 : 0), p.t, std::string("in-place ") + name);
-  const bool recording = tapegrad::grad_enabled() && p.t.requires_grad();
-  if (recording && p.t.is_leaf())
-    throw tapegrad::Error(
-        "tapegrad: in-place change of a leaf that requires grad; do it under `with tapegrad.no_grad():`");
-  if (recording)
-    throw tapegrad::Error("tapegrad: in-place ops on recorded results are not supported; write y = y + ... instead");
+  check_inplace(p, std::string("in-place ") + name);
   Tensor r;
   {
     Call c({self, other});
@@ -500,6 +534,74 @@ py::object inplace(py::object self, py::handle other, const char* name, bool tru
   return self;
 }
 
+// A record of a graph seen from Python (tensor.grad_fn, and its next_functions): PyTorch's
+// autograd Node, enough to walk and print a graph. Valid while its tape's generation lasts.
+struct GradFn {
+  py::object tape_obj;  // the tape (None: a released graph's top, known by name only)
+  PyTape* tape = nullptr;
+  std::uint32_t rec = Tape::kNone;
+  std::uint32_t gen = 0;
+  std::string name;
+  std::shared_ptr<tapegrad::TensorImpl> variable;  // AccumulateGrad of a tensor leaf
+
+  tapegrad::detail::GraphNode node() const {
+    enter(tape);
+    if (!tape || tape->tape.generation() != gen || rec >= tape->tape.size())
+      throw tapegrad::Error("tapegrad: this graph node is stale: its tape was cleared or collected since "
+                            "(walk a graph right after building it)");
+    return tapegrad::detail::graph_node(tape->tape, rec);
+  }
+  static py::object at(const py::object& tape_obj, PyTape* tape, std::uint32_t rec) {
+    GradFn f;
+    f.tape_obj = tape_obj;
+    f.tape = tape;
+    f.rec = rec;
+    f.gen = tape->tape.generation();
+    tapegrad::detail::GraphNode g = f.node();
+    f.name = g.name;
+    f.variable = std::move(g.variable);
+    return py::cast(std::move(f));
+  }
+};
+
+py::object grad_fn_of(PyTensor& p) {
+  const Tensor& t = p.sync();
+  const tapegrad::TensorImpl& i = t.impl();
+  if (i.leaf || !i.requires_grad) return py::none();
+  if (i.released) {
+    GradFn f;
+    f.name = i.released_name ? i.released_name : "Node";
+    return py::cast(std::move(f));
+  }
+  if (!tapegrad::detail::is_current(i.tape, i.gen)) return py::none();
+  PyTape* pt = reinterpret_cast<PyTape*>(i.tape);  // every tape Python sees is a PyTape
+  return GradFn::at(py::cast(pt, py::return_value_policy::reference), pt, i.rec);
+}
+
+void register_grad_fn(py::module_& m) {
+  py::class_<GradFn>(m, "GraphNode", R"doc(
+A record of a recorded graph (``tensor.grad_fn``), as PyTorch's autograd ``Node``: its
+``name()`` (``"MulBackward0"``, ``"AccumulateGrad"`` for a leaf), and ``next_functions``,
+one ``(node, 0)`` pair per input (``(None, 0)`` for an input that needs no gradient), enough
+to walk the graph. A leaf's ``AccumulateGrad`` has the leaf as ``variable``.
+)doc")
+      .def("name", [](const GradFn& f) { return f.name; })
+      .def_property_readonly("next_functions", [](const GradFn& f) {
+        py::list r;
+        if (!f.tape) return py::tuple(r);  // a released graph: its inputs are gone
+        for (std::uint32_t j : f.node().inputs)
+          r.append(py::make_tuple(j == Tape::kNone ? py::none() : GradFn::at(f.tape_obj, f.tape, j), 0));
+        return py::tuple(r);
+      })
+      .def_property_readonly("variable", [](const GradFn& f) -> py::object {
+        if (!f.variable) throw py::attribute_error("'" + f.name + "' has no variable (only a tensor leaf's AccumulateGrad has)");
+        return py::cast(std::make_unique<PyTensor>(Tensor(f.variable)));
+      })
+      .def("__repr__", [](const GradFn& f) {
+        return "<" + f.name + " object at " + std::to_string(reinterpret_cast<std::uintptr_t>(&f)) + ">";
+      });
+}
+
 }  // namespace
 
 // --- conversion for the sweeps and transformations (tensor_conv.hpp) --------------------
@@ -511,6 +613,7 @@ std::vector<Tensor> sweep_tensors(const py::sequence& seq, const char* fn, const
     if (!p)
       throw py::type_error(std::string("tapegrad.") + fn + ": " + what + " must be Tensors, not " +
                            Py_TYPE(h.ptr())->tp_name);
+    if (p->t.impl().released) tapegrad::detail::throw_released();
     if (p->t.requires_grad() && !p->t.is_leaf() && !p->live_root())
       throw tapegrad::Error(std::string("tapegrad.") + fn + ": one of the " + what +
                             " is stale: its tape was cleared after it was recorded");
@@ -544,6 +647,13 @@ void on_outputs_tape(const std::vector<Tensor>& outs, std::optional<TapeUse>& us
       return;
     }
 }
+Tensor tensor_arg(py::handle o, const char* fn, const char* what) {
+  PyTensor* p = as_pytensor(o);
+  if (!p)
+    throw py::type_error(std::string("tapegrad.") + fn + ": " + what + " must be a Tensor, not " + Py_TYPE(o.ptr())->tp_name);
+  return p->sync();
+}
+py::object tensor_object(Tensor t) { return py::cast(std::make_unique<PyTensor>(std::move(t))); }
 py::tuple tensor_tuple(const std::vector<Tensor>& ts) {
   py::list r;
   for (const Tensor& g : ts) r.append(g.defined() ? wrap_tensor(g) : py::none());
@@ -598,6 +708,8 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       .def_property_readonly("size", [](const PyTensor& p) { return p.t.numel(); })
       .def_property_readonly("dtype", [](const PyTensor& p) { return numpy_dtype(p.t.dtype()); })
       .def_property_readonly("is_leaf", [](const PyTensor& p) { return p.t.is_leaf(); })
+      .def_property_readonly("grad_fn", &grad_fn_of,
+                             "The record that made this result (None for a leaf): PyTorch's grad_fn.")
       .def_property(
           "requires_grad", [](const PyTensor& p) { return p.t.requires_grad(); },
           [](PyTensor& p, const py::object& on) {
@@ -625,6 +737,23 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
             Tensor t = pv ? pv->t : tensor_from_array(v, p.t.dtype(), false);
             if (t.raw_data() != p.t.raw_data()) p.t.assign(t);
           })
+      .def("_assign_", [](py::object self, const py::object& values, const std::string& name) {
+        // zero_, fill_, copy_, clamp_, uniform_, ...: values (a number, or a tensor or array of
+        // this shape) written in place, as an in-place op: checked, and the version moves.
+        PyTensor& p = self.cast<PyTensor&>();
+        check_same_kind(operand_kind(values), p.t, name);
+        check_inplace(p, name);
+        PyTensor* pv = as_pytensor(values);
+        Tensor v = pv ? pv->t
+                      : is_number(values) ? Tensor::full(p.t.shape(), number_value(values), p.t.dtype())
+                                          : tensor_from_array(values, p.t.dtype(), false);
+        if (v.shape() != p.t.shape() && v.numel() == 1) v = Tensor::full(p.t.shape(), v.item(), p.t.dtype());
+        if (v.raw_data() != p.t.raw_data()) {
+          tapegrad::NoGrad ng;
+          p.t.assign(v);  // (checks the shape, naming both)
+        }
+        return self;
+      }, py::arg("values"), py::arg("name") = "in-place assignment")
       .def("numpy", [](const PyTensor& p) { return to_numpy(p.t); },
            "The values as a numpy.ndarray that shares this tensor's memory (no copy).")
       .def("item", [](const PyTensor& p) { return item_object(p.t); }, "The single element as a Python number.")
@@ -735,14 +864,16 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   // and dtype= (the dtype to reduce in). Results are new tensors: out= must be None.
 #define TG_REDUCE(name, call)                                                                                    \
   {                                                                                                               \
-    auto f = [](py::handle x, const py::object& axis, bool keepdims, const py::object& dtype,                    \
-                const py::object& out) {                                                                          \
-      const Axes ax = axes_arg(axis);                                                                             \
+    auto f = [](py::handle x, const py::object& axis, const py::object& keepdims, const py::object& dtype,      \
+                const py::object& out, const py::object& dim, const py::object& keepdim) {                        \
+      const Axes ax = axes_arg(axis_or_dim(axis, dim));                                                           \
+      const bool keep = keep_arg(keepdims, keepdim);                                                              \
       const std::optional<DType> dt = reduction_options(name, dtype, out);                                        \
-      return unary_call(x, [&](const Tensor& t) { return call(dt ? tapegrad::astype(t, *dt) : t, ax, keepdims); }); \
+      return unary_call(x, [&](const Tensor& t) { return call(dt ? tapegrad::astype(t, *dt) : t, ax, keep); });  \
     };                                                                                                            \
-    def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("keepdims") = false,                          \
-           py::arg("dtype") = py::none(), py::arg("out") = py::none());                                           \
+    def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("keepdims") = py::none(),                     \
+           py::arg("dtype") = py::none(), py::arg("out") = py::none(), py::kw_only(), py::arg("dim") = py::none(), \
+           py::arg("keepdim") = py::none());                                                                      \
   }
   TG_REDUCE("sum", tapegrad::sum)
   TG_REDUCE("mean", tapegrad::mean)
@@ -752,32 +883,47 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   TG_REDUCE("logsumexp", tapegrad::logsumexp)
 #undef TG_REDUCE
   {
-    auto vf = [](py::handle x, const py::object& axis, int ddof, bool keepdims, const py::object& dtype,
-                 const py::object& out) {
-      const Axes ax = axes_arg(axis);
-      const std::optional<DType> dt = reduction_options("var", dtype, out);
-      return unary_call(x, [&](const Tensor& t) { return tapegrad::var(dt ? tapegrad::astype(t, *dt) : t, ax, ddof, keepdims); });
+    // var and std: NumPy's (ddof=0) unless given dim=, unbiased= or correction=, which are
+    // PyTorch's (unbiased, correction=1, by default).
+    auto spread = [](const char* name, auto fn) {
+      return [name, fn](py::handle x, const py::object& axis, const py::object& ddof, const py::object& keepdims,
+                        const py::object& dtype, const py::object& out, const py::object& dim,
+                        const py::object& keepdim, const py::object& unbiased, const py::object& correction) {
+        const bool torch_style = !dim.is_none() || !unbiased.is_none() || !correction.is_none();
+        int d = torch_style ? 1 : 0;
+        if (!correction.is_none()) d = static_cast<int>(index_arg(correction, "correction"));
+        else if (!unbiased.is_none()) d = py::bool_(unbiased).cast<bool>() ? 1 : 0;
+        else if (!ddof.is_none()) d = PyBool_Check(ddof.ptr()) ? (ddof.ptr() == Py_True) : static_cast<int>(index_arg(ddof, "ddof"));
+        const Axes ax = axes_arg(axis_or_dim(axis, dim));
+        const bool keep = keep_arg(keepdims, keepdim);
+        const std::optional<DType> dt = reduction_options(name, dtype, out);
+        return unary_call(x, [&](const Tensor& t) { return fn(dt ? tapegrad::astype(t, *dt) : t, ax, d, keep); });
+      };
     };
-    auto sf = [](py::handle x, const py::object& axis, int ddof, bool keepdims, const py::object& dtype,
-                 const py::object& out) {
-      const Axes ax = axes_arg(axis);
-      const std::optional<DType> dt = reduction_options("std", dtype, out);
-      return unary_call(x, [&](const Tensor& t) { return tapegrad::std(dt ? tapegrad::astype(t, *dt) : t, ax, ddof, keepdims); });
+    auto spread_def = [&](const char* name, auto f) {
+      def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("ddof") = py::none(),
+             py::arg("keepdims") = py::none(), py::arg("dtype") = py::none(), py::arg("out") = py::none(), py::kw_only(),
+             py::arg("dim") = py::none(), py::arg("keepdim") = py::none(), py::arg("unbiased") = py::none(),
+             py::arg("correction") = py::none());
     };
-    def_op(cls, ops, "var", vf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false,
-           py::arg("dtype") = py::none(), py::arg("out") = py::none());
-    def_op(cls, ops, "std", sf, py::arg("axis") = py::none(), py::arg("ddof") = 0, py::arg("keepdims") = false,
-           py::arg("dtype") = py::none(), py::arg("out") = py::none());
-    auto smf = [](py::handle x, const py::object& axis_obj) {
-      const int axis = one_axis(axis_obj);
-      return unary_call(x, [axis](const Tensor& t) { return tapegrad::softmax(t, axis); });
+    spread_def("var", spread("var", [](const Tensor& t, const Axes& a, int d, bool k) { return tapegrad::var(t, a, d, k); }));
+    spread_def("std", spread("std", [](const Tensor& t, const Axes& a, int d, bool k) { return tapegrad::std(t, a, d, k); }));
+    auto smf = [](py::handle x, const py::object& axis_obj, const py::object& dim, const py::object& dtype) {
+      const py::object a = axis_or_dim(axis_obj, dim);
+      const int axis = a.is_none() ? -1 : one_axis(a);
+      const std::optional<DType> dt = dtype_arg(dtype);
+      return unary_call(x, [&](const Tensor& t) { return tapegrad::softmax(dt ? tapegrad::astype(t, *dt) : t, axis); });
     };
-    auto lsmf = [](py::handle x, const py::object& axis_obj) {
-      const int axis = one_axis(axis_obj);
-      return unary_call(x, [axis](const Tensor& t) { return tapegrad::log_softmax(t, axis); });
+    auto lsmf = [](py::handle x, const py::object& axis_obj, const py::object& dim, const py::object& dtype) {
+      const py::object a = axis_or_dim(axis_obj, dim);
+      const int axis = a.is_none() ? -1 : one_axis(a);
+      const std::optional<DType> dt = dtype_arg(dtype);
+      return unary_call(x, [&](const Tensor& t) { return tapegrad::log_softmax(dt ? tapegrad::astype(t, *dt) : t, axis); });
     };
-    def_op(cls, ops, "softmax", smf, py::arg("axis") = -1);
-    def_op(cls, ops, "log_softmax", lsmf, py::arg("axis") = -1);
+    def_op(cls, ops, "softmax", smf, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none(),
+           py::arg("dtype") = py::none());
+    def_op(cls, ops, "log_softmax", lsmf, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none(),
+           py::arg("dtype") = py::none());
   }
 
   // --- shapes and linear algebra -----------------------------------------------------------
@@ -794,21 +940,33 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   cls.def_property_readonly("T", [](py::handle self) {
     return unary_call(self, [](const Tensor& t) { return tapegrad::transpose(t); });
   });
-  auto squeeze_f = [](py::handle x, const py::object& axis) {
-    const Axes ax = axes_arg(axis);
+  auto squeeze_f = [](py::handle x, const py::object& axis, const py::object& dim) {
+    Axes ax = axes_arg(axis_or_dim(axis, dim));
+    if (!dim.is_none() && !ax.all) {
+      // PyTorch's squeeze(dim=d): a no-op for an axis whose length is not 1 (NumPy's raises)
+      PyTensor* p = as_pytensor(x);
+      const Shape& s = p ? p->t.shape() : Shape{};
+      std::vector<int> keep;
+      for (int a : ax.list) {
+        const int n = static_cast<int>(s.size());
+        if (p && a >= -n && a < n && s[static_cast<std::size_t>(a < 0 ? a + n : a)] != 1) continue;
+        keep.push_back(a);
+      }
+      ax = Axes(keep);
+    }
     return unary_call(x, [&](const Tensor& t) { return tapegrad::squeeze(t, ax); });
   };
-  auto unsqueeze_f = [](py::handle x, const py::object& axis_obj) {
-    const int axis = one_axis(axis_obj);
+  auto unsqueeze_f = [](py::handle x, const py::object& axis_obj, const py::object& dim) {
+    const int axis = one_axis(axis_or_dim(axis_obj, dim));
     return unary_call(x, [axis](const Tensor& t) { return tapegrad::unsqueeze(t, axis); });
   };
   auto broadcast_f = [](py::handle x, const py::object& shape) {
     const Shape s = shape_of(shape);
     return unary_call(x, [&](const Tensor& t) { return tapegrad::broadcast_to(t, s); });
   };
-  def_op(cls, ops, "squeeze", squeeze_f, py::arg("axis") = py::none());
-  def_op(cls, ops, "unsqueeze", unsqueeze_f, py::arg("axis"));
-  def_op(cls, ops, "expand_dims", unsqueeze_f, py::arg("axis"));
+  def_op(cls, ops, "squeeze", squeeze_f, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none());
+  def_op(cls, ops, "unsqueeze", unsqueeze_f, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none());
+  def_op(cls, ops, "expand_dims", unsqueeze_f, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none());
   def_op(cls, ops, "broadcast_to", broadcast_f, py::arg("shape"));
   cls.def("flatten", [](py::handle self) {
     return unary_call(self, [](const Tensor& t) { return tapegrad::reshape(t, {-1}); });
@@ -880,8 +1038,10 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   python_method("__repr__", "_repr");
   python_method("__str__", "_repr");
   python_method("tolist", "_tolist");
-  python_method("max", "_tensor_max");  // a reduction, or elementwise with a tensor (PyTorch's)
-  python_method("min", "_tensor_min");
+  // max and min: the table's binary methods give way to tapegrad/_torch.py's (a reduction,
+  // PyTorch's (values, indices) along a dim, or elementwise with a tensor).
+  py::delattr(cls, "max");
+  py::delattr(cls, "min");
   python_method("__reduce__", "_reduce");
   python_method("__format__", "_format");
   cls.attr("__hash__") = py::module_::import("builtins").attr("object").attr("__hash__");  // identity, as torch
@@ -910,14 +1070,51 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     } else if (is_var_object(data.ptr())) {
       t = Tensor::full({}, var_value(data.ptr()), dt ? *dt : DType::Float64);
     } else {
-      t = tensor_from_array(data, dt, true);
+      if (!dt && !py::isinstance<py::array>(data) && PyObject_IsInstance(data.ptr(), g_np_generic.ptr()) != 1) {
+        // Python numbers and (nested) lists: a floating result takes the default dtype
+        py::array a(g_np_array(data));
+        if (a.dtype().kind() == 'f') dt = g_default_float;
+        t = tensor_from_array(a, dt, false);  // (a fresh array: no copy needed)
+      } else {
+        t = tensor_from_array(data, dt, true);
+      }
     }
     if (requires_grad) t.requires_grad_(true);
     return std::make_unique<PyTensor>(std::move(t));
   };
   m.def("tensor", make, py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false,
         "A tensor holding a copy of data (a number, nested lists, an ndarray or a Tensor).");
-  cls.def(py::init(make), py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false);
+  // tapegrad.Tensor(data) copies as tensor() does; tapegrad.Tensor(2, 3), as torch.Tensor(2, 3),
+  // is a tensor of that shape in the default dtype (zeros, where torch leaves memory unset).
+  cls.def(py::init([make](const py::args& args, const py::kwargs& kwargs) {
+    bool sizes = args.size() > 0;
+    for (py::handle a : args) sizes = sizes && PyLong_Check(a.ptr()) && !PyBool_Check(a.ptr());
+    if (sizes) {
+      if (args.size() == 1)
+        throw py::type_error("tapegrad.Tensor(n): ambiguous between torch.Tensor(n) (n uninitialised elements) and a "
+                             "number; write tapegrad.zeros(n) or tapegrad.empty(n) for the first, tapegrad.tensor(n) "
+                             "for the second");
+      Shape shape;
+      for (py::handle a : args) shape.push_back(index_arg(a, "shape"));
+      Tensor t = Tensor::zeros(shape, g_default_float);
+      if (kwargs.contains("requires_grad") && py::bool_(kwargs["requires_grad"]).cast<bool>()) t.requires_grad_(true);
+      return std::make_unique<PyTensor>(std::move(t));
+    }
+    if (args.size() > 3) throw py::type_error("tapegrad.Tensor(data, dtype=None, requires_grad=False): too many arguments");
+    py::object data = args.size() > 0 ? py::reinterpret_borrow<py::object>(args[0])
+                                      : (kwargs.contains("data") ? py::object(kwargs["data"]) : py::object(py::none()));
+    py::object dtype = args.size() > 1 ? py::reinterpret_borrow<py::object>(args[1])
+                                       : (kwargs.contains("dtype") ? py::object(kwargs["dtype"]) : py::object(py::none()));
+    const bool rg = args.size() > 2 ? py::bool_(args[2]).cast<bool>()
+                                    : (kwargs.contains("requires_grad") && py::bool_(kwargs["requires_grad"]).cast<bool>());
+    for (auto kv : kwargs) {
+      const std::string k = py::str(kv.first);
+      if (k != "data" && k != "dtype" && k != "requires_grad")
+        throw py::type_error("tapegrad.Tensor() got an unexpected keyword argument '" + k + "'");
+    }
+    if (data.is_none()) return std::make_unique<PyTensor>(Tensor::zeros({0}, dtype_or_default(dtype)));
+    return make(data, dtype, rg);
+  }));
   m.def("from_numpy", [](const py::object& a) {
     if (!py::isinstance<py::array>(a))
       throw py::type_error(std::string("tapegrad.from_numpy: expected a numpy.ndarray, got ") +
@@ -929,15 +1126,33 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
      "Writes through the array between a forward pass and backward() change what backward "
      "sees (as with torch.from_numpy): copy with tapegrad.tensor(a) if the array will change.");
   m.def("_full", [](const py::object& shape, double value, const py::object& dtype, bool requires_grad) {
-    Tensor t = Tensor::full(shape_of(shape), value, dtype_arg(dtype).value_or(DType::Float64));
+    Tensor t = Tensor::full(shape_of(shape), value, dtype_or_default(dtype));
     if (requires_grad) t.requires_grad_(true);
     return py::cast(std::make_unique<PyTensor>(std::move(t)));
   });
   m.def("_arange", [](double start, double stop, double step, const py::object& dtype) {
-    return py::cast(std::make_unique<PyTensor>(Tensor::arange(start, stop, step, dtype_arg(dtype).value_or(DType::Float64))));
+    return py::cast(std::make_unique<PyTensor>(Tensor::arange(start, stop, step, dtype_or_default(dtype))));
   });
   m.def("_eye", [](std::int64_t n, std::int64_t k, const py::object& dtype) {
-    return py::cast(std::make_unique<PyTensor>(Tensor::eye(n, k, dtype_arg(dtype).value_or(DType::Float64))));
+    return py::cast(std::make_unique<PyTensor>(Tensor::eye(n, k, dtype_or_default(dtype))));
+  });
+  register_grad_fn(m);
+  ops.def("_put_add", [](py::handle src, py::handle index, const py::object& shape) {
+    Call c({src});
+    Tensor s = c.arg(src);
+    PyTensor* pi = as_pytensor(index);
+    Tensor idx = pi ? pi->t : tensor_from_array(index, DType::Int64, false);
+    const Shape sh = shape_of(shape);
+    return c.run([&] { return tapegrad::put_add(s, idx, sh); });
+  });
+  m.def("get_default_dtype", [] { return numpy_dtype(g_default_float); },
+        "The floating dtype of factories and of Python floats (float64 unless set_default_dtype changed it).");
+  m.def("_set_default_dtype", [](const py::object& dt) {
+    const DType d = tensor_dtype(py::dtype::from_args(dt));
+    if (!tapegrad::is_floating(d))
+      throw py::type_error(std::string("tapegrad.set_default_dtype: only float32 and float64 can be the default, not ") +
+                           tapegrad::dtype_name(d));
+    g_default_float = d;
   });
   m.def("is_grad_enabled", &tapegrad::grad_enabled, "Whether operations are recorded (see no_grad).");
   m.def("_set_grad_enabled", &tapegrad::set_grad_enabled);

@@ -58,7 +58,15 @@ op_table: _Tuple[OpRow, ...] = tuple(OpRow(*row) for row in _core.op_table)
 for _row in op_table:
     globals()[_row.name] = getattr(_core, _row.name)
 
-from . import autograd, functional, nn  # noqa: E402
+from . import (  # noqa: E402
+    _torch,  # noqa: E402, F401  (PyTorch's names on Tensor)
+    autograd,
+    functional,
+    nn,
+    optim,
+    random,
+    utils,
+)
 from ._tensor import (  # noqa: E402
     amax,
     amin,
@@ -76,6 +84,7 @@ from ._tensor import (  # noqa: E402
     from_numpy,
     full,
     full_like,
+    inference_mode,
     int64,
     is_grad_enabled,
     log_softmax,
@@ -93,20 +102,90 @@ from ._tensor import (  # noqa: E402
     permute,
     prod,
     reshape,
+    set_grad_enabled,
     softmax,
     squeeze,
-    stack,
     std,
     sum,
     tensor,
-    transpose,
     unsqueeze,
     var,
     where,
     zeros,
     zeros_like,
 )
+from ._torch import (  # noqa: E402
+    Size,
+    all,
+    allclose,
+    any,
+    argmax,
+    argmin,
+    argsort,
+    bmm,
+    cat,
+    clamp,
+    concat,
+    cumsum,
+    device,
+    empty,
+    empty_like,
+    eq,
+    equal,
+    flatten,
+    gather,
+    ge,
+    get_default_dtype,
+    greater,
+    greater_equal,
+    gt,
+    index_select,
+    is_floating_point,
+    is_tensor,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    le,
+    less,
+    less_equal,
+    linalg,
+    linspace,
+    lt,
+    masked_fill,
+    mm,
+    mv,
+    ne,
+    norm,
+    not_equal,
+    numel,
+    return_types,
+    scatter_add,
+    set_default_dtype,
+    sign,
+    sort,
+    stack,
+    take_along_dim,
+    topk,
+    transpose,
+)
 from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp  # noqa: E402
+from .random import (  # noqa: E402
+    Generator,
+    bernoulli,
+    initial_seed,
+    manual_seed,
+    multinomial,
+    normal,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    randperm,
+    seed,
+)
 
 
 def get_cmake_dir() -> str:
@@ -129,4 +208,19 @@ __all__ = [
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones",
     "ones_like", "outer", "permute", "prod", "reshape", "softmax", "squeeze", "stack", "std", "sum", "tensor",
     "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
+    # PyTorch's names (tapegrad/_torch.py), the RNG (tapegrad/random.py), nn, optim, utils
+    "optim", "random", "utils", "Size", "all", "allclose", "any", "argmax", "argmin", "argsort", "bmm", "cat", "clamp",
+    "concat", "cumsum", "device", "empty", "empty_like", "eq", "equal", "flatten", "gather", "ge", "get_default_dtype",
+    "greater", "greater_equal", "gt", "index_select", "is_floating_point", "is_tensor", "isclose", "isfinite", "isinf",
+    "isnan", "le", "less", "less_equal", "linalg", "linspace", "lt", "masked_fill", "mm", "mv", "ne", "norm",
+    "not_equal", "numel", "return_types", "scatter_add", "set_default_dtype", "sign", "sort", "take_along_dim", "topk",
+    "inference_mode", "set_grad_enabled", "Generator", "bernoulli", "initial_seed", "manual_seed", "multinomial",
+    "normal", "rand", "rand_like", "randint", "randint_like", "randn", "randn_like", "randperm", "seed",
+    "float", "double", "long", "bool",
 ]
+
+# PyTorch's dtype aliases (last: they shadow builtins' names in this module's namespace).
+float = float32  # noqa: A001
+double = float64
+long = int64
+bool = bool_  # noqa: A001

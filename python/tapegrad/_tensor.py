@@ -39,29 +39,35 @@ def _shape(shape: Tuple[Any, ...]) -> Any:
     return tuple(shape)
 
 
-def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor of zeros (float64 unless ``dtype`` says otherwise)."""
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """A tensor of zeros (of the default dtype, float64 unless set_default_dtype changed it)."""
     return _core._full(_shape(shape), 0.0, dtype, requires_grad)
 
 
-def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A tensor of ones (float64 unless ``dtype`` says otherwise)."""
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """A tensor of ones (of the default dtype unless ``dtype`` says otherwise)."""
     return _core._full(_shape(shape), 1.0, dtype, requires_grad)
 
 
-def full(shape: ShapeLike, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full(shape: ShapeLike, fill_value: float, dtype: Any = None, requires_grad: bool = False,
+         device: Any = None) -> Tensor:
     """A tensor of ``shape`` filled with ``fill_value``."""
     return _core._full(_shape((shape,)), float(fill_value), dtype, requires_grad)
 
 
-def arange(start: float, stop: Optional[float] = None, step: float = 1, dtype: Any = None) -> Tensor:
-    """Evenly spaced values in [start, stop), as ``numpy.arange`` (int64 for integer arguments)."""
+def arange(start: float, stop: Optional[float] = None, step: float = 1, dtype: Any = None, *,
+           end: Optional[float] = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """Evenly spaced values in [start, stop), as ``numpy.arange`` and ``torch.arange`` (int64
+    for integer arguments, else the default dtype); ``end=`` is PyTorch's name for stop."""
+    if end is not None:
+        stop = end
     if stop is None:
         start, stop = 0, start
     if dtype is None:
         ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, stop, step))
-        dtype = np.int64 if ints else np.float64
-    return _core._arange(float(start), float(stop), float(step), dtype)
+        dtype = np.int64 if ints else None
+    r = _core._arange(float(start), float(stop), float(step), dtype)
+    return r.requires_grad_() if requires_grad else r
 
 
 def eye(n: int, m: Optional[int] = None, dtype: Any = None) -> Tensor:
@@ -138,6 +144,63 @@ class enable_grad(_GradMode):
 
 
 is_grad_enabled = _core.is_grad_enabled
+
+
+class set_grad_enabled(_GradMode):
+    """``set_grad_enabled(False)`` turns recording off (a function call, as PyTorch's), and
+    ``with set_grad_enabled(mode):`` for a block; also a decorator."""
+
+    def __new__(cls, mode: bool) -> Any:
+        self = object.__new__(cls)
+        self.enabled = bool(mode)
+        self._previous = [_core.is_grad_enabled()]
+        _core._set_grad_enabled(bool(mode))  # takes effect now, as torch.set_grad_enabled does
+        return self
+
+    def __init__(self, mode: bool) -> None:
+        pass
+
+    def __enter__(self) -> None:
+        pass  # (set on construction)
+
+    def __call__(self, fn: F) -> F:
+        _core._set_grad_enabled(self._previous[0])  # a decorator: only inside the function
+        mode = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class inference_mode(_GradMode):
+    """``with tapegrad.inference_mode():`` records nothing, as ``no_grad`` (PyTorch's faster
+    variant; in tapegrad they are the same). ``inference_mode(False)`` records."""
+
+    enabled = False
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):
+            return cls()(mode)
+        self = object.__new__(cls)
+        self.enabled = not bool(mode)
+        self._previous = []
+        return self
+
+    def __init__(self, mode: Any = True) -> None:
+        pass
+
+    def __call__(self, fn: F) -> F:
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with inference_mode(not enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
 
 
 # --- indexing ------------------------------------------------------------------------------------
@@ -219,12 +282,18 @@ def _iter(t: Tensor) -> Any:
 
 
 def _repr(t: Tensor) -> str:
+    """PyTorch's form: ``tensor([...], dtype=..., requires_grad=True)`` for a leaf, with
+    ``grad_fn=<MulBackward0>`` for a recorded result. The dtype is shown when it is not the
+    default floating dtype, int64 or bool."""
     a = t.numpy()
     body = np.array2string(a, separator=", ", prefix="tensor(")
     extra = ""
-    if t.dtype == np.float32:
-        extra += ", dtype=float32"
-    if t.requires_grad:
+    if t.dtype.kind == "f" and t.dtype != _core.get_default_dtype():
+        extra += f", dtype={t.dtype}"
+    fn = t.grad_fn if t.requires_grad and not t.is_leaf else None
+    if fn is not None:
+        extra += f", grad_fn=<{fn.name()}>"
+    elif t.requires_grad:
         extra += ", requires_grad=True"
     return f"tensor({body}{extra})"
 
@@ -236,31 +305,38 @@ def _tolist(t: Tensor) -> Any:
 # --- functions that take Vars, numbers and tensors ------------------------------------------------
 
 def _axis_like(x: object, y: object) -> bool:
-    """Whether max(x, y) means a reduction of array x along axis y (NumPy's and PyTorch's
-    reading of an integer second argument), rather than an elementwise maximum."""
+    """Whether max(x, y) means a reduction of array x along axis y (an integer second argument,
+    as in PyTorch), rather than an elementwise maximum."""
     array = isinstance(x, (Tensor, np.ndarray, list, tuple))
     return array and isinstance(y, (int, np.integer)) and not isinstance(y, (bool, np.bool_))
 
 
-def max(x: Any, y: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """``max(a, b)``: the elementwise maximum (Vars, numbers or tensors); ``max(t)``,
-    ``max(t, axis)``, ``max(t, axis=..., keepdims=...)``: the reduction of a tensor (as
-    ``numpy.max``; ties share the gradient)."""
-    if y is not None and not (_axis_like(x, y) and axis is None):
-        return _core.max(x, y)
+def _extreme(x: Any, y: Any, axis: Any, keepdims: Any, dim: Any, keepdim: bool, largest: bool) -> Any:
+    if y is not None and not _axis_like(x, y):
+        return (_core.max if largest else _core.min)(x, y)  # elementwise
     if isinstance(x, Var):
         return x
-    return _ops.amax(x, y if y is not None else axis, keepdims)
+    t = x if isinstance(x, Tensor) else _core.tensor(x)
+    method = t.max if largest else t.min
+    if axis is not None or keepdims is not None:  # NumPy's spelling: the values
+        return method(axis=axis if axis is not None else y, keepdims=bool(keepdims or keepdim))
+    return method(y if y is not None else dim, keepdim)  # PyTorch's: (values, indices) over a dim
 
 
-def min(x: Any, y: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A001
-    """``min(a, b)``: the elementwise minimum; ``min(t, axis=None, keepdims=False)``: the
-    reduction of a tensor."""
-    if y is not None and not (_axis_like(x, y) and axis is None):
-        return _core.min(x, y)
-    if isinstance(x, Var):
-        return x
-    return _ops.amin(x, y if y is not None else axis, keepdims)
+def max(x: Any, y: Any = None, axis: Any = None, keepdims: Any = None, *, dim: Any = None,  # noqa: A001
+        keepdim: bool = False) -> Any:
+    """``max(a, b)``: the elementwise maximum (Vars, numbers or tensors). ``max(t)``: the largest
+    element. ``max(t, 1)`` or ``max(t, dim=1)``: PyTorch's ``(values, indices)`` along the axis
+    (the gradient goes to the index taken). ``max(t, axis=1, keepdims=...)``: NumPy's values
+    (ties share the gradient, as numpy.max's derivative, torch.amax)."""
+    return _extreme(x, y, axis, keepdims, dim, keepdim, True)
+
+
+def min(x: Any, y: Any = None, axis: Any = None, keepdims: Any = None, *, dim: Any = None,  # noqa: A001
+        keepdim: bool = False) -> Any:
+    """The counterpart of ``max``: elementwise, the smallest element, PyTorch's ``(values,
+    indices)`` along a dim, or NumPy's values along ``axis=``."""
+    return _extreme(x, y, axis, keepdims, dim, keepdim, False)
 
 
 maximum = _core.max
@@ -300,19 +376,3 @@ def _format(t: Tensor, spec: str) -> str:
     if t.ndim == 0 and spec:
         return format(t.item(), spec)
     return format(_repr(t), spec)
-
-
-def _tensor_max(t: Tensor, axis: Any = None, keepdims: bool = False, out: Any = None) -> Tensor:
-    """``t.max()``, ``t.max(axis)``: the reduction; ``t.max(other_tensor)``: elementwise. ``out``
-    is NumPy's (``np.max(t)`` passes it) and must be None."""
-    if isinstance(axis, (Tensor, np.ndarray)):
-        return _ops.max(t, axis)
-    return _ops.amax(t, axis, keepdims, out=out)
-
-
-def _tensor_min(t: Tensor, axis: Any = None, keepdims: bool = False, out: Any = None) -> Tensor:
-    """``t.min()``, ``t.min(axis)``: the reduction; ``t.min(other_tensor)``: elementwise. ``out``
-    is NumPy's (``np.min(t)`` passes it) and must be None."""
-    if isinstance(axis, (Tensor, np.ndarray)):
-        return _ops.min(t, axis)
-    return _ops.amin(t, axis, keepdims, out=out)

@@ -34,15 +34,18 @@ enum class OpKind : std::uint8_t {
 struct OpInfo {
   const char* name;
   OpKind kind;
+  const char* backward_name;  ///< its node's name in a graph walk, as PyTorch names them ("ExpBackward0")
 };
 
 namespace detail {
 inline constexpr OpInfo kOpInfo[] = {
-    {"leaf", OpKind::Leaf},
-#define TAPEGRAD_UNARY(Name, name, ...) {#name, OpKind::Unary},
-#define TAPEGRAD_BINARY(Name, name, ...) {#name, OpKind::Binary}, {#name, OpKind::BinaryVC}, {#name, OpKind::BinaryCV},
+    {"leaf", OpKind::Leaf, "AccumulateGrad"},
+#define TAPEGRAD_UNARY(Name, name, ...) {#name, OpKind::Unary, #Name "Backward0"},
+#define TAPEGRAD_BINARY(Name, name, ...)                                                      \
+  {#name, OpKind::Binary, #Name "Backward0"}, {#name, OpKind::BinaryVC, #Name "Backward0"}, \
+      {#name, OpKind::BinaryCV, #Name "Backward0"},
 #include "tapegrad/ops.def"
-    {"node", OpKind::Node},
+    {"node", OpKind::Node, "Node"},
 };
 static_assert(sizeof(kOpInfo) / sizeof(kOpInfo[0]) == static_cast<std::size_t>(Op::Count_));
 }  // namespace detail

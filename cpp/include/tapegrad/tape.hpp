@@ -108,6 +108,9 @@ class Node {
   /// one-element tensor entering scalar arithmetic. Its adjoint slot is then a real adjoint,
   /// not only the mark that the sweep reached it.
   virtual bool scalar_output() const noexcept { return false; }
+  /// Its name in a walk of the graph, as PyTorch names its nodes ("MmBackward0",
+  /// "AccumulateGrad" for a leaf's record).
+  virtual const char* name() const noexcept { return "Node"; }
 };
 
 /// What a tape holds, as `Tape::stats()` reports it.

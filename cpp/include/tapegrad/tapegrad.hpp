@@ -4,6 +4,7 @@
 #include "tapegrad/dual.hpp"
 #include "tapegrad/functional.hpp"
 #include "tapegrad/op.hpp"
+#include "tapegrad/optim.hpp"
 #include "tapegrad/rules.hpp"
 #include "tapegrad/tape.hpp"
 #include "tapegrad/tensor.hpp"

@@ -69,6 +69,11 @@ struct TensorImpl {
   bool requires_grad = false;
   bool leaf = true;
   bool retains_grad = false;  ///< a result whose gradient is kept in `grad` (retain_grad())
+  /// A result whose graph a backward() without retain_graph released (PyTorch's freed graph):
+  /// its value and its use as an operand stay, but no sweep goes through it again (one that
+  /// reaches it raises, naming retain_graph). `released_name` is its record's name then.
+  bool released = false;
+  const char* released_name = nullptr;
   /// Results: the tape, record and generation that produced it. Leaves that require grad:
   /// their record on the tape they were last used on (recorded again when that is stale).
   Tape* tape = nullptr;
@@ -162,7 +167,12 @@ class Tensor {
   void backward(const Tensor& gradient) const;
   /// The same, and with create_graph the sweep records its own operations: the gradients
   /// accumulated into grad() are results on the tape, differentiable again (any order).
+  /// The graph is released afterwards unless create_graph (see the next overload).
   void backward(const Tensor& gradient, bool create_graph) const;
+  /// The same; without retain_graph this result's graph is released after the sweep, as in
+  /// PyTorch: a second backward() from it raises, and the bindings let the tape free what
+  /// the graph saved. (PyTorch's default is retain_graph = create_graph.)
+  void backward(const Tensor& gradient, bool create_graph, bool retain_graph) const;
   /// Changes the elements in place (an optimiser step), keeping the tensor a leaf; it is
   /// recorded afresh on its next use. Graphs recorded before read the tensor's memory, so
   /// sweep them before changing it (PyTorch's rule for in-place changes).
@@ -326,6 +336,10 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 /// count from the end): numpy.take(x.ravel(), index). The gradient scatters back and
 /// accumulates over repeated offsets. Python's indexing is built on it.
 Tensor take(const Tensor& x, const Tensor& index);
+/// The reverse of take: a tensor of `shape`, zero but for src's elements added at flat
+/// offsets `index` (int64, one per element of src; repeated offsets accumulate). Recorded:
+/// the gradient of src is take(g, index). PyTorch's scatter_add and index_add are built on it.
+Tensor put_add(const Tensor& src, const Tensor& index, const Shape& shape);
 /// Basic slicing of every axis at once: element i of axis d of the result is element
 /// start[d] + i * step[d] of x's axis d (steps may be negative); `shape` is the result's.
 Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& step,
@@ -375,6 +389,21 @@ Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value);
 /// The record of a tensor on `tape`, recording a leaf that requires grad on first use.
 /// Throws Error for a stale or foreign result.
 std::uint32_t record_of(const Tensor& t, Tape& tape);
+/// The error of a sweep that reaches a released graph (see TensorImpl::released).
+[[noreturn]] void throw_released();
+/// Marks the result t's graph released (see TensorImpl::released); its handle goes stale.
+void release_graph(const Tensor& t) noexcept;
+/// The name of the record that made t (PyTorch's grad_fn name): null for a leaf or a tensor
+/// that does not require grad, and for a stale handle.
+const char* grad_fn_name(const Tensor& t) noexcept;
+/// One record of a graph as a walk of it sees it (PyTorch's grad_fn and next_functions).
+struct GraphNode {
+  const char* name = nullptr;            ///< "MulBackward0"; "AccumulateGrad" for a leaf's record
+  std::vector<std::uint32_t> inputs;     ///< its inputs' records (Tape::kNone: a constant)
+  std::shared_ptr<TensorImpl> variable;  ///< a tensor leaf's record: the leaf
+};
+/// Record `rec` of `tape` (which must be below tape.size()).
+GraphNode graph_node(const Tape& tape, std::uint32_t rec);
 }  // namespace detail
 
 }  // namespace tapegrad

@@ -127,6 +127,7 @@ struct RuleUses {
 template <Op op>
 class UnaryNode final : public TNode {
  public:
+  const char* name() const noexcept override { return op_info(op).backward_name; }
   explicit UnaryNode(Tensor x) : x_(std::move(x)) {}
   bool saves_inputs() const override { return RuleUses<op>::inputs; }
   bool saves_output() const override { return RuleUses<op>::output; }
@@ -194,6 +195,7 @@ double scalar_value(const Tensor& t) {
 template <Op op>
 class BinaryNode final : public TNode {
  public:
+  const char* name() const noexcept override { return op_info(op).backward_name; }
   BinaryNode(Tensor x, Tensor y) : x_(std::move(x)), y_(std::move(y)) {}
   bool saves_inputs() const override { return RuleUses<op>::inputs; }
   bool saves_output() const override { return RuleUses<op>::output; }
@@ -342,6 +344,7 @@ Tensor not_equal(const Tensor& x, const Tensor& y) {
 namespace {
 class AstypeNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "ToCopyBackward0"; }
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -352,6 +355,7 @@ class AstypeNode final : public TNode {
 
 class ClipNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "ClampBackward0"; }
   ClipNode(Tensor x, double lo, double hi) : x_(std::move(x)), lo_(lo), hi_(hi) {}
   bool saves_inputs() const override { return true; }
   bool saves_output() const override { return false; }
@@ -392,6 +396,7 @@ class ClipNode final : public TNode {
 
 class WhereNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "WhereBackward0"; }
   WhereNode(Tensor c, Shape a, Shape b) : c_(std::move(c)), a_(std::move(a)), b_(std::move(b)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }

@@ -74,6 +74,7 @@ Tensor times_transposed(const Tensor& x, const Tensor& a) {
 
 class MatmulNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "MmBackward0"; }
   MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
   bool saves_inputs() const override { return true; }
   bool saves_output() const override { return false; }

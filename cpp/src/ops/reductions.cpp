@@ -106,6 +106,7 @@ Tensor floating(const Tensor& x) { return is_floating(x.dtype()) ? x : convert(x
 
 class SumNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "SumBackward0"; }
   SumNode(Shape in, Shape kept) : in_shape_(std::move(in)), kept_(std::move(kept)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -135,6 +136,7 @@ class ReductionNode : public TNode {
 
 class ExtremeNode final : public ReductionNode {  // amax / amin
  public:
+  const char* name() const noexcept override { return "AmaxBackward0"; }
   using ReductionNode::ReductionNode;
 
  protected:
@@ -152,6 +154,7 @@ class ExtremeNode final : public ReductionNode {  // amax / amin
 
 class ProdNode final : public ReductionNode {
  public:
+  const char* name() const noexcept override { return "ProdBackward0"; }
   using ReductionNode::ReductionNode;
 
  protected:
@@ -175,6 +178,7 @@ class ProdNode final : public ReductionNode {
 
 class LogsumexpNode final : public ReductionNode {
  public:
+  const char* name() const noexcept override { return "LogsumexpBackward0"; }
   using ReductionNode::ReductionNode;
 
  protected:
@@ -189,6 +193,7 @@ class LogsumexpNode final : public ReductionNode {
 
 class SoftmaxNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "SoftmaxBackward0"; }
   explicit SoftmaxNode(int axis) : axis_(axis) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return true; }
@@ -209,6 +214,7 @@ class SoftmaxNode final : public TNode {
 
 class LogSoftmaxNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "LogSoftmaxBackward0"; }
   explicit LogSoftmaxNode(int axis) : axis_(axis) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return true; }
@@ -305,6 +311,7 @@ namespace {
 // zero spread and a zero gradient, not 0 * inf).
 class StdSqrtNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "StdBackward0"; }
   bool saves_inputs() const override { return false; }
 
  protected:

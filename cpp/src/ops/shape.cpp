@@ -68,6 +68,7 @@ Tensor batched_index(const Tensor& index, std::int64_t K, std::int64_t numel) {
 
 class ReshapeNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "ViewBackward0"; }
   explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -82,6 +83,7 @@ class ReshapeNode final : public TNode {
 
 class TransposeNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "PermuteBackward0"; }
   explicit TransposeNode(std::vector<int> inverse) : inverse_(std::move(inverse)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -100,6 +102,7 @@ class TransposeNode final : public TNode {
 
 class BroadcastNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "ExpandBackward0"; }
   explicit BroadcastNode(Shape in) : in_shape_(std::move(in)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -114,6 +117,7 @@ class BroadcastNode final : public TNode {
 
 class TakeNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "IndexBackward0"; }
   TakeNode(Shape in, Tensor index) : in_shape_(std::move(in)), index_(std::move(index)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -145,6 +149,7 @@ class TakeNode final : public TNode {
 
 class StridedNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "SliceBackward0"; }
   StridedNode(Shape in, std::int64_t base, std::vector<std::int64_t> strides)
       : in_shape_(std::move(in)), base_(base), strides_(std::move(strides)) {}
   bool saves_inputs() const override { return false; }
@@ -195,6 +200,7 @@ class StridedNode final : public TNode {
 
 class ConcatNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "CatBackward0"; }
   ConcatNode(int axis, std::vector<std::int64_t> sizes) : axis_(axis), sizes_(std::move(sizes)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -408,6 +414,7 @@ Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std:
 // (positions are distinct). Recorded, so that a create_graph sweep can differentiate it.
 class ScatterStridedNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "SliceBackwardBackward0"; }
   ScatterStridedNode(Shape g_shape, std::int64_t base, std::vector<std::int64_t> strides)
       : g_shape_(std::move(g_shape)), base_(base), strides_(std::move(strides)) {}
   bool saves_inputs() const override { return false; }
@@ -445,6 +452,7 @@ Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, c
 // (repeated offsets accumulate). Recorded, its own reverse being take.
 class ScatterAddNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "IndexBackwardBackward0"; }
   explicit ScatterAddNode(Tensor index) : index_(std::move(index)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -474,6 +482,29 @@ Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape) {
   return rec.record(std::make_unique<ScatterAddNode>(index), gx);
 }
 }  // namespace
+
+Tensor put_add(const Tensor& src, const Tensor& index0, const Shape& shape) {
+  if (index0.dtype() != DType::Int64)
+    throw TypeError(std::string("tapegrad: put_add: indices must be int64, not ") + dtype_name(index0.dtype()));
+  if (!is_floating(src.dtype()))
+    throw TypeError(std::string("tapegrad: put_add: values must be float32 or float64, not ") + dtype_name(src.dtype()));
+  if (index0.numel() != src.numel())
+    throw ValueError("tapegrad: put_add: " + std::to_string(index0.numel()) + " indices (shape " +
+                     shape_str(index0.shape()) + ") for " + std::to_string(src.numel()) + " values (shape " +
+                     shape_str(src.shape()) + ")");
+  const std::int64_t n = detail::checked_numel(shape, "put_add: ");
+  Tensor index = empty_tensor(index0.shape(), DType::Int64);
+  const std::int64_t* ip = index0.data<std::int64_t>();
+  std::int64_t* np_ = index.data<std::int64_t>();
+  for (std::int64_t k = 0; k < index0.numel(); ++k) {
+    const std::int64_t i = ip[k];
+    if (i < -n || i >= n)
+      throw IndexError("tapegrad: index " + std::to_string(i) + " is out of bounds for a tensor of " +
+                       std::to_string(n) + " elements (shape " + shape_str(shape) + ")");
+    np_[k] = i < 0 ? i + n : i;
+  }
+  return scatter_add(src, index, shape);
+}
 
 Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, std::int64_t step) {
   const int a = detail::normalize_axis(axis, x.ndim(), "slice");

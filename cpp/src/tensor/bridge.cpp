@@ -14,6 +14,8 @@ namespace tapegrad::detail {
 namespace {
 // A Var entering tensor arithmetic: a 0-d tensor whose gradient goes to a scalar record.
 class ScalarNode final : public TNode {
+ public:
+  const char* name() const noexcept override { return "ScalarTensorBackward0"; }
  protected:
   void vjp(const Tensor& g) override { give(0, g); }
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
@@ -39,6 +41,7 @@ Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
 // plain sweep, a Var in a recorded one) goes back to the tensor as a 0-d gradient.
 class ItemNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "ItemBackward0"; }
   bool scalar_output() const noexcept override { return true; }
 
  protected:

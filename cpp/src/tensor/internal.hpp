@@ -95,7 +95,8 @@ class TNode : public Node {
   // vectors, the output's TensorImpl, shape and control blocks: about 1 KiB measured).
   static constexpr std::size_t kOverhead = 1024;
   void moved(const Tape& tape, std::uint32_t rec) noexcept final {
-    if (out_ && out_->tape == &tape) {  // results, and leaves recorded on this tape
+    // results, and leaves recorded on this tape (a released result's old record no more)
+    if (out_ && out_->tape == &tape && (!out_->released || released_node_)) {
       out_->rec = rec;
       out_->gen = tape.generation();
     }
@@ -115,6 +116,7 @@ class TNode : public Node {
   Tensor grad_;                       // d(output) during a sweep
   Tensor* capture_ = nullptr;         // grad(): where this record's gradient is wanted
   bool is_leaf_node_ = false;         // a leaf's record (grad() does not deliver into .grad)
+  bool released_node_ = false;        // stands for a released result (see TensorImpl::released)
   /// The leaf a leaf record delivers to (null for op records).
   virtual const TensorImpl* leaf() const noexcept { return nullptr; }
 

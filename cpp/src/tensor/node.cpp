@@ -38,8 +38,46 @@ void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool al
   }
 }
 
+[[noreturn]] void throw_released() {
+  throw_error(
+      "tapegrad: trying to backward through the graph a second time: the first backward() released it "
+      "(what it saved is freed). Specify retain_graph=True on the first backward() to sweep it again");
+}
+
+void release_graph(const Tensor& t) noexcept {
+  TensorImpl& p = t.impl();
+  if (p.leaf || p.released) return;
+  p.released_name = grad_fn_name(t);
+  p.released = true;
+  p.gen = 0;  // stale: no handle may reach the old record again
+}
+
+const char* grad_fn_name(const Tensor& t) noexcept {
+  const TensorImpl& p = t.impl();
+  if (p.leaf || !p.requires_grad) return nullptr;
+  if (p.released) return p.released_name;
+  if (!is_current(p.tape, p.gen)) return nullptr;
+  const Record& r = p.tape->record(p.rec);
+  return r.op == Op::Node ? p.tape->node(p.rec).name() : op_info(r.op).backward_name;
+}
+
+GraphNode graph_node(const Tape& tape, std::uint32_t rec) {
+  GraphNode g;
+  const Record& r = tape.record(rec);
+  if (r.op == Op::Node) {
+    const Node& n = tape.node(rec);
+    g.name = n.name();
+    if (const auto* t = dynamic_cast<const TNode*>(&n); t && t->is_leaf_node_) g.variable = t->out_;
+  } else {
+    g.name = op_info(r.op).backward_name;
+  }
+  tape.for_each_operand(rec, [&](std::uint32_t j) { g.inputs.push_back(j); });
+  return g;
+}
+
 [[noreturn]] void throw_unusable_tensor(const Tensor& t) {
   const TensorImpl& p = t.impl();
+  if (p.released) throw_released();
   switch (handle_state(p.tape, p.gen)) {
     case HandleState::Destroyed:
       throw_error("tapegrad: this Tensor was recorded on a tape that has been destroyed");
@@ -57,6 +95,7 @@ namespace {
 // A leaf's record on a tape: its gradient goes into the leaf's grad.
 class LeafNode final : public TNode {
  public:
+  const char* name() const noexcept override { return "AccumulateGrad"; }
   explicit LeafNode(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
 
  protected:
@@ -101,19 +140,42 @@ class LeafNode final : public TNode {
   std::shared_ptr<TensorImpl> leaf_;
 };
 
+// A released result used again as an operand: a record with no inputs that refuses the
+// gradients a sweep brings it (PyTorch raises when a backward reaches a freed graph).
+class ReleasedNode final : public TNode {
+ public:
+  explicit ReleasedNode(const char* name) : name_(name ? name : "Node") {}
+  const char* name() const noexcept override { return name_; }
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
+ protected:
+  void vjp(const Tensor&) override { throw_released(); }
+  Tensor jvp(const std::vector<Tensor>&) override { throw_released(); }
+
+ private:
+  const char* name_;
+};
+
 }  // namespace
 
 std::uint32_t record_of(const Tensor& t, Tape& tape) {
   TensorImpl& p = t.impl();
   if (!p.leaf) {
     if (p.tape == &tape && p.gen == tape.generation()) return p.rec;  // (`tape` is alive: ours)
-    throw_unusable_tensor(t);
+    if (!p.released) throw_unusable_tensor(t);
   }
   std::lock_guard<std::mutex> lock(leaf_mutex(&p));  // a leaf may be used by several threads
   if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
-  auto node = std::make_unique<LeafNode>(t.impl_ptr());
+  std::unique_ptr<TNode> node;
+  if (p.leaf) {
+    node = std::make_unique<LeafNode>(t.impl_ptr());
+    node->is_leaf_node_ = true;
+  } else {
+    node = std::make_unique<ReleasedNode>(p.released_name);
+    node->released_node_ = true;
+  }
   node->out_ = t.impl_ptr();
-  node->is_leaf_node_ = true;
   const std::uint32_t rec = tape.push_node(std::move(node));
   p.tape = &tape;
   p.rec = rec;
@@ -284,7 +346,7 @@ void Recorder::init(const Tensor* const* inputs, std::size_t n, const char* op) 
     const TensorImpl& p = t->impl();
     if (!p.requires_grad) continue;
     any = true;
-    if (p.leaf) continue;
+    if (p.leaf || p.released) continue;
     if (!is_current(p.tape, p.gen)) throw_unusable_tensor(*t);
     if (tape && tape != p.tape)
       throw_error(std::string("tapegrad: ") + op + ": the operands were recorded on different tapes");

@@ -1,6 +1,7 @@
 """Neurons, layers and multilayer perceptrons of scalar ``Var``s, in micrograd's shape.
 
-Code written against micrograd's ``micrograd.nn`` runs unchanged with ``tapegrad.nn``.
+Code written against micrograd's ``micrograd.nn`` runs unchanged with ``tapegrad.nn``. They subclass
+tapegrad's one ``Module`` without calling its ``__init__``: ``zero_grad()`` sets each ``Var``'s grad to 0.0.
 """
 
 from __future__ import annotations
@@ -8,18 +9,10 @@ from __future__ import annotations
 import random
 from typing import List, Sequence, Union
 
-from ._core import Var
+from .._core import Var
+from .module import Module
 
 Number = Union[float, int, Var]
-
-
-class Module:
-    def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad = 0.0
-
-    def parameters(self) -> List[Var]:
-        return []
 
 
 class Neuron(Module):
@@ -32,7 +25,7 @@ class Neuron(Module):
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         return act.relu() if self.nonlin else act
 
-    def parameters(self) -> List[Var]:
+    def parameters(self) -> List[Var]:  # type: ignore[override]
         return self.w + [self.b]
 
     def __repr__(self) -> str:
@@ -47,7 +40,7 @@ class Layer(Module):
         out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
-    def parameters(self) -> List[Var]:
+    def parameters(self) -> List[Var]:  # type: ignore[override]
         return [p for n in self.neurons for p in n.parameters()]
 
     def __repr__(self) -> str:
@@ -64,7 +57,7 @@ class MLP(Module):
             x = layer(x)  # type: ignore[assignment]
         return x  # type: ignore[return-value]
 
-    def parameters(self) -> List[Var]:
+    def parameters(self) -> List[Var]:  # type: ignore[override]
         return [p for layer in self.layers for p in layer.parameters()]
 
     def __repr__(self) -> str:

@@ -1,0 +1,69 @@
+// tapegrad._core._optim: the optimizers' update rules (cpp/include/tapegrad/optim.hpp) for
+// tapegrad.optim. Conversion only.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <vector>
+
+#include "tensor_conv.hpp"
+
+namespace py = pybind11;
+using tapegrad::Tensor;
+
+namespace tgpy {
+namespace {
+// A state tensor that may be absent (None).
+Tensor optional_state(const py::object& o, const char* fn) {
+  return o.is_none() ? Tensor() : tensor_arg(o, fn, "a state");
+}
+std::vector<Tensor> tensor_list(const py::iterable& ts, const char* fn) {
+  std::vector<Tensor> r;
+  for (py::handle h : ts) r.push_back(tensor_arg(h, fn, "every item"));
+  return r;
+}
+}  // namespace
+
+void register_optim(py::module_& m) {
+  py::module_ o = m.def_submodule("_optim", "The optimizers' update rules (tapegrad.optim calls them)");
+  o.def("sgd", [](py::handle p, py::handle g, const py::object& buf, double lr, double momentum, double dampening,
+                  double weight_decay, bool nesterov, bool maximize) -> py::object {
+    Tensor b = optional_state(buf, "optim.SGD");
+    const bool fresh = !b.defined();
+    tapegrad::optim::sgd_step(tensor_arg(p, "optim.SGD", "a parameter"), tensor_arg(g, "optim.SGD", "a gradient"), b,
+                              {lr, momentum, dampening, weight_decay, nesterov, maximize});
+    if (!b.defined()) return py::none();
+    return fresh ? tensor_object(b) : py::reinterpret_borrow<py::object>(buf);
+  }, "One SGD step in place; returns the momentum buffer (created on the first step), or None.");
+  o.def("adam", [](py::handle p, py::handle g, py::handle m1, py::handle m2, const py::object& vmax, std::int64_t step,
+                   double lr, double beta1, double beta2, double eps, double weight_decay, bool amsgrad, bool maximize,
+                   bool decoupled) {
+    tapegrad::optim::adam_step(tensor_arg(p, "optim.Adam", "a parameter"), tensor_arg(g, "optim.Adam", "a gradient"),
+                               tensor_arg(m1, "optim.Adam", "exp_avg"), tensor_arg(m2, "optim.Adam", "exp_avg_sq"),
+                               optional_state(vmax, "optim.Adam"), step,
+                               {lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, decoupled});
+  }, "One Adam (or, with decoupled weight decay, AdamW) step in place.");
+  o.def("rmsprop", [](py::handle p, py::handle g, py::handle sq, const py::object& buf, const py::object& gavg,
+                      double lr, double alpha, double eps, double weight_decay, double momentum, bool centered,
+                      bool maximize) {
+    tapegrad::optim::rmsprop_step(tensor_arg(p, "optim.RMSprop", "a parameter"),
+                                  tensor_arg(g, "optim.RMSprop", "a gradient"),
+                                  tensor_arg(sq, "optim.RMSprop", "square_avg"), optional_state(buf, "optim.RMSprop"),
+                                  optional_state(gavg, "optim.RMSprop"),
+                                  {lr, alpha, eps, weight_decay, momentum, centered, maximize});
+  }, "One RMSprop step in place.");
+  o.def("adagrad", [](py::handle p, py::handle g, py::handle sum, std::int64_t step, double lr, double lr_decay,
+                      double weight_decay, double eps, bool maximize) {
+    tapegrad::optim::adagrad_step(tensor_arg(p, "optim.Adagrad", "a parameter"),
+                                  tensor_arg(g, "optim.Adagrad", "a gradient"),
+                                  tensor_arg(sum, "optim.Adagrad", "sum"), step,
+                                  {lr, lr_decay, weight_decay, eps, maximize});
+  }, "One Adagrad step in place.");
+  o.def("total_norm", [](const py::iterable& ts, double norm_type) {
+    return tapegrad::optim::total_norm(tensor_list(ts, "nn.utils.clip_grad_norm_"), norm_type);
+  }, "The norm of all the tensors' elements together (clip_grad_norm_'s total norm).");
+  o.def("scale_", [](const py::iterable& ts, double factor) {
+    tapegrad::optim::scale_(tensor_list(ts, "nn.utils.clip_grad_norm_"), factor);
+  }, "Multiplies each tensor by factor in place.");
+}
+
+}  // namespace tgpy

@@ -1,0 +1,857 @@
+"""PyTorch's names and signatures on ``tapegrad.Tensor`` and as functions, beside NumPy's.
+
+Where the two agree (``t.sum(1)``, ``t.reshape(2, 3)``, ``t.squeeze(0)``) there is one method;
+the compiled methods take ``dim=``/``keepdim=`` as well as ``axis=``/``keepdims=``. Where
+they differ, the spelling decides, and the table in the README's "Coming from PyTorch"
+section lists each case:
+
+- ``t.max(1)`` and ``t.max(dim=1)`` give PyTorch's ``(values, indices)``;
+  ``t.max(axis=1)`` gives NumPy's values; ``t.max()`` is the largest element either way.
+- ``t.transpose(0, 1)`` swaps two axes (PyTorch); ``t.transpose()``, ``t.transpose(axes)``
+  and three or more axes are NumPy's permutation.
+- ``t.size`` is NumPy's element count (an int) and, called, PyTorch's ``t.size()`` (a
+  ``tapegrad.Size``) or ``t.size(d)``.
+- ``t.std()``/``t.var()`` are NumPy's (``ddof=0``) unless given ``dim=``, ``unbiased=`` or
+  ``correction=``, which are PyTorch's (unbiased by default).
+- ``t.repeat(2, 3)`` is PyTorch's (tiling); NumPy's ``repeat`` is ``np.repeat(t.numpy(), ...)``.
+- ``t.squeeze(dim=1)`` of an axis whose length is not 1 leaves it (PyTorch); ``t.squeeze(1)``
+  and ``t.squeeze(axis=1)`` raise there (NumPy).
+- ``t.int()`` is int64 (tapegrad's only integer dtype; PyTorch's is int32).
+
+Indices (argmax, sort, topk) are computed by NumPy on the values: they are not differentiable
+in PyTorch either. Gathers and scatters are built on the core's ``take`` and ``put_add``, so
+their gradients are the core's.
+"""
+
+from __future__ import annotations
+
+import builtins
+import operator
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+
+_ops = _core.tensor_ops
+_tensor = _core.tensor
+
+
+class Size(tuple):  # type: ignore[type-arg]
+    """A shape, as ``torch.Size``: a tuple of ints with ``numel()``."""
+
+    def numel(self) -> int:
+        n = 1
+        for d in self:
+            n *= d
+        return n
+
+    def __repr__(self) -> str:
+        return f"tapegrad.Size({list(self)})"
+
+
+class _SizeAttr(int):
+    """``t.size``: NumPy's element count, and callable as PyTorch's ``t.size()``/``t.size(d)``."""
+
+    _shape: Tuple[int, ...]
+
+    def __new__(cls, shape: Tuple[int, ...]) -> "_SizeAttr":
+        n = 1
+        for d in shape:
+            n *= d
+        self = super().__new__(cls, n)
+        self._shape = shape
+        return self
+
+    def __call__(self, dim: Optional[int] = None) -> Any:
+        if dim is None:
+            return Size(self._shape)
+        return self._shape[_axis(dim, len(self._shape), "size")]
+
+
+def _axis(dim: Any, ndim: int, fn: str) -> int:
+    d = operator.index(dim)
+    if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
+        raise IndexError(f"tapegrad.{fn}: axis {d} is out of bounds for a tensor of {ndim} dimensions")
+    return d % builtins.max(ndim, 1)
+
+
+def _as_tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else _tensor(x)
+
+
+def _sizes(args: Tuple[Any, ...]) -> Tuple[int, ...]:
+    """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` alike."""
+    if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        return tuple(operator.index(d) for d in args[0])
+    return tuple(operator.index(d) for d in args)
+
+
+# --- what a tensor is ----------------------------------------------------------------------------
+
+
+def numel(t: Any) -> int:
+    """The number of elements (``torch.numel``)."""
+    return int(_as_tensor(t).size)
+
+
+def _dim(t: Tensor) -> int:
+    return t.ndim
+
+
+def _element_size(t: Tensor) -> int:
+    return int(t.numpy().itemsize)
+
+
+def is_tensor(x: object) -> bool:
+    """Whether x is a tapegrad tensor (``torch.is_tensor``)."""
+    return isinstance(x, Tensor)
+
+
+def is_floating_point(t: Tensor) -> bool:
+    """Whether t is float32 or float64 (``torch.is_floating_point``)."""
+    return t.dtype.kind == "f"
+
+
+class device:  # noqa: N801 (PyTorch's name)
+    """Where a tensor lives: tapegrad computes on the CPU, so ``device('cpu')`` is the only one."""
+
+    type: str
+
+    def __init__(self, kind: Union[str, "device"] = "cpu", index: Optional[int] = None) -> None:
+        name = kind.type if isinstance(kind, device) else str(kind).split(":")[0]
+        if name != "cpu":
+            raise RuntimeError(f"tapegrad computes on the CPU; there is no device {kind!r}")
+        self.type = "cpu"
+        self.index = index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (device, str)) and str(other).split(":")[0] == "cpu"
+
+    def __hash__(self) -> int:
+        return hash("cpu")
+
+    def __repr__(self) -> str:
+        return "device(type='cpu')"
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+_CPU = device("cpu")
+
+
+# --- dtype conversion --------------------------------------------------------------------------------
+
+
+def _to(t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    """``t.to(dtype)``, ``t.to('cpu')``, ``t.to('cpu', dtype)``, ``t.to(other)``: a tensor of that
+    dtype (t itself when it has it already, as PyTorch)."""
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("copy", None)
+    kwargs.pop("non_blocking", None)
+    dev = kwargs.pop("device", None)
+    if kwargs:
+        raise TypeError(f"Tensor.to() got unexpected arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (str, device)):
+            dev = a
+        elif a is not None:
+            dtype = a
+    if dev is not None:
+        device(dev)  # only the CPU
+    if dtype is None or np.dtype(dtype) == t.dtype:
+        return t
+    return t.astype(dtype)
+
+
+def _cpu(t: Tensor) -> Tensor:
+    return t
+
+
+def _cuda(t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    raise RuntimeError("tapegrad computes on the CPU; there is no CUDA device (drop .cuda(), or use .to('cpu'))")
+
+
+def _type_as(t: Tensor, other: Tensor) -> Tensor:
+    if not isinstance(other, Tensor):
+        raise TypeError(f"tapegrad: type_as() takes a Tensor, not {type(other).__name__}")
+    return _to(t, other.dtype)
+
+
+# --- shapes -----------------------------------------------------------------------------------------
+
+
+def _view(t: Tensor, *shape: Any) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (type, np.dtype, str)):
+        raise TypeError("tapegrad: Tensor.view(dtype) (reinterpreting memory) is not supported; use astype()")
+    return t.reshape(*shape)
+
+
+def _view_as(t: Tensor, other: Tensor) -> Tensor:
+    return t.reshape(other.shape)
+
+
+def _t(t: Tensor) -> Tensor:
+    if t.ndim > 2:
+        raise ValueError(f"tapegrad: t() expects a tensor of at most 2 dimensions, not shape {t.shape} "
+                         "(use transpose(dim0, dim1) or mT)")
+    return t.T if t.ndim == 2 else t
+
+
+def _mT(t: Tensor) -> Tensor:  # noqa: N802
+    if t.ndim < 2:
+        raise ValueError(f"tapegrad: mT needs at least 2 dimensions, not shape {t.shape}")
+    return _swap(t, -2, -1)
+
+
+def _swap(t: Tensor, d0: int, d1: int) -> Tensor:
+    n = t.ndim
+    a, b = _axis(d0, n, "transpose"), _axis(d1, n, "transpose")
+    perm = list(range(n))
+    perm[a], perm[b] = perm[b], perm[a]
+    return _ops.transpose(t, perm)
+
+
+_np_transpose = Tensor.transpose
+
+
+def _transpose(t: Tensor, *axes: Any) -> Tensor:
+    """``t.transpose(dim0, dim1)`` swaps two axes (PyTorch); no axes, or a full permutation of
+    three or more, is NumPy's."""
+    if len(axes) == 2 and builtins.all(isinstance(a, (int, np.integer)) for a in axes) and t.ndim != 1:
+        return _swap(t, axes[0], axes[1])
+    return _np_transpose(t, *axes)
+
+
+def transpose(x: Any, axes: Any = None, dim1: Optional[int] = None) -> Tensor:
+    """``transpose(x, dim0, dim1)`` swaps two axes (PyTorch); ``transpose(x)`` and
+    ``transpose(x, axes)`` permute them (NumPy)."""
+    if dim1 is not None:
+        return _swap(_as_tensor(x), axes, dim1)
+    return _ops.transpose(x, axes)
+
+
+def _flatten(t: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    n = t.ndim
+    if n == 0:
+        return t.reshape(1)
+    s, e = _axis(start_dim, n, "flatten"), _axis(end_dim, n, "flatten")
+    if s > e:
+        raise ValueError(f"tapegrad.flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = t.shape
+    return t.reshape(shape[:s] + (-1,) + shape[e + 1:])
+
+
+def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """``torch.flatten``: axes start_dim..end_dim merged into one."""
+    return _flatten(_as_tensor(x), start_dim, end_dim)
+
+
+def _unflatten(t: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
+    d = _axis(dim, t.ndim, "unflatten")
+    return t.reshape(t.shape[:d] + tuple(sizes) + t.shape[d + 1:])
+
+
+def _expand(t: Tensor, *sizes: Any) -> Tensor:
+    want = _sizes(sizes)
+    if len(want) < t.ndim:
+        raise ValueError(f"tapegrad.expand: {len(want)} sizes for a tensor of shape {t.shape}")
+    have = (1,) * (len(want) - t.ndim) + t.shape
+    shape = tuple(h if w == -1 else w for w, h in zip(want, have))
+    return _ops.broadcast_to(t, shape)
+
+
+def _expand_as(t: Tensor, other: Tensor) -> Tensor:
+    return _ops.broadcast_to(t, other.shape)
+
+
+def _repeat(t: Tensor, *sizes: Any) -> Tensor:
+    """PyTorch's ``repeat``: the tensor tiled ``sizes`` times along each axis."""
+    reps = _sizes(sizes)
+    if len(reps) < t.ndim:
+        raise ValueError(f"tapegrad.repeat: {len(reps)} repeats for a tensor of {t.ndim} dimensions "
+                         "(give one per dimension)")
+    if builtins.any(r < 0 for r in reps):
+        raise ValueError(f"tapegrad.repeat: repeats must be non-negative, not {reps}")
+    shape = (1,) * (len(reps) - t.ndim) + t.shape
+    inter = tuple(v for d in shape for v in (1, d))
+    tiled = tuple(v for r, d in zip(reps, shape) for v in (r, d))
+    return _ops.broadcast_to(t.reshape(inter), tiled).reshape(tuple(r * d for r, d in zip(reps, shape)))
+
+
+def cat(tensors: Iterable[Any], dim: int = 0, *, axis: Optional[int] = None) -> Tensor:
+    """``torch.cat``: tensors joined along an existing axis (NumPy's ``concatenate``)."""
+    return _ops.concatenate(tensors, dim if axis is None else axis)
+
+
+def stack(tensors: Iterable[Any], axis: int = 0, *, dim: Optional[int] = None) -> Tensor:
+    """Tensors joined along a new axis (``numpy.stack``'s ``axis=``, ``torch.stack``'s ``dim=``)."""
+    return _ops.stack(tensors, axis if dim is None else dim)
+
+
+concat = cat
+
+
+def _chunk_bounds(n: int, sizes: Sequence[int]) -> list[tuple[int, int]]:
+    out, start = [], 0
+    for s in sizes:
+        out.append((start, start + s))
+        start += s
+    if start != n:
+        raise ValueError(f"tapegrad.split: sizes {list(sizes)} add up to {start}, not the axis' length {n}")
+    return out
+
+
+def _split(t: Tensor, split_size_or_sections: Union[int, Sequence[int]], dim: int = 0) -> Tuple[Tensor, ...]:
+    d = _axis(dim, t.ndim, "split")
+    n = t.shape[d]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        step = int(split_size_or_sections)
+        if step <= 0:
+            raise ValueError(f"tapegrad.split: the split size must be positive, not {step}")
+        sizes = [builtins.min(step, n - i) for i in range(0, n, step)] or [0]
+    else:
+        sizes = [operator.index(s) for s in split_size_or_sections]
+        if builtins.any(s < 0 for s in sizes):
+            raise ValueError(f"tapegrad.split: split sizes must be non-negative, not {sizes}")
+    key: list[Any] = [slice(None)] * t.ndim
+    parts = []
+    for a, b in _chunk_bounds(n, sizes):
+        key[d] = slice(a, b)
+        parts.append(t[tuple(key)])
+    return tuple(parts)
+
+
+def _chunk(t: Tensor, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:
+    if operator.index(chunks) <= 0:
+        raise ValueError(f"tapegrad.chunk: chunks must be positive, not {chunks}")
+    n = t.shape[_axis(dim, t.ndim, "chunk")]
+    return _split(t, -(-n // chunks) if n else 1, dim)
+
+
+def _unbind(t: Tensor, dim: int = 0) -> Tuple[Tensor, ...]:
+    d = _axis(dim, t.ndim, "unbind")
+    key: list[Any] = [slice(None)] * t.ndim
+    out = []
+    for i in range(t.shape[d]):
+        key[d] = i
+        out.append(t[tuple(key)])
+    return tuple(out)
+
+
+# --- products -----------------------------------------------------------------------------------------
+
+
+def mm(a: Any, b: Any) -> Tensor:
+    """``torch.mm``: the product of two matrices (2-d only)."""
+    for name, x in (("first", a), ("second", b)):
+        if _as_tensor(x).ndim != 2:
+            raise ValueError(f"tapegrad.mm: the {name} operand must be 2-d, not shape {_as_tensor(x).shape} "
+                             "(matmul takes any rank)")
+    return _ops.matmul(a, b)
+
+
+def bmm(a: Any, b: Any) -> Tensor:
+    """``torch.bmm``: batched products of (B, n, k) and (B, k, m)."""
+    ta, tb = _as_tensor(a), _as_tensor(b)
+    if ta.ndim != 3 or tb.ndim != 3 or ta.shape[0] != tb.shape[0]:
+        raise ValueError(f"tapegrad.bmm: needs (B, n, k) and (B, k, m) with the same B, not {ta.shape} and {tb.shape}")
+    return _ops.matmul(a, b)
+
+
+def mv(a: Any, v: Any) -> Tensor:
+    """``torch.mv``: a matrix times a vector."""
+    return _ops.matmul(a, v)
+
+
+# --- clamping, masks, comparisons -------------------------------------------------------------------------
+
+
+def clamp(x: Any, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:  # noqa: A002
+    """``torch.clamp``: limits to [min, max] (either may be None); the gradient passes inside."""
+    if min is None and max is None:
+        raise ValueError("tapegrad.clamp: at least one of min and max must be given")
+    lo = -np.inf if min is None else float(min)
+    hi = np.inf if max is None else float(max)
+    return _ops.clip(x, lo, hi)
+
+
+def _clamp_min(t: Tensor, min: float) -> Tensor:  # noqa: A002
+    return clamp(t, min=min)
+
+
+def _clamp_max(t: Tensor, max: float) -> Tensor:  # noqa: A002
+    return clamp(t, max=max)
+
+
+def masked_fill(x: Any, mask: Any, value: Any) -> Tensor:
+    """``torch.masked_fill``: value where mask is true (broadcast), x elsewhere."""
+    m = _as_tensor(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"tapegrad.masked_fill: the mask must be a bool tensor, not {m.dtype}")
+    return _ops.where(m, value, x)
+
+
+def _cmp(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Tensor]:
+    def f(x: Any, other: Any) -> Tensor:
+        return op(_as_tensor(x), other)  # type: ignore[no-any-return]
+
+    return f
+
+
+eq, ne = _cmp(operator.eq), _cmp(operator.ne)
+gt, lt, ge, le = _cmp(operator.gt), _cmp(operator.lt), _cmp(operator.ge), _cmp(operator.le)
+greater, less, greater_equal, less_equal = gt, lt, ge, le
+not_equal = ne
+
+
+def equal(a: Any, b: Any) -> bool:
+    """``torch.equal``: same shape and the same elements."""
+    x, y = _as_tensor(a), _as_tensor(b)
+    return x.shape == y.shape and bool(np.array_equal(x.numpy(), y.numpy()))
+
+
+def allclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> bool:
+    """``torch.allclose`` (NumPy's formula)."""
+    return bool(np.allclose(_as_tensor(a).numpy(), _as_tensor(b).numpy(), rtol, atol, equal_nan))
+
+
+def isclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Tensor:
+    """``torch.isclose``: elementwise, as a bool tensor."""
+    return _tensor(np.isclose(_as_tensor(a).numpy(), _as_tensor(b).numpy(), rtol, atol, equal_nan))
+
+
+def _bool_reduce(name: str) -> Callable[..., Tensor]:
+    def f(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Optional[bool] = None,
+          out: None = None) -> Tensor:
+        a = _as_tensor(x).numpy()
+        ax = dim if axis is None else axis
+        return _tensor(getattr(np, name)(a, axis=None if ax is None else tuple(np.atleast_1d(ax)),
+                                         keepdims=keepdim if keepdims is None else keepdims))
+
+    f.__name__ = name
+    f.__doc__ = f"Whether {'every' if name == 'all' else 'any'} element is nonzero (over dim), as a bool tensor."
+    return f
+
+
+all, any = _bool_reduce("all"), _bool_reduce("any")  # noqa: A001
+
+
+def isnan(x: Any) -> Tensor:
+    """Elementwise NaN test."""
+    return _tensor(np.isnan(_as_tensor(x).numpy()))
+
+
+def isinf(x: Any) -> Tensor:
+    """Elementwise infinity test."""
+    return _tensor(np.isinf(_as_tensor(x).numpy()))
+
+
+def isfinite(x: Any) -> Tensor:
+    """Elementwise finiteness test."""
+    return _tensor(np.isfinite(_as_tensor(x).numpy()))
+
+
+def sign(x: Any) -> Tensor:
+    """The sign of each element (its gradient is zero, as PyTorch's)."""
+    t = _as_tensor(x)
+    return _tensor(np.sign(t.numpy()))
+
+
+# --- indices: argmax, max(dim), sort, topk, gather, scatter_add --------------------------------------------
+
+
+class _ValuesIndices(NamedTuple):
+    values: Tensor
+    indices: Tensor
+
+
+class return_types:  # noqa: N801 (PyTorch's name)
+    """The named tuples of max(dim), min(dim), sort and topk (``torch.return_types``)."""
+
+    max = min = sort = topk = _ValuesIndices
+
+
+def _arg_extreme(t: Any, dim: Any, keepdim: bool, largest: bool) -> Tensor:
+    a = _as_tensor(t).numpy()
+    f = np.argmax if largest else np.argmin
+    if dim is None:
+        r = np.asarray(f(a))
+        return _tensor(r.reshape((1,) * a.ndim) if keepdim else r)
+    d = _axis(dim, a.ndim, "argmax" if largest else "argmin")
+    return _tensor(f(a, axis=d, keepdims=keepdim) if a.ndim else np.asarray(0))
+
+
+def argmax(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None) -> Tensor:
+    """The index of the largest element (over dim; the first of ties), int64."""
+    return _arg_extreme(x, dim if axis is None else axis, keepdim, True)
+
+
+def argmin(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None) -> Tensor:
+    """The index of the smallest element (over dim; the first of ties), int64."""
+    return _arg_extreme(x, dim if axis is None else axis, keepdim, False)
+
+
+def _offsets(shape: Tuple[int, ...], dim: int, index: np.ndarray) -> np.ndarray:
+    """Flat offsets into a C-contiguous tensor of `shape` of the elements that torch.gather(dim,
+    index) reads: index replaces the coordinate along dim."""
+    if index.ndim != len(shape):
+        raise ValueError(f"tapegrad.gather: the index has {index.ndim} dimensions but the tensor has {len(shape)}")
+    for d, (i, s) in enumerate(zip(index.shape, shape)):
+        if d != dim and i > s:
+            raise ValueError(f"tapegrad.gather: the index has shape {index.shape}, larger than the tensor's {shape} "
+                             f"along dimension {d}")
+    n = shape[dim] if shape else 1
+    if index.size and (index.min() < -n or index.max() >= n):
+        raise IndexError(f"tapegrad.gather: an index is out of range for dimension {dim} of size {n}")
+    strides = np.array([int(np.prod(shape[d + 1:])) for d in range(len(shape))], dtype=np.int64)
+    grids = np.indices(index.shape, dtype=np.int64, sparse=True)
+    off = np.zeros(index.shape, dtype=np.int64)
+    for d in range(len(shape)):
+        coord = np.where(index < 0, index + n, index) if d == dim else grids[d]
+        off = off + coord * strides[d]
+    return np.ascontiguousarray(off)
+
+
+def _index_array(index: Any, fn: str) -> np.ndarray:
+    a = _as_tensor(index).numpy() if not isinstance(index, np.ndarray) else index
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"tapegrad.{fn}: the index must be an integer tensor, not {a.dtype}")
+    return a.astype(np.int64, copy=False)
+
+
+def gather(x: Any, dim: int, index: Any) -> Tensor:
+    """``torch.gather``: out[i][j] = x[index[i][j]][j] for dim 0 (and so on); differentiable in x."""
+    t = _as_tensor(x)
+    d = _axis(dim, t.ndim, "gather")
+    idx = _index_array(index, "gather")
+    return _ops._take(t, _offsets(t.shape, d, idx)) if t.ndim else _ops._take(t, idx)
+
+
+def take_along_dim(x: Any, indices: Any, dim: int) -> Tensor:
+    """``torch.take_along_dim`` (NumPy's take_along_axis) for same-rank indices."""
+    return gather(x, dim, indices)
+
+
+def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Tensor:
+    """``torch.scatter_add``: x with src[i][j] added at x[index[i][j]][j] for dim 0 (and so on);
+    differentiable in x and src."""
+    t = _as_tensor(x)
+    d = _axis(dim, t.ndim, "scatter_add")
+    idx = _index_array(index, "scatter_add")
+    s = _as_tensor(src)
+    if s.ndim != idx.ndim or builtins.any(i > n for i, n in zip(idx.shape, s.shape)):
+        raise ValueError(f"tapegrad.scatter_add: the index has shape {idx.shape}, which src of shape {s.shape} "
+                         "must cover")
+    if s.shape != idx.shape:
+        s = s[tuple(slice(0, n) for n in idx.shape)]
+    if s.dtype != t.dtype and t.dtype.kind == "f":
+        s = s.astype(t.dtype)
+    return t + _ops._put_add(s, _offsets(t.shape, d, idx), t.shape)
+
+
+def index_select(x: Any, dim: int, index: Any) -> Tensor:
+    """``torch.index_select``: the slices at `index` (1-d) along dim."""
+    t = _as_tensor(x)
+    d = _axis(dim, t.ndim, "index_select")
+    idx = _index_array(index, "index_select")
+    if idx.ndim > 1:
+        raise ValueError(f"tapegrad.index_select: the index must be 1-d, not shape {idx.shape}")
+    key: list[Any] = [slice(None)] * t.ndim
+    key[d] = idx.reshape(-1)
+    return t[tuple(key)]
+
+
+def _extreme_dim(t: Tensor, dim: Any, keepdim: bool, largest: bool) -> _ValuesIndices:
+    idx = _arg_extreme(t, dim, True, largest)
+    d = _axis(dim, t.ndim, "max" if largest else "min")
+    values = gather(t, d, idx)
+    if not keepdim:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    return _ValuesIndices(values, idx)
+
+
+def _np_extreme(largest: bool) -> Callable[..., Any]:
+    np_method = _core.tensor_ops.amax if largest else _core.tensor_ops.amin
+    elementwise = _core.tensor_ops.max if largest else _core.tensor_ops.min
+
+    def method(t: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None,
+               out: Any = None) -> Any:
+        if isinstance(dim, (Tensor, np.ndarray)):  # t.max(other): elementwise (PyTorch)
+            return elementwise(t, dim)
+        if axis is not None or keepdims is not None or out is not None:  # NumPy's spelling
+            return np_method(t, axis if axis is not None else dim, bool(keepdims or keepdim), out=out)
+        if dim is None:
+            return np_method(t, None, keepdim)
+        return _extreme_dim(t, dim, keepdim, largest)
+
+    return method
+
+
+def _sort_indices(a: np.ndarray, d: int, descending: bool, stable: bool = True) -> np.ndarray:
+    if descending:  # stable descending: sort the negated order, keeping ties in place
+        idx = np.argsort(-a if a.dtype.kind != "b" else ~a, axis=d, kind="stable")
+    else:
+        idx = np.argsort(a, axis=d, kind="stable")
+    return np.ascontiguousarray(idx.astype(np.int64))
+
+
+def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool = True) -> _ValuesIndices:
+    """``torch.sort``: (values, indices) along dim; the values are differentiable."""
+    t = _as_tensor(x)
+    if t.ndim == 0:
+        return _ValuesIndices(t, _tensor(0))
+    d = _axis(dim, t.ndim, "sort")
+    idx = _sort_indices(t.numpy(), d, descending)
+    return _ValuesIndices(gather(t, d, idx), _tensor(idx))
+
+
+def argsort(x: Any, dim: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
+    """``torch.argsort``."""
+    return sort(x, dim, descending).indices
+
+
+def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> _ValuesIndices:  # noqa: A002
+    """``torch.topk``: the k largest (or smallest) elements along dim and their indices; the
+    values are differentiable."""
+    t = _as_tensor(x)
+    d = _axis(dim, t.ndim, "topk")
+    n = t.shape[d] if t.ndim else 1
+    if not 0 <= k <= n:
+        raise ValueError(f"tapegrad.topk: k = {k} is out of range for a dimension of size {n}")
+    idx = _sort_indices(t.numpy(), d, largest)
+    idx = np.ascontiguousarray(np.take(idx, np.arange(k), axis=d))
+    return _ValuesIndices(gather(t, d, idx), _tensor(idx))
+
+
+def cumsum(x: Any, dim: int) -> Tensor:
+    """``torch.cumsum``: running sums along dim, as a product with a triangular matrix (so its
+    gradient is the core's)."""
+    t = _as_tensor(x)
+    d = _axis(dim, t.ndim, "cumsum")
+    n = t.shape[d]
+    tri = _tensor(np.tril(np.ones((n, n))), dtype=t.dtype if t.dtype.kind == "f" else None)
+    moved = _swap(t, d, -1) if d != t.ndim - 1 else t
+    r = moved @ tri.T
+    return _swap(r, d, -1) if d != t.ndim - 1 else r
+
+
+# --- norms -------------------------------------------------------------------------------------------------
+
+
+def _vector_norm(t: Tensor, ord: float, dim: Any, keepdim: bool) -> Tensor:  # noqa: A002
+    a = _ops.abs(t)
+    if ord == np.inf:
+        return _ops.amax(a, dim, keepdim)
+    if ord == -np.inf:
+        return _ops.amin(a, dim, keepdim)
+    if ord == 0:
+        return _ops.sum((a != 0).astype(t.dtype), dim, keepdim)
+    if ord == 1:
+        return _ops.sum(a, dim, keepdim)
+    if ord == 2:
+        s = _ops.sum(t * t, dim, keepdim)
+        # sqrt has an infinite slope at 0: the norm's gradient there is 0, as PyTorch's
+        pos = s > 0
+        return _ops.where(pos, _ops.sqrt(_ops.where(pos, s, 1.0)), 0.0)
+    return _ops.sum(a ** ord, dim, keepdim) ** (1.0 / ord)
+
+
+def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
+    """``torch.norm``: the vector p-norm over dim (all elements by default; 'fro' is 2)."""
+    t = _as_tensor(x)
+    if dtype is not None:
+        t = t.astype(dtype)
+    if t.dtype.kind != "f":
+        raise TypeError(f"tapegrad.norm: the tensor must be float32 or float64, not {t.dtype}")
+    if p == "fro" or p is None:
+        p = 2
+    if p == "nuc":
+        raise ValueError("tapegrad.norm: the nuclear norm is not supported")
+    return _vector_norm(t, float(p), dim, keepdim)
+
+
+class linalg:  # noqa: N801 (PyTorch's module name)
+    """``tapegrad.linalg``: the norms of ``torch.linalg``."""
+
+    @staticmethod
+    def vector_norm(x: Any, ord: float = 2, dim: Any = None, keepdim: bool = False,  # noqa: A002
+                    dtype: Any = None) -> Tensor:
+        """``torch.linalg.vector_norm``: the ord-norm of the elements over dim (all by default)."""
+        return norm(x, ord, dim, keepdim, dtype)
+
+    @staticmethod
+    def norm(x: Any, ord: Any = None, dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:  # noqa: A002
+        """``torch.linalg.norm``: the 2-norm of a vector, the Frobenius norm of a matrix (ord None
+        or 'fro'), or the vector ord-norm over dim; matrix norms of other orders are not supported."""
+        t = _as_tensor(x)
+        two_dims = (dim is None and t.ndim == 2) or (isinstance(dim, (tuple, list)) and len(dim) == 2)
+        if ord is not None and ord != "fro" and two_dims:
+            raise ValueError(f"tapegrad.linalg.norm: the matrix norm of order {ord!r} is not supported "
+                             "(use linalg.vector_norm for the elements' norm)")
+        return norm(t, 2 if ord is None or ord == "fro" else ord, dim, keepdim, dtype)
+
+
+# --- creation -----------------------------------------------------------------------------------------------
+
+
+def _default_float() -> Any:
+    return np.dtype(_core.get_default_dtype()).type
+
+
+def get_default_dtype() -> Any:
+    """The floating dtype of factories (zeros, randn, arange with float bounds, nn.Linear ...)
+    and of Python floats in tensor(): float64 unless set_default_dtype changed it."""
+    return _default_float()
+
+
+def set_default_dtype(d: Any) -> None:
+    """Makes float32 or float64 the default floating dtype (``torch.set_default_dtype``)."""
+    _core._set_default_dtype(d)
+
+
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+    """``torch.empty``: a tensor of the shape; tapegrad fills it with zeros (never garbage)."""
+    return _core._full(_sizes(size), 0.0, dtype, requires_grad)
+
+
+def empty_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """``torch.empty_like`` (zeros)."""
+    x = _as_tensor(t)
+    return _core._full(x.shape, 0.0, x.dtype if dtype is None else dtype, requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """``torch.linspace``: `steps` evenly spaced values from start to end, both included."""
+    if operator.index(steps) < 0:
+        raise ValueError(f"tapegrad.linspace: steps must be non-negative, not {steps}")
+    a = np.linspace(float(start), float(end), steps, dtype=np.dtype(dtype or _default_float()))
+    return _tensor(a, requires_grad=requires_grad)
+
+
+def _new_factory(value: Optional[float]) -> Callable[..., Tensor]:
+    def f(t: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False, **_: Any) -> Tensor:
+        shape = _sizes(size[:-1] if value is None else size)
+        fill = float(size[-1]) if value is None else value
+        return _core._full(shape, fill, t.dtype if dtype is None else dtype, requires_grad)
+
+    return f
+
+
+def _new_tensor(t: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False, **_: Any) -> Tensor:
+    return _tensor(data, t.dtype if dtype is None else dtype, requires_grad)
+
+
+# --- in place ---------------------------------------------------------------------------------------------
+
+
+def _zero_(t: Tensor) -> Tensor:
+    return t._assign_(0.0, "zero_")
+
+
+def _fill_(t: Tensor, value: Any) -> Tensor:
+    return t._assign_(value, "fill_")
+
+
+def _copy_(t: Tensor, src: Any, non_blocking: bool = False) -> Tensor:
+    s = _as_tensor(src)
+    if s.shape != t.shape:
+        s = _ops.broadcast_to(s, t.shape)
+    return t._assign_(s, "copy_")
+
+
+def _add_(t: Tensor, other: Any, alpha: float = 1) -> Tensor:
+    t += other if alpha == 1 else other * alpha
+    return t
+
+
+def _sub_(t: Tensor, other: Any, alpha: float = 1) -> Tensor:
+    t -= other if alpha == 1 else other * alpha
+    return t
+
+
+def _mul_(t: Tensor, other: Any) -> Tensor:
+    t *= other
+    return t
+
+
+def _div_(t: Tensor, other: Any) -> Tensor:
+    t /= other
+    return t
+
+
+def _clamp_(t: Tensor, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:  # noqa: A002
+    from ._tensor import no_grad
+
+    with no_grad():
+        values = clamp(t, min, max)
+    return t._assign_(values, "clamp_")
+
+
+def _masked_fill_(t: Tensor, mask: Any, value: Any) -> Tensor:
+    from ._tensor import no_grad
+
+    with no_grad():
+        values = masked_fill(t, mask, value)
+    return t._assign_(values, "masked_fill_")
+
+
+def _uniform_(t: Tensor, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
+    from . import random
+
+    return t._assign_(random._draw(t.shape, t.dtype, "uniform", a, b, generator), "uniform_")
+
+
+def _normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
+    from . import random
+
+    return t._assign_(random._draw(t.shape, t.dtype, "normal", mean, std, generator), "normal_")
+
+
+# --- Tensor methods -------------------------------------------------------------------------------------------
+
+_METHODS: dict[str, Any] = {
+    "numel": numel, "nelement": numel, "dim": _dim, "ndimension": _dim, "element_size": _element_size,
+    "is_floating_point": is_floating_point,
+    "to": _to, "cpu": _cpu, "cuda": _cuda, "type_as": _type_as,
+    "float": lambda t: _to(t, np.float32), "double": lambda t: _to(t, np.float64),
+    "long": lambda t: _to(t, np.int64), "bool": lambda t: _to(t, np.bool_),
+    "half": lambda t: _to(t, np.float16), "int": lambda t: _to(t, np.int64),
+    "view": _view, "view_as": _view_as, "reshape_as": _view_as, "t": _t, "transpose": _transpose,
+    "swapaxes": _swap, "swapdims": _swap,
+    "flatten": _flatten, "unflatten": _unflatten, "expand": _expand, "expand_as": _expand_as, "repeat": _repeat,
+    "split": _split, "chunk": _chunk, "unbind": _unbind,
+    "mm": mm, "bmm": bmm, "mv": mv, "matmul": lambda t, other: _ops.matmul(t, other),
+    "clamp": clamp, "clamp_min": _clamp_min, "clamp_max": _clamp_max,
+    "masked_fill": masked_fill, "eq": eq, "ne": ne, "gt": gt, "lt": lt, "ge": ge, "le": le, "equal": equal,
+    "allclose": allclose, "isclose": isclose, "all": all, "any": any, "isnan": isnan, "isinf": isinf,
+    "isfinite": isfinite, "sign": sign,
+    "argmax": argmax, "argmin": argmin, "max": _np_extreme(True), "min": _np_extreme(False),
+    "sort": sort, "argsort": argsort, "topk": topk, "gather": gather, "scatter_add": scatter_add,
+    "index_select": index_select, "take_along_dim": take_along_dim, "cumsum": cumsum,
+    "norm": norm,
+    "new_zeros": _new_factory(0.0), "new_ones": _new_factory(1.0), "new_empty": _new_factory(0.0),
+    "new_full": _new_factory(None), "new_tensor": _new_tensor,
+    "zero_": _zero_, "fill_": _fill_, "copy_": _copy_, "add_": _add_, "sub_": _sub_, "mul_": _mul_, "div_": _div_,
+    "clamp_": _clamp_, "masked_fill_": _masked_fill_, "uniform_": _uniform_, "normal_": _normal_,
+}
+
+
+def _install() -> None:
+    attrs = {
+        **_METHODS,
+        "size": property(lambda t: _SizeAttr(t.shape), doc="NumPy's element count; called, PyTorch's size()"),
+        "mT": property(_mT, doc="The last two axes swapped (PyTorch's mT)"),
+        "device": property(lambda t: _CPU, doc="Where the tensor lives: always the CPU"),
+        "is_cuda": False,
+        "nbytes": property(lambda t: int(t.numpy().nbytes), doc="The bytes its elements take"),
+    }
+    for name, f in attrs.items():
+        setattr(Tensor, name, f)
+
+
+_install()

@@ -1,0 +1,49 @@
+"""Neural-network building blocks: PyTorch's ``torch.nn`` on tapegrad tensors, and micrograd's ``Neuron``,
+``Layer`` and ``MLP`` on scalar ``Var``s (code written for ``micrograd.nn`` runs unchanged).
+
+``Module`` is one class for both: torch's registration of ``Parameter``s and sub-modules, ``parameters()``,
+``state_dict()``, ``train()``/``eval()``, ``to(dtype)``, hooks; micrograd's modules subclass it too.
+``functional`` holds the functional forms (``torch.nn.functional``), ``init`` the initialisations
+(``torch.nn.init``), ``utils`` gradient clipping (``torch.nn.utils``).
+"""
+
+from __future__ import annotations
+
+from . import functional, init, utils
+from ._micrograd import MLP, Layer, Neuron
+from .layers import (
+    ELU,
+    GELU,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from .module import Module, ModuleDict, ModuleList, Parameter, RemovableHandle, Sequential
+
+__all__ = [
+    "functional", "init", "utils", "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList",
+    "ModuleDict", "Neuron", "Layer", "MLP", "Identity", "Linear", "Embedding", "LayerNorm", "Dropout", "Flatten",
+    "ReLU", "LeakyReLU", "ELU", "SiLU", "Tanh", "Sigmoid", "Softplus", "GELU", "Softmax", "LogSoftmax",
+    "L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
+]

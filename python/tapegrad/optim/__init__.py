@@ -1,0 +1,274 @@
+"""Optimizers with PyTorch's API (``torch.optim``): parameter groups, state, state_dict.
+
+Each step's arithmetic is one native loop per parameter (``tapegrad::optim`` in the C++ core,
+torch.optim's formulas step for step, so runs agree with PyTorch's to rounding); what is here
+is the bookkeeping. ``lr_scheduler`` has the learning-rate schedules.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from .. import _core
+from .._core import Tensor
+from . import lr_scheduler
+
+_step = _core._optim
+
+ParamGroup = Dict[str, Any]
+Params = Union[Iterable[Tensor], Iterable[ParamGroup]]
+
+
+class Optimizer:
+    """The base of the optimizers (``torch.optim.Optimizer``): ``param_groups`` (a list of dicts
+    holding ``'params'`` and the hyperparameters), ``state`` (per parameter), ``zero_grad``,
+    ``step``, ``state_dict``/``load_state_dict`` and ``add_param_group``."""
+
+    def __init__(self, params: Params, defaults: Dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.state: Dict[Tensor, Dict[str, Any]] = {}
+        self.param_groups: List[ParamGroup] = []
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            "but got a Tensor (wrap it in a list)")
+        items: List[Any] = list(params)
+        if not items:
+            raise ValueError("optimizer got an empty parameter list")
+        groups: List[ParamGroup] = items if isinstance(items[0], dict) else [{"params": items}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, param_group: ParamGroup) -> None:
+        """Adds a group (a dict with ``'params'`` and any hyperparameters to override)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a param group must be a dict, not {type(param_group).__name__}")
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+            if p.dtype.kind != "f":
+                raise TypeError(f"optimizer can only optimize float32 or float64 tensors, not {p.dtype}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group = {**self.defaults, **param_group, "params": params}
+        self._check(group)
+        self.param_groups.append(group)
+
+    def _check(self, group: ParamGroup) -> None:
+        lr = group.get("lr", 0.0)
+        if not isinstance(lr, (int, float)) or lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if group.get("weight_decay", 0.0) < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+        if group.get("eps", 0.0) < 0.0:
+            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Drops every parameter's gradient (``set_to_none``, the default) or zeroes it in place."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
+
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """One update of every parameter that has a gradient; ``closure`` (re-evaluating the loss
+        with grad enabled) is called first when given, and its value returned."""
+        loss = None
+        if closure is not None:
+            from .._tensor import enable_grad
+
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.requires_grad:
+                    g = g.detach()
+                self._update(p, g, self.state.setdefault(p, {}), group)
+        return loss
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> Dict[str, Any]:
+        """``{'state': {index: {...}}, 'param_groups': [{..., 'params': [indices]}]}``, as torch's:
+        parameters are numbered in group order; state tensors are copies."""
+        index: Dict[int, int] = {}
+        groups = []
+        for g in self.param_groups:
+            ids = []
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in g.items() if k != "params"}, "params": ids})
+        state = {index[id(p)]: {k: v.clone().detach() if isinstance(v, Tensor) else v for k, v in s.items()}
+                 for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restores hyperparameters and state saved by ``state_dict`` (the same parameter layout)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(groups)} parameter groups, the optimizer has "
+                             f"{len(self.param_groups)}")
+        for mine, saved in zip(self.param_groups, groups):
+            if len(mine["params"]) != len(saved["params"]):
+                raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
+                                 "optimizer's group")
+        params = [p for g in self.param_groups for p in g["params"]]
+        by_index = dict(zip((i for g in groups for i in g["params"]), params))
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = by_index[int(i)]
+            self.state[p] = {k: _like(v, p) if isinstance(v, Tensor) else copy.deepcopy(v) for k, v in s.items()}
+        for mine, saved in zip(self.param_groups, groups):
+            mine.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {g[k]}" for k in sorted(g) if k != "params"]
+        return "\n".join(lines) + "\n)"
+
+
+def _like(v: Tensor, p: Tensor) -> Tensor:
+    """A state tensor loaded for parameter p: a copy of p's dtype (a step count stays as is)."""
+    if v.shape == p.shape and v.dtype.kind == "f":
+        return v.astype(p.dtype).detach() if v.dtype != p.dtype else v.clone().detach()
+    return v.clone().detach()
+
+
+def _zeros(p: Tensor, value: float = 0.0) -> Tensor:
+    return _core._full(p.shape, value, p.dtype, False)
+
+
+def _betas(betas: Tuple[float, float]) -> Tuple[float, float]:
+    b1, b2 = betas
+    if not 0.0 <= b1 < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {b1}")
+    if not 0.0 <= b2 < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {b2}")
+    return float(b1), float(b2)
+
+
+class SGD(Optimizer):
+    """``torch.optim.SGD``: plain or momentum gradient descent (dampening, Nesterov, weight
+    decay, maximize)."""
+
+    def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        buf = _step.sgd(p, g, state.get("momentum_buffer"), group["lr"], group["momentum"], group["dampening"],
+                        group["weight_decay"], group["nesterov"], group["maximize"])
+        if buf is not None:
+            state["momentum_buffer"] = buf
+
+
+class Adam(Optimizer):
+    """``torch.optim.Adam`` (amsgrad, weight decay added to the gradient, maximize)."""
+
+    _decoupled = False
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = _zeros(p)
+            state["exp_avg_sq"] = _zeros(p)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = _zeros(p)
+        state["step"] += 1
+        b1, b2 = group["betas"]
+        _step.adam(p, g, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"), state["step"],
+                   group["lr"], b1, b2, group["eps"], group["weight_decay"], group["amsgrad"], group["maximize"],
+                   self._decoupled)
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW``: Adam with decoupled weight decay (``p *= 1 - lr * weight_decay``,
+    default 0.01)."""
+
+    _decoupled = True
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+
+class RMSprop(Optimizer):
+    """``torch.optim.RMSprop`` (centered, momentum, weight decay, maximize)."""
+
+    def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
+                 maximize: bool = False) -> None:
+        if alpha < 0.0:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=maximize))
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = _zeros(p)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = _zeros(p)
+            if group["centered"]:
+                state["grad_avg"] = _zeros(p)
+        state["step"] += 1
+        _step.rmsprop(p, g, state["square_avg"], state.get("momentum_buffer"), state.get("grad_avg"), group["lr"],
+                      group["alpha"], group["eps"], group["weight_decay"], group["momentum"], group["centered"],
+                      group["maximize"])
+
+
+class Adagrad(Optimizer):
+    """``torch.optim.Adagrad`` (lr decay, initial accumulator value, weight decay, maximize)."""
+
+    def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False) -> None:
+        if lr_decay < 0.0:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if initial_accumulator_value < 0.0:
+            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps,
+                                      maximize=maximize))
+        for group in self.param_groups:  # (torch makes the state at construction)
+            for p in group["params"]:
+                self.state[p] = {"step": 0, "sum": _zeros(p, group["initial_accumulator_value"])}
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        if not state:
+            state.update(step=0, sum=_zeros(p, group["initial_accumulator_value"]))
+        state["step"] += 1
+        _step.adagrad(p, g, state["sum"], state["step"], group["lr"], group["lr_decay"], group["weight_decay"],
+                      group["eps"], group["maximize"])
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
