@@ -7,7 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
-from typing import Callable, Tuple
+from typing import Callable, Iterator, Tuple
 
 import pytest
 
@@ -58,6 +58,19 @@ def assert_close(actual: float, expected: float, rel: float, abs_: float = 0.0, 
         f"{what}: got {actual!r}, expected {expected!r} "
         f"(difference {actual - expected!r}, rel tolerance {rel}, abs tolerance {abs_})"
     )
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread() -> Iterator[None]:
+    """torch on one thread for a module: its thread pool only slows small problems down on a
+    busy machine."""
+    torch = pytest.importorskip("torch")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 @pytest.fixture

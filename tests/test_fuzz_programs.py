@@ -750,13 +750,21 @@ def step_shape(b: Builder) -> None:
         rev = tuple(reversed(range(nd)))
         spells = ["transpose", "function", "permute", "tg.permute"] if nd else []
         spells += ["T", "transpose()"] if perm == rev else []
+        spells += ["swap"] if nd >= 2 else []  # PyTorch's transpose(dim0, dim1)
         spell = b.draw(st.sampled_from(spells or ["T"]))
-        if spell == "T":
+        if spell == "swap":
+            d0, d1 = b.draw(st.integers(-nd, nd - 1)), b.draw(st.integers(-nd, nd - 1))
+            swapped = list(range(nd))
+            swapped[d0 % nd], swapped[d1 % nd] = swapped[d1 % nd], swapped[d0 % nd]
+            perm = tuple(swapped)
+        if spell == "swap":
+            src, f = f"{n}.transpose({d0}, {d1})", lambda v: v.transpose(d0, d1)
+        elif spell == "T":
             src, f = f"{n}.T", lambda v: v.T
         elif spell == "transpose()":
             src, f = f"{n}.transpose()", lambda v: v.transpose()
         elif spell == "transpose":
-            src, f = f"{n}.transpose{perm!r}", lambda v: v.transpose(*perm)
+            src, f = f"{n}.transpose({perm!r})", lambda v: v.transpose(perm)  # NumPy's: one permutation
         elif spell == "function":
             src, f = f"tg.transpose({n}, {perm!r})", lambda v: tg.transpose(v, perm)
         elif spell == "permute":

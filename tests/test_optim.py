@@ -12,7 +12,7 @@ optimizers' arithmetic; that is the 1e-12 comparison of every hyperparameter com
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Dict, Iterator, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 import pytest
@@ -20,6 +20,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import tapegrad as tg
 from tapegrad import optim
+
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # (conftest.py)
 
 torch = pytest.importorskip("torch")
 
@@ -38,14 +40,6 @@ INIT = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def params(m: Any, dtype: Any = np.float64) -> List[Any]:

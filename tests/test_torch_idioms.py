@@ -27,6 +27,8 @@ import tapegrad as tg
 import tapegrad.nn.functional as F
 from tapegrad import nn, optim
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # (conftest.py)
+
 torch = pytest.importorskip("torch")
 
 RTOL = 1e-12
@@ -47,15 +49,6 @@ def torch_float64() -> Iterator[None]:
         torch.set_default_dtype(old)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def torch_one_thread() -> Iterator[None]:
-    """torch on one thread: its thread pool only slows these small problems down on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -632,13 +625,24 @@ def test_integer_reductions_values() -> None:
     assert i.sum().item() == 10
 
 
-@pytest.mark.xfail(strict=True, reason="sum of a bool/int64 tensor is float64 in tapegrad (torch: int64), so "
-                   "item() is the float 8.0, not the int 8")
 def test_integer_reductions_are_int64() -> None:
     b = tg.tensor(np.ones(8, dtype=bool))
     s = b.sum().item()
     assert s == 8 and type(s) is int
     assert tg.tensor(np.arange(5)).sum().dtype == np.int64
+    # each reduction of int64 and bool tensors, over all axes and over one, as torch's (exact, same dtype)
+    ints = np.array([[3, -7, 2], [9, 0, -4]], dtype=np.int64)
+    for a in (ints, ints > 0):
+        t, p = tg.tensor(a), torch.from_numpy(a)
+        for name in ("sum", "prod", "amax", "amin"):
+            for dim in (None, 0, 1):
+                got = getattr(t, name)() if dim is None else getattr(t, name)(dim=dim)
+                want = getattr(p, name)() if dim is None else getattr(p, name)(dim=dim)
+                assert str(got.dtype) == str(want.dtype).replace("torch.", ""), (name, dim, got.dtype, want.dtype)
+                assert got.numpy().tolist() == want.numpy().tolist(), (name, dim)
+    big = tg.tensor(np.array([2**62, 2**62], dtype=np.int64))
+    assert big.sum().item() == np.array([2**62, 2**62], dtype=np.int64).sum()  # exact (wraps as NumPy)
+    assert tg.tensor(ints).mean().dtype == np.float64  # a mean is floating (NumPy's; torch refuses ints)
 
 
 # --- printing and the graph --------------------------------------------------------------------------------------

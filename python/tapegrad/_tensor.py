@@ -221,6 +221,18 @@ def _getitem(t: Tensor, key: Any) -> Tensor:
     if all(_is_basic(k) for k in key):
         return _basic_index(t, key)
     np_key = tuple(k.numpy() if isinstance(k, Tensor) else k for k in key)
+    if len(np_key) == 1 and t.ndim >= 1 and isinstance(np_key[0], np.ndarray) and np_key[0].dtype.kind in "iu":
+        # rows of the first axis (a mini-batch, an embedding lookup): their offsets alone,
+        # not a table the size of the tensor
+        rows = np_key[0].astype(np.int64, copy=False)
+        n = t.shape[0]
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            bad = int(rows.min()) if rows.min() < -n else int(rows.max())
+            raise IndexError(f"index {bad} is out of bounds for axis 0 with size {n}")
+        inner = t.size // n if n else 0
+        offsets = (np.where(rows < 0, rows + n, rows) * inner)[..., None] + np.arange(inner, dtype=np.int64)
+        offsets = offsets.reshape(rows.shape + t.shape[1:])
+        return _ops._take(t, np.array(offsets, dtype=np.int64, order="C", ndmin=0))  # (0-d stays 0-d)
     offsets = np.arange(t.size, dtype=np.int64).reshape(t.shape)[np_key]
     # np.array, not np.ascontiguousarray: that one makes a 0-d result (x[np.array(1)]) 1-d
     return _ops._take(t, np.array(offsets, dtype=np.int64, order="C", ndmin=0))

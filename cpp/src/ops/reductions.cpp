@@ -104,6 +104,41 @@ Tensor reduce(const Tensor& x, const std::vector<int>& axes, Reduce kind, const 
 
 Tensor floating(const Tensor& x) { return is_floating(x.dtype()) ? x : convert(x, DType::Float64); }
 
+// Reduces an int64 or bool x exactly, in int64 (wrapping on overflow, as NumPy and PyTorch):
+// sums and products are int64, max and min keep x's dtype. Never recorded (not floating).
+Tensor int_reduce(const Tensor& x0, const std::vector<int>& axes, Reduce kind, const char* name) {
+  const Tensor x = convert(x0, DType::Int64);
+  const Shape ks = kept_shape(x.shape(), axes);
+  const std::int64_t m = shape_numel(ks);
+  if ((kind == Reduce::Max || kind == Reduce::Min) && x.numel() == 0 && m > 0)
+    throw_error(std::string("tapegrad: ") + name + ": zero-size reduction has no identity (shape " +
+                shape_str(x.shape()) + ")");
+  Tensor out = empty_tensor(ks, DType::Int64);
+  std::int64_t* ap = out.data<std::int64_t>();
+  const std::int64_t init = kind == Reduce::Sum ? 0
+                            : kind == Reduce::Prod ? 1
+                            : kind == Reduce::Max ? std::numeric_limits<std::int64_t>::min()
+                                                  : std::numeric_limits<std::int64_t>::max();
+  std::fill(ap, ap + m, init);
+  const std::int64_t* xp = x.data<std::int64_t>();
+  auto combine = [kind](std::int64_t a, std::int64_t v) -> std::int64_t {
+    switch (kind) {
+      case Reduce::Sum: return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(v));
+      case Reduce::Prod: return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) * static_cast<std::uint64_t>(v));
+      case Reduce::Max: return a >= v ? a : v;
+      case Reduce::Min: return a <= v ? a : v;
+    }
+    return a;
+  };
+  for_each_row<2>(x.shape(), {contiguous_strides(x.shape()), broadcast_strides(ks, x.shape())},
+                  [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
+                    for (std::int64_t i = 0; i < len; ++i)
+                      ap[b[1] + i * in[1]] = combine(ap[b[1] + i * in[1]], xp[b[0] + i * in[0]]);
+                  });
+  const bool keep_dtype = kind == Reduce::Max || kind == Reduce::Min;
+  return keep_dtype ? convert(out, x0.dtype()) : out;
+}
+
 class SumNode final : public TNode {
  public:
   const char* name() const noexcept override { return "SumBackward0"; }
@@ -237,6 +272,11 @@ class LogSoftmaxNode final : public TNode {
 template <class MakeNode>
 Tensor reduction(const Tensor& x0, const Axes& axes, bool keepdims, Reduce kind, const char* name, MakeNode make) {
   const std::vector<int> ax = detail::normalize_axes(axes, x0.ndim(), name);
+  if (!is_floating(x0.dtype())) {
+    // integers and bools reduce exactly, to integers (bool.sum() is an int64 count)
+    const Tensor zk = int_reduce(x0, ax, kind, name);
+    return keepdims ? zk : detail::view_as_shape(zk, dropped_shape(x0.shape(), ax));
+  }
   Recorder rec({&x0}, name);
   const Tensor x = floating(x0);
   const Tensor zk = reduce(x, ax, kind, name);
