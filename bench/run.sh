@@ -5,6 +5,7 @@
 #   (c) C++: the Rosenbrock gradient at n = 10^6, recorded and swept from fresh inputs
 #   tensors: MLP 784-256-256-10 step, Rosenbrock gradient in array ops (n = 10^6), one small op;
 #            tapegrad Tensor vs PyTorch, JAX, HIPS autograd and NumPy (bench_tensor.py)
+#   PyTorch-style steps (nn, optim), the same code on tapegrad and PyTorch (bench_torch_face.py)
 # Installs the package (an ordinary release build) and the peers into build/bench-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(uname 
 build/bench-venv/bin/python bench/bench_scalar.py "$@"
 build/bench-venv/bin/python bench/bench_tensor.py "$@"
 build/bench-venv/bin/python bench/bench_hessian.py
+build/bench-venv/bin/python bench/bench_torch_face.py
 cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_TESTS=OFF >/dev/null
 cmake --build build/bench --target bench_rosenbrock >/dev/null
 build/bench/bench/bench_rosenbrock 1000000 20

@@ -428,12 +428,13 @@ def test_python_scalars_are_weak(dtype):
     assert (t * 2.0).numpy().tolist() == [2.0, 4.0]
 
 
-def test_float32_with_arrays_and_0d_tensors_promotes_as_numpy():
+def test_float32_with_arrays_and_0d_tensors_promotes():
     t = tg.tensor([1.0, 2.0], dtype=tg.float32)
-    assert (t + np.ones(2)).dtype == np.float64
+    assert (t + np.ones(2)).dtype == np.float64  # arrays: NumPy's rule
     assert (np.ones(2) + t).dtype == np.float64
     assert (t + np.ones(2, np.float32)).dtype == np.float32
-    assert (t + tg.tensor(1.0)).dtype == np.float64  # a 0-d float64 tensor is not a weak scalar
+    assert (t + tg.tensor(1.0)).dtype == np.float32  # a 0-d float64 tensor takes t's dtype: PyTorch's rule
+    assert (tg.tensor(1.0) * t).dtype == np.float32
     assert (t @ tg.ones((2, 2))).dtype == np.float64
 
 

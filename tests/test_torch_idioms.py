@@ -744,6 +744,15 @@ def test_float32_float64_promotion_is_torchs(da: str, db: str) -> None:
     (t * u).sum().backward()
     assert t.grad.dtype == a.dtype and u.grad.dtype == b.dtype  # each gradient in its leaf's dtype
     assert (tg.tensor(a) * 2.0).dtype == a.dtype  # Python numbers are weak, as in torch
+    # a 0-d tensor takes an n-d tensor's float dtype (torch's rule, where NumPy would widen)
+    s = np.array(0.25, dtype=db)
+    for x, y, tx, ty in ((a, s, tg.tensor(a), tg.tensor(s)), (s, a, tg.tensor(s), tg.tensor(a))):
+        r = (tx * ty)
+        assert r.dtype == (torch.tensor(x) * torch.tensor(y)).numpy().dtype
+    t = tg.tensor(a, requires_grad=True)
+    z = tg.tensor(s, requires_grad=True)
+    (t * z).sum().backward()
+    assert z.grad.dtype == s.dtype and z.grad.item() == pytest.approx(float(a.astype(np.float64).sum()), rel=1e-6)
 
 
 def test_int_float32_promotion_is_numpys() -> None:

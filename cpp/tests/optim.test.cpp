@@ -90,16 +90,6 @@ TEST_CASE("optim: bad arguments name the problem; a step moves the version") {
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("in-place"), Error);
 }
 
-TEST_CASE("optim: the total norm of several tensors, and scaling in place") {
-  const std::vector<Tensor> ts{vec({3.0}), vec({4.0, 0.0})};
-  CHECK(optim::total_norm(ts, 2.0) == doctest::Approx(5.0).epsilon(1e-15));
-  CHECK(optim::total_norm(ts, 1.0) == 7.0);
-  CHECK(optim::total_norm(ts, INFINITY) == 4.0);
-  CHECK(optim::total_norm(ts, 3.0) == doctest::Approx(std::cbrt(27.0 + 64.0)).epsilon(1e-14));
-  optim::scale_(ts, 0.5);
-  CHECK(ts[1].to_vector() == std::vector<double>{2.0, 0.0});
-}
-
 TEST_CASE("integer reductions are exact and integer; put_add is take's reverse") {
   Tensor b = Tensor::from_values({1, 0, 1, 1}, {4}, DType::Bool);
   CHECK(sum(b).dtype() == DType::Int64);

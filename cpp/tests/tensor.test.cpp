@@ -146,6 +146,21 @@ TEST_CASE("matmul: 2-d, 1-d, batched with broadcasting; dot, outer") {
   check_gradients("(2,3,4)@(4,2)", mm, {random_tensor({2, 3, 4}, rng), random_tensor({4, 2}, rng)});
   check_gradients("(2,1,3,4)@(3,4,5)", mm, {random_tensor({2, 1, 3, 4}, rng), random_tensor({3, 4, 5}, rng)});
   check_gradients("dot", [](const V& v) { return dot(v[0], v[1]); }, {random_tensor({5}, rng), random_tensor({5}, rng)});
+  check_gradients("linear", [](const V& v) { return linear(v[0], v[1], v[2]); },
+                  {random_tensor({5, 3}, rng), random_tensor({4, 3}, rng), random_tensor({4}, rng)});
+  check_gradients("linear, 3-d input", [](const V& v) { return linear(v[0], v[1]); },
+                  {random_tensor({2, 5, 3}, rng), random_tensor({4, 3}, rng)});
+  {  // linear is x W^T + b exactly; shapes and dtypes checked
+    const Tensor x = random_tensor({3, 4}, rng), w = random_tensor({2, 4}, rng), b = random_tensor({2}, rng);
+    const std::vector<double> got = linear(x, w, b).to_vector(), want = (matmul(x, transpose(w)) + b).to_vector();
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(want[i]).epsilon(1e-14));
+    CHECK_THROWS_WITH_AS(linear(x, Tensor::zeros({2, 3})), doctest::Contains("(3, 4) and the weight of shape (2, 3)"),
+                         ValueError);
+    CHECK_THROWS_WITH_AS(linear(x, w, Tensor::zeros({3})), doctest::Contains("bias has shape (3,)"), ValueError);
+    CHECK(linear(Tensor::zeros({0, 4}), w, b).shape() == Shape{0, 2});
+    CHECK(linear(Tensor::zeros({3, 0}), Tensor::zeros({2, 0}), b).to_vector() ==
+          (Tensor::zeros({3, 2}) + b).to_vector());
+  }
   check_gradients("outer", [](const V& v) { return outer(v[0], v[1]); },
                   {random_tensor({3}, rng), random_tensor({2}, rng)});
   // values: [[1,2],[3,4]] @ [[5,6],[7,8]] = [[19,22],[43,50]]

@@ -3,7 +3,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <vector>
 
 #include "tensor_conv.hpp"
 
@@ -15,11 +14,6 @@ namespace {
 // A state tensor that may be absent (None).
 Tensor optional_state(const py::object& o, const char* fn) {
   return o.is_none() ? Tensor() : tensor_arg(o, fn, "a state");
-}
-std::vector<Tensor> tensor_list(const py::iterable& ts, const char* fn) {
-  std::vector<Tensor> r;
-  for (py::handle h : ts) r.push_back(tensor_arg(h, fn, "every item"));
-  return r;
 }
 }  // namespace
 
@@ -58,12 +52,6 @@ void register_optim(py::module_& m) {
                                   tensor_arg(sum, "optim.Adagrad", "sum"), step,
                                   {lr, lr_decay, weight_decay, eps, maximize});
   }, "One Adagrad step in place.");
-  o.def("total_norm", [](const py::iterable& ts, double norm_type) {
-    return tapegrad::optim::total_norm(tensor_list(ts, "nn.utils.clip_grad_norm_"), norm_type);
-  }, "The norm of all the tensors' elements together (clip_grad_norm_'s total norm).");
-  o.def("scale_", [](const py::iterable& ts, double factor) {
-    tapegrad::optim::scale_(tensor_list(ts, "nn.utils.clip_grad_norm_"), factor);
-  }, "Multiplies each tensor by factor in place.");
 }
 
 }  // namespace tgpy

@@ -425,7 +425,18 @@ py::object binary_call(py::handle x, py::handle y, F f) {
   const DType like = like_of(x, y);
   Tensor a = c.arg(x, like);
   Tensor b = c.arg(y, like);
-  return c.run([&] { return f(a, b); });
+  // PyTorch's promotion between two tensors of float dtypes: a 0-d one takes the dtype of an
+  // n-d one (float32[n] + float64[] is float32, as torch gives), where NumPy would widen.
+  const bool zero_d_float = as_pytensor(x) && as_pytensor(y) && a.dtype() != b.dtype() &&
+                            tapegrad::is_floating(a.dtype()) && tapegrad::is_floating(b.dtype()) &&
+                            (a.ndim() == 0) != (b.ndim() == 0);
+  return c.run([&] {
+    if (zero_d_float) {
+      if (a.ndim() == 0) a = tapegrad::astype(a, b.dtype());
+      else b = tapegrad::astype(b, a.dtype());
+    }
+    return f(a, b);
+  });
 }
 
 py::object do_backward(PyTensor& self, const py::object& gradient, const py::object& retain_graph,
@@ -989,6 +1000,13 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   def_op(cls, ops, "dot", [](py::handle a, py::handle b) {
     return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::dot(x, y); });
   });
+  ops.def("linear", [](py::handle x, py::handle w, py::handle b) {
+    Call c({x, w, b});
+    Tensor xt = c.arg(x), wt = c.arg(w);
+    Tensor bt = b.is_none() ? Tensor() : c.arg(b);
+    return c.run([&] { return tapegrad::linear(xt, wt, bt); });
+  }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
+     "x @ weight.T + bias without a transposed copy of weight (torch.nn.functional.linear).");
   ops.def("outer", [](py::handle a, py::handle b) {
     return binary_call(a, b, [](const Tensor& x, const Tensor& y) { return tapegrad::outer(x, y); });
   });

@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 #include "tapegrad/tensor.hpp"
 
@@ -72,11 +71,5 @@ struct AdagradOptions {
 /// One Adagrad step; `step` counted from 1; `state_sum` starts at initial_accumulator_value.
 void adagrad_step(const Tensor& param, const Tensor& grad, const Tensor& state_sum, std::int64_t step,
                   const AdagradOptions& o);
-
-/// The norm of order `norm_type` (inf for the largest magnitude) of all the tensors' elements
-/// together, as torch.nn.utils.clip_grad_norm_ computes it, in float64.
-double total_norm(const std::vector<Tensor>& tensors, double norm_type);
-/// Multiplies each tensor by `factor` in place (clip_grad_norm_'s last step).
-void scale_(const std::vector<Tensor>& tensors, double factor);
 
 }  // namespace tapegrad::optim

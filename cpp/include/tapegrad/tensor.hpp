@@ -315,6 +315,9 @@ Tensor log_softmax(const Tensor& x, int axis = -1);
 /// NumPy's matmul: 1-d operands are promoted and the added axis removed, leading axes
 /// broadcast (batched products). Runs on BLAS (see set_gemm).
 Tensor matmul(const Tensor& a, const Tensor& b);
+/// A layer's product x W^T + b (PyTorch's nn.functional.linear): x (..., in), W (out, in) as
+/// a layer stores it, b (out,) or null. One gemm with no transposed copy of W, either way.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
 /// Inner product of two 1-d tensors (the same as matmul for them).
 Tensor dot(const Tensor& a, const Tensor& b);
 /// a[i] * b[j] for 1-d a and b (other shapes are flattened, as numpy.outer).

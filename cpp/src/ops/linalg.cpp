@@ -176,7 +176,89 @@ Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
   return rec.record(std::make_unique<MatmulNode>(a, b, batch), c);
 }
 
+// The product of all but the last axis: the rows of x as a matrix.
+std::int64_t leading(const Tensor& x) { return shape_numel(Shape(x.shape().begin(), x.shape().end() - 1)); }
+
+// x W^T + b: a layer's product with its weight as stored (out, in), with no transposed copy of
+// W either way (the products run on gemm's transpose flags), and the bias added in the same pass.
+class LinearNode final : public TNode {
+ public:
+  const char* name() const noexcept override { return "AddmmBackward0"; }
+  LinearNode(Tensor x, Tensor w, bool bias) : x_(std::move(x)), w_(std::move(w)), bias_(bias) {}
+  bool saves_inputs() const override { return true; }
+  bool saves_output() const override { return false; }
+
+ protected:
+  void vjp(const Tensor& g) override {
+    const std::int64_t out = w_.shape()[0], in = w_.shape()[1], M = leading(x_);
+    if (grad_enabled()) {  // create_graph: the same products, recorded
+      const Tensor g2 = detail::reshaped(g, {M, out});
+      if (needs(0)) give(0, detail::reshaped(matmul(g2, w_), x_.shape()));
+      if (needs(1)) give(1, matmul(swap_last(g2), detail::reshaped(x_, {M, in})));
+      if (bias_ && needs(2)) give(2, sum(g2, Axes(0)));
+      return;
+    }
+    const Tensor g2 = view_as_shape(g, {M, out});
+    if (needs(0)) give(0, view_as_shape(gemm_2d(g2, false, w_, false), x_.shape()));     // g W
+    if (needs(1)) give(1, gemm_2d(g2, true, view_as_shape(x_, {M, in}), false));       // g^T x
+    if (bias_ && needs(2)) give(2, detail::sum_to(g2, {out}));
+  }
+  Tensor jvp(const std::vector<Tensor>& t) override {
+    const std::size_t r = out_->shape.size();
+    Tensor res;
+    if (t[0].defined()) res = linear(t[0], w_, Tensor());  // (K, ..., in) W^T
+    if (t[1].defined()) {  // x dW^T for each of the K directions
+      const std::int64_t in = w_.shape()[1], K = t[1].shape()[0];
+      const Tensor p = matmul(detail::reshaped(x_, {leading(x_), in}), swap_last(t[1]));
+      const Tensor term = detail::reshaped(p, batched_shape(K, out_->shape));
+      res = res.defined() ? add(res, term) : term;
+    }
+    if (bias_ && t[2].defined()) {
+      const Tensor term = tangent_as_rank(t[2], r);
+      res = res.defined() ? add(res, term) : term;
+    }
+    return res;
+  }
+
+ private:
+  Tensor x_, w_;
+  bool bias_;
+};
+
 }  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  if (w.ndim() != 2 || x.ndim() == 0 || x.shape().back() != w.shape()[1])
+    throw ValueError("tapegrad: linear: the input of shape " + shape_str(x.shape()) +
+                     " and the weight of shape " + shape_str(w.shape()) +
+                     " do not match (the weight is (out_features, in_features), the input (..., in_features))");
+  const std::int64_t out = w.shape()[0], in = w.shape()[1];
+  if (b.defined() && b.shape() != Shape{out})
+    throw ValueError("tapegrad: linear: the bias has shape " + shape_str(b.shape()) + ", not (" +
+                     std::to_string(out) + ",) for a weight of shape " + shape_str(w.shape()));
+  const bool same = x.dtype() == w.dtype() && (!b.defined() || b.dtype() == w.dtype()) && is_floating(w.dtype());
+  if (!same) {  // mixed dtypes: the composition promotes as matmul and + do
+    const Tensor y = matmul(x, transpose(w));
+    return b.defined() ? add(y, b) : y;
+  }
+  std::vector<Tensor> inputs{x, w};
+  if (b.defined()) inputs.push_back(b);
+  Recorder rec(inputs, "linear");
+  Shape shape = x.shape();
+  shape.back() = out;
+  const std::int64_t M = leading(x);
+  Tensor y = view_as_shape(gemm_2d(view_as_shape(x, {M, in}), false, w, true), shape);
+  if (b.defined() && y.numel() > 0) {
+    TG_FLOAT_DISPATCH(y.dtype(), T, {
+      T* yp = y.data<T>();
+      const T* bp = b.data<T>();
+      for (std::int64_t i = 0; i < M; ++i)
+        for (std::int64_t j = 0; j < out; ++j) yp[i * out + j] += bp[j];
+    });
+  }
+  if (!rec.on()) return y;
+  return rec.record(std::make_unique<LinearNode>(x, w, b.defined()), y);
+}
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   if (a.ndim() == 0 || b.ndim() == 0)

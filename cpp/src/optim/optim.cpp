@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <vector>
 
 #include "tensor/internal.hpp"
 
@@ -168,51 +167,6 @@ void adagrad_step(const Tensor& param, const Tensor& grad, const Tensor& state_s
     }
   });
   changed(param);
-}
-
-double total_norm(const std::vector<Tensor>& tensors, double norm_type) {
-  const bool inf = std::isinf(norm_type) && norm_type > 0;
-  double acc = 0.0;
-  for (const Tensor& t : tensors) {
-    if (!is_floating(t.dtype()))
-      throw TypeError(std::string("tapegrad: total_norm: gradients must be float32 or float64, not ") +
-                      dtype_name(t.dtype()));
-    // Each tensor's norm first, then the norm of those norms (torch's order of summation).
-    double part = 0.0;
-    const std::int64_t n = t.numel();
-    TG_FLOAT_DISPATCH(t.dtype(), T, {
-      const T* a = t.data<T>();
-      for (std::int64_t i = 0; i < n; ++i) {
-        const double v = std::abs(static_cast<double>(a[i]));
-        if (inf) part = std::isnan(v) || v > part ? v : part;
-        else if (norm_type == 2.0) part += v * v;
-        else if (norm_type == 1.0) part += v;
-        else part += std::pow(v, norm_type);
-      }
-    });
-    if (inf) {
-      acc = std::isnan(part) || part > acc ? part : acc;
-    } else {
-      const double norm = norm_type == 2.0 ? std::sqrt(part) : norm_type == 1.0 ? part : std::pow(part, 1.0 / norm_type);
-      acc += norm_type == 2.0 ? norm * norm : norm_type == 1.0 ? norm : std::pow(norm, norm_type);
-    }
-  }
-  if (inf || norm_type == 1.0) return acc;
-  return norm_type == 2.0 ? std::sqrt(acc) : std::pow(acc, 1.0 / norm_type);
-}
-
-void scale_(const std::vector<Tensor>& tensors, double factor) {
-  for (const Tensor& t : tensors) {
-    if (!is_floating(t.dtype()))
-      throw TypeError(std::string("tapegrad: scale_: tensors must be float32 or float64, not ") + dtype_name(t.dtype()));
-    const std::int64_t n = t.numel();
-    TG_FLOAT_DISPATCH(t.dtype(), T, {
-      T* a = t.data<T>();
-      const T f = static_cast<T>(factor);
-      for (std::int64_t i = 0; i < n; ++i) a[i] = a[i] * f;
-    });
-    ++t.impl().version_counter();
-  }
 }
 
 }  // namespace tapegrad::optim

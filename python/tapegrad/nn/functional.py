@@ -16,9 +16,10 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union, cast
 
 import numpy as np
 
+from .. import _core
 from .._core import Tensor
 from .._tensor import log_softmax as _log_softmax
-from .._tensor import matmul, maximum, minimum, where
+from .._tensor import maximum, minimum, where
 from .._tensor import softmax as _softmax
 from .._tensor import tensor as _make_tensor
 from .init import _assign, _np_generator
@@ -178,9 +179,9 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
 
 @_takes_tensor
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """x @ weight.T + bias (weight of shape (out_features, in_features))."""
-    out: Tensor = matmul(input, weight.T)
-    return out if bias is None else out + bias
+    """x @ weight.T + bias (weight of shape (out_features, in_features)): one native op with no
+    transposed copy of the weight (``tapegrad._core.tensor_ops.linear``)."""
+    return _core.tensor_ops.linear(input, weight, bias)
 
 
 def _indices(x: Any, name: str, what: str) -> np.ndarray[Any, Any]:

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""PyTorch-style training steps, the same code on tapegrad and on PyTorch, in one process.
+
+    python bench/bench_torch_face.py            # prints a markdown table
+    python bench/bench_torch_face.py --quick    # smoke run
+
+The code of each step is written once and run with ``lib`` = ``tapegrad`` and ``lib`` =
+``torch`` (the point of tapegrad's PyTorch face: ``import tapegrad as torch``):
+
+(a) the loop of issue 11: MLP 2-16-1, batch 256, float32, ``BCEWithLogitsLoss``, Adam,
+    ``clip_grad_norm_(max_norm=1.0)``; one step = zero_grad, forward, loss, backward, clip,
+    optimizer step.
+(b) MLP 784-256-256-10, batch 128, float32, ``nn.Sequential`` of Linear/ReLU,
+    ``CrossEntropyLoss``, ``optim.SGD(lr=0.01)``; one step as above without clipping.
+
+Both engines start from the same weights (PyTorch's initialisation copied into tapegrad) and
+the same data, and the runs' final losses must agree (rtol 1e-4 in float32). The engines
+alternate, ROUNDS rounds of STEPS steps each after warm-up; the table gives the median and the
+minimum over all rounds of the per-step times, and the ratio PyTorch / tapegrad of the
+medians (above 1: tapegrad is faster). PyTorch runs with torch.set_num_threads(2), the
+machine's cores; tapegrad's matrix products use OpenBLAS with its default threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+import tapegrad as tg
+from machine import cpu_model
+
+
+def loop_step(lib: Any, d: Dict[str, Any]) -> Callable[[], float]:
+    nn, optim = lib.nn, lib.optim
+    model = d["model"]
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = nn.BCEWithLogitsLoss()
+    X, y = d["X"], d["y"]
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(X).squeeze(1), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        opt.step()
+        return loss
+
+    return step
+
+
+def mlp_step(lib: Any, d: Dict[str, Any]) -> Callable[[], float]:
+    nn, optim = lib.nn, lib.optim
+    model = d["model"]
+    opt = optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    X, y = d["X"], d["y"]
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(X), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def setup(lib: Any, sizes: List[int], X: np.ndarray, y: np.ndarray, state: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    nn = lib.nn
+    layers: List[Any] = []
+    for k in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[k], sizes[k + 1]))
+        if k < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    model = nn.Sequential(*layers)
+    model.load_state_dict({k: lib.tensor(v) for k, v in state.items()})
+    return dict(model=model, X=lib.tensor(X), y=lib.tensor(y))
+
+
+def workload(name: str, make: Callable[[Any, Dict[str, Any]], Callable[[], Any]], sizes: List[int], batch: int,
+             labels: str, steps: int, rounds: int) -> Tuple[str, Dict[str, List[float]]]:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    if labels == "xor":
+        y = (X[:, 0] * X[:, 1] > 0).astype(np.float32)
+    else:
+        y = rng.integers(0, sizes[-1], batch)
+    torch.manual_seed(0)  # the initial weights: PyTorch's initialisation, copied into both engines
+    tmodel_layers: List[Any] = []
+    for k in range(len(sizes) - 1):
+        tmodel_layers.append(torch.nn.Linear(sizes[k], sizes[k + 1]))
+        if k < len(sizes) - 2:
+            tmodel_layers.append(torch.nn.ReLU())
+    state = {k: v.detach().numpy().copy() for k, v in torch.nn.Sequential(*tmodel_layers).state_dict().items()}
+    runs = {lib.__name__: make(lib, setup(lib, sizes, X, y, state)) for lib in (tg, torch)}
+    times: Dict[str, List[float]] = {k: [] for k in runs}
+    last: Dict[str, float] = {}
+    for _ in range(3):  # warm-up
+        for step in runs.values():
+            step()
+    for _ in range(rounds):
+        for k, step in runs.items():
+            gc.collect()
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                loss = step()
+                times[k].append(time.perf_counter() - t0)
+            last[k] = float(loss.item())
+    a, b = last["tapegrad"], last["torch"]
+    assert abs(a - b) <= 1e-4 * max(1.0, abs(b)), f"{name}: final losses differ: tapegrad {a}, torch {b}"
+    return name, times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    tg.set_default_dtype(tg.float32)
+    torch.set_num_threads(2)
+    steps, rounds = (20, 2) if args.quick else (100, 7)
+    print(f"machine: {cpu_model()}, {platform.system()} {platform.release()}; CPython {platform.python_version()}, "
+          f"numpy {np.__version__}, torch {torch.__version__}, tapegrad {tg.__version__} ({tg.gemm_backend()})")
+    print(f"{rounds} alternated rounds of {steps} steps per engine\n")
+    print("| workload | tapegrad median (min) | PyTorch median (min) | PyTorch / tapegrad |")
+    print("|---|---|---|---|")
+    for name, make, sizes, batch, labels in [
+        ("(a) issue 11's loop: 2-16-1, batch 256, BCEWithLogits, Adam, clip_grad_norm_", loop_step, [2, 16, 1], 256,
+         "xor"),
+        ("(b) MLP 784-256-256-10, batch 128, CrossEntropyLoss, SGD", mlp_step, [784, 256, 256, 10], 128, "classes"),
+    ]:
+        _, times = workload(name, make, sizes, batch, labels, steps, rounds)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        cell = {k: f"{med[k] * 1e6:.1f} µs ({min(v) * 1e6:.1f})" for k, v in times.items()}
+        print(f"| {name} | {cell['tapegrad']} | {cell['torch']} | {med['torch'] / med['tapegrad']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
