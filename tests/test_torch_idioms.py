@@ -891,7 +891,7 @@ def test_inplace_on_saved_tensor_makes_backward_raise(name: str) -> None:
     z = (w * w).sum()  # saves w for its own gradient
     with tg.no_grad():
         INPLACE[name][0](tg, w)
-    with pytest.raises(RuntimeError, match=r"(?s)modified.*in[- ]place|in[- ]place.*modified"):
+    with pytest.raises(RuntimeError, match="a tensor needed for the gradient was modified by an in-place operation"):
         z.backward()
     assert w.grad is None  # never a silently wrong gradient
     x2 = tg.tensor([4.0, 5.0, 6.0])
@@ -998,20 +998,16 @@ def test_released_loss_value_is_still_readable() -> None:
 
 
 def test_released_loss_is_usable_as_an_operand() -> None:
-    x = tg.tensor([1.0, 2.0], requires_grad=True)
-    total = 0.0
-    for _ in range(3):
-        loss = (x * x).sum()
-        loss.backward()
-        total = total + loss
-    assert total.item() == 15.0
-    p = torch.tensor([1.0, 2.0], requires_grad=True)
-    ptotal = 0.0
-    for _ in range(3):
-        ploss = (p * p).sum()
-        ploss.backward()
-        ptotal = ptotal + ploss
-    assert ptotal.item() == 15.0
+    for lib in (tg, torch):  # the same code, the same behaviour
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        total: Any = 0.0
+        for _ in range(3):
+            loss = (x * x).sum()
+            loss.backward()
+            total = total + loss  # a released loss is still a value and an operand
+        assert total.item() == 15.0
+        with pytest.raises(RuntimeError, match="(?i)backward through the graph a second time"):
+            total.backward()  # ... but a sweep that reaches its released graph raises
 
 
 def _rss() -> int:

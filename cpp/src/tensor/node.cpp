@@ -272,8 +272,8 @@ void TNode::give(std::size_t k, const Tensor& gk) {
 void TNode::check_versions() const {
   for (const Saved& sv : saved_)
     if (*sv.counter != sv.version)
-      throw_error("tapegrad: a tensor this gradient needs was modified by an in-place operation after it was recorded "
-                  "(its version is " + std::to_string(*sv.counter) + ", the graph saved version " +
+      throw_error("tapegrad: a tensor needed for the gradient was modified by an in-place operation after it was "
+                  "recorded (its version is " + std::to_string(*sv.counter) + ", the graph saved version " +
                   std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
 }
 
