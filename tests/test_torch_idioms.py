@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from typing import Any, Callable, Dict, Iterator, List
 
 import numpy as np
@@ -1026,7 +1025,6 @@ def test_memory_stays_flat_over_1000_steps_keeping_every_loss() -> None:
     losses = []
     marks = {}
     gc.collect()
-    start = time.perf_counter()
     with tg.Tape() as tape:  # (a tape of its own: other tests' live results are not on it)
         for step in range(1, 1001):
             opt.zero_grad()
@@ -1037,7 +1035,6 @@ def test_memory_stays_flat_over_1000_steps_keeping_every_loss() -> None:
             if step in (100, 1000):
                 gc.collect()
                 marks[step] = (dict(tape.stats()), _rss())
-    elapsed = time.perf_counter() - start
     (s100, rss100), (s1000, rss1000) = marks[100], marks[1000]
     for key in ("records", "nodes", "bytes_in_use"):
         assert s1000[key] <= s100[key] + 64, (key, s100, s1000)
@@ -1045,7 +1042,6 @@ def test_memory_stays_flat_over_1000_steps_keeping_every_loss() -> None:
     # (measured: under 1 MB; the bug was +1.6 GB over 200 steps of a larger MLP)
     assert rss1000 - rss100 < 30e6, f"RSS grew {(rss1000 - rss100) / 1e6:.1f} MB from step 100 to 1000"
     assert losses[-1].item() < losses[0].item() / 2 and len({id(loss) for loss in losses}) == 1000
-    assert elapsed < 10
 
 
 # --- the issue's loop ----------------------------------------------------------------------------------------------
