@@ -95,9 +95,15 @@ struct TensorImpl {
   std::shared_ptr<std::uint64_t> version;
 
   /// The version counter, created on first use.
-  std::uint64_t& version_counter() {
-    if (!version) version = std::make_shared<std::uint64_t>(0);
-    return *version;
+  std::uint64_t& version_counter() { return *version_ptr(); }
+  /// The shared counter itself, created on first use. Threads recording ops on one tensor
+  /// (a shared leaf, shared data) may all want it first: the creation is atomic, one wins.
+  std::shared_ptr<std::uint64_t> version_ptr() {
+    std::shared_ptr<std::uint64_t> v = std::atomic_load(&version);
+    if (v) return v;
+    std::shared_ptr<std::uint64_t> fresh = std::make_shared<std::uint64_t>(0);
+    if (std::atomic_compare_exchange_strong(&version, &v, fresh)) return fresh;
+    return v;  // (another thread made it: compare_exchange loaded it into v)
   }
 
   template <class T> T* ptr() const noexcept { return static_cast<T*>(data); }

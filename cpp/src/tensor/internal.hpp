@@ -171,8 +171,7 @@ inline std::vector<int> tangent_axes(const std::vector<int>& axes) {
 
 /// The version counter of x, shared by every view of its memory (made on first need).
 inline std::shared_ptr<std::uint64_t> version_of(const Tensor& x) {
-  x.impl().version_counter();
-  return x.impl().version;
+  return x.impl().version_ptr();
 }
 
 /// Makes p the recorded result of record `rec` of `tape` (in its current generation).
