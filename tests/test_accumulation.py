@@ -22,6 +22,15 @@ def tensor_model() -> nn.Sequential:
     return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
 
 
+def torch_twin(model: nn.Sequential) -> object:
+    """The same model in PyTorch, float64, with model's weights."""
+    import torch
+
+    twin = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    twin.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    return twin
+
+
 def grads(model: nn.Module) -> list:
     return [p.grad.numpy().copy() for p in model.parameters()]
 
@@ -39,9 +48,7 @@ def test_four_micro_batches_of_a_quarter_loss_give_the_full_batch_gradient() -> 
 
 def test_accumulation_matches_torch() -> None:
     torch = pytest.importorskip("torch")
-    model = tensor_model()
-    tmodel = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
-    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    model, tmodel = tensor_model(), torch_twin(tensor_model())
     for m, lib in ((model, tg), (tmodel, torch)):
         loss_fn = lib.nn.CrossEntropyLoss()
         for xb, yb in zip(np.split(X, 4), np.split(Y, 4)):
@@ -100,9 +107,7 @@ def test_accumulation_on_vars() -> None:
 
 def test_the_tutorials_clipping_line_on_a_tensor_model_and_on_micrograds_mlp() -> None:
     torch = pytest.importorskip("torch")
-    model = tensor_model()
-    tmodel = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
-    tmodel.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()})
+    model, tmodel = tensor_model(), torch_twin(tensor_model())
     for m, lib in ((model, tg), (tmodel, torch)):
         (lib.nn.CrossEntropyLoss()(m(lib.tensor(X)), lib.tensor(Y)) * 50).backward()
     total = tg.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)

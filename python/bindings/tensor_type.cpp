@@ -427,9 +427,9 @@ py::object binary_call(py::handle x, py::handle y, F f) {
   Tensor b = c.arg(y, like);
   // PyTorch's promotion between two tensors of float dtypes: a 0-d one takes the dtype of an
   // n-d one (float32[n] + float64[] is float32, as torch gives), where NumPy would widen.
-  const bool zero_d_float = as_pytensor(x) && as_pytensor(y) && a.dtype() != b.dtype() &&
+  const bool zero_d_float = a.dtype() != b.dtype() && (a.ndim() == 0) != (b.ndim() == 0) &&
                             tapegrad::is_floating(a.dtype()) && tapegrad::is_floating(b.dtype()) &&
-                            (a.ndim() == 0) != (b.ndim() == 0);
+                            as_pytensor(x) && as_pytensor(y);
   return c.run([&] {
     if (zero_d_float) {
       if (a.ndim() == 0) a = tapegrad::astype(a, b.dtype());

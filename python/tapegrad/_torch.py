@@ -653,12 +653,11 @@ def _vector_norm(t: Tensor, ord: float, dim: Any, keepdim: bool) -> Tensor:  # n
         return _ops.sum((a != 0).astype(t.dtype), dim, keepdim)
     if ord == 1:
         return _ops.sum(a, dim, keepdim)
-    if ord == 2:
-        s = _ops.sum(t * t, dim, keepdim)
-        # sqrt has an infinite slope at 0: the norm's gradient there is 0, as PyTorch's
-        pos = s > 0
-        return _ops.where(pos, _ops.sqrt(_ops.where(pos, s, 1.0)), 0.0)
-    return _ops.sum(a ** ord, dim, keepdim) ** (1.0 / ord)
+    s = _ops.sum(t * t if ord == 2 else a ** ord, dim, keepdim)
+    # the root has an infinite slope at 0: the norm's gradient at a zero vector is 0, as PyTorch's
+    pos = s > 0
+    safe = _ops.where(pos, s, 1.0)
+    return _ops.where(pos, _ops.sqrt(safe) if ord == 2 else safe ** (1.0 / ord), 0.0)
 
 
 def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:

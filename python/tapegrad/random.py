@@ -286,7 +286,7 @@ def multinomial(input: Any, num_samples: int, replacement: bool = False, *,
     return _make(np.stack(out).reshape(probs.shape[:-1] + (n,)), np.int64)
 
 
-# --- in-place initialisers (bound as Tensor methods) -------------------------------------------------
+# --- the draws of Tensor.uniform_ and Tensor.normal_ (tapegrad/_torch.py writes them in place) ----------
 
 
 def _draw(shape: Tuple[int, ...], dtype: Any, kind: str, a: float, b: float,
@@ -300,24 +300,6 @@ def _draw(shape: Tuple[int, ...], dtype: Any, kind: str, a: float, b: float,
     if not a <= b:
         raise ValueError(f"uniform_(): expected a <= b, got a={a}, b={b}")
     return (a + (b - a) * g.random(shape, dtype=dt)).astype(dt, copy=False)
-
-
-def _fill(t: Tensor, kind: str, a: float, b: float, generator: Optional[Generator]) -> Tensor:
-    """``t`` with its values replaced in place by ``_draw``'s."""
-    values = _draw(t.shape, t.dtype, kind, a, b, generator)
-    with tg.no_grad():
-        t.data = tg.from_numpy(values)
-    return t
-
-
-def _uniform_(t: Tensor, a: float = 0.0, b: float = 1.0, generator: Optional[Generator] = None) -> Tensor:
-    """Fill ``t`` with uniform samples in [a, b): ``torch.Tensor.uniform_``."""
-    return _fill(t, "uniform", a, b, generator)
-
-
-def _normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator: Optional[Generator] = None) -> Tensor:
-    """Fill ``t`` with normal samples: ``torch.Tensor.normal_``."""
-    return _fill(t, "normal", mean, std, generator)
 
 
 __all__ = [

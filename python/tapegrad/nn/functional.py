@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union, cast
 
 import numpy as np
 
-from .. import _core
+from .. import _core, _torch
 from .._core import Tensor
 from .._tensor import log_softmax as _log_softmax
 from .._tensor import maximum, minimum, where
@@ -249,20 +249,10 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     return _make_tensor(np.eye(num_classes, dtype=np.int64)[idx])
 
 
-def _norm(x: Tensor, p: float, axis: int) -> Tensor:
-    """The p-norm along ``axis`` (kept), with a zero gradient (not NaN) at zero vectors."""
-    if p == math.inf:
-        return x.abs().amax(axis=axis, keepdims=True)
-    s = (x * x if p == 2 else x.abs() ** p).sum(axis=axis, keepdims=True)
-    positive = s > 0
-    out: Tensor = where(positive, where(positive, s, 1.0) ** (1.0 / p), 0.0)
-    return out
-
-
 @_takes_tensor
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """x / max(||x||_p, eps) along ``dim``."""
-    out: Tensor = input / maximum(_norm(input, p, dim), eps)
+    out: Tensor = input / maximum(_torch.norm(input, p, dim, keepdim=True), eps)  # (zero gradient at 0)
     return out
 
 

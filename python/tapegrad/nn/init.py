@@ -20,20 +20,15 @@ def _np_generator(generator: Any = None) -> np.random.Generator:
     """The ``numpy.random.Generator`` behind a ``tapegrad.random.Generator`` (None: the default generator)."""
     from .. import random  # here: tapegrad.random imports tapegrad
 
-    if generator is None:
-        return random.default_generator._np
-    if not isinstance(generator, random.Generator):
-        raise TypeError(f"generator must be a tapegrad.random.Generator, not {type(generator).__name__}")
-    return generator._np
+    return random._gen(generator)
 
 
 def _assign(tensor: Tensor, values: Any) -> Tensor:
     """Write ``values`` (an array, a number) into ``tensor`` in place, in its dtype, unrecorded; returns it."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"expected a tapegrad Tensor, got {type(tensor).__name__}")
-    with no_grad():
-        tensor.data = np.broadcast_to(np.asarray(values), tensor.shape)  # type: ignore[assignment]
-    return tensor
+    with no_grad():  # (the checked in-place write of zero_, fill_, copy_: allowed on parameters under no_grad)
+        return tensor._assign_(np.broadcast_to(np.asarray(values), tensor.shape), "nn.init")
 
 
 def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
