@@ -160,16 +160,19 @@ def test_diamond_graph():
     assert_close(x.grad, 2 * math.exp(0.6) + 3 * math.exp(0.9), 1e-14, what="dy/dx")
 
 
-def test_intermediates_have_no_grad_unless_retained():
+def test_intermediates_have_their_grad_as_in_micrograd():
     x = tg.Var(3.0)
     y = x * 2
     z = y * y
     assert x.is_leaf and not y.is_leaf and not z.is_leaf
+    assert y.grad == 0.0 and z.grad == 0.0
     z.backward()
-    assert y.grad is None and z.grad is None
+    assert z.grad == 1.0 and y.grad == 2 * 6.0  # dz/dz, dz/dy = 2y
     assert x.grad == 24.0
-    with pytest.raises(AttributeError, match="retain_grad"):
-        y.grad = 1.0
+    z.backward()  # accumulates, as micrograd's (and a leaf's) does
+    assert y.grad == 24.0 and x.grad == 48.0
+    y.grad = 0.0
+    assert y.grad == 0.0
 
 
 def test_retain_grad():
@@ -333,10 +336,10 @@ def test_float_bool_item_format_repr():
     assert f"{x}" == "2.5"  # formats the value, as PyTorch formats a 0-d tensor
     assert repr(x) == "Var(data=2.5, grad=0.0)"
     assert str(x) == repr(x)
-    assert repr(x * 2) == "Var(data=5.0)"
+    assert repr(x * 2) == "Var(data=5.0, grad=0.0)"  # every Var has its grad, as micrograd's Value
     assert repr(tg.Var(0.1)) == "Var(data=0.1, grad=0.0)"
     assert repr(tg.Var(1e300)) == "Var(data=1e+300, grad=0.0)"
-    assert repr(-x) == "Var(data=-2.5)"
+    assert repr(-x) == "Var(data=-2.5, grad=0.0)"
     assert +x is x
     assert abs(tg.Var(-2.0)).data == 2.0
 

@@ -340,18 +340,20 @@ void Tensor::backward(const Tensor& gradient, bool create_graph, bool retain_gra
     throw_error(std::string("tapegrad: backward(): the gradient must be float32 or float64, not ") +
                 dtype_name(gradient.dtype()));
   if (p.leaf) {
-    // A leaf's gradient is the seed itself (as in PyTorch).
+    // A leaf's gradient is the seed itself (as in PyTorch), through its hooks.
+    GradModeGuard mode(create_graph);
+    const Tensor seed = detail::run_grad_hooks(p, gradient);
     if (create_graph) {
-      EnableGrad eg;
-      const Tensor gd = astype(gradient, p.dtype);
+      const Tensor gd = astype(seed, p.dtype);
       const Tensor old = grad();
       detail::assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
-      return;
+    } else {
+      Tensor g = detail::clone_values(detail::convert(seed, p.dtype));
+      if (!p.grad) p.grad = g.impl_ptr();
+      else if (p.grad->requires_grad) detail::assign_grad(p, add(Tensor(p.grad).detach(), g).impl_ptr());
+      else detail::accumulate_into(p.grad, g, true);
     }
-    Tensor g = detail::clone_values(detail::convert(gradient, p.dtype));
-    if (!p.grad) p.grad = g.impl_ptr();
-    else if (p.grad->requires_grad) detail::assign_grad(p, add(Tensor(p.grad).detach(), g).impl_ptr());
-    else detail::accumulate_into(p.grad, g, true);
+    detail::run_post_accumulate_hooks(impl_ptr());
     return;
   }
   if (!detail::is_current(p.tape, p.gen)) detail::throw_unusable_tensor(*this);
@@ -371,6 +373,87 @@ void Tensor::backward(const Tensor& gradient, bool create_graph, bool retain_gra
 }
 
 namespace detail {
+std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
+  if (from >= tape.size())
+    throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " of a tape of " + std::to_string(tape.size()));
+  std::vector<char> reached(from + 1, 0);
+  reached[from] = 1;
+  for (std::uint32_t j = from + 1; j-- > 0;)
+    if (reached[j])
+      tape.for_each_operand(j, [&](std::uint32_t q) {
+        if (q != Tape::kNone) reached[q] = 1;
+      });
+  std::vector<GraphRecord> out;
+  for (std::uint32_t i = 0; i <= from; ++i) {
+    if (!reached[i]) continue;
+    GraphRecord g;
+    g.rec = i;
+    const Record& r = tape.record(i);
+    const OpInfo& info = op_info(r.op);
+    if (r.op == Op::Node) {
+      const Node& n = tape.node(i);
+      g.name = g.op = n.name();
+      if (const auto* t = dynamic_cast<const TNode*>(&n)) {
+        g.tensor = t->out_;
+        g.leaf = t->is_leaf_node_;
+        if (g.leaf) g.op = "leaf";
+      }
+    } else {
+      g.name = info.backward_name;
+      g.op = info.name;
+      g.leaf = r.op == Op::Leaf;
+      g.value = tape.value(i);
+      if (g.leaf) g.sink = r.a;
+      if (info.kind == OpKind::BinaryVC || info.kind == OpKind::BinaryCV) {
+        g.constants.push_back(tape.constant(r.b));
+        g.constant_left = info.kind == OpKind::BinaryCV;
+      }
+    }
+    tape.for_each_operand(i, [&](std::uint32_t q) {
+      if (q != Tape::kNone) g.inputs.push_back(q);
+    });
+    out.push_back(std::move(g));
+  }
+  if (!grads) return out;
+  // The derivatives: a plain sweep that delivers nothing and runs no hooks, each tensor
+  // record's gradient captured on its way.
+  std::vector<Tensor> captured(out.size());
+  std::vector<TNode*> capturing;
+  struct Cleanup {
+    std::vector<TNode*>& nodes;
+    ~Cleanup() {
+      for (TNode* n : nodes) n->capture_ = nullptr;
+    }
+  } cleanup{capturing};
+  for (std::size_t k = 0; k < out.size(); ++k)
+    if (tape.record(out[k].rec).op == Op::Node)
+      if (auto* t = dynamic_cast<TNode*>(&tape.node(out[k].rec)); t && !t->capture_) {
+        t->capture_ = &captured[k];
+        capturing.push_back(t);
+      }
+  ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};
+  sweep.hooks = false;
+  NoGrad ng;
+  if (tape.record(from).op == Op::Node) {
+    auto* t = dynamic_cast<TNode*>(&tape.node(from));
+    if (!t || !t->out_) throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " is not a tensor's");
+    t->grad_ = Tensor();
+    t->add_grad(Tensor::ones(t->out_->shape, is_floating(t->out_->dtype) ? t->out_->dtype : DType::Float64));
+  }
+  tape.reverse(sweep, from, 1.0);
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    GraphRecord& g = out[k];
+    if (captured[k].defined()) {
+      g.grad = captured[k];
+      g.has_grad = true;
+    } else if (tape.record(g.rec).op != Op::Node || dynamic_cast<TNode&>(tape.node(g.rec)).scalar_output()) {
+      g.adjoint = tape.adjoint(g.rec);
+      g.has_grad = true;
+    }
+  }
+  return out;
+}
+
 std::uint32_t recorded_backward(const Tensor& y, const Tensor& gradient, std::vector<Var>& adj, std::vector<char>& has) {
   const TensorImpl& p = y.impl();
   Tape& tape = *p.tape;

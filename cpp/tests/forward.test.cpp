@@ -142,7 +142,7 @@ TEST_CASE("tangent sweep: reductions, matmul, shapes, indexing, where, clip") {
   for (const Case& c : testing::structural_cases(rng)) check_tangents(c);
 }
 
-TEST_CASE("the whole Jacobian in one batched sweep; the Hessian by forward over reverse") {
+TEST_CASE("the whole Jacobian in one batched sweep, the Hessian by forward over reverse") {
   Tape tape;
   ScopedTape scope(tape);
   std::mt19937 rng(33);

@@ -48,7 +48,7 @@ TEST_CASE("functional: grad on Var, composed") {
   CHECK(grad(cube)(x).is_constant());  // the outermost result is a plain number
 }
 
-TEST_CASE("functional: jacfwd == jacrev; hessian == jacrev(jacrev) == jacfwd(jacfwd) == closed form") {
+TEST_CASE("functional: jacfwd == jacrev, hessian == jacrev(jacrev) == jacfwd(jacfwd) == closed form") {
   std::mt19937 rng(41);
   const Tensor A = random_tensor({4, 3}, rng);
   const Tensor x0 = random_tensor({3}, rng);
@@ -181,7 +181,7 @@ TEST_CASE("transforms: several outputs and arguments (the blocks the Python modu
   CHECK_THROWS_WITH_AS(transforms::vjp({y1}, vars, {}, false), doctest::Contains("one element, not shape (2,)"), TypeError);
 }
 
-TEST_CASE("transforms: levels nest; an empty argument gives empty blocks") {
+TEST_CASE("transforms: levels nest, an empty argument gives empty blocks") {
   {
     transforms::Level outer(false);
     CHECK(!outer.record());

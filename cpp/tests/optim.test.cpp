@@ -69,7 +69,7 @@ TEST_CASE("optim: the first step of Adam, AdamW, RMSprop and Adagrad") {
   CHECK(pa.item() == doctest::Approx(1.0 - lr * g / (std::abs(g) + 1e-10)).epsilon(1e-14));
 }
 
-TEST_CASE("optim: bad arguments name the problem; a step moves the version") {
+TEST_CASE("optim: bad arguments name the problem, a step moves the version") {
   Tensor p = vec({1.0, 2.0}), buf;
   CHECK_THROWS_WITH_AS(optim::sgd_step(p, vec({1.0}), buf, {}), doctest::Contains("shape (1,)"), ValueError);
   CHECK_THROWS_WITH_AS(optim::adam_step(p, vec({1.0, 1.0}), Tensor::zeros({3}), Tensor::zeros({2}), Tensor(), 1, {}),
@@ -90,7 +90,7 @@ TEST_CASE("optim: bad arguments name the problem; a step moves the version") {
   CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("in-place"), Error);
 }
 
-TEST_CASE("integer reductions are exact and integer; put_add is take's reverse") {
+TEST_CASE("integer reductions are exact and integer, and put_add is take's reverse") {
   Tensor b = Tensor::from_values({1, 0, 1, 1}, {4}, DType::Bool);
   CHECK(sum(b).dtype() == DType::Int64);
   CHECK(sum(b).item() == 3.0);
@@ -109,6 +109,7 @@ TEST_CASE("integer reductions are exact and integer; put_add is take's reverse")
   CHECK(out.to_vector() == std::vector<double>{2.0, 0.0, 0.0, 0.0, 4.0});
   sum(out * vec({1.0, 0.0, 0.0, 0.0, 10.0})).backward();
   CHECK(src.grad().to_vector() == std::vector<double>{10.0, 1.0, 10.0});
-  CHECK_THROWS_AS(put_add(src, Tensor::from_values({5}, {1}, DType::Int64), {5}), IndexError);
+  CHECK_THROWS_AS(put_add(src, Tensor::from_values({5, 0, 1}, {3}, DType::Int64), {5}), IndexError);
+  CHECK_THROWS_AS(put_add(src, Tensor::from_values({4}, {1}, DType::Int64), {5}), ValueError);  // 1 index, 3 values
   CHECK_THROWS_AS(put_add(src, idx, {5, 1, 0}), IndexError);
 }

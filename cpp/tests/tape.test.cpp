@@ -7,7 +7,7 @@
 
 using namespace tapegrad;
 
-TEST_CASE("a binary op records 12 bytes of record and 8 of value; constants go to the pool") {
+TEST_CASE("a binary op records 12 bytes of record and 8 of value, constants go to the pool") {
   Tape tape;
   ScopedTape scope(tape);
   Var x = 1.0, y = 2.0;
@@ -52,7 +52,7 @@ TEST_CASE("the reverse sweep skips records that do not lead to the output") {
   CHECK(grad(y, {w})[0] == 3.0);
 }
 
-TEST_CASE("roots survive collect(); everything else is reclaimed and goes stale") {
+TEST_CASE("roots survive collect(), everything else is reclaimed and goes stale") {
   Tape tape;
   ScopedTape scope(tape);
   Var x = 2.0;
@@ -108,7 +108,7 @@ TEST_CASE("scoped tapes nest and restore the previous tape") {
   CHECK(a.tape() == &outer);
 }
 
-TEST_CASE("leaf records deliver their adjoints into their sink; removed sinks are reused after collect()") {
+TEST_CASE("leaf records deliver their adjoints into their sink, removed sinks are reused after collect()") {
   Tape tape;
   ScopedTape scope(tape);
   double grad_w = 0.0, grad_u = 0.0;

@@ -135,7 +135,7 @@ TEST_CASE("max shares the gradient between ties, as torch.amax") {
   CHECK(x.grad().to_vector() == std::vector<double>{0.0, 0.5, 0.5, 0.0});
 }
 
-TEST_CASE("matmul: 2-d, 1-d, batched with broadcasting; dot, outer") {
+TEST_CASE("matmul: 2-d, 1-d, batched with broadcasting, dot, outer") {
   std::mt19937 rng(3);
   using V = std::vector<Tensor>;
   auto mm = [](const V& v) { return matmul(v[0], v[1]); };
@@ -235,7 +235,7 @@ TEST_CASE("empty and 0-d tensors") {
   CHECK_THROWS_AS(amax(Tensor::zeros({0})), Error);
 }
 
-TEST_CASE("float32: same results as float64 to float precision; promotion") {
+TEST_CASE("float32: same results as float64 to float precision, promotion") {
   std::mt19937 rng(8);
   Tensor a = random_tensor({4, 5}, rng), b = random_tensor({5, 3}, rng);
   Tensor af = astype(a, DType::Float32), bf = astype(b, DType::Float32);
@@ -299,7 +299,7 @@ TEST_CASE("autograd semantics: accumulation, retain_grad, detach, no_grad, seeds
   CHECK(tape.adjoint(v.index()) == 3.0);
 }
 
-TEST_CASE("stale results raise; values stay readable; leaves are recorded again") {
+TEST_CASE("stale results raise, values stay readable, leaves are recorded again") {
   Tensor x = Tensor::from_values({1.0, 2.0}, {2});
   x.requires_grad_();
   Tape tape;
@@ -597,7 +597,7 @@ TEST_CASE("create_graph through a Var mixed into tensors: the Var's gradient is 
   CHECK(!t.grad().defined());  // grad() changes no .grad
 }
 
-TEST_CASE("hardening: shapes checked before any work; an empty inner dimension in forward mode") {
+TEST_CASE("hardening: shapes checked before any work, an empty inner dimension in forward mode") {
   const Tensor t = Tensor::ones({2});
   CHECK_THROWS_WITH_AS(reshape(t, {3, 6148914691236517206}), doctest::Contains("is too large"), ValueError);
   CHECK_THROWS_WITH_AS(reshape(t, {-1, std::int64_t(1) << 62, 4}), doctest::Contains("is too large"), ValueError);

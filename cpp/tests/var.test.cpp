@@ -176,7 +176,7 @@ TEST_CASE("create_graph on Var: x^3 and x^4 to the fourth derivative, exactly") 
   CHECK(grad(q3, {x})[0] == 24.0);  // the fourth derivative
 }
 
-TEST_CASE("create_graph on Var: a Hessian, mixed partials symmetric; unused inputs get 0; constants") {
+TEST_CASE("create_graph on Var: a Hessian, mixed partials symmetric, unused inputs get 0, constants") {
   Tape tape;
   ScopedTape scope(tape);
   Var a = 0.7, b = -1.2, c = 3.0;

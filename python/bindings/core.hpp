@@ -4,6 +4,7 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "tapegrad/tapegrad.hpp"
@@ -33,6 +34,15 @@ struct PyTape {
   PyTape* previous = nullptr;
   bool entered = false;
   unsigned long entered_by = 0;  // the thread that opened the `with` block
+  // Var._prev: the live Python Var made for each result record walked (borrowed: a Var
+  // leaves it when it dies), for generation prev_cache_gen of the tape.
+  std::unordered_map<std::uint32_t, PyObject*>* prev_cache = nullptr;
+  std::uint32_t prev_cache_gen = 0;
+
+  PyTape() = default;
+  PyTape(const PyTape&) = delete;
+  PyTape& operator=(const PyTape&) = delete;
+  ~PyTape() { delete prev_cache; }
 
   /// After a clear(): the policy starts afresh.
   void reset_policy() {
@@ -40,7 +50,14 @@ struct PyTape {
     collect_bytes_at = kMinCollectBytes;
   }
 
+  /// Whether dropping its last result may clear it, or a growing tape be collected: not while
+  /// a sweep runs on it (a hook or a custom function's Python code makes and drops tensors
+  /// then), nor for a checkpointed segment's own tape (pinned: it goes as a whole).
+  bool may_clear() const noexcept { return !pinned && !tape.sweeping(); }
+  bool pinned = false;
+
   void maybe_collect() {
+    if (!may_clear()) return;
     if (tape.size() >= collect_at || tape.node_bytes_pushed() >= collect_bytes_at) {
       tape.collect();
       const std::size_t live = tape.node_bytes();
@@ -102,6 +119,8 @@ std::uint32_t var_record_on(PyObject* o, ActiveTape t);
 /// recorded gradient (adj, has: the sweep's scalar adjoints).
 void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector<tapegrad::Var>& adj,
                              const std::vector<char>& has);
+/// The Var whose .grad is sink target `target` (borrowed).
+PyObject* var_of_sink(double* target);
 /// Where the Var module functions send arguments that are not Vars or numbers.
 void set_tensor_ops(PyObject* module);
 

@@ -13,6 +13,7 @@ void register_tensor(py::module_& m);
 void register_blas(py::module_& m);
 void register_transforms(py::module_& m);
 void register_optim(py::module_& m);
+void register_custom(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -23,6 +24,7 @@ PYBIND11_MODULE(_core, m) {
   tgpy::register_blas(m);
   tgpy::register_transforms(m);
   tgpy::register_optim(m);
+  tgpy::register_custom(m);
 
   // The op table, for tests and introspection: (name, arity, the values its rule reads as a
   // string of x, y, z, and the domain of each operand as (lo, hi)) for each primitive.

@@ -79,6 +79,8 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
       .def(py::init<>())
       .def("clear", [](PyTape& t) {
             enter(&t);
+            if (t.tape.sweeping())
+              throw tapegrad::Error("tapegrad: Tape.clear() during a sweep of the same tape (from a hook or a custom function)");
             t.tape.clear();
             t.reset_policy();
           }, "Rewind to empty in O(1), keeping the memory. Non-leaf Vars on it become stale.")

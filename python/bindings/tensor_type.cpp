@@ -56,7 +56,7 @@ struct PyTensor {
     if (live_root()) {
       Tape& tp = tape->tape;
       tp.remove_root(root);
-      if (tp.live_nonleaf_roots() == 0) {
+      if (tp.live_nonleaf_roots() == 0 && tape->may_clear()) {
         tp.clear();
         tape->reset_policy();
       }

@@ -2,6 +2,7 @@
 // Python costs a few tens of nanoseconds (micrograd's Value costs microseconds). Every
 // arithmetic slot converts its operands and records one op of the table on a tape.
 #include <algorithm>
+#include <cmath>
 #include <new>
 #include <optional>
 #include <vector>
@@ -18,7 +19,8 @@ namespace {
 enum : std::uint8_t {
   kLeaf = 1,          // created by the user (or detached): owns its value and .grad
   kRequiresGrad = 2,  // takes part in differentiation (leaves: recorded on first use)
-  kRetainGrad = 4,    // a non-leaf whose .grad is kept (retain_grad())
+  kRetainGrad = 4,    // a non-leaf whose .grad is kept (every result, as in micrograd)
+  kCached = 8,        // made by _prev for its record: in its tape's prev_cache while alive
 };
 
 // Where a leaf's records on one tape deliver their adjoints: its .grad, through a sink slot.
@@ -46,7 +48,39 @@ struct VarObject {
   // A recorded gradient (backward(create_graph=True)): a Var whose value is `grad`, on the
   // tape, so that it can be differentiated again. Dropped when .grad is set or changes.
   PyObject* grad_var;
+  // register_hook(): null until the first hook (see VarHook).
+  std::vector<struct VarHook>* hooks;
 };
+
+// A strong reference that copies (for hooks kept in std::function by the core).
+struct PyRef {
+  PyObject* o;
+  explicit PyRef(PyObject* x) : o(x) { Py_XINCREF(o); }
+  PyRef(const PyRef& r) : o(r.o) { Py_XINCREF(o); }
+  PyRef& operator=(const PyRef& r) {
+    Py_XINCREF(r.o);
+    Py_XSETREF(o, r.o);
+    return *this;
+  }
+  ~PyRef() { Py_XDECREF(o); }
+};
+
+// A hook registered on a Var: the function, and its registrations on the tapes it was attached
+// to (a result's record; each record of a leaf, attached as the leaf is recorded).
+struct VarHook {
+  std::uint64_t id;
+  PyRef fn;
+  struct On {
+    PyRef tape_obj;
+    PyTape* tape;
+    std::uint64_t id;  // the tape's id of it
+  };
+  std::vector<On> attached;
+};
+
+// A Python exception is set: the C++ code between it and Python unwinds, and the binding's
+// entry point returns NULL.
+struct PythonErrorPending {};
 
 // The header only (the C API's macro); register_var sets the other fields before PyType_Ready.
 #pragma GCC diagnostic push
@@ -80,6 +114,7 @@ template <class F>
 PyObject* guarded(F&& f) {
   try {
     return f();
+  } catch (const PythonErrorPending&) {
   } catch (const tapegrad::Error& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (const std::bad_alloc&) {
@@ -103,6 +138,7 @@ VarObject* alloc_var(double data, std::uint8_t flags) {
   v->sink = SinkRef{nullptr, nullptr, 0, 0};
   v->more_sinks = nullptr;
   v->grad_var = nullptr;
+  v->hooks = nullptr;
   return v;
 }
 
@@ -117,7 +153,7 @@ void release_root(VarObject* v) {
   if (has_live_root(v)) {
     Tape& t = v->tape->tape;
     t.remove_root(v->root);
-    if (!(v->flags & kLeaf) && t.live_nonleaf_roots() == 0) {
+    if (!(v->flags & kLeaf) && t.live_nonleaf_roots() == 0 && v->tape->may_clear()) {
       t.clear();
       v->tape->reset_policy();
     }
@@ -140,9 +176,19 @@ void drop_sink(SinkRef& s) {
 
 void var_dealloc(PyObject* self) {
   auto* v = reinterpret_cast<VarObject*>(self);
+  // (an entry of an older generation is dropped with the whole cache on its next use)
+  if ((v->flags & kCached) && v->tape && v->tape->prev_cache && v->tape->prev_cache_gen == v->tape->tape.generation()) {
+    auto& cache = *v->tape->prev_cache;
+    auto it = has_live_root(v) ? cache.find(v->tape->tape.root_record(v->root)) : cache.end();
+    if (it == cache.end() || it->second != self)
+      for (it = cache.begin(); it != cache.end() && it->second != self; ++it) {
+      }
+    if (it != cache.end()) cache.erase(it);
+  }
   release_root(v);
   Py_CLEAR(v->tape_obj);
   Py_CLEAR(v->grad_var);
+  delete v->hooks;  // (hooks attached to records stay with them: the graph may still reach them)
   drop_sink(v->sink);
   if (v->more_sinks) {
     for (SinkRef& s : *v->more_sinks) drop_sink(s);
@@ -177,6 +223,9 @@ std::uint32_t sink_on(VarObject* v, PyObject* tobj, PyTape* t) {
   return slot;
 }
 
+void attach_hooks(VarObject* v, PyObject* tobj, PyTape* t, std::uint32_t rec);
+VarObject* sink_owner(double* target);
+
 [[noreturn]] void throw_stale() {
   throw tapegrad::Error(
       "tapegrad: this Var is stale: its tape was cleared after the Var was recorded "
@@ -194,6 +243,7 @@ std::uint32_t operand_record(VarObject* v, PyObject* tobj, PyTape* t) {
   v->root = t->tape.add_root(rec, nullptr, true);
   v->epoch = t->tape.epoch();
   set_tape(v, tobj, t);
+  if (v->hooks) attach_hooks(v, tobj, t, rec);
   return rec;
 }
 
@@ -220,12 +270,14 @@ ActiveTape op_tape(VarObject* a, VarObject* b) {
 // A non-leaf Var for record `rec` of t. With `collect`, the tape may be collected after
 // (which makes other handles to it stale): callers wrapping several records pass false.
 PyObject* new_result(ActiveTape t, std::uint32_t rec, double z, bool collect = true) {
-  VarObject* r = alloc_var(z, kRequiresGrad);
+  // Every Var has its gradient, as micrograd's Value does: a result's root adds the adjoint
+  // each backward() gives its record into .grad.
+  VarObject* r = alloc_var(z, kRequiresGrad | kRetainGrad);
   if (!r) return nullptr;
   set_tape(r, t.obj, t.tape);
   r->epoch = t.tape->tape.epoch();
   try {
-    r->root = t.tape->tape.add_root(rec, nullptr, false);
+    r->root = t.tape->tape.add_root(rec, &r->grad, false);
     if (collect) t.tape->maybe_collect();
   } catch (...) {
     Py_DECREF(r);
@@ -239,6 +291,201 @@ PyObject* new_result(ActiveTape t, std::uint32_t rec, double z, bool collect = t
 PyObject* wrap_recorded(const tapegrad::Var& x, ActiveTape t) {
   if (x.is_constant()) return reinterpret_cast<PyObject*>(alloc_var(x.value(), kLeaf));
   return new_result(t, x.index(), x.value(), false);
+}
+
+// --- hooks (register_hook) -------------------------------------------------------------
+
+PyObject* g_handle_type = nullptr;  // tapegrad.utils.hooks.RemovableHandle (set at import)
+std::uint64_t g_next_var_hook = 1;
+
+// The core's hook for Python function fn on tape t: called with the record's summed gradient
+// (a float in a plain sweep, a Var in a recorded one); None keeps it, a number or a Var
+// replaces it.
+tapegrad::Tape::Hook var_hook(PyObject* fn, PyObject* tobj, PyTape* t) {
+  return [f = PyRef(fn), tp = PyRef(tobj), t](const tapegrad::Var& g) -> tapegrad::Var {
+    PyObject* arg = g.is_constant() ? PyFloat_FromDouble(g.value()) : wrap_recorded(g, ActiveTape{tp.o, t});
+    if (!arg) throw PythonErrorPending{};
+    PyObject* r = PyObject_CallOneArg(f.o, arg);
+    Py_DECREF(arg);
+    if (!r) throw PythonErrorPending{};
+    tapegrad::Var out = g;
+    if (r == Py_None) {
+    } else if (is_var(r)) {
+      auto* v = reinterpret_cast<VarObject*>(r);
+      if (g.is_constant() || !(v->flags & kRequiresGrad)) {
+        out = tapegrad::Var::constant(v->data);
+      } else {
+        try {
+          const std::uint32_t rec = (v->flags & kLeaf) || v->tape != t ? operand_record(v, tp.o, t)
+                                                                       : t->tape.root_record(v->root);
+          out = tapegrad::Var(v->data, rec, t->tape.generation(), &t->tape);
+        } catch (...) {
+          Py_DECREF(r);
+          throw;
+        }
+      }
+    } else {
+      double d = 0.0;
+      const int ok = as_double(r, &d);
+      if (ok == 0)
+        PyErr_Format(PyExc_TypeError, "a Var hook must return a number, a Var or None, not %s", Py_TYPE(r)->tp_name);
+      if (ok <= 0) {
+        Py_DECREF(r);
+        throw PythonErrorPending{};
+      }
+      out = tapegrad::Var::constant(d);
+    }
+    Py_DECREF(r);
+    return out;
+  };
+}
+
+void attach_hooks(VarObject* v, PyObject* tobj, PyTape* t, std::uint32_t rec) {
+  for (VarHook& h : *v->hooks) {
+    const std::uint64_t id = t->tape.add_hook(rec, var_hook(h.fn.o, tobj, t));
+    h.attached.push_back(VarHook::On{PyRef(tobj), t, id});
+  }
+}
+
+PyObject* var_register_hook(PyObject* self, PyObject* fn) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if (!PyCallable_Check(fn)) {
+    PyErr_Format(PyExc_TypeError, "Var.register_hook(): the hook must be callable, not %s", Py_TYPE(fn)->tp_name);
+    return nullptr;
+  }
+  if (!(v->flags & kRequiresGrad)) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot register a hook on a Var that does not require grad");
+    return nullptr;
+  }
+  if (!g_handle_type) {
+    PyErr_SetString(PyExc_RuntimeError, "tapegrad is not fully imported");
+    return nullptr;
+  }
+  return guarded([&]() -> PyObject* {
+    const std::uint64_t id = g_next_var_hook++;
+    if (!(v->flags & kLeaf) && !has_live_root(v)) throw_stale();
+    if (!v->hooks) v->hooks = new std::vector<VarHook>();
+    v->hooks->push_back(VarHook{id, PyRef(fn), {}});
+    VarHook& h = v->hooks->back();
+    // a result's record, or the leaf's current record (later ones get it as they are made)
+    if (has_live_root(v)) {
+      enter(v->tape);
+      const std::uint64_t tid = v->tape->tape.add_hook(v->tape->tape.root_record(v->root), var_hook(fn, v->tape_obj, v->tape));
+      h.attached.push_back(VarHook::On{PyRef(v->tape_obj), v->tape, tid});
+    }
+    return PyObject_CallFunction(g_handle_type, "OK", self, static_cast<unsigned long long>(id));
+  });
+}
+
+PyObject* var_remove_hook(PyObject* self, PyObject* arg) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  const unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+  if (id == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return nullptr;
+  if (!v->hooks) Py_RETURN_FALSE;
+  for (auto it = v->hooks->begin(); it != v->hooks->end(); ++it) {
+    if (it->id != id) continue;
+    for (VarHook::On& on : it->attached) {
+      enter(on.tape);
+      on.tape->tape.remove_hook(on.id);
+    }
+    v->hooks->erase(it);
+    Py_RETURN_TRUE;
+  }
+  Py_RETURN_FALSE;
+}
+
+// --- micrograd's graph walk: _prev and _op ------------------------------------------------
+
+// The Python Var of record `rec` of t, one object per record (so that a walk of the graph by
+// identity, as micrograd's draw_dot does, sees each record once): a leaf record is its leaf,
+// a result's record a Var kept in the tape's cache until the tape changes generation.
+PyObject* var_of_record(PyObject* tobj, PyTape* t, std::uint32_t rec) {
+  Tape& tape = t->tape;
+  const tapegrad::Record& r = tape.record(rec);
+  if (r.op == Op::Leaf && r.a != Tape::kNone)
+    if (double* target = tape.sink_target(r.a)) {
+      PyObject* leaf = reinterpret_cast<PyObject*>(sink_owner(target));
+      Py_INCREF(leaf);
+      return leaf;
+    }
+  if (!t->prev_cache) t->prev_cache = new std::unordered_map<std::uint32_t, PyObject*>();
+  if (t->prev_cache_gen != tape.generation()) {
+    t->prev_cache->clear();
+    t->prev_cache_gen = tape.generation();
+  }
+  auto it = t->prev_cache->find(rec);
+  if (it != t->prev_cache->end()) {
+    Py_INCREF(it->second);
+    return it->second;
+  }
+  PyObject* made;
+  if (r.op == Op::Leaf) {  // a leaf whose Var is gone
+    made = reinterpret_cast<PyObject*>(alloc_var(tape.value(rec), kLeaf | kRequiresGrad));
+  } else {
+    made = new_result(ActiveTape{tobj, t}, rec, tape.value(rec), false);
+    // its gradient: what the tape's last sweep gave it (0 if none reached it)
+    if (made) reinterpret_cast<VarObject*>(made)->grad = tape.adjoint(rec);
+  }
+  if (!made) return nullptr;
+  auto* mv = reinterpret_cast<VarObject*>(made);
+  mv->flags |= kCached;
+  if (!mv->tape) set_tape(mv, tobj, t);  // (a leaf: where its cache entry is)
+  (*t->prev_cache)[rec] = made;
+  return made;
+}
+
+PyObject* get_prev(PyObject* self, void*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  PyObject* set = PySet_New(nullptr);
+  if (!set || (v->flags & kLeaf) || !has_live_root(v)) return set;
+  PyObject* r = guarded([&]() -> PyObject* {
+    enter(v->tape);
+    Tape& tape = v->tape->tape;
+    bool failed = false;
+    tape.for_each_operand(tape.root_record(v->root), [&](std::uint32_t j) {
+      if (failed || j == Tape::kNone) return;
+      PyObject* p = var_of_record(v->tape_obj, v->tape, j);
+      if (!p || PySet_Add(set, p) < 0) failed = true;
+      Py_XDECREF(p);
+    });
+    if (failed) throw PythonErrorPending{};
+    Py_INCREF(set);
+    return set;
+  });
+  Py_DECREF(set);
+  return r;
+}
+
+// micrograd's names for its ops ('+', '*', '**2', 'ReLU', 'tanh', 'exp'), the table's for the rest.
+PyObject* get_op(PyObject* self, void*) {
+  auto* v = reinterpret_cast<VarObject*>(self);
+  if ((v->flags & kLeaf) || !has_live_root(v)) return PyUnicode_FromString("");
+  enter(v->tape);
+  Tape& tape = v->tape->tape;
+  const tapegrad::Record& r = tape.record(tape.root_record(v->root));
+  const tapegrad::OpInfo& info = tapegrad::op_info(r.op);
+  const std::string name = info.name;
+  if (name == "add") return PyUnicode_FromString("+");
+  if (name == "sub") return PyUnicode_FromString("-");
+  if (name == "mul") return PyUnicode_FromString("*");
+  if (name == "div") return PyUnicode_FromString("/");
+  if (name == "relu") return PyUnicode_FromString("ReLU");
+  if (name == "pow") {
+    if (info.kind == tapegrad::OpKind::BinaryVC) {
+      const double k = tape.constant(r.b);  // micrograd's f'**{other}' with other an int gives '**2'
+      PyObject* c = k == std::floor(k) && std::abs(k) < 1e15 ? PyLong_FromDouble(k) : PyFloat_FromDouble(k);
+      if (!c) return nullptr;
+      PyObject* e = PyObject_Str(c);  // 2.0 -> '2.0'; micrograd writes f'**{other}'
+      Py_DECREF(c);
+      if (!e) return nullptr;
+      PyObject* out = PyUnicode_FromFormat("**%U", e);
+      Py_DECREF(e);
+      return out;
+    }
+    return PyUnicode_FromString("**");
+  }
+  if (r.op == Op::Node) return PyUnicode_FromString(tape.node(tape.root_record(v->root)).name());
+  return PyUnicode_FromString(info.name);
 }
 
 inline bool needs_grad(const VarObject* v) { return v && (v->flags & kRequiresGrad) && tapegrad::grad_enabled(); }
@@ -547,10 +794,16 @@ PyObject* get_tape(PyObject* self, void*) {
 PyGetSetDef var_getset[] = {
     {"data", get_data, set_data, "The value (a float). Settable on leaves.", nullptr},
     {"grad", get_grad, set_grad,
-     "The accumulated gradient (a float) of a leaf; None for a non-leaf unless retain_grad() was called.", nullptr},
+     "The accumulated gradient (a float): what every backward() through this Var gave it (micrograd's semantics, for results too).", nullptr},
     {"is_leaf", get_is_leaf, nullptr, "True for a Var created directly rather than by an operation.", nullptr},
     {"requires_grad", get_requires_grad, nullptr, "Whether gradients flow to and through this Var.", nullptr},
     {"tape", get_tape, nullptr, "The Tape a non-leaf Var is recorded on (None for leaves).", nullptr},
+    {"_prev", get_prev, nullptr,
+     "The Vars this one was computed from (a set; empty for a leaf), as micrograd's Value._prev: one object per "
+     "record, so that a walk of the graph by identity (micrograd's draw_dot) sees each once.",
+     nullptr},
+    {"_op", get_op, nullptr, "The op that made this Var, in micrograd's spelling ('+', '*', '**2', 'tanh'; '' for a leaf).",
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -638,8 +891,8 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 PyObject* var_retain_grad(PyObject* self, PyObject*) {
   auto* v = reinterpret_cast<VarObject*>(self);
+  if (!(v->flags & kLeaf) && !has_live_root(v)) return guarded([]() -> PyObject* { throw_stale(); });
   if (!(v->flags & kLeaf) && !(v->flags & kRetainGrad)) {
-    if (!has_live_root(v)) return guarded([]() -> PyObject* { throw_stale(); });
     v->flags |= kRetainGrad;
     v->grad = 0.0;
     v->tape->tape.set_root_grad(v->root, &v->grad);
@@ -693,7 +946,14 @@ PyMethodDef var_methods[] = {
      "backward(gradient=1.0, retain_graph=None, create_graph=False)\n\nAccumulates d(self)/d(leaf) * gradient "
      "into the .grad of every leaf this Var depends on (and of non-leaves that called retain_grad()). With "
      "create_graph=True the sweep is recorded: each leaf's .grad is then a Var that can be differentiated again."},
-    {"retain_grad", var_retain_grad, METH_NOARGS, "Keep .grad on this non-leaf Var at the next backward()."},
+    {"retain_grad", var_retain_grad, METH_NOARGS,
+     "Kept for PyTorch's spelling: every Var keeps its .grad already (as micrograd's Value does)."},
+    {"register_hook", var_register_hook, METH_O,
+     "register_hook(hook)\n\nCalls hook(grad) with this Var's gradient each time a backward() (or grad()) has summed "
+     "it, before it flows on to the Vars it was computed from (for a leaf: before it is added into .grad). "
+     "The gradient is a float, or a Var under create_graph=True; returning a number or a Var replaces it, "
+     "None keeps it. Returns a handle whose remove() unregisters the hook."},
+    {"_remove_hook", var_remove_hook, METH_O, "Unregisters hook id (see register_hook's handle)."},
     {"detach", var_detach, METH_NOARGS, "A new leaf with the same value that does not require grad."},
     {"item", var_item, METH_NOARGS, "The value as a float."},
     {"__reduce__", var_reduce, METH_NOARGS, "Pickles as a leaf with the same value and requires_grad."},
@@ -887,7 +1147,15 @@ PyObject* var_grad_function(PyObject*, PyObject* args) {
   });
 }
 
+PyObject* set_hook_handle_type(PyObject*, PyObject* type) {
+  Py_INCREF(type);
+  Py_XSETREF(g_handle_type, type);
+  Py_RETURN_NONE;
+}
+
 PyMethodDef module_functions[] = {
+    {"_set_hook_handle_type", set_hook_handle_type, METH_O,
+     "The class register_hook() returns (called with the object and the hook's id)."},
     {"_var_grad", var_grad_function, METH_VARARGS, "tapegrad.autograd.grad for Vars."},
     {"_var_jvp", var_jvp_function, METH_VARARGS, "tapegrad.autograd.jvp for Vars."},
 #define TAPEGRAD_UNARY(Name, name, ...) \
@@ -922,6 +1190,8 @@ std::uint32_t var_record_on(PyObject* o, ActiveTape t) {
   if (!needs_grad(v)) return Tape::kNone;
   return operand_record(v, t.obj, t.tape);
 }
+
+PyObject* var_of_sink(double* target) { return reinterpret_cast<PyObject*>(sink_owner(target)); }
 
 int register_var(PyObject* module) {
   PyObject* numbers = PyImport_ImportModule("numbers");

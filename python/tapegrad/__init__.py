@@ -67,6 +67,9 @@ from . import (  # noqa: E402
     random,
     utils,
 )
+
+_core._set_hook_handle_type(utils.hooks._var_hook_handle)  # what Var.register_hook returns
+
 from ._tensor import (  # noqa: E402
     amax,
     amin,

@@ -840,8 +840,32 @@ _METHODS: dict[str, Any] = {
 }
 
 
+def _register_hook(t: Tensor, hook: Callable[[Tensor], Optional[Tensor]]) -> Any:
+    """Calls ``hook(grad)`` with this tensor's gradient each time a backward pass (or
+    ``autograd.grad``) has summed it, before it flows on (for a leaf: before it is added into
+    ``.grad``); a Tensor it returns replaces the gradient (PyTorch's ``register_hook``). Under
+    ``create_graph=True`` the gradient is recorded, and so is what the hook does with it.
+    Returns a handle whose ``remove()`` unregisters the hook."""
+    from .utils.hooks import RemovableHandle
+
+    hook_id = _core._tensor_register_hook(t, hook, False)
+    return RemovableHandle(remover=lambda: _core._tensor_remove_hook(t, hook_id), id=hook_id)
+
+
+def _register_post_accumulate_grad_hook(t: Tensor, hook: Callable[[Tensor], None]) -> Any:
+    """Calls ``hook(tensor)`` after a backward pass has accumulated into this leaf's ``.grad``
+    (PyTorch's ``register_post_accumulate_grad_hook``: an optimizer step per parameter, as the
+    gradients arrive). Leaves that require grad only."""
+    from .utils.hooks import RemovableHandle
+
+    hook_id = _core._tensor_register_hook(t, hook, True)
+    return RemovableHandle(remover=lambda: _core._tensor_remove_hook(t, hook_id), id=hook_id)
+
+
 def _install() -> None:
     attrs = {
+        "register_hook": _register_hook,
+        "register_post_accumulate_grad_hook": _register_post_accumulate_grad_hook,
         **_METHODS,
         "size": property(lambda t: _SizeAttr(t.shape), doc="NumPy's element count; called, PyTorch's size()"),
         "mT": property(_mT, doc="The last two axes swapped (PyTorch's mT)"),

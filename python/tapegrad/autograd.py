@@ -1,9 +1,12 @@
 """Derivatives of recorded tensors: ``grad`` (reverse mode, PyTorch's
-``torch.autograd.grad``) and ``jvp`` (forward mode: a tangent sweep over the tape)."""
+``torch.autograd.grad``), ``jvp`` (forward mode: a tangent sweep over the tape), and
+``Function`` (a differentiable function with your own backward, PyTorch's
+``torch.autograd.Function``)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union, overload
+import functools
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar, Union, overload
 
 import numpy as np
 
@@ -140,4 +143,212 @@ def jvp(
     return _core._jvp(_as_tuple(outputs, "jvp"), ins, filled, create_graph, batched)
 
 
-__all__ = ["grad", "jvp"]
+# --- custom differentiable functions -------------------------------------------------------------
+
+
+class FunctionCtx:
+    """What a ``Function``'s ``forward`` shares with its ``backward`` (PyTorch's ``ctx``): save
+    tensors with ``save_for_backward`` (read back as ``saved_tensors``), any other value as an
+    attribute; ``needs_input_grad`` says, per argument of ``forward``, whether a gradient is
+    wanted for it."""
+
+    def __init__(self) -> None:
+        self.needs_input_grad: Tuple[bool, ...] = ()
+        self._saved: Tuple[Optional[Tensor], ...] = ()
+        self._non_differentiable: List[Tensor] = []
+        self._materialize_grads = True
+
+    def save_for_backward(self, *tensors: Optional[Tensor]) -> None:
+        """Keep tensors (or None) for ``backward``: it refuses to run if one of them is changed in
+        place meanwhile (its version moved), as PyTorch does."""
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward can only save Tensors or None, not {type(t).__name__} "
+                                "(keep other values as attributes of ctx)")
+        self._saved = tensors
+
+    @property
+    def saved_tensors(self) -> Tuple[Optional[Tensor], ...]:
+        return self._saved
+
+    def mark_non_differentiable(self, *tensors: Tensor) -> None:
+        """Outputs of ``forward`` that are not differentiable (indices, masks): not recorded, they
+        do not require grad, and ``backward`` gets zeros for them."""
+        for t in tensors:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"mark_non_differentiable takes Tensors, not {type(t).__name__}")
+        self._non_differentiable.extend(tensors)
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """Whether ``backward`` gets zeros (True, the default) or None for outputs the backward pass
+        did not reach."""
+        self._materialize_grads = bool(value)
+
+
+def _overridden(cls: type, name: str) -> bool:
+    return getattr(cls, name) is not getattr(Function, name)
+
+
+class Function:
+    """A differentiable function with your own derivative (PyTorch's ``torch.autograd.Function``).
+
+    Subclass it with ``forward(ctx, *args)`` and ``backward(ctx, *grad_outputs)`` staticmethods
+    and call ``MyFn.apply(*args)``::
+
+        class Exp(tg.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                y = x.exp()
+                ctx.save_for_backward(y)
+                return y
+
+            @staticmethod
+            def backward(ctx, g):
+                (y,) = ctx.saved_tensors
+                return g * y
+
+    ``forward`` runs with grad mode off and returns a Tensor or a tuple (non-tensor items pass
+    through). ``backward`` gets one gradient per output and returns one per argument of
+    ``forward`` (None for no gradient, and for arguments that are not tensors). Written with
+    tapegrad's ops, the backward is itself recorded under ``create_graph=True``, so its result
+    can be differentiated again (decorate it with ``once_differentiable`` if it cannot).
+    The ``forward(*args)`` + ``setup_context(ctx, inputs, output)`` spelling works too. An
+    optional ``jvp(ctx, *tangents)`` staticmethod serves forward mode (``autograd.jvp``,
+    ``functional.jvp``): one tangent per argument in, one per output out; forward mode
+    through a Function without one raises.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("a tapegrad.autograd.Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Tuple[Any, ...], output: Any) -> None:
+        raise NotImplementedError("setup_context is not defined (forward takes ctx as its first argument)")
+
+    @staticmethod
+    def backward(ctx: Any, *grad_outputs: Any) -> Any:
+        raise NotImplementedError("a tapegrad.autograd.Function subclass must define backward(ctx, *grad_outputs)")
+
+    @staticmethod
+    def jvp(ctx: Any, *grad_inputs: Any) -> Any:
+        raise NotImplementedError("jvp is not defined")
+
+    # PyTorch's alias
+    @staticmethod
+    def vjp(ctx: Any, *grad_outputs: Any) -> Any:
+        raise NotImplementedError("a tapegrad.autograd.Function subclass must define backward(ctx, *grad_outputs)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("tapegrad.autograd.Function is not instantiated: call its classmethod apply(*args)")
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Any:
+        name = f"{cls.__name__}Backward"
+        ctx = FunctionCtx()
+        from ._tensor import no_grad  # (the package's grad-mode switch)
+
+        recording = _core.is_grad_enabled()
+        ctx.needs_input_grad = tuple(recording and isinstance(a, Tensor) and a.requires_grad for a in args)
+        with no_grad():
+            if _overridden(cls, "setup_context"):
+                output = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, output)
+            else:
+                output = cls.forward(ctx, *args, **kwargs)
+        single = not isinstance(output, tuple)
+        outs = (output,) if single else output
+        tpos = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+        opos = [j for j, o in enumerate(outs) if isinstance(o, Tensor)]
+        n_args, n_outs = len(args), len(outs)
+        if not opos:
+            return output
+        backward = cls.backward if _overridden(cls, "backward") else cls.vjp
+        if backward is Function.vjp:
+            raise NotImplementedError(f"{cls.__name__} must define backward(ctx, *grad_outputs)")
+
+        def run_backward(*grads: Optional[Tensor]) -> List[Optional[Tensor]]:
+            full: List[Any] = [None] * n_outs
+            for j, g in zip(opos, grads):
+                full[j] = g
+            result = backward(ctx, *full)
+            res = result if isinstance(result, tuple) else (result,)
+            if len(res) < n_args or any(r is not None for r in res[n_args:]):
+                raise RuntimeError(f"function {name} returned an incorrect number of gradients "
+                                   f"(expected {n_args}, got {len(res)})")
+            for i in range(n_args):
+                if i not in tpos and res[i] is not None:
+                    raise RuntimeError(f"function {name} returned a gradient different than None at position {i}, "
+                                       f"but the corresponding forward input was not a Tensor")
+            return [res[i] for i in tpos]
+
+        run_jvp: Optional[Callable[..., List[Optional[Tensor]]]] = None
+        if _overridden(cls, "jvp"):
+            def run_jvp(*tangents: Optional[Tensor]) -> List[Optional[Tensor]]:
+                full: List[Any] = [None] * n_args
+                for i, t in zip(tpos, tangents):
+                    full[i] = t
+                result = cls.jvp(ctx, *full)
+                res = result if isinstance(result, tuple) else (result,)
+                if len(res) != n_outs:
+                    raise RuntimeError(f"function {name}'s jvp returned {len(res)} tangents for {n_outs} outputs")
+                return [res[j] for j in opos]
+
+        tensor_outs = [outs[j] for j in opos]
+        non_diff = {id(t) for t in ctx._non_differentiable}
+        differentiable = [id(o) not in non_diff for o in tensor_outs]
+        saved = [t for t in ctx._saved if t is not None]
+        recorded = _core._custom_apply(name, run_backward, run_jvp, [args[i] for i in tpos], tensor_outs,
+                                       differentiable, saved, ctx._materialize_grads)
+        # Saved outputs are the recorded ones from now on (so a backward that reads them is
+        # differentiable through them under create_graph).
+        by_id = {id(o): r for o, r in zip(tensor_outs, recorded)}
+        ctx._saved = tuple(by_id.get(id(t), t) if t is not None else None for t in ctx._saved)
+        new_outs = list(outs)
+        for j, r in zip(opos, recorded):
+            new_outs[j] = r
+        return new_outs[0] if single else tuple(new_outs)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _DelayedError(Function):
+    """Stands for the result of a ``once_differentiable`` backward under ``create_graph``: the
+    values pass, and differentiating them again raises."""
+
+    @staticmethod
+    def forward(ctx: Any, value: Tensor, *inputs: Tensor) -> Tensor:
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Any) -> Any:
+        raise RuntimeError("trying to differentiate twice a function that was marked with @once_differentiable")
+
+
+def once_differentiable(fn: _F) -> _F:
+    """Decorates a ``Function``'s ``backward`` that is not itself differentiable (it leaves
+    tapegrad, or computes in place): it runs with grad mode off, and under ``create_graph=True``
+    its results raise if a later sweep differentiates them (PyTorch's
+    ``torch.autograd.function.once_differentiable``)."""
+
+    @functools.wraps(fn)
+    def wrapper(ctx: Any, *args: Any) -> Any:
+        from ._tensor import no_grad
+
+        with no_grad():
+            outputs = fn(ctx, *args)
+        if not _core.is_grad_enabled():
+            return outputs
+        recorded = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
+        if not recorded:
+            return outputs
+        single = not isinstance(outputs, tuple)
+        outs = (outputs,) if single else outputs
+        wrapped = tuple(_DelayedError.apply(o, *recorded) if isinstance(o, Tensor) else o for o in outs)
+        return wrapped[0] if single else wrapped
+
+    return wrapper  # type: ignore[return-value]
+
+
+__all__ = ["Function", "FunctionCtx", "grad", "jvp", "once_differentiable"]

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -72,6 +73,8 @@ struct ReverseSweep {
   /// A recorded sweep's scalar adjoints as Vars on the tape: `(*adj)[j]` where `(*has)[j]`.
   std::vector<Var>* adj = nullptr;
   std::vector<char>* has = nullptr;
+  /// Whether hooks run (a sweep that only looks, as tapegrad.viz's, runs none).
+  bool hooks = true;
 };
 
 /// A record whose work is done by code outside the op table: every tensor op, and tensor
@@ -223,6 +226,13 @@ class Tape {
   /// as reached: a sweep from several outputs whose Nodes hold their seeds.
   void reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const std::uint32_t* also = nullptr,
                std::size_t n_also = 0);
+  /// A sweep nested in a running plain sweep (a checkpointed segment's records, appended
+  /// after that sweep's `from`): sweeps records [lo, to] only, adding into the adjoints the
+  /// running sweep has not consumed yet (records below lo), so that what the segment's
+  /// records give their inputs below lo joins the running sweep. Records lo..to start at 0
+  /// unless marked in `also` (their Nodes hold their seeds).
+  void reverse_range(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t to, const std::uint32_t* also,
+                     std::size_t n_also);
   /// The adjoint of record i after reverse(from): 0 for records after `from`.
   double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
   /// Sizes the adjoint workspace to records [0, n) and zeroes it (a sweep that fills it by
@@ -234,6 +244,26 @@ class Tape {
   /// so the sweep must visit it. (A Node's adjoint slot is only this mark; the gradient
   /// itself is the Node's.)
   void mark_reached(std::uint32_t i) noexcept { adjoints_[i] = 1.0; }
+
+  // --- hooks on scalar records (Var.register_hook) ------------------------------------
+  /// A hook: called with the gradient of its record when a reverse sweep has summed it
+  /// (a constant Var holding the number in a plain sweep, the recorded adjoint in a
+  /// recorded one), before the record passes it on; it returns the gradient to use instead.
+  using Hook = std::function<Var(const Var&)>;
+  /// Registers `fn` on record `rec`; returns its id for remove_hook(). Hooks of one record
+  /// run in the order they were added. collect() keeps the hooks of records it keeps.
+  std::uint64_t add_hook(std::uint32_t rec, Hook fn);
+  /// Removes hook `id` (false if it is gone already, with its record or its tape's clear()).
+  bool remove_hook(std::uint64_t id) noexcept;
+  bool has_hooks() const noexcept;
+  /// The records with hooks at or below `to`, ascending and unique.
+  std::vector<std::uint32_t> hooked_records(std::uint32_t to) const;
+  /// The hooks of record rec, in order (copies: a hook may add or remove hooks).
+  std::vector<Hook> hooks_of(std::uint32_t rec) const;
+  /// Runs record rec's hooks on its gradient g (a plain sweep's number, or a recorded Var).
+  /// (sweep/reverse.cpp)
+  double run_hooks(std::uint32_t rec, double g);
+  Var run_hooks(std::uint32_t rec, const Var& g);
 
   // --- sinks: where leaf records deliver their adjoints ----------------------------------
   /// Registers `*target` as a sink: every leaf record pushed with this slot adds its
@@ -266,6 +296,22 @@ class Tape {
 
   TapeStats stats() const noexcept;
 
+  /// Whether a sweep (reverse, recorded or tangent) is running on this tape: user code it calls
+  /// (hooks, custom functions, checkpointed segments) may record, but nothing may clear() or
+  /// collect() the tape meanwhile (collect() raises then).
+  bool sweeping() const noexcept { return sweeping_ > 0; }
+  /// Marks a sweep's extent (they nest).
+  class SweepScope {
+   public:
+    explicit SweepScope(Tape& t) noexcept : t_(t) { ++t_.sweeping_; }
+    ~SweepScope() { --t_.sweeping_; }
+    SweepScope(const SweepScope&) = delete;
+    SweepScope& operator=(const SweepScope&) = delete;
+
+   private:
+    Tape& t_;
+  };
+
  private:
   struct Root {
     std::uint32_t rec;
@@ -275,6 +321,11 @@ class Tape {
   };
   std::uint32_t push_slow(Op op, std::uint32_t a, std::uint32_t b, double value);
   TAPEGRAD_NOINLINE void sweep_node(ReverseSweep& sweep, std::uint32_t i);
+  // The sweep loop over records [lo, hi) (hi = one past the first record swept), which are
+  // free of hooks; `carry` as the loop keeps it (see reverse.cpp).
+  void sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi, double& carry);
+  void sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n);
+  void reserve_adjoints(std::uint32_t n);  // grows the adjoint array, keeping what it holds
   std::uint32_t push_constant_slow(double c);
 
   Record* records_ = nullptr;
@@ -297,6 +348,10 @@ class Tape {
   std::vector<std::uint32_t> scratch_nodes_;  // collect(): each surviving node's new record
   std::vector<std::unique_ptr<Node>> nodes_;  // the Node objects of Op::Node records
   std::size_t node_bytes_pushed_ = 0;
+
+  struct HookTable;
+  std::unique_ptr<HookTable> hooks_;       // null until the first hook
+  std::uint32_t sweeping_ = 0;             // sweeps running (see sweeping())
 
   std::vector<double*> sinks_;            // null: removed (or free)
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to

@@ -1,6 +1,7 @@
 // tapegrad: automatic differentiation on an arena tape. The one header to include.
 #pragma once
 
+#include "tapegrad/custom.hpp"
 #include "tapegrad/dual.hpp"
 #include "tapegrad/functional.hpp"
 #include "tapegrad/op.hpp"

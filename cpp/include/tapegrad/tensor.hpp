@@ -58,6 +58,8 @@ struct Axes {
 
 // --- the tensor ----------------------------------------------------------------------------
 
+struct TensorHooks;  // a tensor's hooks (below)
+
 /// The shared state of a tensor (use it through Tensor).
 struct TensorImpl {
   std::shared_ptr<void> storage;  ///< owns the memory `data` points into
@@ -93,6 +95,8 @@ struct TensorImpl {
   /// Bumped by every in-place change of the data; shared by the views of the same memory
   /// (created on first need). A graph that saved this data refuses to sweep once it moved.
   std::shared_ptr<std::uint64_t> version;
+  /// Its hooks (Tensor::register_hook and friends): null until the first one.
+  std::shared_ptr<TensorHooks> hooks;
 
   /// The version counter, created on first use.
   std::uint64_t& version_counter() { return *version_ptr(); }
@@ -186,6 +190,20 @@ class Tensor {
   /// Subtracts `lr * grad()` in place (plain gradient descent), if there is a gradient.
   void sgd_step(double lr);
 
+  // --- hooks ---------------------------------------------------------------------------------
+  /// Registers `fn`, called with this tensor's gradient each time a reverse sweep has summed
+  /// it, before a leaf accumulates it into grad() or a result passes it to its inputs (and
+  /// before grad() captures it); a defined tensor it returns (of the same shape) replaces the
+  /// gradient. In a create_graph sweep the gradient is recorded, and so is what fn does with
+  /// it. The tensor must require grad. Returns an id for remove_hook() (PyTorch's
+  /// register_hook).
+  std::uint64_t register_hook(std::function<Tensor(const Tensor&)> fn);
+  /// Registers `fn`, called with this leaf after a backward accumulated into its grad()
+  /// (PyTorch's register_post_accumulate_grad_hook). Leaves that require grad only.
+  std::uint64_t register_post_accumulate_grad_hook(std::function<void(const Tensor&)> fn);
+  /// Removes a hook by its id; false if it is not registered (any more).
+  bool remove_hook(std::uint64_t id);
+
   TensorImpl& impl() const;
   const std::shared_ptr<TensorImpl>& impl_ptr() const noexcept { return p_; }
   std::shared_ptr<TensorImpl>& impl_ptr_ref() noexcept { return p_; }
@@ -195,7 +213,26 @@ class Tensor {
   std::shared_ptr<TensorImpl> p_;
 };
 
+/// The hooks of one tensor, in order of registration.
+struct TensorHooks {
+  struct Pre {
+    std::uint64_t id;
+    std::function<Tensor(const Tensor&)> fn;
+  };
+  struct Post {
+    std::uint64_t id;
+    std::function<void(const Tensor&)> fn;
+  };
+  std::vector<Pre> pre;
+  std::vector<Post> post;
+};
+
 namespace detail {
+/// Runs p's gradient hooks on g: the gradient to use (g itself without hooks).
+Tensor run_grad_hooks(const TensorImpl& p, Tensor g);
+/// Runs leaf p's post-accumulate hooks.
+void run_post_accumulate_hooks(const std::shared_ptr<TensorImpl>& p);
+
 // Grad mode of this thread. Read on every Python Var operation: an inline variable with the
 // initial-exec TLS model is one load, where a call into another object file plus a
 // general-dynamic TLS lookup cost about 10% of a scalar op.
@@ -413,6 +450,26 @@ struct GraphNode {
 };
 /// Record `rec` of `tape` (which must be below tape.size()).
 GraphNode graph_node(const Tape& tape, std::uint32_t rec);
+/// One record of a graph as a picture of it shows it (tapegrad.viz).
+struct GraphRecord {
+  std::uint32_t rec = 0;
+  const char* name = nullptr;            ///< "MulBackward0"; "AccumulateGrad" for a leaf
+  const char* op = nullptr;              ///< the table's op name ("mul"), "leaf", or the node's name
+  bool leaf = false;
+  std::vector<std::uint32_t> inputs;     ///< the records it reads
+  std::vector<double> constants;         ///< a scalar op's constant operand (its VC/CV form)
+  bool constant_left = false;            ///< the constant is the left operand (CV form)
+  double value = 0.0;                    ///< a scalar record's value
+  std::shared_ptr<TensorImpl> tensor;    ///< a tensor record's value (a leaf's record: the leaf)
+  std::uint32_t sink = Tape::kNone;      ///< a scalar leaf's sink slot
+  bool has_grad = false;                 ///< with grads: whether the sweep reached it
+  double adjoint = 0.0;                  ///< with grads: a scalar record's d(out)/d(record)
+  Tensor grad;                           ///< with grads: a tensor record's d(out)/d(record)
+};
+/// Every record between the leaves and record `from` (the ones it depends on), in record
+/// order; with `grads`, the derivative of `from`'s value (summed, for a tensor) with respect
+/// to each, by a sweep that changes no .grad and runs no hooks.
+std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads);
 }  // namespace detail
 
 }  // namespace tapegrad

@@ -3,6 +3,7 @@
 // rule's partials inline (sweep/partials.hpp); every other record answers Node::reverse.
 #include "sweep/partials.hpp"
 #include "tapegrad/tape.hpp"
+#include "tapegrad/var.hpp"
 
 #include <string>
 
@@ -22,21 +23,75 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
   zero_adjoints(n);
   for (std::size_t k = 0; k < n_also; ++k)
     if (also[k] < n) adjoints_[also[k]] = 1.0;
+  adjoints_[from] = seed;
+  SweepScope running(*this);
+  sweep_segments(sweep, 0, n);
+}
 
+void Tape::reverse_range(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t to, const std::uint32_t* also,
+                         std::size_t n_also) {
+  if (sweep.recorded || &sweep.tape != this) throw Error("tapegrad: internal error: a plain reverse sweep of another mode");
+  if (to >= size_ || lo > to) throw Error("tapegrad: internal error: reverse_range() out of the tape");
+  const std::uint32_t n = to + 1;
+  if (adjoint_capacity_ < n) reserve_adjoints(n);
+  std::fill(adjoints_ + std::min(adjoint_size_, lo), adjoints_ + n, 0.0);
+  adjoint_size_ = std::max(adjoint_size_, n);
+  for (std::size_t k = 0; k < n_also; ++k)
+    if (also[k] >= lo && also[k] < n) adjoints_[also[k]] = 1.0;
+  SweepScope running(*this);
+  sweep_segments(sweep, lo, n);
+}
+
+// Records [lo, n) backwards, stopping at each record with hooks (none: one run of the loop) to
+// let its hooks change its summed adjoint before it passes it on.
+void Tape::sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n) {
+  double carry = 0.0;
+  if (!has_hooks() || !sweep.hooks) {
+    sweep_records(sweep, lo, n, carry);
+    if (lo > 0) adjoints_[lo - 1] += carry;  // (a nested sweep: record lo - 1 is the running sweep's)
+    return;
+  }
+  const std::vector<std::uint32_t> stops = hooked_records(n - 1);
+  std::size_t h = stops.size();
+  std::uint32_t hi = n;
+  for (;;) {
+    while (h > 0 && stops[h - 1] < lo) h = 0;
+    const std::uint32_t seg_lo = h > 0 ? stops[h - 1] + 1 : lo;
+    sweep_records(sweep, seg_lo, hi, carry);
+    if (h == 0) break;
+    const std::uint32_t i = stops[--h];  // (carry is record i's: the loop stopped after i + 1)
+    const double g = adjoints_[i] + carry;
+    carry = 0.0;
+    if (g != 0.0) {
+      try {
+        adjoints_[i] = run_hooks(i, g);
+      } catch (...) {
+        for (std::uint32_t j = 0; j <= i; ++j)  // leave no gradient behind (see sweep_node)
+          if (records_[j].op == Op::Node) nodes_[records_[j].a]->reset_grad();
+        throw;
+      }
+    } else {
+      adjoints_[i] = g;
+    }
+    hi = i + 1;
+  }
+  if (lo > 0) adjoints_[lo - 1] += carry;
+}
+
+void Tape::sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi, double& carry_io) {
   double* __restrict adj = adjoints_;
   const double* __restrict v = values_;
   const double* __restrict c = constants_;
   const Record* __restrict rec = records_;
   double* const* sinks = sinks_.data();
   const bool deliver = sweep.deliver;
-  adj[from] = seed;
   // Most records feed the very next one (in `100 * a * a`, the product's left operand is
   // the record just before it). A contribution to record i - 1 goes to `carry`, a
   // register, instead of through memory: the next iteration reads it without waiting for a
   // store to be forwarded to a load, which is what bounds this loop (about 1/3 faster).
   // The sum is the same, in the same order: record i is the last consumer of i - 1 swept.
-  double carry = 0.0;
-  for (std::uint32_t i = n; i-- > 0;) {
+  double carry = carry_io;
+  for (std::uint32_t i = hi; i-- > lo;) {
     const double g = adj[i] + carry;
     if (carry != 0.0) adj[i] = g;  // the whole adjoint, for adjoint() and root grads
     carry = 0.0;
@@ -60,16 +115,28 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
           return sum;
         });
     if (r.op == Op::Node) {
-      // A node's rule may append records (recorded sweeps run in detail::recorded_sweep, but
-      // a rule is free to record): the arenas may have moved. (Anything appended lies after
-      // `from`, so the loop never visits it.)
+      // A node's rule may append records (a checkpointed segment recomputes, a custom
+      // function's backward may record): the arenas may have moved. (Anything appended lies
+      // after the records swept here, so the loop never visits it.)
+      adj = adjoints_;
       v = values_;
       c = constants_;
       rec = records_;
       sinks = sinks_.data();
     }
   }
+  // A contribution to record lo - 1 stays in `carry` for the caller (or is record -1's: none).
+  if (lo == 0) carry = 0.0;
+  carry_io = carry;
 }
+
+Var Tape::run_hooks(std::uint32_t rec, const Var& g) {
+  Var out = g;
+  for (const Hook& f : hooks_of(rec)) out = f(out);
+  return out;
+}
+
+double Tape::run_hooks(std::uint32_t rec, double g) { return run_hooks(rec, Var::constant(g)).value(); }
 
 void Tape::sweep_node(ReverseSweep& sweep, std::uint32_t i) {
   try {

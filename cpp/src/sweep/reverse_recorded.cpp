@@ -31,8 +31,10 @@ void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& a
   tape.accumulate_root_grads();
 }
 
-void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver) {
+void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver,
+                    std::uint32_t lo) {
   ScopedTape scope(tape);  // the rules record on this tape
+  Tape::SweepScope running(tape);
   ReverseSweep sweep{tape, /*recorded=*/true, deliver, &adj, &has};
   const std::uint32_t gen = tape.generation();
   auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
@@ -45,14 +47,21 @@ void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::
       has[j] = 1;
     }
   };
+  // Records with hooks (Var.register_hook): their summed adjoint goes through them first.
+  std::vector<char> hooked;
+  if (tape.has_hooks()) {
+    hooked.assign(from + 1, 0);
+    for (std::uint32_t j : tape.hooked_records(from)) hooked[j] = 1;
+  }
   try {
-    for (std::uint32_t i = from + 1; i-- > 0;) {
+    for (std::uint32_t i = from + 1; i-- > lo;) {
       const Record r = tape.record(i);  // a copy: the rules append records
       if (r.op == Op::Node) {
         tape.node(i).reverse_recorded(sweep, i);
         continue;
       }
       if (!has[i]) continue;
+      if (!hooked.empty() && hooked[i]) adj[i] = tape.run_hooks(i, adj[i]);
       const Var g = adj[i];
       if (r.op == Op::Leaf) {
         if (deliver && r.a != Tape::kNone)
@@ -63,7 +72,7 @@ void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::
     }
   } catch (...) {
     // Leave no gradient behind in the tensor records this sweep did not reach.
-    for (std::uint32_t j = 0; j <= from && j < tape.size(); ++j)
+    for (std::uint32_t j = lo; j <= from && j < tape.size(); ++j)
       if (tape.record(j).op == Op::Node) tape.node(j).reset_grad();
     throw;
   }

@@ -86,6 +86,62 @@ HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept {
 }
 }  // namespace detail
 
+struct Tape::HookTable {
+  struct Entry {
+    std::uint32_t rec;
+    std::uint64_t id;
+    Hook fn;
+  };
+  std::vector<Entry> entries;  // in order of registration
+  std::uint64_t next_id = 1;
+};
+
+std::uint64_t Tape::add_hook(std::uint32_t rec, Hook fn) {
+  if (rec >= size_) throw Error("tapegrad: add_hook(): record " + std::to_string(rec) + " of a tape of " + std::to_string(size_));
+  if (!fn) throw Error("tapegrad: add_hook(): an empty hook");
+  if (records_[rec].op == Op::Node)
+    throw Error("tapegrad: register_hook(): this Var is a tensor's element (a tensor record); register the hook on the tensor");
+  if (!hooks_) hooks_ = std::make_unique<HookTable>();
+  const std::uint64_t id = hooks_->next_id++;
+  hooks_->entries.push_back(HookTable::Entry{rec, id, std::move(fn)});
+  return id;
+}
+
+bool Tape::remove_hook(std::uint64_t id) noexcept {
+  if (!hooks_) return false;
+  auto& e = hooks_->entries;
+  for (auto it = e.begin(); it != e.end(); ++it)
+    if (it->id == id) {
+      e.erase(it);
+      return true;
+    }
+  return false;
+}
+
+bool Tape::has_hooks() const noexcept { return hooks_ && !hooks_->entries.empty(); }
+
+std::vector<std::uint32_t> Tape::hooked_records(std::uint32_t to) const {
+  std::vector<std::uint32_t> r;
+  if (!hooks_) return r;
+  for (const auto& e : hooks_->entries)
+    if (e.rec <= to) r.push_back(e.rec);
+  std::sort(r.begin(), r.end());
+  r.erase(std::unique(r.begin(), r.end()), r.end());
+  return r;
+}
+
+std::vector<Tape::Hook> Tape::hooks_of(std::uint32_t rec) const {
+  std::vector<Hook> fns;
+  if (hooks_)
+    for (const auto& e : hooks_->entries)
+      if (e.rec == rec) fns.push_back(e.fn);
+  return fns;
+}
+
+void Tape::reserve_adjoints(std::uint32_t n) {
+  grow_array(adjoints_, adjoint_capacity_, n, adjoint_size_);
+}
+
 Tape::Tape() : generation_(next_generation()), birth_(generation_) {
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
@@ -150,6 +206,7 @@ void Tape::clear() noexcept {
   free_sinks_.clear();
   dead_sinks_ = 0;
   live_roots_ = live_leaf_roots_ = 0;
+  if (hooks_) hooks_->entries.clear();
 }
 
 void Tape::zero_adjoints(std::uint32_t n) {
@@ -206,6 +263,7 @@ void Tape::accumulate_root_grads() noexcept {
 }
 
 void Tape::collect() {
+  if (sweeping_) throw Error("tapegrad: collect() during a sweep of the same tape (from a hook or a custom function)");
   const std::uint32_t n = size_;
   scratch_.assign(n, 0);
   std::uint32_t* m = scratch_.data();  // first a mark per record, then its new index
@@ -227,6 +285,11 @@ void Tape::collect() {
       case OpKind::Binary: m[r.b] = 1; [[fallthrough]];
       default: m[r.a] = 1;
     }
+  }
+  // Hooks live on with their records (the marks are still marks here).
+  if (hooks_) {
+    auto& e = hooks_->entries;
+    e.erase(std::remove_if(e.begin(), e.end(), [m](const HookTable::Entry& h) { return m[h.rec] == 0; }), e.end());
   }
   // Compact in place: a record only moves down, and its operands were remapped before it.
   std::uint32_t k = 0, kc = 0, kn = 0;
@@ -265,6 +328,8 @@ void Tape::collect() {
   node_bytes_pushed_ = 0;
   for (Root& r : roots_)
     if (r.rec != kNone) r.rec = m[r.rec];
+  if (hooks_)
+    for (auto& h : hooks_->entries) h.rec = m[h.rec];
   // Removed sinks that no surviving leaf record refers to can be reused.
   if (dead_sinks_) {
     std::vector<bool> used(sinks_.size(), false);

@@ -90,7 +90,7 @@ class TNode : public Node {
     count = in_.size();
     return in_.data();
   }
-  void reset_grad() noexcept final { grad_ = Tensor(); }
+  void reset_grad() noexcept override { grad_ = Tensor(); }
   // The value, plus an estimate of what a record costs besides it (this object, its
   // vectors, the output's TensorImpl, shape and control blocks: about 1 KiB measured).
   static constexpr std::size_t kOverhead = 1024;
@@ -101,7 +101,7 @@ class TNode : public Node {
       out_->gen = tape.generation();
     }
   }
-  std::size_t bytes() const noexcept final {
+  std::size_t bytes() const noexcept override {
     return kOverhead + (out_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0);
   }
 
@@ -126,8 +126,13 @@ class TNode : public Node {
   /// set), returns the output's tangent, (K, *output shape). Checks the saved values'
   /// versions as the reverse step does.
   Tensor tangent_from(const std::vector<Tensor>& t, std::int64_t K);
+  /// Notes the versions of `saved` (a custom op's saved tensors): the reverse and tangent
+  /// steps refuse them changed in place since.
+  void stamp_tensors(const std::vector<Tensor>& saved);
 
  protected:
+  /// The sweep running vjp() (for nodes that call back into it: checkpointed segments).
+  ReverseSweep& current_sweep() const { return *sweep_; }
   /// Given d(output) = g, calls give(k, d input k) for the inputs k that are recorded.
   virtual void vjp(const Tensor& g) = 0;
   /// The output's tangent given the inputs' (see tangent()). The result may lack the
@@ -187,6 +192,14 @@ inline void mark_recorded(TensorImpl& p, Tape& tape, std::uint32_t rec) {
 /// when it requires grad and recording is on, else a constant.
 Var var_of(const Tensor& t);
 
+
+/// Set while a checkpointed segment runs apart from the graph (its forward, or its plain
+/// recompute): the tape it runs on. An op on a result of another tape is then an error that
+/// names checkpoint (the segment used a tensor computed outside it).
+inline thread_local Tape* tls_segment_tape = nullptr;
+/// Set while a checkpointed segment's plain recompute sweeps its own tape: the leaves it
+/// reaches get their gradients through the segment's record, whose sweep runs their hooks.
+inline thread_local bool tls_segment_sweep = false;
 
 /// Records a node for an op if grad mode is on and an input requires grad.
 class Recorder {

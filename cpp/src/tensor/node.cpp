@@ -38,6 +38,29 @@ void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool al
   }
 }
 
+Tensor run_grad_hooks(const TensorImpl& p, Tensor g) {
+  if (!p.hooks || p.hooks->pre.empty()) return g;
+  const std::vector<TensorHooks::Pre> hooks = p.hooks->pre;  // a copy: a hook may remove itself
+  for (const TensorHooks::Pre& h : hooks) {
+    Tensor r = h.fn(g);
+    if (!r.defined()) continue;
+    if (r.shape() != g.shape())
+      throw_error("tapegrad: a hook returned a gradient of shape " + shape_str(r.shape()) + " for a tensor of shape " +
+                  shape_str(g.shape()) + " (a hook must return a gradient of the tensor's shape, or None)");
+    if (!is_floating(r.dtype()))
+      throw_error(std::string("tapegrad: a hook returned a gradient of dtype ") + dtype_name(r.dtype()) +
+                  " (a hook must return a float gradient, or None)");
+    g = r.dtype() == g.dtype() ? r : astype(r, g.dtype());
+  }
+  return g;
+}
+
+void run_post_accumulate_hooks(const std::shared_ptr<TensorImpl>& p) {
+  if (!p->hooks || p->hooks->post.empty()) return;
+  const std::vector<TensorHooks::Post> hooks = p->hooks->post;
+  for (const TensorHooks::Post& h : hooks) h.fn(Tensor(p));
+}
+
 [[noreturn]] void throw_released() {
   throw_error(
       "tapegrad: trying to backward through the graph a second time: the first backward() released it "
@@ -100,6 +123,11 @@ class LeafNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
+    accumulate(g);
+    run_post_accumulate_hooks(leaf_);
+  }
+
+  void accumulate(const Tensor& g) {
     TensorImpl& p = *leaf_;
     // Several threads' sweeps may deliver into one leaf: one at a time.
     std::lock_guard<std::mutex> lock(leaf_mutex(&p));
@@ -135,6 +163,8 @@ class LeafNode final : public TNode {
 
  public:
   const TensorImpl* leaf() const noexcept override { return leaf_.get(); }
+  // The leaf's data is its owner's (a parameter): the record keeps nothing alive but itself.
+  std::size_t bytes() const noexcept override { return kOverhead; }
 
  private:
   std::shared_ptr<TensorImpl> leaf_;
@@ -242,12 +272,25 @@ void TNode::stamp(const std::vector<const Tensor*>& inputs, const Tensor& out) {
   }
 }
 
+void TNode::stamp_tensors(const std::vector<Tensor>& saved) {
+  for (const Tensor& t : saved) {
+    if (!t.defined()) continue;
+    auto c = version_of(t);
+    const std::uint64_t v = *c;
+    saved_.push_back(Saved{std::move(c), v});
+  }
+}
+
 void TNode::give(std::size_t k, const Tensor& gk) {
   const std::uint32_t rec = in_[k];
   if (rec == Tape::kNone) return;
   ReverseSweep& sweep = *sweep_;
   Tape& tape = sweep.tape;
-  if (tape.record(rec).op == Op::Node) {
+  const bool node = tape.record(rec).op == Op::Node;
+  // A record that scalar records read as a number (scalar_output) has a real adjoint in a
+  // plain sweep: a gradient for it joins that (its mark would overwrite what scalar records
+  // gave it).
+  if (node && (sweep.recorded || !tape.node(rec).scalar_output())) {
     static_cast<TNode&>(tape.node(rec)).add_grad(gk);
     if (!sweep.recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
   } else if (sweep.recorded) {  // the scalar record's adjoint is a Var
@@ -310,6 +353,8 @@ void TNode::step(ReverseSweep& sweep) {
   // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
   // are then results on the tape, differentiable again.
   GradModeGuard mode(sweep.recorded);
+  if (out_ && out_->hooks && sweep.hooks && !released_node_ && !(is_leaf_node_ && tls_segment_sweep))
+    g = run_grad_hooks(*out_, std::move(g));
   if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
   if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
   if (out_ && out_->retains_grad && sweep.deliver) {
@@ -348,6 +393,10 @@ void Recorder::init(const Tensor* const* inputs, std::size_t n, const char* op) 
     any = true;
     if (p.leaf || p.released) continue;
     if (!is_current(p.tape, p.gen)) throw_unusable_tensor(*t);
+    if (tls_segment_tape && p.tape != tls_segment_tape)
+      throw_error(std::string("tapegrad: checkpoint(): the checkpointed function used a tensor that requires grad "
+                              "and was computed outside it (in ") + op +
+                  "); pass it to checkpoint() as an argument, so that its gradient can flow");
     if (tape && tape != p.tape)
       throw_error(std::string("tapegrad: ") + op + ": the operands were recorded on different tapes");
     tape = p.tape;

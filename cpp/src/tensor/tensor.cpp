@@ -1,6 +1,7 @@
 // tapegrad::Tensor: construction, element access, .grad, requires_grad, detach, clone and the
 // in-place updates (assign, sgd_step).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -221,3 +222,54 @@ Tensor full_like(const Tensor& x, double value) { return Tensor::full(x.shape(),
 
 }  // namespace tapegrad
 
+
+namespace tapegrad {
+
+namespace {
+std::atomic<std::uint64_t> g_next_hook_id{1};
+}  // namespace
+
+std::uint64_t Tensor::register_hook(std::function<Tensor(const Tensor&)> fn) {
+  TensorImpl& p = impl();
+  if (!fn) throw_error("tapegrad: register_hook(): the hook is empty");
+  if (!p.requires_grad)
+    throw_error("tapegrad: register_hook(): cannot register a hook on a tensor that does not require grad");
+  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  if (!p.hooks) p.hooks = std::make_shared<TensorHooks>();
+  const std::uint64_t id = g_next_hook_id.fetch_add(1);
+  p.hooks->pre.push_back(TensorHooks::Pre{id, std::move(fn)});
+  return id;
+}
+
+std::uint64_t Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> fn) {
+  TensorImpl& p = impl();
+  if (!fn) throw_error("tapegrad: register_post_accumulate_grad_hook(): the hook is empty");
+  if (!p.leaf)
+    throw_error("tapegrad: register_post_accumulate_grad_hook(): post-accumulate-grad hooks can only be "
+                "registered on leaves (this tensor is the result of an operation)");
+  if (!p.requires_grad)
+    throw_error("tapegrad: register_post_accumulate_grad_hook(): cannot register a hook on a tensor that does not "
+                "require grad");
+  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  if (!p.hooks) p.hooks = std::make_shared<TensorHooks>();
+  const std::uint64_t id = g_next_hook_id.fetch_add(1);
+  p.hooks->post.push_back(TensorHooks::Post{id, std::move(fn)});
+  return id;
+}
+
+bool Tensor::remove_hook(std::uint64_t id) {
+  TensorImpl& p = impl();
+  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  if (!p.hooks) return false;
+  auto drop = [id](auto& v) {
+    for (auto it = v.begin(); it != v.end(); ++it)
+      if (it->id == id) {
+        v.erase(it);
+        return true;
+      }
+    return false;
+  };
+  return drop(p.hooks->pre) || drop(p.hooks->post);
+}
+
+}  // namespace tapegrad
