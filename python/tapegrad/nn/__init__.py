@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from ..utils.hooks import RemovableHandle
 from . import functional, init, utils
 from ._micrograd import MLP, Layer, Neuron
 from .layers import (
@@ -39,7 +40,7 @@ from .loss import (
     NLLLoss,
     SmoothL1Loss,
 )
-from .module import Module, ModuleDict, ModuleList, Parameter, RemovableHandle, Sequential
+from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList",

@@ -30,10 +30,17 @@ from typing import (
 import numpy as np
 
 from .._core import Tensor, Var
+from ..utils.hooks import RemovableHandle
 from .init import _assign
 
 T = TypeVar("T", bound="Module")
 Hook = Callable[..., Any]
+
+
+def _core_grad_enabled() -> bool:
+    from .. import _core
+
+    return bool(_core.is_grad_enabled())
 
 
 def _default_dtype() -> Any:
@@ -61,26 +68,6 @@ class Parameter(Tensor):
     def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         """Pickled (and deep-copied) as a Parameter: its values and requires_grad."""
         return (Parameter, (self.detach().numpy().copy(), self.requires_grad))
-
-
-class RemovableHandle:
-    """What ``register_forward_hook`` and ``register_forward_pre_hook`` return: ``remove()`` unregisters the
-    hook (``torch.utils.hooks.RemovableHandle``); also a context manager that removes it on exit."""
-
-    _next_id = itertools.count()
-
-    def __init__(self, hooks: Dict[int, Hook]) -> None:
-        self._hooks = hooks
-        self.id = next(RemovableHandle._next_id)
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
 
 
 class _IncompatibleKeys(NamedTuple):
@@ -123,7 +110,8 @@ class Module:
     forward: Callable[..., Any] = _forward_unimplemented
 
     def __init__(self) -> None:
-        for name in ("_parameters", "_buffers", "_modules", "_forward_hooks", "_forward_pre_hooks"):
+        for name in ("_parameters", "_buffers", "_modules", "_forward_hooks", "_forward_pre_hooks",
+                     "_backward_hooks", "_backward_pre_hooks"):
             object.__setattr__(self, name, OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "training", True)
@@ -364,29 +352,66 @@ class Module:
 
     # --- calling --------------------------------------------------------------------------------------------
 
-    def register_forward_pre_hook(self, hook: Hook) -> RemovableHandle:
+    def _hooks(self, name: str) -> Dict[int, Hook]:
+        """A hook registry, made on first use (a module that skipped ``Module.__init__`` has none)."""
+        d: Optional[Dict[int, Hook]] = self.__dict__.get(name)
+        if d is None:
+            d = OrderedDict()
+            object.__setattr__(self, name, d)
+        return d
+
+    def _register(self, name: str, hook: Hook, prepend: bool) -> RemovableHandle:
+        if not callable(hook):
+            raise TypeError(f"the hook must be callable, not {type(hook).__name__}")
+        hooks = self._hooks(name)
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)  # type: ignore[attr-defined]
+        return handle
+
+    def register_forward_pre_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward; a value it returns (a tuple, or one value) replaces
         the positional arguments."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
-        return handle
+        return self._register("_forward_pre_hooks", hook, prepend)
 
-    def register_forward_hook(self, hook: Hook) -> RemovableHandle:
+    def register_forward_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
         """Call ``hook(module, args, output)`` after each forward; a value it returns replaces the output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
-        return handle
+        return self._register("_forward_hooks", hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_output)`` when the gradients of the module's outputs are known, before they
+        flow into the module; a tuple it returns replaces ``grad_output`` (PyTorch's
+        ``register_full_backward_pre_hook``)."""
+        return self._register("_backward_pre_hooks", hook, prepend)
+
+    def register_full_backward_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients of the module's inputs are known:
+        ``grad_input`` has one entry per positional Tensor argument (None for one that needs no gradient),
+        ``grad_output`` one per Tensor output; a tuple it returns replaces ``grad_input`` (PyTorch's
+        ``register_full_backward_hook``). With no input that requires grad, it is called with ``grad_input``
+        all None as soon as ``grad_output`` is known."""
+        return self._register("_backward_hooks", hook, prepend)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        for hook in list(self._forward_pre_hooks.values()):
+        d = self.__dict__
+        for hook in list(d.get("_forward_pre_hooks", {}).values()):
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
+        backward_hook = None
+        if (d.get("_backward_hooks") or d.get("_backward_pre_hooks")) and _core_grad_enabled():
+            from ._hooks import BackwardHook
+
+            backward_hook = BackwardHook(self, d.get("_backward_hooks", {}), d.get("_backward_pre_hooks", {}))
+            args = backward_hook.setup_input_hook(args)
         output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
+        for hook in list(d.get("_forward_hooks", {}).values()):
             result = hook(self, args, output)
             if result is not None:
                 output = result
+        if backward_hook is not None:
+            output = backward_hook.setup_output_hook(output)
         return output
 
     # --- state ----------------------------------------------------------------------------------------------
