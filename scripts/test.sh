@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 root=$PWD
 jobs=${JOBS:-2}
 
-# From Debian's packages: the C++ test framework (doctest) and a CBLAS (OpenBLAS), so that
-# the C++ suite tests matmul on a real BLAS as well as on the portable kernel.
+# From Debian's packages: the C++ test framework (doctest), a CBLAS (OpenBLAS), so that
+# the C++ suite tests matmul on a real BLAS as well as on the portable kernel, and Graphviz
+# (its `dot` program), with which tapegrad.viz renders pictures of the graph.
 need=()
 [ -f /usr/include/doctest/doctest.h ] || need+=(doctest-dev)
 ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 || need+=(libopenblas-dev)
+command -v dot >/dev/null 2>&1 || need+=(graphviz)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
@@ -19,8 +21,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Python: a fresh virtual environment with the package (an ordinary, isolated build), the
-# test requirements (pytest; PyTorch 2.13 CPU as the oracle, from pyproject's [test]) and
-# the C++ build tools (CMake, Ninja), so that nothing but Python and a compiler is assumed.
+# test requirements (pytest; PyTorch 2.13 CPU as the oracle; the graphviz package for
+# tapegrad.viz; from pyproject's [test]) and the C++ build tools (CMake, Ninja), so that
+# nothing but Python and a compiler is assumed.
 python3 -m venv build/test-venv
 py=build/test-venv/bin/python
 $py -m pip install -q --upgrade pip

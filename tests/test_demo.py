@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import sys
 from contextlib import redirect_stdout
 
@@ -52,12 +53,67 @@ def test_demo_trains_to_full_accuracy_and_reports_time() -> None:
     assert part2[-1].startswith("median time per step:") and "x the scalar Vars' speed" in part2[-1]
 
 
-def test_demo_plot_writes_both_decision_boundaries(tmp_path) -> None:
+def has_graphviz() -> bool:
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("dot") is not None
+
+
+def test_demo_plot_writes_both_decision_boundaries_and_a_neurons_graph(tmp_path) -> None:
     pytest.importorskip("matplotlib")
     path = tmp_path / "moons.png"
-    with redirect_stdout(io.StringIO()):
+    out = io.StringIO()
+    with redirect_stdout(out):
         assert demo.main(["--steps", "20", "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    lines = out.getvalue().splitlines()
+    assert lines[-2] == f"wrote {path}"
+    neuron = tmp_path / "moons_neuron.png"
+    if has_graphviz():
+        assert lines[-1] == f"wrote {neuron} (the graph of one neuron, its values and gradients)"
+        assert neuron.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and neuron.stat().st_size > 10_000
+    else:
+        assert lines[-1].startswith("no picture of a neuron's graph:") and not neuron.exists()
+
+
+def test_demo_neuron_picture_is_the_graph_of_one_trained_neuron(tmp_path, monkeypatch) -> None:
+    random.seed(1337)
+    model = tg.nn.MLP(2, [16, 16, 1])
+    point = [1.0, -0.5]
+    drawn = {}
+
+    def fake_render(graph, path, format=None):  # keep the picture instead of running Graphviz
+        drawn["graph"], drawn["path"] = graph, str(path)
+        return str(path)
+
+    monkeypatch.setattr(tg.viz.Graph, "render", fake_render)
+    line = demo.draw_neuron(str(tmp_path / "m_neuron.svg"), model, point)
+    assert line == f"wrote {tmp_path / 'm_neuron.svg'} (the graph of one neuron, its values and gradients)"
+    graph = drawn["graph"]
+    leaves = {n.fields[0]: n.fields[1:] for n in graph.nodes if n.leaf}
+    assert sorted(leaves) == ["b", "w0", "w1", "x0", "x1"]
+    assert leaves["x0"] == ("data 1.0000", leaves["x0"][1]) and leaves["x1"][0] == "data -0.5000"
+    # after the neuron's own backward, from zeroed grads: dx0 = w0 and dw0 = x0 (an active neuron)
+    assert leaves["x0"][1] == "grad " + leaves["w0"][0].split()[1] and leaves["w0"][1] == "grad 1.0000"
+    assert sorted(n.label for n in graph.nodes if n.kind == "op") == ["*", "*", "+", "+", "ReLU"]
+    assert all(p.grad == 0.0 for p in model.parameters())  # the model is left as training left it, zeroed
+    assert demo.neuron_path("a/moons.png") == "a/moons_neuron.png"
+    assert demo.neuron_path("moons.svg") == "moons_neuron.svg" and demo.neuron_path("moons.jpg") == "moons_neuron.png"
+
+
+def test_demo_without_graphviz_says_what_to_install_and_goes_on(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("matplotlib")
+    monkeypatch.setitem(sys.modules, "graphviz", None)  # import graphviz raises ImportError
+    path = tmp_path / "moons.png"
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert demo.main(["--steps", "2", "--plot", str(path)]) == 0
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("no picture of a neuron's graph:")
+    assert "pip install graphviz" in last and "apt-get install graphviz" in last
+    assert path.exists() and not (tmp_path / "moons_neuron.png").exists()
 
 
 def test_demo_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch) -> None:

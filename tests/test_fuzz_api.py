@@ -4,8 +4,9 @@ arguments, in child processes. A Python exception is a pass; a death by a signal
 abort, SIGFPE), a hang or a worker that does not finish is a failure, reported with the exact
 call that did it and a minimal reproducer found by bisection.
 
-Targets: the public callables of ``tapegrad``, ``tapegrad.autograd``, ``tapegrad.functional``
-and ``tapegrad.nn``; every public method and property, and the dunders tapegrad defines, of
+Targets: the public callables of ``tapegrad``, ``tapegrad.autograd``,
+``tapegrad.functional``, ``tapegrad.nn``, ``tapegrad.utils.checkpoint``,
+``tapegrad.utils.hooks`` and ``tapegrad.viz``; every public method and property, and the dunders tapegrad defines, of
 ``Tensor``, ``Var`` and ``Tape`` bound to live instances (a leaf that requires grad, a
 recorded result, a stale tensor whose tape was cleared, 0-d, empty, int64, bool, a
 transposed view, float32, a tensor of another tape, Var leaves, recorded and stale Vars, ...)
@@ -532,6 +533,11 @@ WORKER = textwrap.dedent(r'''
     MODULES = [("tg", tg), ("tg.autograd", tg.autograd), ("tg.functional", tg.functional)]
     if hasattr(tg, "nn"):
         MODULES.append(("tg.nn", tg.nn))
+    import tapegrad.utils.checkpoint
+    import tapegrad.utils.hooks
+    MODULES += [("tg.utils.checkpoint", tg.utils.checkpoint), ("tg.utils.hooks", tg.utils.hooks)]
+    if hasattr(tg, "viz"):
+        MODULES.append(("tg.viz", tg.viz))
     NOT_FUZZED_DUNDERS = {"__new__", "__class__", "__getattribute__", "__setattr__", "__delattr__", "__dir__",
                           "__init_subclass__", "__subclasshook__", "__sizeof__", "__reduce_ex__", "__getstate__",
                           "__doc__", "__module__", "__dict__", "__weakref__", "__slots__", "__annotations__",

@@ -40,7 +40,7 @@ def blocks(lang: str) -> list[str]:
 
 def test_the_readme_has_examples() -> None:
     assert len(blocks("python")) >= 4
-    assert len(blocks("cpp")) == 3
+    assert len(blocks("cpp")) == 4
 
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))

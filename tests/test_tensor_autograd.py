@@ -162,7 +162,7 @@ def test_retain_grad():
     y.retain_grad()
     z = y * y
     z.retain_grad()
-    z.sum().backward()
+    z.sum().backward(retain_graph=True)  # (without it, the backward frees z's saved values, as PyTorch's)
     assert z.grad.numpy().tolist() == [1.0, 1.0]
     assert y.grad.numpy().tolist() == [6.0, 12.0]  # 2 y
     assert x.grad.numpy().tolist() == [18.0, 36.0]
@@ -373,13 +373,19 @@ def test_graphs_are_retained_on_request():
     np.testing.assert_array_equal(w.grad.numpy(), 2 * gw)
     with pytest.raises(RuntimeError, match="retain_graph=True"):
         loss.backward()
-    # backward from an intermediate result, then from the output: both sweep
+    # backward from an intermediate result, then from the output: both sweep with retain_graph=True
     x.zero_grad()
     h = x * 2.0
     out = (h * 3.0).sum()
-    h.backward(gradient=np.ones(2))
+    h.backward(gradient=np.ones(2), retain_graph=True)
     out.backward()
     assert x.grad.numpy().tolist() == [8.0, 8.0]
+    # without it, the first backward freed what h's record saved (as PyTorch frees it as it passes)
+    h = x * 2.0
+    out = (h * 3.0).sum()
+    h.backward(gradient=np.ones(2))
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        out.backward()
 
 
 def test_gradient_does_not_alias_the_seed_or_other_leaves():

@@ -20,6 +20,24 @@ namespace tapegrad {
 
 namespace detail {
 
+// The records up to `from` on a path from one of `targets` (a grad()'s inputs): only their
+// gradients are asked for, so only their hooks run.
+std::vector<char> on_path(const Tape& tape, const std::vector<std::uint32_t>& targets, std::uint32_t from) {
+  std::vector<char> needed(std::size_t(from) + 1, 0);
+  std::uint32_t lo = from + 1;
+  for (std::uint32_t t : targets)
+    if (t <= from) {
+      needed[t] = 1;
+      lo = std::min(lo, t);
+    }
+  for (std::uint32_t i = lo; i <= from; ++i)
+    if (!needed[i])
+      tape.for_each_operand(i, [&](std::uint32_t q) {
+        if (q != Tape::kNone && needed[q]) needed[i] = 1;
+      });
+  return needed;
+}
+
 std::vector<std::uint32_t> sink_records(const Tape& tape, std::uint32_t slot, std::uint32_t to) {
   std::vector<std::uint32_t> recs;
   for (std::uint32_t i = 0; i <= to && i < tape.size(); ++i)
@@ -99,10 +117,18 @@ std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Va
   std::vector<Var> adj;
   std::vector<char> has;
   if (live) {
+    std::vector<std::uint32_t> targets;
+    for (const auto& recs : xs) targets.insert(targets.end(), recs.begin(), recs.end());
+    const std::vector<char> needed = on_path(tape, targets, from);
     if (options.create_graph) {
-      recorded_reverse(tape, from, Var::constant(1.0), adj, has);
+      adj.assign(from + 1, Var());
+      has.assign(from + 1, 0);
+      adj[from] = Var::constant(1.0);
+      has[from] = 1;
+      recorded_sweep(tape, from, adj, has, /*deliver=*/false, 0, &needed);
     } else {
       ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};  // no .grad changes
+      sweep.needed = &needed;
       tape.reverse(sweep, from, 1.0);
     }
   }
@@ -366,7 +392,9 @@ void Tensor::backward(const Tensor& gradient, bool create_graph, bool retain_gra
     auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
     node.grad_ = Tensor();
     node.add_grad(gradient);
-    tape.reverse(p.rec, 1.0);
+    ReverseSweep sweep{tape};
+    sweep.release = !retain_graph;  // the graph's values are freed as the sweep passes them
+    tape.reverse(sweep, p.rec, 1.0);
     tape.accumulate_root_grads();
   }
   if (!retain_graph) detail::release_graph(*this);
@@ -434,20 +462,38 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
   ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};
   sweep.hooks = false;
   NoGrad ng;
+  // The last sweep's adjoints are what a Var's .grad reads for records it had not met (Var._prev):
+  // this sweep only looks, so they are put back after it.
+  std::vector<double> before(tape.adjoint_size());
+  for (std::uint32_t i = 0; i < before.size(); ++i) before[i] = tape.adjoint(i);
+  struct Restore {
+    Tape& tape;
+    const std::vector<double>& before;
+    ~Restore() {
+      tape.zero_adjoints(static_cast<std::uint32_t>(before.size()));
+      for (std::uint32_t i = 0; i < before.size(); ++i) tape.add_adjoint(i, before[i]);
+    }
+  };
   if (tape.record(from).op == Op::Node) {
     auto* t = dynamic_cast<TNode*>(&tape.node(from));
     if (!t || !t->out_) throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " is not a tensor's");
     t->grad_ = Tensor();
     t->add_grad(Tensor::ones(t->out_->shape, is_floating(t->out_->dtype) ? t->out_->dtype : DType::Float64));
   }
-  tape.reverse(sweep, from, 1.0);
+  {
+    Restore restore{tape, before};
+    tape.reverse(sweep, from, 1.0);
+    for (std::size_t k = 0; k < out.size(); ++k)
+      if (!captured[k].defined() &&
+          (tape.record(out[k].rec).op != Op::Node || dynamic_cast<TNode&>(tape.node(out[k].rec)).scalar_output())) {
+        out[k].adjoint = tape.adjoint(out[k].rec);
+        out[k].has_grad = true;
+      }
+  }
   for (std::size_t k = 0; k < out.size(); ++k) {
     GraphRecord& g = out[k];
     if (captured[k].defined()) {
       g.grad = captured[k];
-      g.has_grad = true;
-    } else if (tape.record(g.rec).op != Op::Node || dynamic_cast<TNode&>(tape.node(g.rec)).scalar_output()) {
-      g.adjoint = tape.adjoint(g.rec);
       g.has_grad = true;
     }
   }
@@ -496,6 +542,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
   };
   std::vector<detail::TNode*> captured;
   std::vector<std::uint32_t> marks;
+  std::vector<std::uint32_t> targets;
   struct Cleanup {
     std::vector<detail::TNode*>& nodes;
     ~Cleanup() {
@@ -511,6 +558,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     };
     for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) {
       capture(static_cast<detail::TNode&>(tape->node(rec)), k);
+      targets.push_back(rec);
     });
     std::uint32_t from = 0;
     {
@@ -529,12 +577,14 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
       }
     }
     // No .grad changes: the sweep delivers nothing, its captures are the results.
+    const std::vector<char> needed = detail::on_path(*tape, targets, from);
     if (create_graph) {
       std::vector<Var> adj(from + 1);
       std::vector<char> has(from + 1, 0);
-      detail::recorded_sweep(*tape, from, adj, has, /*deliver=*/false);
+      detail::recorded_sweep(*tape, from, adj, has, /*deliver=*/false, 0, &needed);
     } else {
       ReverseSweep sweep{*tape, /*recorded=*/false, /*deliver=*/false};
+      sweep.needed = &needed;
       tape->reverse(sweep, from, 1.0, marks.data(), marks.size());
     }
   }

@@ -74,6 +74,9 @@ class MultiNode : public TNode {
   bool unreached0_ = false;       // during a reverse sweep: output 0's gradient is the zeros above
   std::vector<Tensor> tangents_;  // during a tangent sweep: recorded outputs 1..
 
+  // (its OutputNodes point at it; a custom op's name is its own string)
+  bool releasable() const override { return false; }
+
   void reset_grad() noexcept override {
     TNode::reset_grad();
     unreached0_ = false;
@@ -320,17 +323,18 @@ std::shared_ptr<Tape> segment_tape(const CheckpointOptions& o) {
   return o.new_tape ? o.new_tape() : std::make_shared<Tape>();
 }
 
-// While a segment runs apart from the graph: its tape active and marked (see tls_segment_tape).
+// While a segment runs apart from the graph: its tape active and marked (see tls_segment).
 class SegmentScope {
  public:
-  explicit SegmentScope(Tape& t) : scope_(t), previous_(tls_segment_tape) { tls_segment_tape = &t; }
-  ~SegmentScope() { tls_segment_tape = previous_; }
+  explicit SegmentScope(Tape& t) : scope_(t), state_{&t, {}}, previous_(tls_segment) { tls_segment = &state_; }
+  ~SegmentScope() { tls_segment = previous_; }
   SegmentScope(const SegmentScope&) = delete;
   SegmentScope& operator=(const SegmentScope&) = delete;
 
  private:
   ScopedTape scope_;
-  Tape* previous_;
+  SegmentState state_;
+  SegmentState* previous_;
 };
 
 [[noreturn]] void throw_no_jvp() {
@@ -353,6 +357,7 @@ void nested_recorded_sweep(ReverseSweep& outer, std::uint32_t lo, std::uint32_t 
 class TensorSegmentNode final : public MultiNode {
  public:
   const char* name() const noexcept override { return "CheckpointFunctionBackward"; }
+  bool releasable() const override { return grads_.size() <= 1; }  // (no OutputNode reads it)
   TensorSegment fn_;
   CheckpointOptions options_;
   std::vector<Tensor> args_;    // the inputs as given (kept: the segment is recomputed from them)
@@ -453,6 +458,7 @@ class TensorSegmentNode final : public MultiNode {
 class VarSegmentNode final : public MultiNode {
  public:
   const char* name() const noexcept override { return "CheckpointFunctionBackward"; }
+  bool releasable() const override { return grads_.size() <= 1; }
   VarSegment fn_;
   CheckpointOptions options_;
   std::vector<double> values_;  // the inputs' values (the segment is recomputed from them)

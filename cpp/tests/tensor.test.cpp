@@ -278,8 +278,13 @@ TEST_CASE("autograd semantics: accumulation, retain_grad, detach, no_grad, seeds
   x.zero_grad();
   CHECK(!x.grad().defined());
 
-  CHECK_THROWS_WITH_AS(y.backward(), doctest::Contains("pass gradient="), Error);
-  y.backward(Tensor::from_values({1.0, 10.0}, {2}));
+  // z's releasing backward freed what y's record kept too (as PyTorch frees every node's saved
+  // values as its backward passes): y's graph is gone, its value stays.
+  CHECK_THROWS_WITH_AS(y.backward(Tensor::from_values({1.0, 10.0}, {2})), doctest::Contains("a second time"), Error);
+  CHECK(y.to_vector() == std::vector<double>{1.0, 4.0});
+  Tensor y2 = x * x;
+  CHECK_THROWS_WITH_AS(y2.backward(), doctest::Contains("pass gradient="), Error);
+  y2.backward(Tensor::from_values({1.0, 10.0}, {2}));
   CHECK(x.grad().to_vector() == std::vector<double>{2.0, 40.0});
 
   Tensor d = x.detach();

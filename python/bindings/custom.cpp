@@ -187,7 +187,15 @@ void register_custom(py::module_& m) {
         std::vector<Tensor> sv = sweep_tensors(saved, "autograd.Function", "saved tensors");
         auto rule = std::make_shared<PyRule>(std::move(name), std::move(backward), std::move(jvp), materialize_grads);
         OnGraphTape on(in);
-        return tensor_tuple(tapegrad::record_custom(rule, in, out, differentiable, sv));
+        const std::vector<Tensor> rec = tapegrad::record_custom(rule, in, out, differentiable, sv);
+        // An output forward made (not an input passed through) stays the same Python object: it
+        // becomes the recorded result, a root of its tape as every result is.
+        py::list r;
+        for (std::size_t j = 0; j < rec.size(); ++j) {
+          py::handle h = outputs[j];
+          r.append(rec[j].same(out[j]) && adopt_result(h) ? py::reinterpret_borrow<py::object>(h) : to_python(rec[j]));
+        }
+        return py::tuple(r);
       },
       py::arg("name"), py::arg("backward"), py::arg("jvp"), py::arg("inputs"), py::arg("outputs"),
       py::arg("differentiable"), py::arg("saved"), py::arg("materialize_grads") = true,
@@ -254,6 +262,13 @@ void register_custom(py::module_& m) {
       "The records of y's graph, in record order, as dicts (tapegrad.viz's core): id, name, op, leaf, inputs, "
       "constants, constant_left, value (a float or a Tensor), grad (d y / d record, summed for a tensor y; None "
       "where the sweep did not reach), leaf_object (a Var leaf), leaf_grad (a leaf's .grad).");
+
+  m.def(
+      "_unrooted",
+      [](py::handle t) { return tensor_object(tensor_arg(t, "autograd.Function", "a saved tensor")); },
+      py::arg("tensor"),
+      "The same tensor in a handle that is no root of its tape (what a custom function's ctx keeps: a root "
+      "there would keep the function's own record alive through the ctx, a cycle Python's gc cannot see).");
 
   m.def(
       "_checkpoint",

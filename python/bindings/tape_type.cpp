@@ -97,10 +97,12 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
             d["roots"] = s.roots;
             d["nodes"] = s.nodes;
             d["bytes_in_use"] = s.bytes_in_use;
+            d["saved_bytes"] = s.saved_bytes;
             d["adjoint_bytes"] = s.adjoint_bytes;
             d["bytes_reserved"] = s.bytes_reserved;
             return d;
-          }, "Records, constants and live handles on the tape, and the bytes they use.")
+          }, "Records, constants and live handles on the tape, the bytes they use, and saved_bytes: the tensor "
+             "values its records keep for the sweeps (a leaf's data excluded).")
       .def("__len__", [](const PyTape& t) { return t.tape.size(); })
       .def("__enter__", [](py::object self) {
             PyTape& t = self.cast<PyTape&>();

@@ -24,6 +24,9 @@ void on_outputs_tape(const std::vector<tapegrad::Tensor>& outs, std::optional<Ta
 pybind11::tuple tensor_tuple(const std::vector<tapegrad::Tensor>& ts);
 /// The Tensor of a Python Tensor; TypeError naming `fn` and `what` for anything else.
 tapegrad::Tensor tensor_arg(pybind11::handle o, const char* fn, const char* what);
+/// Makes the Python Tensor h, whose tensor an op has just made a recorded result, a root of
+/// its tape (as every result's Python object is); false if h is not such a Tensor.
+bool adopt_result(pybind11::handle h);
 /// A new Python Tensor for t (a leaf or an unrecorded value: not a root of any tape).
 pybind11::object tensor_object(tapegrad::Tensor t);
 

@@ -94,6 +94,7 @@ inline PyTensor* as_pytensor(py::handle o) {
   return &o.cast<PyTensor&>();
 }
 
+
 // --- dtypes -----------------------------------------------------------------------------------
 
 py::dtype numpy_dtype(DType d) {
@@ -284,18 +285,31 @@ class Call {
       // (a result whose graph backward() released is an operand like a leaf: the core records it
       // as a node that refuses gradients)
       if (p->t.requires_grad() && !p->t.is_leaf() && !p->t.impl().released) {
-        if (!p->live_root())
+        const tapegrad::TensorImpl& i = p->t.impl();
+        if (p->live_root()) {
+          t = {p->tape_obj, p->tape};
+        } else if (tapegrad::detail::is_current(i.tape, i.gen)) {
+          // a handle that is no root (a custom function's saved tensor): its graph is alive
+          PyTape* pt = reinterpret_cast<PyTape*>(i.tape);  // every tape Python sees is a PyTape
+          keep_.push_back(py::cast(pt, py::return_value_policy::reference));
+          t = {keep_.back().ptr(), pt};
+        } else {
           throw tapegrad::Error(
               "tapegrad: this Tensor is stale: its tape was cleared after it was recorded (its value is "
               "still readable; detach() it to use it as a constant)");
-        t = {p->tape_obj, p->tape};
+        }
       }
     } else if (is_var_object(o.ptr())) {
       t = var_tape(o.ptr());
     }
     if (!t.tape) return;
-    if (chosen_.tape && chosen_.tape != t.tape)
+    if (chosen_.tape && chosen_.tape != t.tape) {
+      if (tapegrad::detail::running_segment_tape())
+        throw tapegrad::Error(
+            "tapegrad: checkpoint(): the checkpointed function used a tensor that requires grad and was computed "
+            "outside it; pass it to checkpoint() as an argument, so that its gradient can flow");
       throw tapegrad::Error("tapegrad: the operands were recorded on different tapes");
+    }
     chosen_ = t;
   }
   void begin() {
@@ -307,6 +321,7 @@ class Call {
 
   ActiveTape chosen_{nullptr, nullptr};
   ActiveTape tape_{nullptr, nullptr};
+  std::vector<py::object> keep_;  // tape objects of operands that are no roots
   py::object tape_ref_;
   std::optional<tapegrad::ScopedTape> scope_;
 };
@@ -665,6 +680,20 @@ Tensor tensor_arg(py::handle o, const char* fn, const char* what) {
   return p->sync();
 }
 py::object tensor_object(Tensor t) { return py::cast(std::make_unique<PyTensor>(std::move(t))); }
+bool adopt_result(py::handle h) {
+  PyTensor* p = as_pytensor(h);
+  if (!p || p->live_root()) return p != nullptr;
+  const tapegrad::TensorImpl& i = p->t.impl();
+  if (!i.requires_grad || i.leaf || !tapegrad::detail::is_current(i.tape, i.gen)) return false;
+  PyTape* pt = reinterpret_cast<PyTape*>(i.tape);  // every tape Python sees is a PyTape
+  py::object tobj = py::cast(pt, py::return_value_policy::reference);
+  p->root = pt->tape.add_root(i.rec, nullptr, false);
+  p->epoch = pt->tape.epoch();
+  p->tape = pt;
+  Py_XDECREF(p->tape_obj);
+  p->tape_obj = tobj.release().ptr();
+  return true;
+}
 py::tuple tensor_tuple(const std::vector<Tensor>& ts) {
   py::list r;
   for (const Tensor& g : ts) r.append(g.defined() ? wrap_tensor(g) : py::none());

@@ -66,6 +66,7 @@ from . import (  # noqa: E402
     optim,
     random,
     utils,
+    viz,
 )
 
 _core._set_hook_handle_type(utils.hooks._var_hook_handle)  # what Var.register_hook returns
@@ -204,7 +205,7 @@ def get_include() -> str:
 __all__ = [
     "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "OpRow", "nn", "autograd", "functional",
     "get_cmake_dir", "get_include", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian",
-    "hvp",
+    "hvp", "viz",
     "gemm_backend", *[row.name for row in op_table],
     "amax", "amin", "arange", "bool_", "broadcast_to", "clip", "concatenate", "dot", "enable_grad",
     "expand_dims", "eye", "float32", "float64", "from_numpy", "full", "full_like", "int64", "is_grad_enabled",

@@ -856,9 +856,22 @@ def _register_post_accumulate_grad_hook(t: Tensor, hook: Callable[[Tensor], None
     """Calls ``hook(tensor)`` after a backward pass has accumulated into this leaf's ``.grad``
     (PyTorch's ``register_post_accumulate_grad_hook``: an optimizer step per parameter, as the
     gradients arrive). Leaves that require grad only."""
+    import weakref
+
     from .utils.hooks import RemovableHandle
 
-    hook_id = _core._tensor_register_hook(t, hook, True)
+    if not callable(hook):
+        raise TypeError(f"register_post_accumulate_grad_hook(): the hook must be callable, not {type(hook).__name__}")
+    # The hook gets this very object (a Parameter stays a Parameter: optimizer-in-backward keys
+    # its optimizers by parameter); a weak reference, so that the hook does not keep it alive.
+    ref = weakref.ref(t)
+
+    def call(_: Tensor) -> None:
+        obj = ref()
+        if obj is not None:
+            hook(obj)
+
+    hook_id = _core._tensor_register_hook(t, call, True)
     return RemovableHandle(remover=lambda: _core._tensor_remove_hook(t, hook_id), id=hook_id)
 
 

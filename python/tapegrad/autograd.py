@@ -301,9 +301,12 @@ class Function:
         recorded = _core._custom_apply(name, run_backward, run_jvp, [args[i] for i in tpos], tensor_outs,
                                        differentiable, saved, ctx._materialize_grads)
         # Saved outputs are the recorded ones from now on (so a backward that reads them is
-        # differentiable through them under create_graph).
+        # differentiable through them under create_graph); ctx keeps handles that are no roots
+        # (a root there would keep this very record alive through ctx, a cycle through C++ that
+        # Python's gc cannot break).
         by_id = {id(o): r for o, r in zip(tensor_outs, recorded)}
-        ctx._saved = tuple(by_id.get(id(t), t) if t is not None else None for t in ctx._saved)
+        kept = (by_id.get(id(t), t) if t is not None else None for t in ctx._saved)
+        ctx._saved = tuple(_core._unrooted(t) if t is not None and not t.is_leaf else t for t in kept)
         new_outs = list(outs)
         for j, r in zip(opos, recorded):
             new_outs[j] = r

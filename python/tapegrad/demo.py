@@ -6,19 +6,24 @@ Part 1 is micrograd's demo, written with tapegrad's scalar ``Var`` (the code rea
 as it would with micrograd's ``Value``). Part 2 trains the same data with PyTorch-style
 code on tensors: ``nn.Sequential``, ``optim.Adam`` and the same max-margin loss. Each part
 prints loss, accuracy and its time per step. ``--plot FILE.png`` draws both models' decision
-boundaries as micrograd's notebook does (needs matplotlib: ``pip install tapegrad[plot]``).
+boundaries as micrograd's notebook does (needs matplotlib: ``pip install tapegrad[plot]``), and
+next to it, in ``FILE_neuron.png``, the graph of one neuron of part 1's trained model on one
+point, with its values and gradients, as micrograd's ``draw_dot`` draws it (``tapegrad.viz``;
+needs Graphviz: ``pip install tapegrad[viz]`` and ``apt-get install graphviz``; without it the
+demo says so and goes on).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from . import nn, optim
+from . import nn, optim, viz
 from ._core import Tensor, Var
 from ._tensor import no_grad, tensor
 
@@ -140,11 +145,42 @@ def plot(path: str, X: np.ndarray, y: np.ndarray, models: Sequence[Tuple[str, Sc
     plt.close(fig)
 
 
+def neuron_path(plot_path: str) -> str:
+    """Where the neuron's picture goes: ``moons.png`` -> ``moons_neuron.png`` (SVG and PDF
+    keep their format; any other suffix gets a PNG)."""
+    root, ext = os.path.splitext(plot_path)
+    return root + "_neuron" + (ext if ext.lower() in (".png", ".svg", ".pdf") else ".png")
+
+
+def draw_neuron(path: str, model: nn.MLP, point: Sequence[float]) -> str:
+    """Writes the graph of one first-layer neuron of ``model`` on ``point`` (an active one
+    when there is one), after its backward: ``relu(w0 * x0 + w1 * x1 + b)`` with each value
+    and gradient. Returns the line to print."""
+    neurons = model.layers[0].neurons
+    x = [Var(v) for v in point]
+    k = next((i for i, n in enumerate(neurons) if n(x).data > 0), 0)
+    neuron = neurons[k]
+    model.zero_grad()  # the leaves' .grad: this backward's alone, not the last training step's
+    out = neuron(x)
+    out.backward()
+    names: Dict[str, Var] = {**{f"w{i}": w for i, w in enumerate(neuron.w)}, "b": neuron.b,
+                             **{f"x{i}": xi for i, xi in enumerate(x)}}
+    title = f"model.layers[0].neurons[{k}] on the point ({point[0]:.2f}, {point[1]:.2f}), after backward"
+    try:
+        viz.draw(out, names=names, title=title).render(path)
+    except (ImportError, RuntimeError) as err:
+        return f"no picture of a neuron's graph: {err}"
+    finally:
+        model.zero_grad()
+    return f"wrote {path} (the graph of one neuron, its values and gradients)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tapegrad.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--plot", metavar="FILE.png", help="write both models' decision boundaries (matplotlib)")
+    parser.add_argument("--plot", metavar="FILE.png", help="write both models' decision boundaries (matplotlib) "
+                        "and the graph of one neuron, FILE_neuron.png (graphviz)")
     args = parser.parse_args(argv)
 
     random.seed(args.seed)
@@ -190,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot(args.plot, Xa, ya, [("part 1: micrograd's MLP of Vars", var_scores),
                                  ("part 2: nn.Sequential on tensors, Adam", tensor_scores)])
         print(f"wrote {args.plot}")
+        print(draw_neuron(neuron_path(args.plot), model, Xa[0].tolist()))
     return 0
 
 

@@ -75,6 +75,14 @@ struct ReverseSweep {
   std::vector<char>* has = nullptr;
   /// Whether hooks run (a sweep that only looks, as tapegrad.viz's, runs none).
   bool hooks = true;
+  /// A backward that releases its graph (retain_graph=False): each record it passes is put
+  /// in the place of a stand-in that keeps none of its values (Node::stand_in), so that the
+  /// graph's memory is freed as the sweep goes, as PyTorch frees saved tensors.
+  bool release = false;
+  /// A grad() sweep: the records on a path to a requested input (`(*needed)[i]`); only their
+  /// hooks run, as only their gradients are asked for (null: every record's).
+  const std::vector<char>* needed = nullptr;
+  bool hooks_at(std::uint32_t i) const noexcept { return hooks && (!needed || (i < needed->size() && (*needed)[i])); }
 };
 
 /// A record whose work is done by code outside the op table: every tensor op, and tensor
@@ -105,6 +113,9 @@ class Node {
   virtual void reset_grad() noexcept = 0;
   /// The bytes this record keeps alive (its value), for memory policies: see node_bytes().
   virtual std::size_t bytes() const noexcept { return 0; }
+  /// The bytes of the values it keeps for the sweeps (its value; 0 for a leaf's record, whose
+  /// data is its owner's, and for a released record's stand-in): TapeStats::saved_bytes.
+  virtual std::size_t value_bytes() const noexcept { return 0; }
   /// collect() moved this node's record to `rec` (in the tape's new generation).
   virtual void moved(const Tape& tape, std::uint32_t rec) noexcept { (void)tape, (void)rec; }
   /// Whether scalar records read this record as a number (its value in the value array): a
@@ -114,6 +125,9 @@ class Node {
   /// Its name in a walk of the graph, as PyTorch names its nodes ("MmBackward0",
   /// "AccumulateGrad" for a leaf's record).
   virtual const char* name() const noexcept { return "Node"; }
+  /// After a sweep that releases its graph passed it (ReverseSweep::release): a record to put
+  /// in its place that keeps none of its values and refuses later sweeps; null keeps this one.
+  virtual std::unique_ptr<Node> stand_in() { return nullptr; }
 };
 
 /// What a tape holds, as `Tape::stats()` reports it.
@@ -125,6 +139,7 @@ struct TapeStats {
   std::size_t bytes_in_use;    ///< records + values + constants in use
   std::size_t adjoint_bytes;   ///< the adjoint workspace of the last sweep, kept for reuse
   std::size_t bytes_reserved;  ///< everything allocated, workspaces included
+  std::size_t saved_bytes;     ///< the values tensor records keep for the sweeps (leaves' data excluded)
 };
 
 /// An append-only arena of operation records.
@@ -226,15 +241,10 @@ class Tape {
   /// as reached: a sweep from several outputs whose Nodes hold their seeds.
   void reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const std::uint32_t* also = nullptr,
                std::size_t n_also = 0);
-  /// A sweep nested in a running plain sweep (a checkpointed segment's records, appended
-  /// after that sweep's `from`): sweeps records [lo, to] only, adding into the adjoints the
-  /// running sweep has not consumed yet (records below lo), so that what the segment's
-  /// records give their inputs below lo joins the running sweep. Records lo..to start at 0
-  /// unless marked in `also` (their Nodes hold their seeds).
-  void reverse_range(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t to, const std::uint32_t* also,
-                     std::size_t n_also);
   /// The adjoint of record i after reverse(from): 0 for records after `from`.
   double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
+  /// How many records the last sweep's adjoints cover (adjoint(i) is 0 from there on).
+  std::uint32_t adjoint_size() const noexcept { return adjoint_size_; }
   /// Sizes the adjoint workspace to records [0, n) and zeroes it (a sweep that fills it by
   /// add_adjoint(), as the recorded one does with its values, for accumulate_root_grads()).
   void zero_adjoints(std::uint32_t n);
@@ -326,6 +336,11 @@ class Tape {
   void sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi, double& carry);
   void sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n);
   void reserve_adjoints(std::uint32_t n);  // grows the adjoint array, keeping what it holds
+ public:
+  /// The error of a sweep started on a tape that is being swept (from a hook's code).
+  [[noreturn]] static void throw_nested_sweep();
+
+ private:
   std::uint32_t push_constant_slow(double c);
 
   Record* records_ = nullptr;

@@ -228,6 +228,9 @@ struct TensorHooks {
 };
 
 namespace detail {
+/// The tape of the checkpointed segment running apart from the graph on this thread (null:
+/// none), for the embedder's errors.
+Tape* running_segment_tape() noexcept;
 /// Runs p's gradient hooks on g: the gradient to use (g itself without hooks).
 Tensor run_grad_hooks(const TensorImpl& p, Tensor g);
 /// Runs leaf p's post-accumulate hooks.

@@ -271,7 +271,7 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
 /// swept: a sweep nested in a running one that shares its adj/has (sized from + 1), whose
 /// records below lo receive what the swept ones give them. (sweep/reverse_recorded.cpp)
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver,
-                    std::uint32_t lo = 0);
+                    std::uint32_t lo = 0, const std::vector<char>* needed = nullptr);
 /// A backward with create_graph from record `from`, its seeds already placed as for
 /// recorded_sweep (adj/has sized from + 1): the recorded sweep with delivery, then the
 /// values of the scalar adjoints into the roots that keep their gradient (retain_grad).

@@ -9,6 +9,11 @@
 
 namespace tapegrad {
 
+void Tape::throw_nested_sweep() {
+  throw Error("tapegrad: a backward pass started from inside a hook or a custom function's backward, on the tape "
+              "that pass is sweeping: not supported (compute it after the pass, or on another tape)");
+}
+
 void Tape::reverse(std::uint32_t from, double seed) {
   ReverseSweep sweep{*this};
   reverse(sweep, from, seed);
@@ -19,6 +24,7 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
   if (sweep.recorded || &sweep.tape != this) throw Error("tapegrad: internal error: a plain reverse sweep of another mode");
   if (from >= size_) throw Error("tapegrad: reverse() from record " + std::to_string(from) +
                                  " but the tape holds " + std::to_string(size_));
+  if (sweeping_) throw_nested_sweep();
   const std::uint32_t n = from + 1;
   zero_adjoints(n);
   for (std::size_t k = 0; k < n_also; ++k)
@@ -26,20 +32,6 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
   adjoints_[from] = seed;
   SweepScope running(*this);
   sweep_segments(sweep, 0, n);
-}
-
-void Tape::reverse_range(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t to, const std::uint32_t* also,
-                         std::size_t n_also) {
-  if (sweep.recorded || &sweep.tape != this) throw Error("tapegrad: internal error: a plain reverse sweep of another mode");
-  if (to >= size_ || lo > to) throw Error("tapegrad: internal error: reverse_range() out of the tape");
-  const std::uint32_t n = to + 1;
-  if (adjoint_capacity_ < n) reserve_adjoints(n);
-  std::fill(adjoints_ + std::min(adjoint_size_, lo), adjoints_ + n, 0.0);
-  adjoint_size_ = std::max(adjoint_size_, n);
-  for (std::size_t k = 0; k < n_also; ++k)
-    if (also[k] >= lo && also[k] < n) adjoints_[also[k]] = 1.0;
-  SweepScope running(*this);
-  sweep_segments(sweep, lo, n);
 }
 
 // Records [lo, n) backwards, stopping at each record with hooks (none: one run of the loop) to
@@ -62,7 +54,7 @@ void Tape::sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n
     const std::uint32_t i = stops[--h];  // (carry is record i's: the loop stopped after i + 1)
     const double g = adjoints_[i] + carry;
     carry = 0.0;
-    if (g != 0.0) {
+    if (g != 0.0 && sweep.hooks_at(i)) {
       try {
         adjoints_[i] = run_hooks(i, g);
       } catch (...) {
@@ -141,6 +133,10 @@ double Tape::run_hooks(std::uint32_t rec, double g) { return run_hooks(rec, Var:
 void Tape::sweep_node(ReverseSweep& sweep, std::uint32_t i) {
   try {
     nodes_[records_[i].a]->reverse(sweep, i);
+    if (sweep.release) {
+      std::unique_ptr<Node>& node = nodes_[records_[i].a];  // (the step may have grown the list)
+      if (std::unique_ptr<Node> replacement = node->stand_in()) node = std::move(replacement);
+    }
   } catch (...) {
     // Leave no gradient behind in the nodes this sweep has not reached yet.
     for (std::uint32_t j = 0; j <= i; ++j)

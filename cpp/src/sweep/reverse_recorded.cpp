@@ -32,10 +32,12 @@ void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& a
 }
 
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver,
-                    std::uint32_t lo) {
+                    std::uint32_t lo, const std::vector<char>* needed) {
+  if (lo == 0 && tape.sweeping()) Tape::throw_nested_sweep();  // (a nested range sweep is checkpoint's)
   ScopedTape scope(tape);  // the rules record on this tape
   Tape::SweepScope running(tape);
   ReverseSweep sweep{tape, /*recorded=*/true, deliver, &adj, &has};
+  sweep.needed = needed;
   const std::uint32_t gen = tape.generation();
   auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
   auto constant = [&](std::uint32_t k) { return tape.constant(k); };
@@ -61,7 +63,7 @@ void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::
         continue;
       }
       if (!has[i]) continue;
-      if (!hooked.empty() && hooked[i]) adj[i] = tape.run_hooks(i, adj[i]);
+      if (!hooked.empty() && hooked[i] && sweep.hooks_at(i)) adj[i] = tape.run_hooks(i, adj[i]);
       const Var g = adj[i];
       if (r.op == Op::Leaf) {
         if (deliver && r.a != Tape::kNone)

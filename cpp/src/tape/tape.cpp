@@ -360,6 +360,8 @@ TapeStats Tape::stats() const noexcept {
   s.nodes = nodes_.size();
   s.bytes_in_use = std::size_t(size_) * (sizeof(Record) + sizeof(double)) + std::size_t(nconst_) * sizeof(double);
   s.adjoint_bytes = std::size_t(adjoint_capacity_) * sizeof(double);
+  s.saved_bytes = 0;
+  for (const auto& n : nodes_) s.saved_bytes += n->value_bytes();
   s.bytes_reserved = std::size_t(capacity_) * (sizeof(Record) + sizeof(double)) +
                      std::size_t(const_capacity_) * sizeof(double) + s.adjoint_bytes +
                      roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t) +

@@ -83,7 +83,7 @@ int normalize_axis(int axis, int ndim, const char* op);
 /// written with tensor ops, which record when the sweep turns grad mode on).
 class TNode : public Node {
  public:
-  void reverse(ReverseSweep& sweep, std::uint32_t) final { step(sweep); }
+  void reverse(ReverseSweep& sweep, std::uint32_t i) final { step(sweep, i); }
   void reverse_recorded(ReverseSweep& sweep, std::uint32_t i) final;
   void tangent(TangentSweep& sweep, std::uint32_t i) final;
   std::uint32_t* inputs(std::size_t& count) noexcept final {
@@ -101,8 +101,9 @@ class TNode : public Node {
       out_->gen = tape.generation();
     }
   }
-  std::size_t bytes() const noexcept override {
-    return kOverhead + (out_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0);
+  std::size_t bytes() const noexcept override { return kOverhead + value_bytes(); }
+  std::size_t value_bytes() const noexcept override {
+    return out_ && !is_leaf_node_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0;
   }
 
   /// Adds `g` into this node's output gradient (from a consumer's vjp).
@@ -119,6 +120,11 @@ class TNode : public Node {
   bool released_node_ = false;        // stands for a released result (see TensorImpl::released)
   /// The leaf a leaf record delivers to (null for op records).
   virtual const TensorImpl* leaf() const noexcept { return nullptr; }
+  /// A released-graph stand-in (see Node::stand_in): for op records that allow it.
+  std::unique_ptr<Node> stand_in() override;
+  /// Whether stand_in() may replace this record (not a leaf's; not one whose other records
+  /// point at it, as a multi-output op's).
+  virtual bool releasable() const { return true; }
 
 
   /// The forward-mode step: given the tangents `t` of the inputs, each of shape
@@ -153,7 +159,7 @@ class TNode : public Node {
     std::uint64_t version;
   };
   ReverseSweep* sweep_ = nullptr;  // the sweep running vjp(), for give()
-  void step(ReverseSweep& sweep);
+  void step(ReverseSweep& sweep, std::uint32_t i);
   std::vector<Saved> saved_;
   void check_versions() const;
 };
@@ -193,10 +199,17 @@ inline void mark_recorded(TensorImpl& p, Tape& tape, std::uint32_t rec) {
 Var var_of(const Tensor& t);
 
 
-/// Set while a checkpointed segment runs apart from the graph (its forward, or its plain
-/// recompute): the tape it runs on. An op on a result of another tape is then an error that
-/// names checkpoint (the segment used a tensor computed outside it).
-inline thread_local Tape* tls_segment_tape = nullptr;
+/// While a checkpointed segment runs apart from the graph (its forward, or its plain
+/// recompute): the tape it runs on, and the leaves recorded there. An op on a result of
+/// another tape is then an error that names checkpoint (the segment used a tensor computed
+/// outside it); a leaf's record there is remembered here, not in the leaf (whose record on
+/// the graph's tape stays its record).
+struct SegmentState {
+  Tape* tape;
+  std::vector<std::pair<const TensorImpl*, std::uint32_t>> leaves;
+};
+inline thread_local SegmentState* tls_segment = nullptr;
+inline Tape* segment_tape_now() noexcept { return tls_segment ? tls_segment->tape : nullptr; }
 /// Set while a checkpointed segment's plain recompute sweeps its own tape: the leaves it
 /// reaches get their gradients through the segment's record, whose sweep runs their hooks.
 inline thread_local bool tls_segment_sweep = false;

@@ -38,6 +38,8 @@ void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool al
   }
 }
 
+Tape* running_segment_tape() noexcept { return segment_tape_now(); }
+
 Tensor run_grad_hooks(const TensorImpl& p, Tensor g) {
   if (!p.hooks || p.hooks->pre.empty()) return g;
   const std::vector<TensorHooks::Pre> hooks = p.hooks->pre;  // a copy: a hook may remove itself
@@ -47,10 +49,10 @@ Tensor run_grad_hooks(const TensorImpl& p, Tensor g) {
     if (r.shape() != g.shape())
       throw_error("tapegrad: a hook returned a gradient of shape " + shape_str(r.shape()) + " for a tensor of shape " +
                   shape_str(g.shape()) + " (a hook must return a gradient of the tensor's shape, or None)");
-    if (!is_floating(r.dtype()))
-      throw_error(std::string("tapegrad: a hook returned a gradient of dtype ") + dtype_name(r.dtype()) +
-                  " (a hook must return a float gradient, or None)");
-    g = r.dtype() == g.dtype() ? r : astype(r, g.dtype());
+    if (r.dtype() != g.dtype())
+      throw TypeError(std::string("tapegrad: a hook changed the dtype of the gradient (was ") + dtype_name(g.dtype()) +
+                      ", got " + dtype_name(r.dtype()) + "): return a gradient of the same dtype, or None");
+    g = r;
   }
   return g;
 }
@@ -189,11 +191,36 @@ class ReleasedNode final : public TNode {
 
 }  // namespace
 
+std::unique_ptr<Node> TNode::stand_in() {
+  // As PyTorch: what saved values goes (a later sweep through it raises); a record that
+  // saved none stays, and can be swept again.
+  if (is_leaf_node_ || released_node_ || !out_ || !releasable() || (!saves_inputs() && !saves_output())) return nullptr;
+  // The result is released (its value stays, as an operand it is a record that refuses
+  // gradients), and what this record kept goes with it.
+  const char* n = name();
+  out_->released_name = n;
+  out_->released = true;
+  out_->gen = 0;
+  auto r = std::make_unique<ReleasedNode>(n);
+  r->released_node_ = true;
+  return r;
+}
+
 std::uint32_t record_of(const Tensor& t, Tape& tape) {
   TensorImpl& p = t.impl();
   if (!p.leaf) {
     if (p.tape == &tape && p.gen == tape.generation()) return p.rec;  // (`tape` is alive: ours)
     if (!p.released) throw_unusable_tensor(t);
+  }
+  if (p.leaf && tls_segment && &tape == tls_segment->tape) {  // a leaf in a checkpointed segment
+    for (const auto& [impl, rec] : tls_segment->leaves)
+      if (impl == &p) return rec;
+    auto node = std::make_unique<LeafNode>(t.impl_ptr());
+    node->is_leaf_node_ = true;
+    node->out_ = t.impl_ptr();
+    const std::uint32_t rec = tape.push_node(std::move(node));
+    tls_segment->leaves.emplace_back(&p, rec);
+    return rec;
   }
   std::lock_guard<std::mutex> lock(leaf_mutex(&p));  // a leaf may be used by several threads
   if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
@@ -220,7 +247,7 @@ void TNode::reverse_recorded(ReverseSweep& sweep, std::uint32_t i) {
     EnableGrad eg;
     add_grad(Tensor::from_var((*sweep.adj)[i]));
   }
-  step(sweep);
+  step(sweep, i);
 }
 
 void TNode::tangent(TangentSweep& sweep, std::uint32_t i) {
@@ -291,7 +318,9 @@ void TNode::give(std::size_t k, const Tensor& gk) {
   // plain sweep: a gradient for it joins that (its mark would overwrite what scalar records
   // gave it).
   if (node && (sweep.recorded || !tape.node(rec).scalar_output())) {
-    static_cast<TNode&>(tape.node(rec)).add_grad(gk);
+    TNode& target = static_cast<TNode&>(tape.node(rec));
+    if (target.released_node_ && !target.out_) throw_released();  // (a released record's stand-in)
+    target.add_grad(gk);
     if (!sweep.recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
   } else if (sweep.recorded) {  // the scalar record's adjoint is a Var
     const Var v = var_of(gk.numel() == 1 ? gk : sum(gk));
@@ -340,7 +369,7 @@ Tensor tangent_as_rank(const Tensor& t, std::size_t rank) {
   return reshaped(t, s);
 }
 
-void TNode::step(ReverseSweep& sweep) {
+void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
   Tape& tape = sweep.tape;
   if (!grad_.defined()) {
     // A record that scalar records read: in a plain sweep its adjoint slot is its adjoint.
@@ -353,7 +382,7 @@ void TNode::step(ReverseSweep& sweep) {
   // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
   // are then results on the tape, differentiable again.
   GradModeGuard mode(sweep.recorded);
-  if (out_ && out_->hooks && sweep.hooks && !released_node_ && !(is_leaf_node_ && tls_segment_sweep))
+  if (out_ && out_->hooks && sweep.hooks_at(i) && !released_node_ && !(is_leaf_node_ && tls_segment_sweep))
     g = run_grad_hooks(*out_, std::move(g));
   if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
   if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
@@ -393,7 +422,7 @@ void Recorder::init(const Tensor* const* inputs, std::size_t n, const char* op) 
     any = true;
     if (p.leaf || p.released) continue;
     if (!is_current(p.tape, p.gen)) throw_unusable_tensor(*t);
-    if (tls_segment_tape && p.tape != tls_segment_tape)
+    if (tls_segment && p.tape != tls_segment->tape)
       throw_error(std::string("tapegrad: checkpoint(): the checkpointed function used a tensor that requires grad "
                               "and was computed outside it (in ") + op +
                   "); pass it to checkpoint() as an argument, so that its gradient can flow");

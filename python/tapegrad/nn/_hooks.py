@@ -58,12 +58,12 @@ class BackwardHook:
         self.n_outputs = 0
 
     def setup_input_hook(self, args: Tuple[Any, ...]) -> Tuple[Any, ...]:
-        tpos = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
-        self.n_inputs = len(tpos)
-        req = [i for i in tpos if args[i].requires_grad]
+        # grad_input has an entry per positional argument (None for those that are not Tensors)
+        self.n_inputs = len(args)
+        req = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
         if not req:
             return args
-        self.input_slots = [tpos.index(i) for i in req]
+        self.input_slots = req
         passed = _InputHook.apply(self, *[args[i] for i in req])
         new = list(args)
         for i, t in zip(req, passed):
@@ -75,12 +75,11 @@ class BackwardHook:
         items = [output] if single else (list(output) if isinstance(output, (tuple, list)) else None)
         if items is None:
             return output
-        tpos = [j for j, o in enumerate(items) if isinstance(o, Tensor)]
-        self.n_outputs = len(tpos)
-        req = [j for j in tpos if items[j].requires_grad]
+        self.n_outputs = len(items)  # an entry per output item (None for those that are not Tensors)
+        req = [j for j, o in enumerate(items) if isinstance(o, Tensor) and o.requires_grad]
         if not req:
             return output
-        self.output_slots = [tpos.index(j) for j in req]
+        self.output_slots = req
         passed = _OutputHook.apply(self, *[items[j] for j in req])
         for j, t in zip(req, passed):
             items[j] = t

@@ -387,8 +387,8 @@ class Module:
 
     def register_full_backward_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
         """Call ``hook(module, grad_input, grad_output)`` when the gradients of the module's inputs are known:
-        ``grad_input`` has one entry per positional Tensor argument (None for one that needs no gradient),
-        ``grad_output`` one per Tensor output; a tuple it returns replaces ``grad_input`` (PyTorch's
+        ``grad_input`` has one entry per positional argument (None for one that is not a Tensor or needs no
+        gradient), ``grad_output`` one per output; a tuple it returns replaces ``grad_input`` (PyTorch's
         ``register_full_backward_hook``). With no input that requires grad, it is called with ``grad_input``
         all None as soon as ``grad_output`` is known."""
         return self._register("_backward_hooks", hook, prepend)

@@ -26,6 +26,8 @@ from .._core import Tensor
 
 __all__ = ["checkpoint", "checkpoint_sequential"]
 
+_SLOT = object()  # where a tensor of the output goes
+
 
 def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: Optional[bool] = None,
                context_fn: Optional[Callable[[], Any]] = None, determinism_check: str = "default",
@@ -51,14 +53,18 @@ def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: Optional
     from .. import random as _random
 
     tpos = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
-    first: List[Any] = []  # the first run's output (its non-tensor items are kept)
+    tensors = [args[i] for i in tpos]
+    # What the recompute needs, without a tensor: the graph keeps this closure, and a tensor
+    # here would keep the graph (and a forward tape) alive through it.
+    others = [None if isinstance(a, Tensor) else a for a in args]
+    layout: List[Any] = []  # the first run's output with its tensors taken out
     rng_state = _random.get_rng_state() if preserve_rng_state else None
 
     def run(xs: Sequence[Tensor]) -> List[Tensor]:
-        full = list(args)
+        full = list(others)
         for i, x in zip(tpos, xs):
             full[i] = x
-        if first and rng_state is not None:
+        if layout and rng_state is not None:
             now = _random.get_rng_state()
             _random.set_rng_state(rng_state)
             try:
@@ -67,26 +73,28 @@ def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: Optional
                 _random.set_rng_state(now)
         else:
             out = function(*full, **kwargs)
-        items = list(out) if isinstance(out, (tuple, list)) else [out]
-        tensors = [o for o in items if isinstance(o, Tensor)]
-        if not first:
-            if not tensors:
+        is_tensor = isinstance(out, Tensor)
+        items = [out] if is_tensor else (list(out) if isinstance(out, (tuple, list)) else [])
+        found = [o for o in items if isinstance(o, Tensor)]
+        if not layout:
+            if not found:
                 raise TypeError(f"checkpoint: the function must return a Tensor or a sequence with Tensors, "
                                 f"not {type(out).__name__}")
-            first.append(out)
-        return tensors
+            kind = "tensor" if is_tensor else ("tuple" if isinstance(out, tuple) else "list")
+            layout.append((kind, [_SLOT if isinstance(o, Tensor) else o for o in items]))
+        return found
 
-    results = list(_core._checkpoint(run, [args[i] for i in tpos]))
-    out = first[0]
-    if isinstance(out, Tensor):
+    results = list(_core._checkpoint(run, tensors))
+    kind, items = layout[0]
+    if kind == "tensor":
         return results[0]
-    items = list(out)
+    filled = list(items)
     k = 0
     for j, o in enumerate(items):
-        if isinstance(o, Tensor):
-            items[j] = results[k]
+        if o is _SLOT:
+            filled[j] = results[k]
             k += 1
-    return type(out)(items) if isinstance(out, tuple) else items
+    return tuple(filled) if kind == "tuple" else filled
 
 
 def checkpoint_sequential(functions: Union[Sequence[Callable[[Any], Any]], Any], segments: int, input: Any,
