@@ -126,8 +126,9 @@ def proc_status() -> Dict[str, int]:
 
 
 def saved_bytes(y: Any) -> int:
-    """Bytes of the values the tensor records of y's graph keep alive, leaves' data excluded
-    (tapegrad's Tape.stats() has no such figure: the graph is walked)."""
+    """Bytes of the values the tensor records of y's graph keep alive, leaves' data excluded (the
+    graph is walked; during the backward, when each record's saved values go as the sweep passes
+    it, the graph's tape's stats()["saved_bytes"] is read instead)."""
     import tapegrad as tg
 
     return sum(r["value"].nbytes for r in tg._core._graph(y, grads=False)
@@ -163,7 +164,7 @@ def child(engine: str, mode: str) -> Dict[str, Any]:
                     b = saved_bytes(h)
                     probes.append(dict(phase=phase["now"], tape=weakref.ref(tape), bytes=b, alive=alive,
                                        unique=b - (h.nbytes if phase["now"] == "forward" else 0),
-                                       graph=saved_bytes(phase["y"]) if phase["y"] is not None else 0))
+                                       graph=graph_tape.stats()["saved_bytes"] if phase["y"] is not None else 0))
                 return h
 
             return run
