@@ -30,8 +30,7 @@ pytestmark = [
 
 torch = pytest.importorskip("torch")
 import torch.autograd.forward_ad as fwAD  # noqa: E402 (after the skip)
-
-TOL = dict(rtol=1e-12, atol=1e-12)
+from twins import TOL, both, const, leaf, npy, same  # noqa: E402 (after the skip)
 
 
 @pytest.fixture(autouse=True)
@@ -51,54 +50,6 @@ Y2 = RNG.standard_normal((6, 2))
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def npy(t: Any) -> Any:
-    if t is None:
-        return None
-    if isinstance(t, torch.Tensor):
-        return t.detach().numpy().copy()
-    if isinstance(t, tg.Tensor):
-        return np.array(t.numpy(), copy=True)
-    return t
-
-
-def leaf(m: Any, a: Any, requires_grad: bool = True) -> Any:
-    return m.tensor(np.array(a, dtype=np.float64), requires_grad=requires_grad)
-
-
-def const(m: Any, a: Any) -> Any:
-    return m.tensor(np.array(a, dtype=np.float64))
-
-
-def same(ours: Any, theirs: Any, what: str = "") -> None:
-    """Nested sequences/dicts of arrays, numbers, strings, bools and None: same structure, values to 1e-12."""
-    if isinstance(theirs, dict):
-        assert isinstance(ours, dict) and ours.keys() == theirs.keys(), f"{what}: {ours!r} != {theirs!r}"
-        for k in theirs:
-            same(ours[k], theirs[k], f"{what}[{k!r}]")
-    elif isinstance(theirs, (list, tuple)):
-        assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), f"{what}: {ours!r} != {theirs!r}"
-        for k, (a, b) in enumerate(zip(ours, theirs)):
-            same(a, b, f"{what}[{k}]")
-    elif theirs is None:
-        assert ours is None, f"{what}: {ours!r}, torch None"
-    elif isinstance(theirs, (str, bool)):
-        assert ours == theirs, f"{what}: {ours!r} != torch's {theirs!r}"
-    else:
-        assert ours is not None, f"{what}: None, torch {theirs!r}"
-        a, b = np.asarray(ours), np.asarray(theirs)
-        assert a.shape == b.shape, f"{what}: shape {a.shape} != torch's {b.shape}"
-        if b.dtype.kind in "biu":
-            assert a.dtype.kind == b.dtype.kind and np.array_equal(a, b), f"{what}: {a!r} != {b!r}"
-        else:
-            assert_allclose(a.astype(np.float64), b.astype(np.float64), err_msg=what, **TOL)
-
-
-def both(run: Callable[[Any], Any]) -> Any:
-    ours, theirs = run(tg), run(torch)
-    same(ours, theirs, "tapegrad vs torch")
-    return ours
 
 
 def once_differentiable(m: Any) -> Callable[[Any], Any]:

@@ -30,8 +30,7 @@ pytestmark = [
 ]
 
 torch = pytest.importorskip("torch")
-
-TOL = dict(rtol=1e-12, atol=1e-12)
+from twins import TOL, both, const, leaf, npy, same  # noqa: E402 (after the skip)
 
 RNG = np.random.default_rng(12)
 A = RNG.standard_normal(4)
@@ -42,54 +41,6 @@ _SEED52 = RNG.standard_normal((5, 2))  # a cotangent of the MLP's output
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def npy(t: Any) -> Any:
-    """A tensor of either engine (or None) as a NumPy array (a copy)."""
-    if t is None:
-        return None
-    if isinstance(t, torch.Tensor):
-        return t.detach().numpy().copy()
-    if isinstance(t, tg.Tensor):
-        return np.array(t.numpy(), copy=True)
-    return t
-
-
-def leaf(m: Any, a: np.ndarray, requires_grad: bool = True) -> Any:
-    return m.tensor(np.array(a, dtype=np.float64), requires_grad=requires_grad)
-
-
-def const(m: Any, a: Any) -> Any:
-    return m.tensor(np.array(a, dtype=np.float64))
-
-
-def same(ours: Any, theirs: Any, what: str = "") -> None:
-    """Nested lists/tuples/dicts of arrays, numbers, strings and None: equal structure, values to 1e-12."""
-    if isinstance(theirs, dict):
-        assert isinstance(ours, dict) and ours.keys() == theirs.keys(), f"{what}: keys {ours!r} != {theirs!r}"
-        for k in theirs:
-            same(ours[k], theirs[k], f"{what}[{k!r}]")
-    elif isinstance(theirs, (list, tuple)):
-        assert isinstance(ours, (list, tuple)), f"{what}: {type(ours).__name__}, torch a sequence"
-        assert len(ours) == len(theirs), f"{what}: {len(ours)} items, torch {len(theirs)}: {ours!r} != {theirs!r}"
-        for k, (a, b) in enumerate(zip(ours, theirs)):
-            same(a, b, f"{what}[{k}]")
-    elif theirs is None:
-        assert ours is None, f"{what}: {ours!r}, torch None"
-    elif isinstance(theirs, (str, bool)):
-        assert ours == theirs, f"{what}: {ours!r} != torch's {theirs!r}"
-    else:
-        assert ours is not None, f"{what}: None, torch {theirs!r}"
-        a, b = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-        assert a.shape == b.shape, f"{what}: shape {a.shape} != torch's {b.shape}"
-        assert_allclose(a, b, err_msg=what, **TOL)
-
-
-def both(run: Callable[[Any], Any]) -> Any:
-    """run(tapegrad) and run(torch): the same results (as ``same`` compares); returns tapegrad's."""
-    ours, theirs = run(tg), run(torch)
-    same(ours, theirs, "tapegrad vs torch")
-    return ours
 
 
 def grad_of(m: Any) -> Callable[..., Any]:

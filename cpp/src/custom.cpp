@@ -354,14 +354,13 @@ void nested_recorded_sweep(ReverseSweep& outer, std::uint32_t lo, std::uint32_t 
   recorded_sweep(outer.tape, top, adj, has, outer.deliver, lo);
 }
 
-class TensorSegmentNode final : public MultiNode {
+// A checkpointed segment's record: its reverse step recomputes the segment and sweeps it, on
+// a tape of its own (a plain sweep) or on the graph's, nested in the running sweep (recorded).
+class SegmentNode : public MultiNode {
  public:
   const char* name() const noexcept override { return "CheckpointFunctionBackward"; }
   bool releasable() const override { return grads_.size() <= 1; }  // (no OutputNode reads it)
-  TensorSegment fn_;
   CheckpointOptions options_;
-  std::vector<Tensor> args_;    // the inputs as given (kept: the segment is recomputed from them)
-  std::size_t n_args_ = 0;      // inputs after them: leaves the segment used (its weights)
 
  protected:
   void vjp(const Tensor& g0) override {
@@ -370,11 +369,22 @@ class TensorSegmentNode final : public MultiNode {
     else recompute_plain(g);
   }
   Tensor jvp(const std::vector<Tensor>&) override { throw_no_jvp(); }
-  bool saves_inputs() const override { return true; }  // its inputs are read again by the recompute
   bool saves_output() const override { return false; }
+  virtual void recompute_plain(const std::vector<Tensor>& g) = 0;
+  virtual void recompute_recorded(const std::vector<Tensor>& g) = 0;
+};
+
+class TensorSegmentNode final : public SegmentNode {
+ public:
+  TensorSegment fn_;
+  std::vector<Tensor> args_;    // the inputs as given (kept: the segment is recomputed from them)
+  std::size_t n_args_ = 0;      // inputs after them: leaves the segment used (its weights)
+
+ protected:
+  bool saves_inputs() const override { return true; }  // its inputs are read again by the recompute
 
  private:
-  void recompute_plain(const std::vector<Tensor>& g) {
+  void recompute_plain(const std::vector<Tensor>& g) override {
     std::shared_ptr<Tape> tape = segment_tape(options_);
     std::vector<Tensor> grads;
     std::vector<std::size_t> wrt_index;  // which of this record's inputs each wrt is
@@ -417,7 +427,7 @@ class TensorSegmentNode final : public MultiNode {
       if (grads[q].defined()) give(wrt_index[q], grads[q]);
   }
 
-  void recompute_recorded(const std::vector<Tensor>& g) {
+  void recompute_recorded(const std::vector<Tensor>& g) override {
     ReverseSweep& sweep = current_sweep();
     Tape& tape = sweep.tape;
     const std::uint32_t lo = tape.size();
@@ -455,23 +465,13 @@ class TensorSegmentNode final : public MultiNode {
 
 // A segment of scalar code: its inputs are Var records, its outputs 0-d tensors (which enter
 // scalar arithmetic as Vars through var_of()).
-class VarSegmentNode final : public MultiNode {
+class VarSegmentNode final : public SegmentNode {
  public:
-  const char* name() const noexcept override { return "CheckpointFunctionBackward"; }
-  bool releasable() const override { return grads_.size() <= 1; }
   VarSegment fn_;
-  CheckpointOptions options_;
   std::vector<double> values_;  // the inputs' values (the segment is recomputed from them)
 
  protected:
-  void vjp(const Tensor& g0) override {
-    std::vector<Tensor> g = output_grads(g0);
-    if (current_sweep().recorded) recompute_recorded(g);
-    else recompute_plain(g);
-  }
-  Tensor jvp(const std::vector<Tensor>&) override { throw_no_jvp(); }
   bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
 
  private:
   void check_outputs(const std::vector<Var>& outs) const {
@@ -480,7 +480,7 @@ class VarSegmentNode final : public MultiNode {
                   " Vars when recomputed, " + std::to_string(which_.size()) + " the first time");
   }
 
-  void recompute_plain(const std::vector<Tensor>& g) {
+  void recompute_plain(const std::vector<Tensor>& g) override {
     std::shared_ptr<Tape> tape = segment_tape(options_);
     std::vector<std::optional<Var>> grads;
     std::vector<std::size_t> wrt_index;
@@ -511,7 +511,7 @@ class VarSegmentNode final : public MultiNode {
       if (grads[q]) give(wrt_index[q], Tensor::full({}, grads[q]->value()));
   }
 
-  void recompute_recorded(const std::vector<Tensor>& g) {
+  void recompute_recorded(const std::vector<Tensor>& g) override {
     ReverseSweep& sweep = current_sweep();
     Tape& tape = sweep.tape;
     const std::uint32_t lo = tape.size();

@@ -214,8 +214,14 @@ def draw(y: Union[Var, Tensor], *, show_grads: bool = True, show_values: bool = 
     """
     if rankdir not in ("LR", "TB", "RL", "BT"):
         raise ValueError(f"tapegrad.viz.draw: rankdir must be 'LR', 'TB', 'RL' or 'BT', not {rankdir!r}")
+    if max_nodes is not None and (not isinstance(max_nodes, int) or isinstance(max_nodes, bool)):
+        raise TypeError(f"tapegrad.viz.draw: max_nodes must be an int or None, not {type(max_nodes).__name__}")
     if max_nodes is not None and max_nodes < 1:
         raise ValueError(f"tapegrad.viz.draw: max_nodes must be at least 1 (or None), not {max_nodes}")
+    if not isinstance(max_elements, int) or isinstance(max_elements, bool) or max_elements < 0:
+        raise ValueError(f"tapegrad.viz.draw: max_elements must be an int >= 0, not {max_elements!r}")
+    if names is not None and not isinstance(names, Mapping):
+        raise TypeError(f"tapegrad.viz.draw: names must be a mapping of names to leaves, not {type(names).__name__}")
     if not isinstance(y, (Var, Tensor)):
         raise TypeError(f"tapegrad.viz.draw: y must be a tapegrad Var or Tensor, not {type(y).__name__}")
     by_id = {id(obj): name for name, obj in (names or {}).items()}

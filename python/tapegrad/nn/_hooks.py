@@ -13,28 +13,20 @@ from ..autograd import Function
 Hook = Callable[..., Any]
 
 
-class _OutputHook(Function):
+class _PassThrough(Function):
+    """The module's tensors, passed through unchanged; its backward hands their gradients to
+    ``on_grads`` (a BackwardHook's method), which returns the gradients to pass on."""
+
     @staticmethod
-    def forward(ctx: Any, state: BackwardHook, *outputs: Tensor) -> Tuple[Tensor, ...]:
-        ctx.state = state
-        return outputs
+    def forward(ctx: Any, on_grads: Callable[[Tuple[Optional[Tensor], ...]], Tuple[Optional[Tensor], ...]],
+                *tensors: Tensor) -> Tuple[Tensor, ...]:
+        ctx.on_grads = on_grads
+        return tensors
 
     @staticmethod
     def backward(ctx: Any, *grads: Optional[Tensor]) -> Tuple[Any, ...]:
-        state: BackwardHook = ctx.state
-        return (None,) + state.on_grad_outputs(grads)
-
-
-class _InputHook(Function):
-    @staticmethod
-    def forward(ctx: Any, state: BackwardHook, *inputs: Tensor) -> Tuple[Tensor, ...]:
-        ctx.state = state
-        return inputs
-
-    @staticmethod
-    def backward(ctx: Any, *grads: Optional[Tensor]) -> Tuple[Any, ...]:
-        state: BackwardHook = ctx.state
-        return (None,) + state.on_grad_inputs(grads)
+        on_grads: Callable[[Tuple[Optional[Tensor], ...]], Tuple[Optional[Tensor], ...]] = ctx.on_grads
+        return (None,) + on_grads(grads)
 
 
 def _check(what: str, module: Any, got: Any, want: int) -> Tuple[Any, ...]:
@@ -64,7 +56,7 @@ class BackwardHook:
         if not req:
             return args
         self.input_slots = req
-        passed = _InputHook.apply(self, *[args[i] for i in req])
+        passed = _PassThrough.apply(self.on_grad_inputs, *[args[i] for i in req])
         new = list(args)
         for i, t in zip(req, passed):
             new[i] = t
@@ -80,7 +72,7 @@ class BackwardHook:
         if not req:
             return output
         self.output_slots = req
-        passed = _OutputHook.apply(self, *[items[j] for j in req])
+        passed = _PassThrough.apply(self.on_grad_outputs, *[items[j] for j in req])
         for j, t in zip(req, passed):
             items[j] = t
         if single:
