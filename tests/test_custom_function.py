@@ -1103,3 +1103,40 @@ def test_a_function_inside_checkpoint_gives_the_same_gradients() -> None:
         plain = grads(tg, ours, False, create_graph)
         same(grads(tg, ours, True, create_graph), plain, f"checkpointed (create_graph={create_graph})")
         same(plain, grads(torch, theirs, True, create_graph), f"torch (create_graph={create_graph})")
+
+
+def test_save_for_forward_is_what_jvp_reads_as_torch() -> None:
+    """ctx.save_for_forward keeps tensors for jvp (saved_tensors there), save_for_backward for backward."""
+
+    def make(m: Any) -> Any:
+        class F(m.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, x: Any, y: Any) -> Any:
+                ctx.save_for_backward(x, y)
+                ctx.save_for_forward(x * 10, y)
+                return x * y
+
+            @staticmethod
+            def backward(ctx: Any, g: Any) -> Any:
+                x, y = ctx.saved_tensors
+                return g * y, g * x
+
+            @staticmethod
+            def jvp(ctx: Any, tx: Any, ty: Any) -> Any:
+                x10, y = ctx.saved_tensors
+                return tx * y + ty * x10 / 10
+
+        return F
+
+    x0, y0, tx, ty = A, B, T, T[::-1].copy()
+    F = make(tg)
+    x, y = leaf(tg, x0), leaf(tg, y0)
+    (jv,) = tg.autograd.jvp(F.apply(x, y), (x, y), (tg.tensor(tx), tg.tensor(ty)))
+    Ft = make(torch)
+    with fwAD.dual_level():
+        xd = fwAD.make_dual(torch.tensor(x0), torch.tensor(tx))
+        yd = fwAD.make_dual(torch.tensor(y0), torch.tensor(ty))
+        jt = fwAD.unpack_dual(Ft.apply(xd, yd)).tangent
+    same(npy(jv), npy(jt), "jvp")
+    gx, gy = tg.autograd.grad(F.apply(x, y).sum(), (x, y))
+    same([npy(gx), npy(gy)], [y0, x0], "backward reads save_for_backward's")

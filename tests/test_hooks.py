@@ -1129,3 +1129,43 @@ def test_a_raising_var_hook_leaves_no_half_written_grad() -> None:
     h.remove()
     y.backward()
     assert (x.grad, a.grad, b.grad) == (3.0 + 4.0, 1.0, 1.0)
+
+
+# --- forward hooks with kwargs, always_call ------------------------------------------------------
+
+
+def test_forward_hooks_with_kwargs_and_always_call_as_torch() -> None:
+    """with_kwargs=True hooks see (and a pre-hook replaces) args and kwargs; an always_call hook also
+    runs, with output None, when the forward raises; removal unmarks both flags."""
+
+    def run(m: Any) -> Any:
+        lin = m.nn.Linear(3, 2).double()
+        log: List[Any] = []
+        h1 = lin.register_forward_pre_hook(
+            lambda mod, a, kw: log.append(("pre", sorted(kw))) or ((a[0] * 2,), {}), with_kwargs=True)
+        h2 = lin.register_forward_hook(
+            lambda mod, a, kw, out: log.append(("post", sorted(kw), tuple(out.shape), npy(a[0]).sum())),
+            with_kwargs=True)
+        h3 = lin.register_forward_hook(lambda mod, a, out: log.append(("always", out is None)), always_call=True)
+        lin(m.ones(4, 3, dtype=m.float64))
+        original = lin.forward
+        lin.forward = lambda *a, **k: 1 / 0
+        with pytest.raises(ZeroDivisionError):
+            lin(m.ones(4, 3, dtype=m.float64))
+        lin.forward = original
+        for h in (h1, h2, h3):
+            h.remove()
+        out = lin(m.ones(4, 3, dtype=m.float64))
+        log.append(("removed", tuple(out.shape)))
+        return log
+
+    log = both(run)
+    assert log[0] == ("pre", []) and log[1][:3] == ("post", [], (4, 2)) and log[1][3] == 24.0
+    assert log[2:] == [("always", False), ("pre", []), ("always", True), ("removed", (4, 2))]
+
+
+def test_a_with_kwargs_pre_hook_must_return_args_and_kwargs() -> None:
+    lin = tg.nn.Linear(3, 2)
+    lin.register_forward_pre_hook(lambda mod, a, kw: a, with_kwargs=True)
+    with pytest.raises(RuntimeError, match=r"tuple \(new_args, new_kwargs\)"):
+        lin(tg.ones(1, 3))

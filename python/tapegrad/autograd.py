@@ -155,6 +155,8 @@ class FunctionCtx:
     def __init__(self) -> None:
         self.needs_input_grad: Tuple[bool, ...] = ()
         self._saved: Tuple[Optional[Tensor], ...] = ()
+        self._saved_forward: Optional[Tuple[Optional[Tensor], ...]] = None
+        self._in_jvp = False
         self._non_differentiable: List[Tensor] = []
         self._materialize_grads = True
 
@@ -167,8 +169,21 @@ class FunctionCtx:
                                 "(keep other values as attributes of ctx)")
         self._saved = tensors
 
+    def save_for_forward(self, *tensors: Optional[Tensor]) -> None:
+        """Keep tensors (or None) for ``jvp``, where ``saved_tensors`` reads them back (PyTorch's
+        ``save_for_forward``; without it, ``jvp`` reads what ``save_for_backward`` kept)."""
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_forward can only save Tensors or None, not {type(t).__name__} "
+                                "(keep other values as attributes of ctx)")
+        self._saved_forward = tensors
+
     @property
     def saved_tensors(self) -> Tuple[Optional[Tensor], ...]:
+        """What ``save_for_backward`` kept (in ``jvp``: what ``save_for_forward`` kept, if it was
+        called)."""
+        if self._in_jvp and self._saved_forward is not None:
+            return self._saved_forward
         return self._saved
 
     def mark_non_differentiable(self, *tensors: Tensor) -> None:
@@ -288,7 +303,11 @@ class Function:
                 full: List[Any] = [None] * n_args
                 for i, t in zip(tpos, tangents):
                     full[i] = t
-                result = cls.jvp(ctx, *full)
+                ctx._in_jvp = True
+                try:
+                    result = cls.jvp(ctx, *full)
+                finally:
+                    ctx._in_jvp = False
                 res = result if isinstance(result, tuple) else (result,)
                 if len(res) != n_outs:
                     raise RuntimeError(f"function {name}'s jvp returned {len(res)} tangents for {n_outs} outputs")
@@ -305,8 +324,14 @@ class Function:
         # (a root there would keep this very record alive through ctx, a cycle through C++ that
         # Python's gc cannot break).
         by_id = {id(o): r for o, r in zip(tensor_outs, recorded)}
-        kept = (by_id.get(id(t), t) if t is not None else None for t in ctx._saved)
-        ctx._saved = tuple(_core._unrooted(t) if t is not None and not t.is_leaf else t for t in kept)
+
+        def keep(ts: Tuple[Optional[Tensor], ...]) -> Tuple[Optional[Tensor], ...]:
+            kept = (by_id.get(id(t), t) if t is not None else None for t in ts)
+            return tuple(_core._unrooted(t) if t is not None and not t.is_leaf else t for t in kept)
+
+        ctx._saved = keep(ctx._saved)
+        if ctx._saved_forward is not None:
+            ctx._saved_forward = keep(ctx._saved_forward)
         new_outs = list(outs)
         for j, r in zip(opos, recorded):
             new_outs[j] = r

@@ -9,6 +9,7 @@ that has no registries (it has no parameters, buffers or children of its own) an
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import OrderedDict
 from typing import (
     Any,
@@ -370,14 +371,32 @@ class Module:
             hooks.move_to_end(handle.id, last=False)  # type: ignore[attr-defined]
         return handle
 
-    def register_forward_pre_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
-        """Call ``hook(module, args)`` before each forward; a value it returns (a tuple, or one value) replaces
-        the positional arguments."""
-        return self._register("_forward_pre_hooks", hook, prepend)
+    def _flag(self, name: str, handle: RemovableHandle, on: bool) -> None:
+        """Marks hook ``handle`` in the set ``name`` (with_kwargs, always_call); the handle unmarks it."""
+        if not on:
+            return
+        flags: Dict[int, Any] = self._hooks(name)
+        flags[handle.id] = True
+        handle.extra_dicts.append(flags)
 
-    def register_forward_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
-        """Call ``hook(module, args, output)`` after each forward; a value it returns replaces the output."""
-        return self._register("_forward_hooks", hook, prepend)
+    def register_forward_pre_hook(self, hook: Hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each forward; a value it returns (a tuple, or one value) replaces
+        the positional arguments. With ``with_kwargs=True``: ``hook(module, args, kwargs)``, which returns
+        None or a tuple ``(args, kwargs)``."""
+        handle = self._register("_forward_pre_hooks", hook, prepend)
+        self._flag("_forward_pre_hooks_with_kwargs", handle, with_kwargs)
+        return handle
+
+    def register_forward_hook(self, hook: Hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward; a value it returns replaces the output. With
+        ``with_kwargs=True``: ``hook(module, args, kwargs, output)``. With ``always_call=True`` it is also called
+        (with ``output`` None) when the forward raises, before the error propagates."""
+        handle = self._register("_forward_hooks", hook, prepend)
+        self._flag("_forward_hooks_with_kwargs", handle, with_kwargs)
+        self._flag("_forward_hooks_always_called", handle, always_call)
+        return handle
 
     def register_full_backward_pre_hook(self, hook: Hook, *, prepend: bool = False) -> RemovableHandle:
         """Call ``hook(module, grad_output)`` when the gradients of the module's outputs are known, before they
@@ -395,21 +414,48 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         d = self.__dict__
-        for hook in list(d.get("_forward_pre_hooks", {}).values()):
-            result = hook(self, args)
-            if result is not None:
-                args = result if isinstance(result, tuple) else (result,)
+        pre_kw = d.get("_forward_pre_hooks_with_kwargs", {})
+        for hook_id, hook in list(d.get("_forward_pre_hooks", {}).items()):
+            if hook_id in pre_kw:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("a forward pre-hook with with_kwargs=True must return None or a tuple "
+                                           f"(new_args, new_kwargs), not {result!r}")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
         backward_hook = None
         if (d.get("_backward_hooks") or d.get("_backward_pre_hooks")) and _core_grad_enabled():
             from ._hooks import BackwardHook
 
             backward_hook = BackwardHook(self, d.get("_backward_hooks", {}), d.get("_backward_pre_hooks", {}))
             args = backward_hook.setup_input_hook(args)
-        output = self.forward(*args, **kwargs)
-        for hook in list(d.get("_forward_hooks", {}).values()):
-            result = hook(self, args, output)
-            if result is not None:
-                output = result
+        hooks = list(d.get("_forward_hooks", {}).items())
+        with_kw = d.get("_forward_hooks_with_kwargs", {})
+        always = d.get("_forward_hooks_always_called", {})
+        output: Any = None
+        called = set()
+        try:
+            output = self.forward(*args, **kwargs)
+            for hook_id, hook in hooks:
+                called.add(hook_id)
+                result = hook(self, args, kwargs, output) if hook_id in with_kw else hook(self, args, output)
+                if result is not None:
+                    output = result
+        except Exception:
+            for hook_id, hook in hooks:  # always_call hooks not run yet, as PyTorch runs them
+                if hook_id in always and hook_id not in called:
+                    try:
+                        result = hook(self, args, kwargs, output) if hook_id in with_kw else hook(self, args, output)
+                        if result is not None:
+                            output = result
+                    except Exception as e:  # the forward's error is the one that propagates
+                        warnings.warn(f"a forward hook with always_call=True raised {e!r}, silenced as the forward "
+                                      "raised too", stacklevel=2)
+            raise
         if backward_hook is not None:
             output = backward_hook.setup_output_hook(output)
         return output

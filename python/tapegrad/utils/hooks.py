@@ -4,7 +4,7 @@ the hook it was returned for; a handle is also a context manager that removes it
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 _next_id = itertools.count()
 
@@ -16,12 +16,15 @@ class RemovableHandle:
     def __init__(self, hooks_dict: Optional[Dict[int, Any]] = None, *, remover: Optional[Callable[[], Any]] = None,
                  id: Optional[int] = None) -> None:  # noqa: A002 (torch's name)
         self.hooks_dict = hooks_dict
+        self.extra_dicts: List[Dict[int, Any]] = []  # flags of the hook (with_kwargs, always_call)
         self._remover = remover
         self.id = next(_next_id) if id is None else id
 
     def remove(self) -> None:
         if self.hooks_dict is not None:
             self.hooks_dict.pop(self.id, None)
+        for d in self.extra_dicts:
+            d.pop(self.id, None)
         if self._remover is not None:
             remover, self._remover = self._remover, None
             remover()
