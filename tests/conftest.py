@@ -79,6 +79,25 @@ def torch():
     return pytest.importorskip("torch")
 
 
+def micrograd_more_ops() -> Tuple[tg.Var, tg.Var, tg.Var, tg.Var]:
+    """micrograd's README example (its test_engine.py::test_more_ops) on tg.Value, after g.backward():
+    (a, b, f, g) with g = 24.7041, dg/da = 138.8338, dg/db = 645.5773."""
+    a = tg.Value(-4.0)
+    b = tg.Value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    g.backward()
+    return a, b, f, g
+
+
 def run_fuzz_worker(script: str, seed: int, n: int, tmp_path: pathlib.Path) -> Tuple[int, int]:
     """Runs a fuzz worker (a script taking a seed and a count that ends by printing
     ``done <results> <errors>``) in a child process, so that a crash is reported instead of

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
-from conftest import assert_close
+from conftest import assert_close, micrograd_more_ops
 
 # --- the README example and micrograd's tests ---------------------------------------------
 
@@ -51,20 +51,8 @@ def test_micrograd_sanity_check(torch):
 
 
 def test_micrograd_more_ops(torch):
-    # micrograd's test/test_engine.py::test_more_ops, written with tg.Var
-    a = tg.Var(-4.0)
-    b = tg.Var(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    g.backward()
+    # micrograd's test/test_engine.py::test_more_ops, with tg.Var (conftest.micrograd_more_ops)
+    a, b, _, g = micrograd_more_ops()
     amg, bmg, gmg = a, b, g
 
     a = torch.Tensor([-4.0]).double()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import tapegrad as tg
+from conftest import micrograd_more_ops
 from tapegrad import viz
 
 # --- a small DOT reader: what viz.Graph.dot() writes, and graphviz.Digraph.source --------------
@@ -99,19 +100,7 @@ def test_var_graph_before_backward_has_values_and_ops_but_no_grads() -> None:
 
 def test_var_graph_after_backward_shows_micrograds_readme_numbers() -> None:
     # micrograd's README example: g = 24.7041, dg/da = 138.8338, dg/db = 645.5773
-    a = tg.Value(-4.0)
-    b = tg.Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    g.backward()
+    a, b, f, g = micrograd_more_ops()
     pic = viz.draw(g, names={"a": a, "b": b})
     assert pic.grads_shown
     values, ops, edges = values_and_ops(pic.dot())

@@ -334,7 +334,8 @@ class Tape {
   // The sweep loop over records [lo, hi) (hi = one past the first record swept), which are
   // free of hooks; `carry` as the loop keeps it (see reverse.cpp).
   void sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi, double& carry);
-  void sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n);
+  void sweep_segments(ReverseSweep& sweep, std::uint32_t n);
+  void reset_node_grads(std::uint32_t to) noexcept;
   void reserve_adjoints(std::uint32_t n);  // grows the adjoint array, keeping what it holds
  public:
   /// The error of a sweep started on a tape that is being swept (from a hook's code).

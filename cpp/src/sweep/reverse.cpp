@@ -31,24 +31,22 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
     if (also[k] < n) adjoints_[also[k]] = 1.0;
   adjoints_[from] = seed;
   SweepScope running(*this);
-  sweep_segments(sweep, 0, n);
+  sweep_segments(sweep, n);
 }
 
-// Records [lo, n) backwards, stopping at each record with hooks (none: one run of the loop) to
+// Records [0, n) backwards, stopping at each record with hooks (none: one run of the loop) to
 // let its hooks change its summed adjoint before it passes it on.
-void Tape::sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n) {
+void Tape::sweep_segments(ReverseSweep& sweep, std::uint32_t n) {
   double carry = 0.0;
   if (!has_hooks() || !sweep.hooks) {
-    sweep_records(sweep, lo, n, carry);
-    if (lo > 0) adjoints_[lo - 1] += carry;  // (a nested sweep: record lo - 1 is the running sweep's)
+    sweep_records(sweep, 0, n, carry);
     return;
   }
   const std::vector<std::uint32_t> stops = hooked_records(n - 1);
   std::size_t h = stops.size();
   std::uint32_t hi = n;
   for (;;) {
-    while (h > 0 && stops[h - 1] < lo) h = 0;
-    const std::uint32_t seg_lo = h > 0 ? stops[h - 1] + 1 : lo;
+    const std::uint32_t seg_lo = h > 0 ? stops[h - 1] + 1 : 0;
     sweep_records(sweep, seg_lo, hi, carry);
     if (h == 0) break;
     const std::uint32_t i = stops[--h];  // (carry is record i's: the loop stopped after i + 1)
@@ -58,8 +56,7 @@ void Tape::sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n
       try {
         adjoints_[i] = run_hooks(i, g);
       } catch (...) {
-        for (std::uint32_t j = 0; j <= i; ++j)  // leave no gradient behind (see sweep_node)
-          if (records_[j].op == Op::Node) nodes_[records_[j].a]->reset_grad();
+        reset_node_grads(i);
         throw;
       }
     } else {
@@ -67,7 +64,6 @@ void Tape::sweep_segments(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t n
     }
     hi = i + 1;
   }
-  if (lo > 0) adjoints_[lo - 1] += carry;
 }
 
 void Tape::sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi, double& carry_io) {
@@ -138,11 +134,15 @@ void Tape::sweep_node(ReverseSweep& sweep, std::uint32_t i) {
       if (std::unique_ptr<Node> replacement = node->stand_in()) node = std::move(replacement);
     }
   } catch (...) {
-    // Leave no gradient behind in the nodes this sweep has not reached yet.
-    for (std::uint32_t j = 0; j <= i; ++j)
-      if (records_[j].op == Op::Node) nodes_[records_[j].a]->reset_grad();
+    reset_node_grads(i);
     throw;
   }
+}
+
+void Tape::reset_node_grads(std::uint32_t to) noexcept {
+  // Leave no gradient behind in the nodes a sweep interrupted at record `to` had not reached.
+  for (std::uint32_t j = 0; j <= to; ++j)
+    if (records_[j].op == Op::Node) nodes_[records_[j].a]->reset_grad();
 }
 
 }  // namespace tapegrad
