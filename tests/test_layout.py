@@ -16,6 +16,7 @@ INCLUDE = ROOT / "cpp" / "include" / "tapegrad"
 # table < records < scalars < tensors and their ops (one layer) < sweeps < front ends
 HEADER_LAYER = {
     "tapegrad/ops.def": 0, "tapegrad/op.hpp": 0, "tapegrad/rules.hpp": 0, "tapegrad/version.hpp": 0,
+    "tapegrad/half.hpp": 0,
     "tapegrad/tape.hpp": 1,
     "tapegrad/var.hpp": 2, "tapegrad/dual.hpp": 2,
     "tapegrad/tensor.hpp": 3, "tapegrad/sweep.hpp": 3,

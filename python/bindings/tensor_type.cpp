@@ -97,31 +97,62 @@ inline PyTensor* as_pytensor(py::handle o) {
 
 // --- dtypes -----------------------------------------------------------------------------------
 
+// tapegrad._dtypes: bfloat16's Python objects (ml_dtypes' NumPy type, or tapegrad's marker).
+py::handle dtypes_module() {
+  static PyObject* m = py::module_::import("tapegrad._dtypes").release().ptr();  // never released
+  return m;
+}
+bool have_ml_dtypes() { return dtypes_module().attr("have_ml_dtypes").cast<bool>(); }
+
 py::dtype numpy_dtype(DType d) {
   switch (d) {
     case DType::Bool: return py::dtype("bool");
     case DType::Int64: return py::dtype("int64");
     case DType::Float32: return py::dtype("float32");
     case DType::Float64: return py::dtype("float64");
+    case DType::Float16: return py::dtype("float16");
+    case DType::BFloat16:
+      if (!have_ml_dtypes())
+        throw py::type_error(
+            "tapegrad: NumPy has no bfloat16: install ml_dtypes (pip install ml_dtypes, or tapegrad[bf16]) for "
+            "bfloat16 arrays, or convert first with .astype('float32')");
+      return py::reinterpret_borrow<py::dtype>(dtypes_module().attr("bfloat16_dtype"));
   }
   return py::dtype("float64");
 }
 
-// The tensor dtype for a NumPy dtype: float16 widens to float32, other integers to int64;
-// complex and object arrays are refused.
-DType tensor_dtype(const py::dtype& dt) {
+// A tensor's .dtype: NumPy's dtype, or tapegrad.bfloat16's marker without ml_dtypes.
+py::object dtype_object(DType d) {
+  if (d == DType::BFloat16 && !have_ml_dtypes()) return dtypes_module().attr("bfloat16_dtype");
+  return numpy_dtype(d);
+}
+
+// The tensor dtype for a NumPy dtype. `asked`: the user named it (dtype=, astype), and a dtype
+// tapegrad does not have is a TypeError; inferred from an array, other integers widen to int64
+// (and long double narrows to float64). Complex and object arrays are refused.
+DType tensor_dtype(const py::dtype& dt, bool asked = false) {
   const char kind = dt.kind();
   const auto size = dt.itemsize();
   if (kind == 'b') return DType::Bool;
-  if (kind == 'i' || kind == 'u') return DType::Int64;
-  if (kind == 'f') return size <= 4 ? DType::Float32 : DType::Float64;
-  throw py::type_error("tapegrad: tensors hold float32, float64, int64 or bool, not " +
-                       std::string(py::str(dt)));
+  if (kind == 'f' && size == 2) return DType::Float16;
+  if (kind == 'f' && size == 4) return DType::Float32;
+  if (kind == 'f' && size == 8) return DType::Float64;
+  if (kind == 'V' && size == 2 && std::string(py::str(dt.attr("name"))) == "bfloat16") return DType::BFloat16;
+  if (kind == 'i' && size == 8) return DType::Int64;
+  if (!asked && (kind == 'i' || kind == 'u')) return DType::Int64;
+  if (!asked && kind == 'f') return DType::Float64;
+  throw py::type_error("tapegrad: tensors hold float16, bfloat16, float32, float64, int64 or bool, not " +
+                       std::string(py::str(dt)) + (asked ? " (convert the data to one of them first)" : ""));
 }
 
+// A dtype= argument: None, a NumPy dtype or anything numpy.dtype() takes, or bfloat16 as
+// tapegrad.bfloat16 or 'bfloat16' (with or without ml_dtypes).
 std::optional<DType> dtype_arg(const py::object& o) {
   if (o.is_none()) return std::nullopt;
-  return tensor_dtype(py::dtype::from_args(o));
+  if (PyUnicode_Check(o.ptr()) && o.cast<std::string>() == "bfloat16") return DType::BFloat16;
+  const py::handle m = dtypes_module();
+  if (o.is(m.attr("bfloat16")) || o.is(m.attr("bfloat16_dtype"))) return DType::BFloat16;
+  return tensor_dtype(py::dtype::from_args(o), true);
 }
 
 // The floating dtype of factories without dtype= and of Python floats (PyTorch's default
@@ -159,6 +190,11 @@ Tensor tensor_from_array(py::handle obj, std::optional<DType> want, bool copy) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array(g_np_array(obj));
   if (!want || *want == DType::Int64) check_int64_range(a);
   const DType dt = want ? *want : tensor_dtype(a.dtype());
+  if (dt == DType::BFloat16 && !(a.dtype().kind() == 'V' && tensor_dtype(a.dtype()) == DType::BFloat16)) {
+    // to bfloat16 from another dtype: rounded by tapegrad (without ml_dtypes NumPy cannot)
+    const bool f32 = a.dtype().kind() == 'f' && a.dtype().itemsize() == 4;
+    return tapegrad::astype(tensor_from_array(a, f32 ? DType::Float32 : DType::Float64, copy), DType::BFloat16);
+  }
   const py::dtype target = numpy_dtype(dt);
   const bool ok = !copy && a.dtype().is(target) && (a.flags() & py::array::c_style) && a.writeable();
   if (!ok) a = py::array(g_np_array(a, target, py::arg("copy") = true, py::arg("order") = "C"));
@@ -738,7 +774,14 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       strides[d] = s;
       s *= shape[d];
     }
-    const char* fmt = t.dtype() == DType::Bool ? "?" : t.dtype() == DType::Int64 ? "q" : t.dtype() == DType::Float32 ? "f" : "d";
+    if (t.dtype() == DType::BFloat16)
+      throw py::buffer_error("tapegrad: bfloat16 has no buffer-protocol format; use .numpy() (with ml_dtypes) or "
+                             ".astype('float32')");
+    const char* fmt = t.dtype() == DType::Bool      ? "?"
+                      : t.dtype() == DType::Int64   ? "q"
+                      : t.dtype() == DType::Float32 ? "f"
+                      : t.dtype() == DType::Float16 ? "e"
+                                                    : "d";
     return py::buffer_info(t.raw_data(), static_cast<py::ssize_t>(es), fmt, static_cast<py::ssize_t>(shape.size()),
                            shape, strides);
   });
@@ -746,7 +789,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   cls.def_property_readonly("shape", [](const PyTensor& p) { return py::tuple(py::cast(p.t.shape())); })
       .def_property_readonly("ndim", [](const PyTensor& p) { return p.t.ndim(); })
       .def_property_readonly("size", [](const PyTensor& p) { return p.t.numel(); })
-      .def_property_readonly("dtype", [](const PyTensor& p) { return numpy_dtype(p.t.dtype()); })
+      .def_property_readonly("dtype", [](const PyTensor& p) { return dtype_object(p.t.dtype()); })
       .def_property_readonly("is_leaf", [](const PyTensor& p) { return p.t.is_leaf(); })
       .def_property_readonly("grad_fn", &grad_fn_of,
                              "The record that made this result (None for a leaf): PyTorch's grad_fn.")
@@ -812,7 +855,8 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       .def("zero_grad", [](PyTensor& p) { p.t.zero_grad(); }, "Drop the accumulated gradient (.grad becomes None).")
       .def("clone", [](py::handle self) { return unary_call(self, [](const Tensor& x) { return x.clone(); }); })
       .def("astype", [](py::handle self, const py::object& dt) {
-        const DType d = tensor_dtype(py::dtype::from_args(dt));
+        if (dt.is_none()) throw py::type_error("tapegrad: astype() needs a dtype, not None");
+        const DType d = *dtype_arg(dt);
         return unary_call(self, [d](const Tensor& x) { return tapegrad::astype(x, d); });
       })
       .def("__len__", [](const PyTensor& p) {
@@ -827,7 +871,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
         return py::reinterpret_steal<py::object>(r);
       })
       .def("__index__", [](const PyTensor& p) {
-        if (p.t.numel() != 1 || p.t.dtype() == DType::Float32 || p.t.dtype() == DType::Float64)
+        if (p.t.numel() != 1 || tapegrad::is_floating(p.t.dtype()))
           throw py::type_error("tapegrad: only integer tensors of a single element can be converted to an index "
                                "(this one is " + std::string(tapegrad::dtype_name(p.t.dtype())) + " of shape " +
                                tapegrad::shape_str(p.t.shape()) + ")");
@@ -1113,7 +1157,8 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     std::optional<DType> dt = dtype_arg(dtype);
     Tensor t;
     if (PyTensor* p = as_pytensor(data)) {
-      t = tensor_from_array(to_numpy(p->t), dt ? *dt : p->t.dtype(), true);
+      const Tensor src = p->t.detach();  // a copy (in dtype= if given)
+      t = dt && *dt != src.dtype() ? tapegrad::astype(src, *dt) : src.clone();
     } else if (is_var_object(data.ptr())) {
       t = Tensor::full({}, var_value(data.ptr()), dt ? *dt : DType::Float64);
     } else {
@@ -1169,7 +1214,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     return py::cast(std::make_unique<PyTensor>(tensor_from_array(a, std::nullopt, false)));
   }, py::arg("array"),
      "A tensor sharing the ndarray's memory. Arrays that are not C-contiguous, are read-only, "
-     "or hold another dtype are copied (float16 -> float32, other integers -> int64).\n\n"
+     "or hold another dtype are copied (other integers -> int64).\n\n"
      "Writes through the array between a forward pass and backward() change what backward "
      "sees (as with torch.from_numpy): copy with tapegrad.tensor(a) if the array will change.");
   m.def("_full", [](const py::object& shape, double value, const py::object& dtype, bool requires_grad) {
@@ -1195,11 +1240,19 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   m.def("get_default_dtype", [] { return numpy_dtype(g_default_float); },
         "The floating dtype of factories and of Python floats (float64 unless set_default_dtype changed it).");
   m.def("_set_default_dtype", [](const py::object& dt) {
-    const DType d = tensor_dtype(py::dtype::from_args(dt));
-    if (!tapegrad::is_floating(d))
+    const DType d = tensor_dtype(py::dtype::from_args(dt), true);
+    if (d != DType::Float32 && d != DType::Float64)
       throw py::type_error(std::string("tapegrad.set_default_dtype: only float32 and float64 can be the default, not ") +
                            tapegrad::dtype_name(d));
     g_default_float = d;
+  });
+  m.def("_set_autocast", [](bool enabled, const py::object& dtype) {
+    if (dtype.is_none()) throw py::type_error("tapegrad.autocast: dtype must be float16 or bfloat16, not None");
+    tapegrad::set_autocast(enabled, *dtype_arg(dtype));
+  });
+  m.def("_autocast_state", [] {
+    const tapegrad::AutocastState s = tapegrad::autocast_state();
+    return py::make_tuple(s.enabled, dtype_object(s.dtype));
   });
   m.def("is_grad_enabled", &tapegrad::grad_enabled, "Whether operations are recorded (see no_grad).");
   m.def("_set_grad_enabled", &tapegrad::set_grad_enabled);

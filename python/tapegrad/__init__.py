@@ -60,6 +60,7 @@ for _row in op_table:
 
 from . import (  # noqa: E402
     _torch,  # noqa: E402, F401  (PyTorch's names on Tensor)
+    amp,
     autograd,
     functional,
     nn,
@@ -71,6 +72,7 @@ from . import (  # noqa: E402
 
 _core._set_hook_handle_type(utils.hooks._var_hook_handle)  # what Var.register_hook returns
 
+from ._dtypes import bfloat16  # noqa: E402
 from ._tensor import (  # noqa: E402
     amax,
     amin,
@@ -83,6 +85,7 @@ from ._tensor import (  # noqa: E402
     enable_grad,
     expand_dims,
     eye,
+    float16,
     float32,
     float64,
     from_numpy,
@@ -173,6 +176,7 @@ from ._torch import (  # noqa: E402
     topk,
     transpose,
 )
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 from .functional import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp  # noqa: E402
 from .random import (  # noqa: E402
     Generator,
@@ -205,10 +209,11 @@ def get_include() -> str:
 __all__ = [
     "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "OpRow", "nn", "autograd", "functional",
     "get_cmake_dir", "get_include", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian",
-    "hvp", "viz",
+    "hvp", "viz", "amp", "autocast", "is_autocast_enabled", "get_autocast_dtype",
     "gemm_backend", *[row.name for row in op_table],
     "amax", "amin", "arange", "bool_", "broadcast_to", "clip", "concatenate", "dot", "enable_grad",
-    "expand_dims", "eye", "float32", "float64", "from_numpy", "full", "full_like", "int64", "is_grad_enabled",
+    "expand_dims", "eye", "float16", "bfloat16", "half", "float32", "float64", "from_numpy", "full", "full_like",
+    "int64", "is_grad_enabled",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "no_grad", "ones",
     "ones_like", "outer", "permute", "prod", "reshape", "softmax", "squeeze", "stack", "std", "sum", "tensor",
     "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
@@ -226,5 +231,6 @@ __all__ = [
 # PyTorch's dtype aliases (last: they shadow builtins' names in this module's namespace).
 float = float32  # noqa: A001
 double = float64
+half = float16
 long = int64
 bool = bool_  # noqa: A001

@@ -17,6 +17,7 @@ from ._core import Tensor, Var
 
 _ops = _core.tensor_ops
 
+float16 = np.float16
 float32 = np.float32
 float64 = np.float64
 int64 = np.int64
@@ -297,11 +298,13 @@ def _repr(t: Tensor) -> str:
     """PyTorch's form: ``tensor([...], dtype=..., requires_grad=True)`` for a leaf, with
     ``grad_fn=<MulBackward0>`` for a recorded result. The dtype is shown when it is not the
     default floating dtype, int64 or bool."""
-    a = t.numpy()
+    dt = t.dtype
+    bf16 = dt.name == "bfloat16"
+    a = t.astype(np.float32).numpy() if bf16 else t.numpy()  # (exact: bfloat16 is float32 cut short)
     body = np.array2string(a, separator=", ", prefix="tensor(")
     extra = ""
-    if t.dtype.kind == "f" and t.dtype != _core.get_default_dtype():
-        extra += f", dtype={t.dtype}"
+    if (dt.kind == "f" or bf16) and dt != _core.get_default_dtype():
+        extra += f", dtype={dt.name}"
     fn = t.grad_fn if t.requires_grad and not t.is_leaf else None
     if fn is not None:
         extra += f", grad_fn=<{fn.name()}>"
@@ -311,6 +314,8 @@ def _repr(t: Tensor) -> str:
 
 
 def _tolist(t: Tensor) -> Any:
+    if t.dtype.name == "bfloat16":
+        return t.astype(np.float32).numpy().tolist()  # Python floats (exact)
     return t.numpy().tolist()
 
 
@@ -381,6 +386,8 @@ clip = _ops.clip
 
 def _reduce(t: Tensor) -> Any:
     """Pickling keeps the values (a copy) and, for a leaf, requires_grad; never the graph."""
+    if t.dtype.name == "bfloat16":  # (as float32, exact, and 'bfloat16': ml_dtypes need not be there)
+        return (_core.tensor, (t.astype(np.float32).numpy(), "bfloat16", t.requires_grad and t.is_leaf))
     return (_core.tensor, (t.numpy().copy(), None, t.requires_grad and t.is_leaf))
 
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tapegrad/op.hpp"
@@ -113,9 +114,10 @@ class Node {
   virtual void reset_grad() noexcept = 0;
   /// The bytes this record keeps alive (its value), for memory policies: see node_bytes().
   virtual std::size_t bytes() const noexcept { return 0; }
-  /// The bytes of the values it keeps for the sweeps (its value; 0 for a leaf's record, whose
-  /// data is its owner's, and for a released record's stand-in): TapeStats::saved_bytes.
-  virtual std::size_t value_bytes() const noexcept { return 0; }
+  /// The tensor memory it keeps alive for the sweeps, as (storage, bytes) pairs: its value and
+  /// the values its rule saved (none for a released record's stand-in; a leaf's data and a
+  /// parameter's are their owners'). TapeStats::saved_bytes sums them over distinct storages.
+  virtual void held_values(std::vector<std::pair<const void*, std::size_t>>& into) const { (void)into; }
   /// collect() moved this node's record to `rec` (in the tape's new generation).
   virtual void moved(const Tape& tape, std::uint32_t rec) noexcept { (void)tape, (void)rec; }
   /// Whether scalar records read this record as a number (its value in the value array): a
@@ -139,7 +141,10 @@ struct TapeStats {
   std::size_t bytes_in_use;    ///< records + values + constants in use
   std::size_t adjoint_bytes;   ///< the adjoint workspace of the last sweep, kept for reuse
   std::size_t bytes_reserved;  ///< everything allocated, workspaces included
-  std::size_t saved_bytes;     ///< the values tensor records keep for the sweeps (leaves' data excluded)
+  /// The tensor memory the records keep alive for the sweeps: their values and the values their
+  /// rules saved, each storage once (parameters' and leaves' own data excluded): the saved
+  /// activations.
+  std::size_t saved_bytes;
 };
 
 /// An append-only arena of operation records.
@@ -304,7 +309,7 @@ class Tape {
   /// remaps the roots. A new generation starts: handles that are not roots become stale.
   void collect();
 
-  TapeStats stats() const noexcept;
+  TapeStats stats() const;
 
   /// Whether a sweep (reverse, recorded or tangent) is running on this tape: user code it calls
   /// (hooks, custom functions, checkpointed segments) may record, but nothing may clear() or

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tapegrad/half.hpp"
 #include "tapegrad/tape.hpp"
 #include "tapegrad/var.hpp"
 
@@ -25,15 +26,19 @@ namespace tapegrad {
 
 // --- dtypes and shapes -------------------------------------------------------------------
 
-/// Element types. Float32 and Float64 take part in differentiation; Int64 and Bool exist
-/// for indices and masks.
-enum class DType : std::uint8_t { Bool, Int64, Float32, Float64 };
+/// Element types. The floating ones take part in differentiation; Int64 and Bool exist
+/// for indices and masks. Float16 and BFloat16 are storage: their kernels compute in float32
+/// and store 16 bits (see half.hpp); a matrix product on them accumulates in float32.
+enum class DType : std::uint8_t { Bool, Int64, Float32, Float64, Float16, BFloat16 };
 
 const char* dtype_name(DType d) noexcept;
 std::size_t dtype_size(DType d) noexcept;
-inline bool is_floating(DType d) noexcept { return d == DType::Float32 || d == DType::Float64; }
-/// NumPy's promotion of two array dtypes (bool < int64 < float32 < float64, and
-/// int64 with float32 gives float64).
+inline bool is_floating(DType d) noexcept { return d != DType::Bool && d != DType::Int64; }
+/// Whether d is one of the 16-bit floating dtypes.
+inline bool is_half(DType d) noexcept { return d == DType::Float16 || d == DType::BFloat16; }
+/// NumPy's promotion of two array dtypes (bool < int64 < float16 < float32 < float64; int64
+/// with a float of fewer than 64 bits gives float64; float16 with bfloat16 gives float32, as
+/// in PyTorch and ml_dtypes).
 DType promote(DType a, DType b) noexcept;
 /// The dtype arithmetic gives: promote(a, b), made floating (float64) if it is not.
 DType arithmetic_dtype(DType a, DType b) noexcept;
@@ -149,7 +154,7 @@ class Tensor {
   DType dtype() const { return impl().dtype; }
   void* raw_data() const { return impl().data; }
   /// The data as T*, which must match the dtype (float for Float32, double for Float64,
-  /// std::int64_t for Int64, bool for Bool).
+  /// float16 and bfloat16 (half.hpp) for the 16-bit ones, std::int64_t for Int64, bool for Bool).
   template <class T> T* data() const;
   /// The single element of a one-element tensor, as a double.
   double item() const;
@@ -265,6 +270,47 @@ struct NoGrad : GradModeGuard {
 };
 struct EnableGrad : GradModeGuard {
   EnableGrad() noexcept : GradModeGuard(true) {}
+};
+
+// --- automatic mixed precision --------------------------------------------------------------
+
+/// PyTorch's autocast, per thread. While it is on:
+/// - matmul and linear run on `dtype` (float16 or bfloat16) copies of their float32 operands
+///   (float64 ones are left alone), so that what they save and return is 16-bit;
+/// - the reductions (sum, mean, prod, var, std, cumsum, logsumexp) and softmax/log_softmax
+///   compute and return float32 for 16-bit inputs.
+/// The copies are recorded casts: gradients come back in each input's own dtype. Derivative
+/// sweeps run with autocast off (a backward differentiates each op in its forward's dtypes).
+struct AutocastState {
+  bool enabled = false;
+  DType dtype = DType::BFloat16;
+};
+namespace detail {
+inline thread_local AutocastState tls_autocast;
+/// Autocast off for a derivative sweep's scope.
+struct NoAutocast {
+  AutocastState previous = tls_autocast;
+  NoAutocast() noexcept { tls_autocast.enabled = false; }
+  ~NoAutocast() { tls_autocast = previous; }
+  NoAutocast(const NoAutocast&) = delete;
+  NoAutocast& operator=(const NoAutocast&) = delete;
+};
+}  // namespace detail
+inline AutocastState autocast_state() noexcept { return detail::tls_autocast; }
+/// Sets this thread's autocast state; ValueError unless dtype is Float16 or BFloat16.
+void set_autocast(bool enabled, DType dtype = DType::BFloat16);
+/// Autocast on (or off) for a scope; they nest.
+class AutocastGuard {
+ public:
+  explicit AutocastGuard(DType dtype = DType::BFloat16, bool enabled = true) : previous_(autocast_state()) {
+    set_autocast(enabled, dtype);
+  }
+  ~AutocastGuard() { detail::tls_autocast = previous_; }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  AutocastState previous_;
 };
 
 /// The gradients of the outputs (weighted by grad_outputs, ones by default) with respect to

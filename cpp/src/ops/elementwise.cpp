@@ -421,6 +421,22 @@ class WhereNode final : public TNode {
 };
 }  // namespace
 
+void set_autocast(bool enabled, DType dtype) {
+  if (!is_half(dtype))
+    throw ValueError(std::string("tapegrad: autocast runs in float16 or bfloat16, not ") + dtype_name(dtype));
+  detail::tls_autocast = AutocastState{enabled, dtype};
+}
+
+namespace detail {
+Tensor autocast_lower(const Tensor& x) {
+  const AutocastState& a = tls_autocast;
+  return a.enabled && x.dtype() == DType::Float32 ? astype(x, a.dtype) : x;
+}
+Tensor autocast_wide(const Tensor& x) {
+  return tls_autocast.enabled && is_half(x.dtype()) ? astype(x, DType::Float32) : x;
+}
+}  // namespace detail
+
 Tensor astype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
   Tensor r = convert(x, dtype);

@@ -93,6 +93,38 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, doub
   if (std::max({m, n, k, lda, ldb, ldc}) > kIntMax) return builtin_gemm<double>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   g_dgemm.load()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+
+namespace {
+// rows x cols of a 16-bit matrix with leading dimension ld, as a contiguous float matrix.
+template <class H>
+std::vector<float> widened(const H* p, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  std::vector<float> r(static_cast<std::size_t>(rows * cols));
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) r[static_cast<std::size_t>(i * cols + j)] = static_cast<float>(p[i * ld + j]);
+  return r;
+}
+
+template <class H>
+void half_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, H alpha, const H* a, std::int64_t lda,
+               const H* b, std::int64_t ldb, H beta, H* c, std::int64_t ldc) {
+  const std::vector<float> fa = widened(a, ta ? k : m, ta ? m : k, lda);
+  const std::vector<float> fb = widened(b, tb ? n : k, tb ? k : n, ldb);
+  const float fbeta = static_cast<float>(beta);
+  std::vector<float> fc = fbeta == 0.0f ? std::vector<float>(static_cast<std::size_t>(m * n)) : widened(c, m, n, ldc);
+  gemm(ta, tb, m, n, k, static_cast<float>(alpha), fa.data(), ta ? m : k, fb.data(), tb ? k : n, fbeta, fc.data(), n);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = H(fc[static_cast<std::size_t>(i * n + j)]);
+}
+}  // namespace
+
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float16 alpha, const float16* a,
+          std::int64_t lda, const float16* b, std::int64_t ldb, float16 beta, float16* c, std::int64_t ldc) {
+  half_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, bfloat16 alpha, const bfloat16* a,
+          std::int64_t lda, const bfloat16* b, std::int64_t ldb, bfloat16 beta, bfloat16* c, std::int64_t ldc) {
+  half_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 }  // namespace detail
 
 }  // namespace tapegrad

@@ -227,7 +227,10 @@ class LinearNode final : public TNode {
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(const Tensor& x0, const Tensor& w0, const Tensor& b0) {
+  // under autocast, on 16-bit copies of float32 operands (the bias too, as PyTorch's)
+  const Tensor x = detail::autocast_lower(x0), w = detail::autocast_lower(w0);
+  const Tensor b = b0.defined() ? detail::autocast_lower(b0) : b0;
   if (w.ndim() != 2 || x.ndim() == 0 || x.shape().back() != w.shape()[1])
     throw ValueError("tapegrad: linear: the input of shape " + shape_str(x.shape()) +
                      " and the weight of shape " + shape_str(w.shape()) +
@@ -260,7 +263,8 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   return rec.record(std::make_unique<LinearNode>(x, w, b.defined()), y);
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a0, const Tensor& b0) {
+  const Tensor a = detail::autocast_lower(a0), b = detail::autocast_lower(b0);  // (under autocast)
   if (a.ndim() == 0 || b.ndim() == 0)
     throw_error("tapegrad: matmul: operands must have at least one dimension, not shapes " + shape_str(a.shape()) +
                 " and " + shape_str(b.shape()) + " (use * for scalars)");

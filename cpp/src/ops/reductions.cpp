@@ -270,7 +270,9 @@ class LogSoftmaxNode final : public TNode {
 
 // The reductions record the kept-dims result, then view it without the axes (recorded).
 template <class MakeNode>
-Tensor reduction(const Tensor& x0, const Axes& axes, bool keepdims, Reduce kind, const char* name, MakeNode make) {
+Tensor reduction(const Tensor& x00, const Axes& axes, bool keepdims, Reduce kind, const char* name, MakeNode make) {
+  // under autocast, sums and products of 16-bit values compute and return float32
+  const Tensor x0 = kind == Reduce::Sum || kind == Reduce::Prod ? detail::autocast_wide(x00) : x00;
   const std::vector<int> ax = detail::normalize_axes(axes, x0.ndim(), name);
   if (!is_floating(x0.dtype())) {
     // integers and bools reduce exactly, to integers (bool.sum() is an int64 count)
@@ -284,6 +286,9 @@ Tensor reduction(const Tensor& x0, const Axes& axes, bool keepdims, Reduce kind,
   if (!rec.on()) return out;
   return rec.record(make(x, zk, ax), out);
 }
+
+// The float32 copy of a 16-bit x (composite ops compute in float32 and store x's dtype).
+Tensor widened(const Tensor& x) { return is_half(x.dtype()) ? convert(x, DType::Float32) : x; }
 
 // Stable log-sum-exp over `ax` of float x, kept dims (not recorded).
 Tensor lse_kept(const Tensor& x, const std::vector<int>& ax) {
@@ -368,7 +373,7 @@ class StdSqrtNode final : public TNode {
       const T* zp = z.data<T>();
       const T* gp = g.data<T>();
       T* r = gx.data<T>();
-      for (std::int64_t i = 0; i < n; ++i) r[i] = zp[i] == T(0) ? T(0) : gp[i] * T(0.5) / zp[i];
+      for (std::int64_t i = 0; i < n; ++i) r[i] = zp[i] == T(0) ? T(0) : T(gp[i] * 0.5f / zp[i]);
     });
     give(0, gx);
   }
@@ -392,17 +397,19 @@ Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
   return rec.record(std::make_unique<StdSqrtNode>(), z);
 }
 
-Tensor logsumexp(const Tensor& x0, const Axes& axes, bool keepdims) {
+Tensor logsumexp(const Tensor& x00, const Axes& axes, bool keepdims) {
+  const Tensor x0 = detail::autocast_wide(x00);  // (float32 under autocast)
   const std::vector<int> ax = detail::normalize_axes(axes, x0.ndim(), "logsumexp");
   Recorder rec({&x0}, "logsumexp");
   const Tensor x = floating(x0);
-  const Tensor zk = lse_kept(x, ax);
+  const Tensor zk = convert(lse_kept(widened(x), ax), x.dtype());
   const Tensor out = keepdims ? zk : detail::view_as_shape(zk, dropped_shape(x.shape(), ax));
   if (!rec.on()) return out;
   return rec.record(std::make_unique<LogsumexpNode>(x, zk, ax), out);
 }
 
-Tensor softmax(const Tensor& x0, int axis) {
+Tensor softmax(const Tensor& x00, int axis) {
+  const Tensor x0 = detail::autocast_wide(x00);  // (float32 under autocast)
   const int ax = detail::normalize_axis(axis, x0.ndim(), "softmax");
   Recorder rec({&x0}, "softmax");
   const Tensor x = floating(x0);
@@ -412,22 +419,25 @@ Tensor softmax(const Tensor& x0, int axis) {
     if (x.numel() == 0) {  // an empty axis, or empty elsewhere: nothing to normalise
       y = x.clone();
     } else {
-      const Tensor e = exp(x - reduce(x, {ax}, Reduce::Max, "softmax"));
-      y = e / reduce(e, {ax}, Reduce::Sum, "softmax");
+      const Tensor xw = widened(x);
+      const Tensor e = exp(xw - reduce(xw, {ax}, Reduce::Max, "softmax"));
+      y = convert(e / reduce(e, {ax}, Reduce::Sum, "softmax"), x.dtype());
     }
   }
   if (!rec.on()) return y;
   return rec.record(std::make_unique<SoftmaxNode>(ax), y);
 }
 
-Tensor log_softmax(const Tensor& x0, int axis) {
+Tensor log_softmax(const Tensor& x00, int axis) {
+  const Tensor x0 = detail::autocast_wide(x00);  // (float32 under autocast)
   const int ax = detail::normalize_axis(axis, x0.ndim(), "log_softmax");
   Recorder rec({&x0}, "log_softmax");
   const Tensor x = floating(x0);
   Tensor y;
   {
     NoGrad ng;
-    y = x - lse_kept(x, {ax});
+    const Tensor xw = widened(x);
+    y = convert(xw - lse_kept(xw, {ax}), x.dtype());
   }
   if (!rec.on()) return y;
   return rec.record(std::make_unique<LogSoftmaxNode>(ax), y);

@@ -49,17 +49,18 @@ void sgd_step(const Tensor& param, const Tensor& grad, Tensor& momentum_buffer, 
   const Tensor g = grad_like(param, grad);
   const std::int64_t n = param.numel();
   TG_FLOAT_DISPATCH(param.dtype(), T, {
+    using C = compute_t<T>;  // (the 16-bit dtypes update in float32)
     T* p = param.data<T>();
     const T* gp = g.data<T>();
     T* buf = use_momentum ? momentum_buffer.data<T>() : nullptr;
-    const T lr = static_cast<T>(o.lr), wd = static_cast<T>(o.weight_decay), mom = static_cast<T>(o.momentum);
-    const T keep = static_cast<T>(1.0 - o.dampening);
+    const C lr = static_cast<C>(o.lr), wd = static_cast<C>(o.weight_decay), mom = static_cast<C>(o.momentum);
+    const C keep = static_cast<C>(1.0 - o.dampening);
     for (std::int64_t i = 0; i < n; ++i) {
-      T d = o.maximize ? -gp[i] : gp[i];
+      C d = o.maximize ? -C(gp[i]) : C(gp[i]);
       if (o.weight_decay != 0.0) d = d + wd * p[i];
       if (use_momentum) {
-        buf[i] = first ? d : mom * buf[i] + keep * d;
-        d = o.nesterov ? d + mom * buf[i] : buf[i];
+        buf[i] = first ? d : C(mom * buf[i] + keep * d);
+        d = o.nesterov ? d + mom * buf[i] : C(buf[i]);
       }
       p[i] = p[i] - lr * d;
     }
@@ -80,27 +81,28 @@ void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, c
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(o.beta2, static_cast<double>(step));
   TG_FLOAT_DISPATCH(param.dtype(), T, {
+    using C = compute_t<T>;  // (the 16-bit dtypes update in float32)
     T* p = param.data<T>();
     const T* gp = g.data<T>();
     T* m = exp_avg.data<T>();
     T* v = exp_avg_sq.data<T>();
     T* vmax = o.amsgrad ? max_exp_avg_sq.data<T>() : nullptr;
-    const T b1w = static_cast<T>(1.0 - o.beta1), b2 = static_cast<T>(o.beta2), b2w = static_cast<T>(1.0 - o.beta2);
-    const T wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps);
-    const T decay = static_cast<T>(1.0 - o.lr * o.weight_decay);
-    const T step_size = static_cast<T>(o.lr / bc1), bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+    const C b1w = static_cast<C>(1.0 - o.beta1), b2 = static_cast<C>(o.beta2), b2w = static_cast<C>(1.0 - o.beta2);
+    const C wd = static_cast<C>(o.weight_decay), eps = static_cast<C>(o.eps);
+    const C decay = static_cast<C>(1.0 - o.lr * o.weight_decay);
+    const C step_size = static_cast<C>(o.lr / bc1), bc2_sqrt = static_cast<C>(std::sqrt(bc2));
     for (std::int64_t i = 0; i < n; ++i) {
-      T gi = o.maximize ? -gp[i] : gp[i];
+      C gi = o.maximize ? -C(gp[i]) : C(gp[i]);
       if (o.decoupled_weight_decay) p[i] = p[i] * decay;
       else if (o.weight_decay != 0.0) gi = gi + wd * p[i];
       m[i] = m[i] + b1w * (gi - m[i]);  // torch's lerp_(grad, 1 - beta1)
       v[i] = v[i] * b2 + b2w * gi * gi;
-      T second = v[i];
+      C second = v[i];
       if (vmax) {
         vmax[i] = std::max(vmax[i], v[i]);
         second = vmax[i];
       }
-      const T denom = std::sqrt(second) / bc2_sqrt + eps;
+      const C denom = std::sqrt(second) / bc2_sqrt + eps;
       p[i] = p[i] - step_size * (m[i] / denom);
     }
   });
@@ -117,18 +119,19 @@ void rmsprop_step(const Tensor& param, const Tensor& grad, const Tensor& square_
   const Tensor g = grad_like(param, grad);
   const std::int64_t n = param.numel();
   TG_FLOAT_DISPATCH(param.dtype(), T, {
+    using C = compute_t<T>;  // (the 16-bit dtypes update in float32)
     T* p = param.data<T>();
     const T* gp = g.data<T>();
     T* sq = square_avg.data<T>();
     T* buf = use_momentum ? momentum_buffer.data<T>() : nullptr;
     T* ga = o.centered ? grad_avg.data<T>() : nullptr;
-    const T alpha = static_cast<T>(o.alpha), aw = static_cast<T>(1.0 - o.alpha), wd = static_cast<T>(o.weight_decay);
-    const T eps = static_cast<T>(o.eps), lr = static_cast<T>(o.lr), mom = static_cast<T>(o.momentum);
+    const C alpha = static_cast<C>(o.alpha), aw = static_cast<C>(1.0 - o.alpha), wd = static_cast<C>(o.weight_decay);
+    const C eps = static_cast<C>(o.eps), lr = static_cast<C>(o.lr), mom = static_cast<C>(o.momentum);
     for (std::int64_t i = 0; i < n; ++i) {
-      T gi = o.maximize ? -gp[i] : gp[i];
+      C gi = o.maximize ? -C(gp[i]) : C(gp[i]);
       if (o.weight_decay != 0.0) gi = gi + wd * p[i];
       sq[i] = sq[i] * alpha + aw * gi * gi;
-      T avg;
+      C avg;
       if (ga) {
         ga[i] = ga[i] + aw * (gi - ga[i]);  // lerp_(grad, 1 - alpha)
         avg = std::sqrt(sq[i] - ga[i] * ga[i]) + eps;
@@ -155,12 +158,13 @@ void adagrad_step(const Tensor& param, const Tensor& grad, const Tensor& state_s
   const std::int64_t n = param.numel();
   const double clr = o.lr / (1.0 + static_cast<double>(step - 1) * o.lr_decay);
   TG_FLOAT_DISPATCH(param.dtype(), T, {
+    using C = compute_t<T>;  // (the 16-bit dtypes update in float32)
     T* p = param.data<T>();
     const T* gp = g.data<T>();
     T* s = state_sum.data<T>();
-    const T wd = static_cast<T>(o.weight_decay), eps = static_cast<T>(o.eps), c = static_cast<T>(clr);
+    const C wd = static_cast<C>(o.weight_decay), eps = static_cast<C>(o.eps), c = static_cast<C>(clr);
     for (std::int64_t i = 0; i < n; ++i) {
-      T gi = o.maximize ? -gp[i] : gp[i];
+      C gi = o.maximize ? -C(gp[i]) : C(gp[i]);
       if (o.weight_decay != 0.0) gi = gi + wd * p[i];
       s[i] = s[i] + gi * gi;
       p[i] = p[i] - c * (gi / (std::sqrt(s[i]) + eps));

@@ -3,6 +3,7 @@
 // rule's partials inline (sweep/partials.hpp); every other record answers Node::reverse.
 #include "sweep/partials.hpp"
 #include "tapegrad/tape.hpp"
+#include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
 
 #include <string>
@@ -31,6 +32,7 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
     if (also[k] < n) adjoints_[also[k]] = 1.0;
   adjoints_[from] = seed;
   SweepScope running(*this);
+  detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)
   sweep_segments(sweep, n);
 }
 

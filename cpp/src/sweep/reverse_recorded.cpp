@@ -8,6 +8,7 @@
 #include "sweep/partials.hpp"
 #include "sweep/scaled.hpp"
 #include "tapegrad/tape.hpp"
+#include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
 
 namespace tapegrad::detail {
@@ -36,6 +37,7 @@ void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::
   if (lo == 0 && tape.sweeping()) Tape::throw_nested_sweep();  // (a nested range sweep is checkpoint's)
   ScopedTape scope(tape);  // the rules record on this tape
   Tape::SweepScope running(tape);
+  detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)
   ReverseSweep sweep{tape, /*recorded=*/true, deliver, &adj, &has};
   sweep.needed = needed;
   const std::uint32_t gen = tape.generation();

@@ -65,6 +65,7 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
   if (from == Tape::kNone) return result;
   const std::uint32_t n = to - from + 1;
   Tape::SweepScope running(tape);
+  detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)
   TangentSweep sweep(tape, from, to, K);
   std::vector<char> is_seed(n, 0), need(n, 0);
   for (const auto& [rec, t] : seeds) {

@@ -352,7 +352,7 @@ void Tape::collect() {
   scratch_nodes_.clear();
 }
 
-TapeStats Tape::stats() const noexcept {
+TapeStats Tape::stats() const {
   TapeStats s{};
   s.records = size_;
   s.constants = nconst_;
@@ -361,7 +361,13 @@ TapeStats Tape::stats() const noexcept {
   s.bytes_in_use = std::size_t(size_) * (sizeof(Record) + sizeof(double)) + std::size_t(nconst_) * sizeof(double);
   s.adjoint_bytes = std::size_t(adjoint_capacity_) * sizeof(double);
   s.saved_bytes = 0;
-  for (const auto& n : nodes_) s.saved_bytes += n->value_bytes();
+  {
+    std::vector<std::pair<const void*, std::size_t>> held;
+    for (const auto& n : nodes_) n->held_values(held);
+    std::sort(held.begin(), held.end());  // each storage once, at the most any view of it covers
+    for (std::size_t i = 0; i < held.size(); ++i)
+      if (i + 1 == held.size() || held[i + 1].first != held[i].first) s.saved_bytes += held[i].second;
+  }
   s.bytes_reserved = std::size_t(capacity_) * (sizeof(Record) + sizeof(double)) +
                      std::size_t(const_capacity_) * sizeof(double) + s.adjoint_bytes +
                      roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t) +

@@ -19,6 +19,8 @@ const char* dtype_name(DType d) noexcept {
     case DType::Int64: return "int64";
     case DType::Float32: return "float32";
     case DType::Float64: return "float64";
+    case DType::Float16: return "float16";
+    case DType::BFloat16: return "bfloat16";
   }
   return "?";
 }
@@ -29,13 +31,35 @@ std::size_t dtype_size(DType d) noexcept {
     case DType::Int64: return 8;
     case DType::Float32: return 4;
     case DType::Float64: return 8;
+    case DType::Float16: return 2;
+    case DType::BFloat16: return 2;
   }
   return 8;
 }
 
+namespace {
+// The order of promotion: bool < int64 < the 16-bit floats < float32 < float64.
+int dtype_rank(DType d) noexcept {
+  switch (d) {
+    case DType::Bool: return 0;
+    case DType::Int64: return 1;
+    case DType::Float16: return 2;
+    case DType::BFloat16: return 2;
+    case DType::Float32: return 3;
+    case DType::Float64: return 4;
+  }
+  return 4;
+}
+}  // namespace
+
 DType promote(DType a, DType b) noexcept {
-  if ((a == DType::Int64 && b == DType::Float32) || (a == DType::Float32 && b == DType::Int64)) return DType::Float64;
-  return static_cast<DType>(std::max(static_cast<int>(a), static_cast<int>(b)));
+  if (a == b) return a;
+  if (is_floating(a) != is_floating(b) && (a == DType::Int64 || b == DType::Int64)) {
+    const DType f = a == DType::Int64 ? b : a;  // int64 with a float: float64 below 64 bits
+    return f == DType::Float64 ? f : DType::Float64;
+  }
+  if (is_half(a) && is_half(b)) return DType::Float32;  // float16 with bfloat16
+  return dtype_rank(a) >= dtype_rank(b) ? a : b;
 }
 
 DType arithmetic_dtype(DType a, DType b) noexcept {

@@ -40,15 +40,16 @@ Tensor clone_values(const Tensor& x);
 void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool always = false);
 
 /// Runs `f.template operator()<T>()`-style code for the float dtypes: TG_FLOAT_DISPATCH(d, T, { ... }).
-#define TG_FLOAT_DISPATCH(dtype, T, ...)                    \
-  do {                                                      \
-    if ((dtype) == ::tapegrad::DType::Float32) {            \
-      using T = float;                                      \
-      __VA_ARGS__                                           \
-    } else {                                                \
-      using T = double;                                     \
-      __VA_ARGS__                                           \
-    }                                                       \
+/// The 16-bit dtypes run the same code with T = float16 or bfloat16 (half.hpp): it computes in
+/// float and stores 16 bits.
+#define TG_FLOAT_DISPATCH(dtype, T, ...)                                                \
+  do {                                                                                  \
+    switch (dtype) {                                                                    \
+      case ::tapegrad::DType::Float32: { using T = float; __VA_ARGS__ } break;          \
+      case ::tapegrad::DType::Float16: { using T = ::tapegrad::float16; __VA_ARGS__ } break; \
+      case ::tapegrad::DType::BFloat16: { using T = ::tapegrad::bfloat16; __VA_ARGS__ } break; \
+      default: { using T = double; __VA_ARGS__ } break;                                 \
+    }                                                                                   \
   } while (0)
 
 #define TG_ANY_DISPATCH(dtype, T, ...)                                   \
@@ -58,8 +59,23 @@ void accumulate_into(std::shared_ptr<TensorImpl>& grad, const Tensor& g, bool al
       case ::tapegrad::DType::Float64: { using T = double; __VA_ARGS__ } break;        \
       case ::tapegrad::DType::Int64: { using T = std::int64_t; __VA_ARGS__ } break;    \
       case ::tapegrad::DType::Bool: { using T = bool; __VA_ARGS__ } break;             \
+      case ::tapegrad::DType::Float16: { using T = ::tapegrad::float16; __VA_ARGS__ } break; \
+      case ::tapegrad::DType::BFloat16: { using T = ::tapegrad::bfloat16; __VA_ARGS__ } break; \
     }                                                                    \
   } while (0)
+
+/// A value of one element type as another (a 16-bit float to the other through float; a
+/// double to float16 rounded once).
+template <class D, class S>
+inline D cast_to(S s) noexcept {
+  if constexpr (is_half_v<S> && !std::is_same_v<D, S>) return static_cast<D>(static_cast<float>(s));
+  else return static_cast<D>(s);
+}
+
+/// Under autocast: float32 x as the autocast dtype (a recorded cast); else x itself.
+Tensor autocast_lower(const Tensor& x);
+/// Under autocast: 16-bit x as float32 (a recorded cast); else x itself.
+Tensor autocast_wide(const Tensor& x);
 
 /// A tensor of `shape` and `dtype` with fresh (uninitialised) memory: not recorded.
 Tensor empty_tensor(const Shape& shape, DType dtype);
@@ -102,9 +118,10 @@ class TNode : public Node {
     }
   }
   std::size_t bytes() const noexcept override { return kOverhead + value_bytes(); }
-  std::size_t value_bytes() const noexcept override {
+  std::size_t value_bytes() const noexcept {
     return out_ && !is_leaf_node_ ? static_cast<std::size_t>(out_->numel) * dtype_size(out_->dtype) : 0;
   }
+  void held_values(std::vector<std::pair<const void*, std::size_t>>& into) const override;
 
   /// Adds `g` into this node's output gradient (from a consumer's vjp).
   void add_grad(const Tensor& g);
@@ -157,7 +174,10 @@ class TNode : public Node {
   struct Saved {
     std::shared_ptr<std::uint64_t> counter;
     std::uint64_t version;
+    const void* storage = nullptr;  // the memory it keeps alive (null: a parameter's or leaf data's)
+    std::size_t bytes = 0;
   };
+  void save(const Tensor& t);
   ReverseSweep* sweep_ = nullptr;  // the sweep running vjp(), for give()
   void step(ReverseSweep& sweep, std::uint32_t i);
   std::vector<Saved> saved_;
@@ -289,6 +309,12 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, floa
           std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc);
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
           std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc);
+/// The 16-bit products: the operands widened to float32, float32's gemm (accumulating in
+/// float32), the result rounded once to 16 bits.
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float16 alpha, const float16* a,
+          std::int64_t lda, const float16* b, std::int64_t ldb, float16 beta, float16* c, std::int64_t ldc);
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, bfloat16 alpha, const bfloat16* a,
+          std::int64_t lda, const bfloat16* b, std::int64_t ldb, bfloat16 beta, bfloat16* c, std::int64_t ldc);
 
 /// Sums x over the axes along which it was broadcast from `shape` (the reverse of
 /// broadcast_to): a tensor of `shape`. x itself if the shapes match. Not recorded.

@@ -285,27 +285,30 @@ void TNode::add_grad(const Tensor& g) {
   grad_ = Tensor(std::move(mine));
 }
 
+void TNode::save(const Tensor& t) {
+  auto c = version_of(t);
+  const std::uint64_t v = *c;
+  const TensorImpl& p = t.impl();
+  const bool parameter = p.leaf && p.requires_grad;  // (its memory is its owner's, not the graph's)
+  saved_.push_back(Saved{std::move(c), v, parameter ? nullptr : p.storage.get(),
+                         parameter ? 0 : static_cast<std::size_t>(p.numel) * dtype_size(p.dtype)});
+}
+
 void TNode::stamp(const std::vector<const Tensor*>& inputs, const Tensor& out) {
   if (saves_inputs())
-    for (const Tensor* t : inputs) {
-      auto c = version_of(*t);
-      const std::uint64_t v = *c;
-      saved_.push_back(Saved{std::move(c), v});
-    }
-  if (saves_output()) {
-    auto c = version_of(out);
-    const std::uint64_t v = *c;
-    saved_.push_back(Saved{std::move(c), v});
-  }
+    for (const Tensor* t : inputs) save(*t);
+  if (saves_output()) save(out);
 }
 
 void TNode::stamp_tensors(const std::vector<Tensor>& saved) {
-  for (const Tensor& t : saved) {
-    if (!t.defined()) continue;
-    auto c = version_of(t);
-    const std::uint64_t v = *c;
-    saved_.push_back(Saved{std::move(c), v});
-  }
+  for (const Tensor& t : saved)
+    if (t.defined()) save(t);
+}
+
+void TNode::held_values(std::vector<std::pair<const void*, std::size_t>>& into) const {
+  if (out_ && !is_leaf_node_) into.emplace_back(out_->storage.get(), value_bytes());
+  for (const Saved& s : saved_)
+    if (s.storage) into.emplace_back(s.storage, s.bytes);
 }
 
 void TNode::give(std::size_t k, const Tensor& gk) {

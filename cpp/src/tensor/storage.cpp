@@ -137,7 +137,7 @@ Tensor convert(const Tensor& x, DType dtype) {
     const S* s = x.data<S>();
     TG_ANY_DISPATCH(dtype, D, {
       D* d = r.data<D>();
-      for (std::int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
+      for (std::int64_t i = 0; i < n; ++i) d[i] = detail::cast_to<D>(s[i]);
     });
   });
   return r;

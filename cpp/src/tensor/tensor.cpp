@@ -28,6 +28,8 @@ template <class T>
 T* Tensor::data() const {
   constexpr DType want = std::is_same_v<T, float>          ? DType::Float32
                          : std::is_same_v<T, double>       ? DType::Float64
+                         : std::is_same_v<T, float16>      ? DType::Float16
+                         : std::is_same_v<T, bfloat16>     ? DType::BFloat16
                          : std::is_same_v<T, std::int64_t> ? DType::Int64
                                                            : DType::Bool;
   if (impl().dtype != want)
@@ -39,6 +41,8 @@ template float* Tensor::data<float>() const;
 template double* Tensor::data<double>() const;
 template std::int64_t* Tensor::data<std::int64_t>() const;
 template bool* Tensor::data<bool>() const;
+template float16* Tensor::data<float16>() const;
+template bfloat16* Tensor::data<bfloat16>() const;
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) { return empty_tensor(shape, dtype); }
 

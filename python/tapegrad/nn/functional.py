@@ -22,6 +22,7 @@ from .._tensor import log_softmax as _log_softmax
 from .._tensor import maximum, minimum, where
 from .._tensor import softmax as _softmax
 from .._tensor import tensor as _make_tensor
+from ..amp import _float32_under_autocast
 from .init import _assign, _np_generator
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -292,6 +293,7 @@ def _pointwise(name: str, input: Tensor, target: Any, reduction: str, weight: An
 
 
 @_takes_tensor
+@_float32_under_autocast
 def mse_loss(input: Tensor, target: Any, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
              reduction: str = "mean", weight: Any = None) -> Tensor:
     """(x - y)**2, reduced."""
@@ -300,6 +302,7 @@ def mse_loss(input: Tensor, target: Any, size_average: Optional[bool] = None, re
 
 
 @_takes_tensor
+@_float32_under_autocast
 def l1_loss(input: Tensor, target: Any, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
             reduction: str = "mean", weight: Any = None) -> Tensor:
     """|x - y|, reduced."""
@@ -314,6 +317,7 @@ def _huber(d: Tensor, delta: float) -> Tensor:
 
 
 @_takes_tensor
+@_float32_under_autocast
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0,
                weight: Any = None) -> Tensor:
     """0.5 d**2 where |d| < delta, else delta * (|d| - delta / 2), with d = x - y, reduced."""
@@ -325,6 +329,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
 
 
 @_takes_tensor
+@_float32_under_autocast
 def smooth_l1_loss(input: Tensor, target: Any, size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d**2 / beta where |d| < beta, else |d| - beta / 2 (|d| for beta = 0), reduced: huber_loss / beta."""
@@ -377,6 +382,7 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
 
 
 @_takes_tensor
+@_float32_under_autocast
 def nll_loss(input: Tensor, target: Any, weight: Any = None, size_average: Optional[bool] = None,
              ignore_index: int = -100, reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
     """The negative log likelihood of class indices ``target`` (shape (N,) or (N, d1, ...)) under
@@ -386,6 +392,7 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, size_average: Optio
 
 
 @_takes_tensor
+@_float32_under_autocast
 def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: Optional[bool] = None,
                   ignore_index: int = -100, reduce: Optional[bool] = None, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -441,6 +448,7 @@ def _clamped_log(x: Tensor) -> Tensor:
 
 
 @_takes_tensor
+@_float32_under_autocast
 def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: Optional[bool] = None,
                          reduce: Optional[bool] = None, reduction: str = "mean") -> Tensor:
     """-(y log x + (1 - y) log(1 - x)) for probabilities x, each log clamped at -100 as torch, reduced.
@@ -458,6 +466,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_av
 
 
 @_takes_tensor
+@_float32_under_autocast
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
                                      size_average: Optional[bool] = None, reduce: Optional[bool] = None,
                                      reduction: str = "mean", pos_weight: Any = None) -> Tensor:
