@@ -46,11 +46,29 @@ def test_demo_trains_to_full_accuracy_and_reports_time() -> None:
     assert lines[part1 - 1].startswith("step  99  loss 0.010978  accuracy 100.0%")
     assert lines[part1].startswith("median time per step:")
     # part 2: PyTorch-style code on tensors (nn.Sequential, optim.Adam), the same data and loss
-    part2 = lines[part1 + 2:]
+    part3 = lines.index("", part1 + 2)  # a blank line; part 3
+    part2 = lines[part1 + 2:part3]
     assert lines[part1 + 2].startswith("the same with tensors: nn.Sequential") and "337 parameters" in lines[part1 + 2]
     assert part2[1].startswith("step   0  loss 1.030436  accuracy  50.0%")  # tapegrad.random, seed 1337
     assert part2[-2].startswith("step  99") and "accuracy 100.0%" in part2[-2]
     assert part2[-1].startswith("median time per step:") and "x the scalar Vars' speed" in part2[-1]
+    # part 3: part 2 in float32, plainly and under bfloat16 autocast: both reach full accuracy
+    assert lines[part3 + 1].startswith("mixed precision: part 2's model in float32")
+    assert lines[part3 + 2].strip().startswith("float32: loss") and "accuracy 100.0%" in lines[part3 + 2]
+    assert lines[part3 + 3].strip().startswith("bfloat16 autocast: loss") and "accuracy 100.0%" in lines[part3 + 3]
+
+
+@pytest.mark.parametrize("seed", [1337, 0, 42])
+def test_demo_model_under_bfloat16_autocast_reaches_float32_accuracy(seed: int) -> None:
+    # the issue's claim: the demo's tensor model trained under bfloat16 autocast (with a GradScaler)
+    # reaches the float32 run's accuracy; its graph saves less
+    X, y = demo.make_moons(100, noise=0.1, seed=seed)
+    f32 = demo.mixed_precision_run(seed, X, y, 100)
+    bf16 = demo.mixed_precision_run(seed, X, y, 100, demo.bfloat16)
+    assert f32["accuracy"] == 1.0
+    assert bf16["accuracy"] >= f32["accuracy"]
+    assert bf16["loss"] < 0.05  # trained (from about 1.03 at step 0)
+    assert bf16["saved_bytes"] < 0.6 * f32["saved_bytes"]
 
 
 def has_graphviz() -> bool:

@@ -6,7 +6,8 @@ call that did it and a minimal reproducer found by bisection.
 
 Targets: the public callables of ``tapegrad``, ``tapegrad.autograd``,
 ``tapegrad.functional``, ``tapegrad.nn``, ``tapegrad.utils.checkpoint``,
-``tapegrad.utils.hooks`` and ``tapegrad.viz``; every public method and property, and the dunders tapegrad defines, of
+``tapegrad.utils.hooks``, ``tapegrad.viz`` and ``tapegrad.amp``; every public method and property, and the
+dunders tapegrad defines, of
 ``Tensor``, ``Var`` and ``Tape`` bound to live instances (a leaf that requires grad, a
 recorded result, a stale tensor whose tape was cleared, 0-d, empty, int64, bool, a
 transposed view, float32, a tensor of another tape, Var leaves, recorded and stale Vars, ...)
@@ -191,6 +192,9 @@ WORKER = textwrap.dedent(r'''
     recipe("t_2d", "t_2d = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)", "Tensor", "live")
     recipe("t_T", "t_T = t_2d.T", "Tensor", "live")
     recipe("t_f32", "t_f32 = tg.tensor([1.0, -2.0], dtype='float32', requires_grad=True)", "Tensor", "live")
+    recipe("t_f16", "t_f16 = tg.tensor([1.5, -2.0, 65504.0], dtype='float16', requires_grad=True)", "Tensor", "live")
+    recipe("t_bf16", "t_bf16 = tg.tensor([[0.5, -3.0], [1e30, 2.0]], dtype='bfloat16', requires_grad=True)",
+           "Tensor", "live")
     recipe("t_loss", "t_loss = (t_rec * 2.0).sum()", "Tensor", "live")
     recipe("t_gleaf", """
         t_gleaf = tg.tensor([1.0, 2.0], requires_grad=True)
@@ -245,7 +249,8 @@ WORKER = textwrap.dedent(r'''
                        ("a_dict", "{'a': 1.0}"), ("a_set", "{1, 2}"), ("lam", "lambda *a, **k: None"),
                        ("dt_f32", "np.float32"), ("dt_obj", "np.dtype(object)"), ("dt_be", "np.dtype('>f8')"),
                        ("dt_c", "np.complex128"), ("dt_struct", "np.dtype([('a', 'f8')])"), ("dt_bogus", "'bogus'"),
-                       ("dt_f16", "'float16'"), ("pytype_int", "int"), ("ellipsis", "..."),
+                       ("dt_f16", "'float16'"), ("dt_bf16", "'bfloat16'"), ("dt_i32", "np.int32"),
+                       ("pytype_int", "int"), ("ellipsis", "..."),
                        ("sl_rev", "slice(None, None, -1)"), ("sl_big", "slice(0, 2**63, 2**62)"),
                        ("sl_zero", "slice(0, 3, 0)"), ("idx_mixed", "(0, None, ...)"),
                        ("idx_bool", "[True, False, True]"), ("idx_arr", "np.array([0, -1])"),
@@ -289,6 +294,7 @@ WORKER = textwrap.dedent(r'''
                        ("arr_dt", "np.array(['2020-01-01'], dtype='datetime64[D]')"),
                        ("arr_struct", "np.zeros(2, dtype=[('a', 'f8')])"), ("arr_many_dims", "np.ones((1,) * 40)"),
                        ("arr_f32_2d", "np.ones((3, 2), dtype=np.float32)"),
+                       ("arr_f16", "np.array([1.0, np.inf, -0.0], dtype=np.float16)"),
                        ("arr_unaligned", "np.frombuffer(b'\\x00' * 33, dtype='f8', count=4, offset=1)"),
                        ("arr_masked", "np.ma.masked_array([1.0, 2.0], mask=[0, 1])"),
                        ("arr_matrix_like", "np.ones((2, 2, 2, 2))")]:
@@ -538,6 +544,7 @@ WORKER = textwrap.dedent(r'''
     MODULES += [("tg.utils.checkpoint", tg.utils.checkpoint), ("tg.utils.hooks", tg.utils.hooks)]
     if hasattr(tg, "viz"):
         MODULES.append(("tg.viz", tg.viz))
+    MODULES.append(("tg.amp", tg.amp))
     NOT_FUZZED_DUNDERS = {"__new__", "__class__", "__getattribute__", "__setattr__", "__delattr__", "__dir__",
                           "__init_subclass__", "__subclasshook__", "__sizeof__", "__reduce_ex__", "__getstate__",
                           "__doc__", "__module__", "__dict__", "__weakref__", "__slots__", "__annotations__",

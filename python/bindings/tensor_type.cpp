@@ -190,7 +190,8 @@ Tensor tensor_from_array(py::handle obj, std::optional<DType> want, bool copy) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array(g_np_array(obj));
   if (!want || *want == DType::Int64) check_int64_range(a);
   const DType dt = want ? *want : tensor_dtype(a.dtype());
-  if (dt == DType::BFloat16 && !(a.dtype().kind() == 'V' && tensor_dtype(a.dtype()) == DType::BFloat16)) {
+  const bool is_bf16 = a.dtype().kind() == 'V' && std::string(py::str(a.dtype().attr("name"))) == "bfloat16";
+  if (dt == DType::BFloat16 && !is_bf16) {
     // to bfloat16 from another dtype: rounded by tapegrad (without ml_dtypes NumPy cannot)
     const bool f32 = a.dtype().kind() == 'f' && a.dtype().itemsize() == 4;
     return tapegrad::astype(tensor_from_array(a, f32 ? DType::Float32 : DType::Float64, copy), DType::BFloat16);
@@ -839,6 +840,23 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
       }, py::arg("values"), py::arg("name") = "in-place assignment")
       .def("numpy", [](const PyTensor& p) { return to_numpy(p.t); },
            "The values as a numpy.ndarray that shares this tensor's memory (no copy).")
+      .def("__array__", [](const PyTensor& p, const py::object& dtype, const py::object& copy) -> py::object {
+        // (NumPy reads the buffer protocol first; this serves the dtype it has no format for,
+        // bfloat16, rather than NumPy's fallback to an object array of elements)
+        // NumPy 2's protocol: copy=True always copies, copy=False never (a ValueError where a
+        // dtype change needs one), None copies only for a dtype change
+        py::object a = to_numpy(p.t);
+        const int cp = copy.is_none() ? -1 : PyObject_IsTrue(copy.ptr());
+        if (cp < 0 && !copy.is_none()) throw py::error_already_set();
+        if (!dtype.is_none() && !py::object(a.attr("dtype")).equal(py::dtype::from_args(dtype))) {
+          if (cp == 0)
+            throw py::value_error("tapegrad: Tensor.__array__: a " + std::string(tapegrad::dtype_name(p.t.dtype())) +
+                                  " tensor cannot become an array of another dtype without a copy (copy=False)");
+          return a.attr("astype")(dtype);
+        }
+        if (cp == 1) return a.attr("copy")();
+        return a;
+      }, py::arg("dtype") = py::none(), py::kw_only(), py::arg("copy") = py::none())
       .def("item", [](const PyTensor& p) { return item_object(p.t); }, "The single element as a Python number.")
       .def("backward", &do_backward, py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(),
            py::arg("create_graph") = false,

@@ -47,3 +47,26 @@ try:
 except ImportError:  # pragma: no cover - exercised by the no-ml_dtypes test in a subprocess
     bfloat16 = bfloat16_dtype = _BFloat16()
     have_ml_dtypes = False
+
+
+def is_float(dtype: Any) -> bool:
+    """Whether a tensor's dtype is floating: float16, bfloat16, float32 or float64 (bfloat16's NumPy
+    kind is 'V', so ``dtype.kind == 'f'`` alone misses it)."""
+    return getattr(dtype, "kind", None) == "f" or getattr(dtype, "name", None) == "bfloat16"
+
+
+def as_dtype(x: Any) -> Any:
+    """A dtype argument as the dtype object a tensor's ``.dtype`` would be: NumPy's, or bfloat16's
+    (ml_dtypes' dtype, or the marker). TypeError for what is no dtype."""
+    if x is None:
+        raise TypeError("expected a dtype, got None")
+    if (isinstance(x, str) and x == "bfloat16") or x is bfloat16 or x is bfloat16_dtype:
+        return bfloat16_dtype
+    dt = np.dtype(x)
+    return bfloat16_dtype if dt.name == "bfloat16" else dt
+
+
+def numpy_values(t: Any) -> Any:
+    """A tensor's values as an ndarray for NumPy-side work (sorting, printing): bfloat16 as float32
+    (exact; NumPy has no bfloat16 of its own, and ml_dtypes' orders NaN apart)."""
+    return t.astype(np.float32).numpy() if t.dtype.name == "bfloat16" else t.numpy()

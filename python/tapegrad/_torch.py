@@ -33,6 +33,8 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
+from ._dtypes import as_dtype, is_float, numpy_values
+from .amp import autocast, is_autocast_enabled
 
 _ops = _core.tensor_ops
 _tensor = _core.tensor
@@ -110,8 +112,8 @@ def is_tensor(x: object) -> bool:
 
 
 def is_floating_point(t: Tensor) -> bool:
-    """Whether t is float32 or float64 (``torch.is_floating_point``)."""
-    return t.dtype.kind == "f"
+    """Whether t is floating: float16, bfloat16, float32 or float64 (``torch.is_floating_point``)."""
+    return is_float(t.dtype)
 
 
 class device:  # noqa: N801 (PyTorch's name)
@@ -145,6 +147,14 @@ _CPU = device("cpu")
 # --- dtype conversion --------------------------------------------------------------------------------
 
 
+def _is_dtype_name(s: str) -> bool:
+    try:
+        as_dtype(s)
+    except TypeError:
+        return False
+    return True
+
+
 def _to(t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     """``t.to(dtype)``, ``t.to('cpu')``, ``t.to('cpu', dtype)``, ``t.to(other)``: a tensor of that
     dtype (t itself when it has it already, as PyTorch)."""
@@ -157,13 +167,13 @@ def _to(t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     for a in args:
         if isinstance(a, Tensor):
             dtype = a.dtype
-        elif isinstance(a, (str, device)):
+        elif isinstance(a, device) or (isinstance(a, str) and not _is_dtype_name(a)):
             dev = a
         elif a is not None:
             dtype = a
     if dev is not None:
         device(dev)  # only the CPU
-    if dtype is None or np.dtype(dtype) == t.dtype:
+    if dtype is None or as_dtype(dtype) == t.dtype:
         return t
     return t.astype(dtype)
 
@@ -549,7 +559,7 @@ def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Tensor:
                          "must cover")
     if s.shape != idx.shape:
         s = s[tuple(slice(0, n) for n in idx.shape)]
-    if s.dtype != t.dtype and t.dtype.kind == "f":
+    if s.dtype != t.dtype and is_float(t.dtype):
         s = s.astype(t.dtype)
     return t + _ops._put_add(s, _offsets(t.shape, d, idx), t.shape)
 
@@ -606,7 +616,7 @@ def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool = True) -
     if t.ndim == 0:
         return _ValuesIndices(t, _tensor(0))
     d = _axis(dim, t.ndim, "sort")
-    idx = _sort_indices(t.numpy(), d, descending)
+    idx = _sort_indices(numpy_values(t), d, descending)
     return _ValuesIndices(gather(t, d, idx), _tensor(idx))
 
 
@@ -623,7 +633,7 @@ def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = Tru
     n = t.shape[d] if t.ndim else 1
     if not 0 <= k <= n:
         raise ValueError(f"tapegrad.topk: k = {k} is out of range for a dimension of size {n}")
-    idx = _sort_indices(t.numpy(), d, largest)
+    idx = _sort_indices(numpy_values(t), d, largest)
     idx = np.ascontiguousarray(np.take(idx, np.arange(k), axis=d))
     return _ValuesIndices(gather(t, d, idx), _tensor(idx))
 
@@ -634,9 +644,12 @@ def cumsum(x: Any, dim: int) -> Tensor:
     t = _as_tensor(x)
     d = _axis(dim, t.ndim, "cumsum")
     n = t.shape[d]
-    tri = _tensor(np.tril(np.ones((n, n))), dtype=t.dtype if t.dtype.kind == "f" else None)
+    if is_float(t.dtype) and t.dtype.itemsize == 2 and is_autocast_enabled():
+        t = t.astype(np.float32)  # (a reduction: float32 under autocast)
+    tri = _tensor(np.tril(np.ones((n, n))), dtype=t.dtype if is_float(t.dtype) else None)
     moved = _swap(t, d, -1) if d != t.ndim - 1 else t
-    r = moved @ tri.T
+    with autocast(enabled=False):  # (the product is the sum's kernel, not a matmul to lower)
+        r = moved @ tri.T
     return _swap(r, d, -1) if d != t.ndim - 1 else r
 
 
@@ -665,8 +678,8 @@ def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: 
     t = _as_tensor(x)
     if dtype is not None:
         t = t.astype(dtype)
-    if t.dtype.kind != "f":
-        raise TypeError(f"tapegrad.norm: the tensor must be float32 or float64, not {t.dtype}")
+    if not is_float(t.dtype):
+        raise TypeError(f"tapegrad.norm: the tensor must be floating, not {t.dtype}")
     if p == "fro" or p is None:
         p = 2
     if p == "nuc":
@@ -728,8 +741,9 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_g
     """``torch.linspace``: `steps` evenly spaced values from start to end, both included."""
     if operator.index(steps) < 0:
         raise ValueError(f"tapegrad.linspace: steps must be non-negative, not {steps}")
-    a = np.linspace(float(start), float(end), steps, dtype=np.dtype(dtype or _default_float()))
-    return _tensor(a, requires_grad=requires_grad)
+    dt = as_dtype(dtype or _default_float())
+    a = np.linspace(float(start), float(end), steps, dtype=None if dt.name == "bfloat16" else dt)
+    return _tensor(a, dtype=dt, requires_grad=requires_grad)  # (a dtype tapegrad lacks: a TypeError)
 
 
 def _new_factory(value: Optional[float]) -> Callable[..., Tensor]:

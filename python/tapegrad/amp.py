@@ -16,13 +16,13 @@ from __future__ import annotations
 import enum
 import functools
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, cast
+import numbers
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, cast
 
 import numpy as np
 
 from . import _core
 from ._core import Tensor
-from ._dtypes import bfloat16
 
 __all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype"]
 
@@ -50,14 +50,17 @@ class autocast:
     """``torch.autocast`` for tapegrad: a context manager (and decorator) under which
 
     - ``matmul``, ``@`` and ``nn.Linear`` run on ``dtype`` (float16 or bfloat16) copies of their
-      float32 operands, so what they return and what the graph saves for them is 16-bit, and ops on
-      their results (``relu``, ``tanh``, ...) stay 16-bit;
-    - the reductions (``sum``, ``mean``, ``prod``, ``var``, ``std``, ``logsumexp``), ``softmax``,
-      ``log_softmax`` and the losses of ``tapegrad.nn.functional`` compute and return float32;
+      floating operands, so what they return and what the graph saves for them is 16-bit, and ops
+      on their results (``relu``, ``tanh``, ...) stay 16-bit. (PyTorch's autocast leaves float64
+      alone; float64 is tapegrad's default dtype, and a default model would not be cast);
+    - the reductions (``sum``, ``mean``, ``prod``, ``var``, ``std``, ``logsumexp``, ``cumsum``),
+      ``softmax``, ``log_softmax`` and the losses of ``tapegrad.nn.functional`` compute and return
+      float32 for 16-bit inputs;
     - the copies are recorded casts, so gradients come back in each parameter's own dtype.
 
-    ``backward()`` may run inside or outside the block: derivative sweeps run with autocast off.
-    The state is per thread and blocks nest (``enabled=False`` turns it off inside another).
+    ``dtype=None`` is the enclosing block's dtype (bfloat16 outside any). ``backward()`` may run
+    inside or outside the block: derivative sweeps run with autocast off. The state is per
+    thread and blocks nest (``enabled=False`` turns it off inside another).
     """
 
     def __init__(self, device_type: str = "cpu", dtype: Any = None, enabled: bool = True,
@@ -65,18 +68,22 @@ class autocast:
         _check_device(device_type, "autocast")
         if not isinstance(enabled, bool):
             raise TypeError(f"tapegrad.autocast: enabled must be a bool, not {type(enabled).__name__}")
+        if dtype is not None:
+            _check_dtype(dtype)
         self.device = device_type
-        self.fast_dtype = bfloat16 if dtype is None else dtype
+        self.fast_dtype = dtype
         self._enabled = enabled
         self._saved: List[Tuple[bool, Any]] = []
-        _check_dtype(self.fast_dtype)
 
     def __enter__(self) -> "autocast":
-        self._saved.append(_core._autocast_state())
-        _core._set_autocast(self._enabled, self.fast_dtype)
+        state = _core._autocast_state()
+        self._saved.append(state)
+        _core._set_autocast(self._enabled, state[1] if self.fast_dtype is None else self.fast_dtype)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not self._saved:
+            raise RuntimeError("tapegrad.autocast: __exit__ without a matching __enter__")
         enabled, dtype = self._saved.pop()
         _core._set_autocast(enabled, dtype)
 
@@ -115,6 +122,51 @@ def _widen(x: Any) -> Any:
     return x
 
 
+_STATE_KEYS = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def _real(x: Any, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        raise TypeError(f"tapegrad.amp.GradScaler: {name} must be a number, not {type(x).__name__}")
+    return float(x)
+
+
+def _scale_value(x: Any, name: str) -> float:
+    """A scale: a number whose float32 is finite and positive (the scale is a float32, as torch's)."""
+    v = _real(x, name)
+    if not (math.isfinite(v) and 0 < v <= _FLT_MAX and np.float32(v) > 0):
+        raise ValueError(f"tapegrad.amp.GradScaler: {name} must be a positive number that float32 holds "
+                         f"(finite, not 0 once rounded), got {x!r}")
+    return v
+
+
+def _growth(x: Any) -> float:
+    v = _real(x, "growth_factor")
+    if not (math.isfinite(v) and v > 1.0):
+        raise ValueError(f"tapegrad.amp.GradScaler: growth_factor must be a finite number > 1.0, got {x!r}")
+    return v
+
+
+def _backoff(x: Any) -> float:
+    v = _real(x, "backoff_factor")
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"tapegrad.amp.GradScaler: backoff_factor must be in (0, 1), got {x!r}")
+    return v
+
+
+def _interval(x: Any) -> int:
+    if isinstance(x, bool) or not isinstance(x, numbers.Integral) or x <= 0:
+        raise ValueError(f"tapegrad.amp.GradScaler: growth_interval must be a positive int, got {x!r}")
+    return int(x)
+
+
+def _times(scale: Any, factor: float) -> Any:
+    """scale * factor in float32 (torch's arithmetic on its float32 scale); inf past float32's range."""
+    with np.errstate(over="ignore"):
+        return np.float32(scale) * np.float32(factor)
+
+
 class _Stage(enum.Enum):
     READY = 0
     UNSCALED = 1
@@ -140,22 +192,12 @@ class GradScaler:
     def __init__(self, device: str = "cpu", init_scale: float = 2.0**16, growth_factor: float = 2.0,
                  backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
         _check_device(device, "amp.GradScaler")
-        if not growth_factor > 1.0:
-            raise ValueError(f"tapegrad.amp.GradScaler: growth_factor must be > 1.0, got {growth_factor}")
-        if not 0.0 < backoff_factor < 1.0:
-            raise ValueError(f"tapegrad.amp.GradScaler: backoff_factor must be in (0, 1), got {backoff_factor}")
-        if not isinstance(growth_interval, int) or isinstance(growth_interval, bool) or growth_interval <= 0:
-            raise ValueError(
-                f"tapegrad.amp.GradScaler: growth_interval must be a positive int, got {growth_interval!r}")
-        if not (isinstance(init_scale, (int, float)) and math.isfinite(init_scale) and init_scale > 0):
-            raise ValueError(
-                f"tapegrad.amp.GradScaler: init_scale must be a finite positive number, got {init_scale!r}")
         self._device = device
         self._enabled = bool(enabled)
-        self._init_scale = float(init_scale)
-        self._growth_factor = float(growth_factor)
-        self._backoff_factor = float(backoff_factor)
-        self._growth_interval = growth_interval
+        self._init_scale = _scale_value(init_scale, "init_scale")
+        self._growth_factor = _growth(growth_factor)
+        self._backoff_factor = _backoff(backoff_factor)
+        self._growth_interval = _interval(growth_interval)
         self._scale: Optional[np.float32] = None  # made by the first scale(), as torch's
         self._growth_tracker = 0
         self._per_optimizer: Dict[int, Dict[str, Any]] = {}
@@ -231,21 +273,23 @@ class GradScaler:
             return
         self._check_scale("update")
         if new_scale is not None:
-            value = float(new_scale.item() if isinstance(new_scale, Tensor) else new_scale)
-            if isinstance(new_scale, Tensor) and new_scale.numel() != 1:
-                raise ValueError("tapegrad.amp.GradScaler.update: new_scale must be a number or a one-element tensor")
-            self._scale = np.float32(value)
+            if isinstance(new_scale, Tensor):
+                if new_scale.numel() != 1:
+                    raise ValueError("tapegrad.amp.GradScaler.update: new_scale must be a number or a one-element "
+                                     f"tensor, not a tensor of shape {tuple(new_scale.shape)}")
+                new_scale = new_scale.item()
+            self._scale = np.float32(_scale_value(new_scale, "new_scale"))
         else:
             found = [s["found_inf"] for s in self._per_optimizer.values() if s["found_inf"] is not None]
             assert found, "No inf checks were recorded prior to update."
             assert self._scale is not None
             if any(found):
-                self._scale = np.float32(self._scale * np.float32(self._backoff_factor))
+                self._scale = _times(self._scale, self._backoff_factor)
                 self._growth_tracker = 0
             else:
                 successful = self._growth_tracker + 1
                 if successful == self._growth_interval:
-                    grown = np.float32(self._scale * np.float32(self._growth_factor))
+                    grown = _times(self._scale, self._growth_factor)
                     if np.isfinite(grown):
                         self._scale = grown
                     self._growth_tracker = 0
@@ -273,19 +317,19 @@ class GradScaler:
         return self._growth_factor
 
     def set_growth_factor(self, new_factor: float) -> None:
-        self._growth_factor = float(new_factor)
+        self._growth_factor = _growth(new_factor)
 
     def get_backoff_factor(self) -> float:
         return self._backoff_factor
 
     def set_backoff_factor(self, new_factor: float) -> None:
-        self._backoff_factor = float(new_factor)
+        self._backoff_factor = _backoff(new_factor)
 
     def get_growth_interval(self) -> int:
         return self._growth_interval
 
     def set_growth_interval(self, new_interval: int) -> None:
-        self._growth_interval = int(new_interval)
+        self._growth_interval = _interval(new_interval)
 
     def _get_growth_tracker(self) -> int:
         return self._growth_tracker if self._enabled else 0
@@ -302,16 +346,28 @@ class GradScaler:
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         if not self._enabled:
             return
+        if not isinstance(state_dict, Mapping):
+            raise TypeError("tapegrad.amp.GradScaler.load_state_dict: expected a dict, not "
+                            f"{type(state_dict).__name__}")
         if len(state_dict) == 0:
             raise RuntimeError("The source state dict is empty, possibly because it was saved from a disabled "
                                "instance of GradScaler.")
-        self._init_scale = float(state_dict["scale"])
+        missing = [k for k in _STATE_KEYS if k not in state_dict]
+        if missing:
+            raise KeyError(f"tapegrad.amp.GradScaler.load_state_dict: the state dict lacks {missing}")
+        # every value checked before any is set
+        scale = _scale_value(state_dict["scale"], "scale")
+        growth, backoff = _growth(state_dict["growth_factor"]), _backoff(state_dict["backoff_factor"])
+        interval = _interval(state_dict["growth_interval"])
+        tracker = state_dict["_growth_tracker"]
+        if not isinstance(tracker, numbers.Integral) or isinstance(tracker, bool) or not 0 <= int(tracker) < interval:
+            raise ValueError("tapegrad.amp.GradScaler.load_state_dict: _growth_tracker must be an int in "
+                             f"[0, growth_interval), got {tracker!r}")
+        self._init_scale = scale
         if self._scale is not None:
-            self._scale = np.float32(self._init_scale)
-        self._growth_factor = float(state_dict["growth_factor"])
-        self._backoff_factor = float(state_dict["backoff_factor"])
-        self._growth_interval = int(state_dict["growth_interval"])
-        self._growth_tracker = int(state_dict["_growth_tracker"])
+            self._scale = np.float32(scale)
+        self._growth_factor, self._backoff_factor, self._growth_interval = growth, backoff, interval
+        self._growth_tracker = int(tracker)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()

@@ -5,7 +5,9 @@
 Part 1 is micrograd's demo, written with tapegrad's scalar ``Var`` (the code reads exactly
 as it would with micrograd's ``Value``). Part 2 trains the same data with PyTorch-style
 code on tensors: ``nn.Sequential``, ``optim.Adam`` and the same max-margin loss. Each part
-prints loss, accuracy and its time per step. ``--plot FILE.png`` draws both models' decision
+prints loss, accuracy and its time per step. Part 3 trains part 2's model in float32 twice, plainly
+and under ``tapegrad.autocast(dtype=bfloat16)`` with a ``GradScaler``, and compares their
+accuracy and the bytes their graphs saved. ``--plot FILE.png`` draws both models' decision
 boundaries as micrograd's notebook does (needs matplotlib: ``pip install tapegrad[plot]``), and
 next to it, in ``FILE_neuron.png``, the graph of one neuron of part 1's trained model on one
 point, with its values and gradients, as micrograd's ``draw_dot`` draws it (``tapegrad.viz``;
@@ -23,9 +25,10 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from . import nn, optim, viz
-from ._core import Tensor, Var
-from ._tensor import no_grad, tensor
+from . import amp, nn, optim, viz
+from ._core import Tape, Tensor, Var
+from ._dtypes import bfloat16
+from ._tensor import float32, no_grad, tensor
 
 
 def make_moons(n: int = 100, noise: float | None = 0.1, seed: int | None = 1337) -> Tuple[np.ndarray, np.ndarray]:
@@ -114,6 +117,32 @@ def tensor_train_step(model: nn.Sequential, opt: optim.Optimizer, X: Tensor, y: 
     opt.step()
     accuracy = ((scores > 0) == (y > 0)).float().mean().item()
     return total.item(), accuracy
+
+
+def mixed_precision_run(seed: int, X: np.ndarray, y: np.ndarray, steps: int, dtype: Any = None,
+                        alpha: float = 1e-4) -> Dict[str, float]:
+    """Part 3: part 2's model and loss in float32, under ``autocast(dtype=dtype)`` with a ``GradScaler``
+    (both off for ``dtype=None``). Returns the final loss and accuracy, and the bytes the last step's
+    graph saved (``Tape.stats()['saved_bytes']`` after the forward)."""
+    mixed = dtype is not None
+    model = tensor_model(seed).float()
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    scaler = amp.GradScaler(enabled=mixed)
+    Xt, yt = tensor(X, dtype=float32), tensor(2.0 * y - 1.0, dtype=float32)
+    out: Dict[str, float] = {}
+    for _ in range(steps):
+        opt.zero_grad()
+        tape = Tape()
+        with tape, amp.autocast(dtype=dtype if mixed else bfloat16, enabled=mixed):
+            scores = model(Xt).squeeze(1)  # bfloat16 under autocast
+            data_loss = (1 - yt * scores).relu().mean()  # float32 (y is)
+            total = data_loss + alpha * sum((p * p).sum() for p in model.parameters())
+            out["saved_bytes"] = tape.stats()["saved_bytes"]
+            scaler.scale(total).backward()  # gradients in float32, the parameters' dtype
+        scaler.step(opt)
+        scaler.update()
+        out["loss"], out["accuracy"] = total.item(), ((scores > 0) == (yt > 0)).float().mean().item()
+    return out
 
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -213,6 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"step {k:3d}  loss {ttotal:.6f}  accuracy {taccuracy * 100:5.1f}%  {ttimes[-1] * 1e3:7.3f} ms/step")
     tmedian = sorted(ttimes)[len(ttimes) // 2]
     print(f"median time per step: {tmedian * 1e3:.3f} ms (tensors: {median / tmedian:.0f}x the scalar Vars' speed)")
+
+    # Part 3: part 2 in float32, plainly and in mixed precision.
+    print("\nmixed precision: part 2's model in float32, then under autocast(dtype=bfloat16) with a GradScaler")
+    runs = {name: mixed_precision_run(args.seed, Xa, ya, args.steps, dtype)
+            for name, dtype in (("float32", None), ("bfloat16 autocast", bfloat16))}
+    for name, r in runs.items():
+        print(f"{name:>18}: loss {r['loss']:.6f}  accuracy {r['accuracy'] * 100:5.1f}%  "
+              f"graph saved {r['saved_bytes'] / 1024:.1f} KiB")
 
     if args.plot:
         def var_scores(grid: np.ndarray) -> np.ndarray:

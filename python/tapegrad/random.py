@@ -17,6 +17,7 @@ import numpy as np
 import tapegrad as tg
 
 from ._core import Tensor
+from ._dtypes import as_dtype, is_float
 
 _TORCH_DEFAULT_SEED = 67280421310721
 _SEED_RANGE = (-(2**63), 2**64)
@@ -126,12 +127,17 @@ def _gen(generator: Optional[Generator]) -> np.random.Generator:
     return generator._np
 
 
-def _float_dtype(dtype: Any) -> np.dtype[Any]:
-    """``dtype`` (the default dtype for None) checked to be float32 or float64."""
-    dt: np.dtype[Any] = np.dtype(tg.get_default_dtype() if dtype is None else dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"expected a floating dtype (float32 or float64), got {dt}")
+def _float_dtype(dtype: Any) -> Any:
+    """``dtype`` (the default dtype for None) checked to be floating: float16, bfloat16, float32 or float64."""
+    dt = as_dtype(tg.get_default_dtype() if dtype is None else dtype)
+    if not is_float(dt):
+        raise TypeError(f"expected a floating dtype (float16, bfloat16, float32 or float64), got {dt}")
     return dt
+
+
+def _drawn(dt: Any) -> np.dtype[Any]:
+    """The dtype NumPy draws samples of ``dt`` in: float32 for the 16-bit ones, rounded once after."""
+    return np.dtype(np.float32) if dt.itemsize == 2 else np.dtype(dt)
 
 
 def _size(size: Sequence[Any]) -> Tuple[int, ...]:
@@ -151,7 +157,10 @@ def _values(x: Any) -> np.ndarray[Any, Any]:
 
 def _make(values: np.ndarray[Any, Any], dtype: Any, requires_grad: bool = False) -> Tensor:
     """A fresh array as a tensor of ``dtype``."""
-    t = tg.from_numpy(np.asarray(values, dtype=dtype))
+    if is_float(dtype) and getattr(dtype, "itemsize", 8) == 2:
+        t = tg.tensor(np.asarray(values), dtype=dtype)  # (rounded to 16 bits once)
+    else:
+        t = tg.from_numpy(np.asarray(values, dtype=dtype))
     return t.requires_grad_() if requires_grad else t
 
 
@@ -168,8 +177,9 @@ def _gaussian(g: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype[An
     if not fits:
         raise ValueError(f"normal(): mean of shape {mean.shape} and std of shape {std.shape} do not broadcast "
                          f"to size {shape}")
-    out: np.ndarray[Any, Any] = mean + std * g.standard_normal(shape, dtype=dtype)
-    return out.astype(dtype, copy=False)
+    drawn = _drawn(dtype)
+    out: np.ndarray[Any, Any] = mean + std * g.standard_normal(shape, dtype=drawn)
+    return out.astype(drawn, copy=False)
 
 
 # --- factories -----------------------------------------------------------------------------------
@@ -179,14 +189,14 @@ def rand(*size: Any, generator: Optional[Generator] = None, dtype: Any = None,
          requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1): ``torch.rand``."""
     dt = _float_dtype(dtype)
-    return _make(_gen(generator).random(_size(size), dtype=dt), dt, requires_grad)
+    return _make(_gen(generator).random(_size(size), dtype=_drawn(dt)), dt, requires_grad)
 
 
 def randn(*size: Any, generator: Optional[Generator] = None, dtype: Any = None,
           requires_grad: bool = False) -> Tensor:
     """Standard normal samples: ``torch.randn``."""
     dt = _float_dtype(dtype)
-    return _make(_gen(generator).standard_normal(_size(size), dtype=dt), dt, requires_grad)
+    return _make(_gen(generator).standard_normal(_size(size), dtype=_drawn(dt)), dt, requires_grad)
 
 
 def randint(low: Any = 0, high: Any = None, size: Any = None, *, generator: Optional[Generator] = None,
@@ -299,7 +309,8 @@ def _draw(shape: Tuple[int, ...], dtype: Any, kind: str, a: float, b: float,
         raise ValueError(f"_draw(): kind must be 'uniform' or 'normal', got {kind!r}")
     if not a <= b:
         raise ValueError(f"uniform_(): expected a <= b, got a={a}, b={b}")
-    return (a + (b - a) * g.random(shape, dtype=dt)).astype(dt, copy=False)
+    drawn = _drawn(dt)
+    return (a + (b - a) * g.random(shape, dtype=drawn)).astype(drawn, copy=False)
 
 
 __all__ = [

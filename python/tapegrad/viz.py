@@ -49,6 +49,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor, Var
+from ._dtypes import is_float
 
 __all__ = ["draw", "Graph", "Node", "Edge"]
 
@@ -381,8 +382,8 @@ def _number(x: Any) -> str:
 def _array_text(a: np.ndarray[Any, Any]) -> str:
     """``a`` as NumPy prints it, to 4 decimals (a matrix: one line per row)."""
     if a.ndim == 0:
-        return _number(a.item()) if a.dtype.kind == "f" else str(a.item())
-    if a.dtype.kind == "f":
+        return _number(a.item()) if is_float(a.dtype) else str(a.item())
+    if is_float(a.dtype):
         a = a + 0.0  # -0.0 reads 0.0000
     return np.array2string(a, separator=", ", max_line_width=1_000_000, threshold=1_000_000,
                            formatter={"float_kind": lambda v: f"{v:.4f}"})

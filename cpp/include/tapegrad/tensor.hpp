@@ -275,8 +275,9 @@ struct EnableGrad : GradModeGuard {
 // --- automatic mixed precision --------------------------------------------------------------
 
 /// PyTorch's autocast, per thread. While it is on:
-/// - matmul and linear run on `dtype` (float16 or bfloat16) copies of their float32 operands
-///   (float64 ones are left alone), so that what they save and return is 16-bit;
+/// - matmul and linear run on `dtype` (float16 or bfloat16) copies of their floating operands,
+///   so that what they save and return is 16-bit (PyTorch's leaves float64 alone; float64 is
+///   tapegrad's default dtype, so a default model would not be cast at all);
 /// - the reductions (sum, mean, prod, var, std, cumsum, logsumexp) and softmax/log_softmax
 ///   compute and return float32 for 16-bit inputs.
 /// The copies are recorded casts: gradients come back in each input's own dtype. Derivative

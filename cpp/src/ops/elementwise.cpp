@@ -430,7 +430,7 @@ void set_autocast(bool enabled, DType dtype) {
 namespace detail {
 Tensor autocast_lower(const Tensor& x) {
   const AutocastState& a = tls_autocast;
-  return a.enabled && x.dtype() == DType::Float32 ? astype(x, a.dtype) : x;
+  return a.enabled && is_floating(x.dtype()) && x.dtype() != a.dtype ? astype(x, a.dtype) : x;
 }
 Tensor autocast_wide(const Tensor& x) {
   return tls_autocast.enabled && is_half(x.dtype()) ? astype(x, DType::Float32) : x;

@@ -72,7 +72,7 @@ inline D cast_to(S s) noexcept {
   else return static_cast<D>(s);
 }
 
-/// Under autocast: float32 x as the autocast dtype (a recorded cast); else x itself.
+/// Under autocast: a floating x of another dtype as the autocast dtype (a recorded cast); else x.
 Tensor autocast_lower(const Tensor& x);
 /// Under autocast: 16-bit x as float32 (a recorded cast); else x itself.
 Tensor autocast_wide(const Tensor& x);

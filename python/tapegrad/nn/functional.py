@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _core, _torch
 from .._core import Tensor
+from .._dtypes import is_float
 from .._tensor import log_softmax as _log_softmax
 from .._tensor import maximum, minimum, where
 from .._tensor import softmax as _softmax
@@ -406,7 +407,8 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: 
         raise ValueError(f"{name}: input must have a class dimension, got a 0-d tensor")
     axis = 1 if input.ndim > 1 else 0
     logp = _log_softmax(input, axis)
-    kind = target.dtype.kind if isinstance(target, Tensor) else np.asarray(target).dtype.kind
+    tdt = target.dtype if isinstance(target, Tensor) else np.asarray(target).dtype
+    kind = "f" if is_float(tdt) else tdt.kind
     if kind in "iu":
         return _nll(logp, target, weight, ignore_index, reduction, label_smoothing, name)
     if kind != "f":

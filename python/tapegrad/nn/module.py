@@ -31,6 +31,7 @@ from typing import (
 import numpy as np
 
 from .._core import Tensor, Var
+from .._dtypes import as_dtype, is_float, numpy_values
 from ..utils.hooks import RemovableHandle
 from .init import _assign
 
@@ -80,10 +81,10 @@ class _IncompatibleKeys(NamedTuple):
 
 def _is_dtype(x: Any) -> bool:
     try:
-        np.dtype(x)
+        as_dtype(x)
     except TypeError:
         return False
-    return x is not None
+    return True
 
 
 def _quoted(key: str) -> str:
@@ -494,7 +495,9 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+            array = numpy_values(value) if isinstance(value, Tensor) else np.asarray(value)
+            if array.dtype.name == "bfloat16":  # (ml_dtypes': as float32, exact)
+                array = array.astype(np.float32)
             if array.dtype.kind not in "biuf":
                 errors.append(f'While copying the parameter named "{key}", expected a tensor or array from '
                               f"checkpoint but received {type(value).__name__}")
@@ -538,15 +541,15 @@ class Module:
             return self
         if not _is_dtype(dtype):
             raise TypeError(f"to(): expected a dtype, got {dtype!r}")
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
+        dtype = as_dtype(dtype)
+        if not is_float(dtype):
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
         converted: Dict[int, Any] = {}
         for module in self.modules():
             for registry in ("_parameters", "_buffers"):
                 entries = module._registry(registry)
                 for name, value in entries.items():
-                    if value is None or value.dtype.kind != "f" or value.dtype == dtype:
+                    if value is None or not is_float(value.dtype) or value.dtype == dtype:
                         continue
                     if id(value) not in converted:
                         converted[id(value)] = self._converted(value, dtype)
@@ -565,6 +568,14 @@ class Module:
     def float(self: T) -> T:
         """Convert the floating parameters and buffers to float32 (see ``to``)."""
         return self.to(np.float32)
+
+    def half(self: T) -> T:
+        """Convert the floating parameters and buffers to float16 (see ``to``)."""
+        return self.to(np.float16)
+
+    def bfloat16(self: T) -> T:
+        """Convert the floating parameters and buffers to bfloat16 (see ``to``)."""
+        return self.to("bfloat16")
 
     def double(self: T) -> T:
         """Convert the floating parameters and buffers to float64 (see ``to``)."""

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .. import _core
 from .._core import Tensor
+from .._dtypes import is_float
 from . import lr_scheduler
 
 _step = _core._optim
@@ -50,8 +51,9 @@ class Optimizer:
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
             if not p.is_leaf:
                 raise ValueError("can't optimize a non-leaf Tensor")
-            if p.dtype.kind != "f":
-                raise TypeError(f"optimizer can only optimize float32 or float64 tensors, not {p.dtype}")
+            if not is_float(p.dtype):
+                raise TypeError(f"optimizer can only optimize floating tensors (float16, bfloat16, float32, "
+                                f"float64), not {p.dtype}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -145,7 +147,7 @@ class Optimizer:
 
 def _like(v: Tensor, p: Tensor) -> Tensor:
     """A state tensor loaded for parameter p: a copy of p's dtype (a step count stays as is)."""
-    if v.shape == p.shape and v.dtype.kind == "f":
+    if v.shape == p.shape and is_float(v.dtype):
         return v.astype(p.dtype).detach() if v.dtype != p.dtype else v.clone().detach()
     return v.clone().detach()
 
