@@ -66,6 +66,15 @@ def as_dtype(x: Any) -> Any:
     return bfloat16_dtype if dt.name == "bfloat16" else dt
 
 
+def is_dtype(x: Any) -> bool:
+    """Whether x names a dtype (``as_dtype`` takes it)."""
+    try:
+        as_dtype(x)
+    except TypeError:
+        return False
+    return True
+
+
 def numpy_values(t: Any) -> Any:
     """A tensor's values as an ndarray for NumPy-side work (sorting, printing): bfloat16 as float32
     (exact; NumPy has no bfloat16 of its own, and ml_dtypes' orders NaN apart)."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
-from ._dtypes import as_dtype, is_float, numpy_values
+from ._dtypes import as_dtype, is_dtype, is_float, numpy_values
 from .amp import autocast, is_autocast_enabled
 
 _ops = _core.tensor_ops
@@ -147,14 +147,6 @@ _CPU = device("cpu")
 # --- dtype conversion --------------------------------------------------------------------------------
 
 
-def _is_dtype_name(s: str) -> bool:
-    try:
-        as_dtype(s)
-    except TypeError:
-        return False
-    return True
-
-
 def _to(t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     """``t.to(dtype)``, ``t.to('cpu')``, ``t.to('cpu', dtype)``, ``t.to(other)``: a tensor of that
     dtype (t itself when it has it already, as PyTorch)."""
@@ -167,7 +159,7 @@ def _to(t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     for a in args:
         if isinstance(a, Tensor):
             dtype = a.dtype
-        elif isinstance(a, device) or (isinstance(a, str) and not _is_dtype_name(a)):
+        elif isinstance(a, device) or (isinstance(a, str) and not is_dtype(a)):
             dev = a
         elif a is not None:
             dtype = a

@@ -86,44 +86,38 @@ inline std::uint16_t float_to_bfloat16(float x) noexcept {
 }
 }  // namespace detail
 
-/// IEEE binary16 storage: 1 sign bit, 5 exponent bits, 10 mantissa bits (NumPy's float16).
-struct float16 {
-  std::uint16_t bits = 0;
-  float16() = default;
-  template <class U, std::enable_if_t<std::is_arithmetic_v<U>, int> = 0>
-  float16(U v) noexcept  // NOLINT: numbers convert implicitly, as to float
-      : bits(std::is_same_v<U, float> ? detail::float_to_half(static_cast<float>(v))
-                                      : detail::double_to_half(static_cast<double>(v))) {}
-  operator float() const noexcept { return detail::half_to_float(bits); }  // NOLINT
-  static float16 from_bits(std::uint16_t b) noexcept {
-    float16 h;
-    h.bits = b;
-    return h;
-  }
-  float16& operator+=(float v) noexcept { return *this = float16(static_cast<float>(*this) + v); }
-  float16& operator-=(float v) noexcept { return *this = float16(static_cast<float>(*this) - v); }
-  float16& operator*=(float v) noexcept { return *this = float16(static_cast<float>(*this) * v); }
-  float16& operator/=(float v) noexcept { return *this = float16(static_cast<float>(*this) / v); }
-};
+namespace detail {
+inline std::uint16_t double_to_bfloat16(double d) noexcept { return float_to_bfloat16(static_cast<float>(d)); }
 
-/// bfloat16 storage: float32's sign and 8 exponent bits, 7 mantissa bits.
-struct bfloat16 {
+/// 16 bits of storage that read as a float and are written from any number (a float rounded
+/// by FromFloat, other numbers by FromDouble): float16 and bfloat16 below.
+template <std::uint16_t (*FromFloat)(float), std::uint16_t (*FromDouble)(double), float (*ToFloat)(std::uint16_t)>
+struct Float16Storage {
   std::uint16_t bits = 0;
-  bfloat16() = default;
+  Float16Storage() = default;
   template <class U, std::enable_if_t<std::is_arithmetic_v<U>, int> = 0>
-  bfloat16(U v) noexcept  // NOLINT: numbers convert implicitly, as to float
-      : bits(detail::float_to_bfloat16(static_cast<float>(v))) {}
-  operator float() const noexcept { return detail::bfloat16_to_float(bits); }  // NOLINT
-  static bfloat16 from_bits(std::uint16_t b) noexcept {
-    bfloat16 h;
+  Float16Storage(U v) noexcept  // NOLINT: numbers convert implicitly, as to float
+      : bits(std::is_same_v<U, float> ? FromFloat(static_cast<float>(v)) : FromDouble(static_cast<double>(v))) {}
+  operator float() const noexcept { return ToFloat(bits); }  // NOLINT
+  static Float16Storage from_bits(std::uint16_t b) noexcept {
+    Float16Storage h;
     h.bits = b;
     return h;
   }
-  bfloat16& operator+=(float v) noexcept { return *this = bfloat16(static_cast<float>(*this) + v); }
-  bfloat16& operator-=(float v) noexcept { return *this = bfloat16(static_cast<float>(*this) - v); }
-  bfloat16& operator*=(float v) noexcept { return *this = bfloat16(static_cast<float>(*this) * v); }
-  bfloat16& operator/=(float v) noexcept { return *this = bfloat16(static_cast<float>(*this) / v); }
+  Float16Storage& operator+=(float v) noexcept { return *this = Float16Storage(static_cast<float>(*this) + v); }
+  Float16Storage& operator-=(float v) noexcept { return *this = Float16Storage(static_cast<float>(*this) - v); }
+  Float16Storage& operator*=(float v) noexcept { return *this = Float16Storage(static_cast<float>(*this) * v); }
+  Float16Storage& operator/=(float v) noexcept { return *this = Float16Storage(static_cast<float>(*this) / v); }
 };
+}  // namespace detail
+
+/// IEEE binary16 storage: 1 sign bit, 5 exponent bits, 10 mantissa bits (NumPy's float16). A
+/// double rounds to it once (not through float).
+using float16 = detail::Float16Storage<detail::float_to_half, detail::double_to_half, detail::half_to_float>;
+/// bfloat16 storage: float32's sign and 8 exponent bits, 7 mantissa bits. A double rounds to
+/// it through float, as ml_dtypes' and PyTorch's do.
+using bfloat16 =
+    detail::Float16Storage<detail::float_to_bfloat16, detail::double_to_bfloat16, detail::bfloat16_to_float>;
 
 static_assert(sizeof(float16) == 2 && sizeof(bfloat16) == 2, "16-bit storage types");
 

@@ -31,7 +31,7 @@ from typing import (
 import numpy as np
 
 from .._core import Tensor, Var
-from .._dtypes import as_dtype, is_float, numpy_values
+from .._dtypes import as_dtype, is_dtype, is_float, numpy_values
 from ..utils.hooks import RemovableHandle
 from .init import _assign
 
@@ -77,14 +77,6 @@ class _IncompatibleKeys(NamedTuple):
 
     missing_keys: List[str]
     unexpected_keys: List[str]
-
-
-def _is_dtype(x: Any) -> bool:
-    try:
-        as_dtype(x)
-    except TypeError:
-        return False
-    return True
 
 
 def _quoted(key: str) -> str:
@@ -531,7 +523,7 @@ class Module:
         for arg in args:
             if isinstance(arg, Tensor):
                 dtype = arg.dtype
-            elif _is_dtype(arg):
+            elif is_dtype(arg):
                 dtype = arg
             else:
                 device = arg
@@ -539,7 +531,7 @@ class Module:
             raise ValueError(f"to(): tapegrad runs on the CPU only, not on device {device!r}")
         if dtype is None:
             return self
-        if not _is_dtype(dtype):
+        if not is_dtype(dtype):
             raise TypeError(f"to(): expected a dtype, got {dtype!r}")
         dtype = as_dtype(dtype)
         if not is_float(dtype):
