@@ -31,13 +31,16 @@ $py -m pip install -q ".[test]" "cmake>=3.18" ninja ruff mypy
 export PATH="$root/build/test-venv/bin:$PATH"
 
 echo "== lint (ruff) and types (mypy --strict on the package)"
-ruff check python tests bench scripts
+ruff check python tests bench scripts docs
 mypy
 
 echo "== pytest"
 # run from tests/ so that the installed package, not the source tree, is imported;
 # pytest's exit code 5 (no tests collected) fails like any other.
 (cd tests && "$root/$py" -m pytest -q -p no:cacheprovider)
+
+echo "== docs: mkdocs build --strict (a warning, a broken link or a public name without a summary fails it)"
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict -q -d build/site
 
 echo "== every other Python the package claims (3.9, 3.10, 3.12, 3.13): wheel + core tests"
 bash scripts/test_pythons.sh

@@ -82,16 +82,19 @@ def _like(t: Any) -> Tensor:
 
 
 def zeros_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros with t's shape (and dtype unless ``dtype`` says otherwise)."""
     t = _like(t)
     return _core._full(t.shape, 0.0, t.dtype if dtype is None else dtype, requires_grad)
 
 
 def ones_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones with t's shape (and dtype unless ``dtype`` says otherwise)."""
     t = _like(t)
     return _core._full(t.shape, 1.0, t.dtype if dtype is None else dtype, requires_grad)
 
 
 def full_like(t: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of t's shape filled with ``fill_value`` (t's dtype unless ``dtype`` says otherwise)."""
     t = _like(t)
     return _core._full(t.shape, float(fill_value), t.dtype if dtype is None else dtype, requires_grad)
 

@@ -398,15 +398,19 @@ def masked_fill(x: Any, mask: Any, value: Any) -> Tensor:
     return _ops.where(m, value, x)
 
 
-def _cmp(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Tensor]:
+def _cmp(op: Callable[[Any, Any], Any], name: str, says: str) -> Callable[[Any, Any], Tensor]:
     def f(x: Any, other: Any) -> Tensor:
         return op(_as_tensor(x), other)  # type: ignore[no-any-return]
 
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"``torch.{name}``: whether x {says} other, elementwise with broadcasting (a bool tensor)."
     return f
 
 
-eq, ne = _cmp(operator.eq), _cmp(operator.ne)
-gt, lt, ge, le = _cmp(operator.gt), _cmp(operator.lt), _cmp(operator.ge), _cmp(operator.le)
+eq, ne = _cmp(operator.eq, "eq", "equals"), _cmp(operator.ne, "ne", "differs from")
+gt, lt = _cmp(operator.gt, "gt", "is greater than"), _cmp(operator.lt, "lt", "is less than")
+ge = _cmp(operator.ge, "ge", "is greater than or equal to")
+le = _cmp(operator.le, "le", "is less than or equal to")
 greater, less, greater_equal, less_equal = gt, lt, ge, le
 not_equal = ne
 
@@ -527,7 +531,7 @@ def _index_array(index: Any, fn: str) -> np.ndarray:
 
 
 def gather(x: Any, dim: int, index: Any) -> Tensor:
-    """``torch.gather``: out[i][j] = x[index[i][j]][j] for dim 0 (and so on); differentiable in x."""
+    """``torch.gather``: ``out[i][j] = x[index[i][j]][j]`` for dim 0 (and so on); differentiable in x."""
     t = _as_tensor(x)
     d = _axis(dim, t.ndim, "gather")
     idx = _index_array(index, "gather")
@@ -540,7 +544,7 @@ def take_along_dim(x: Any, indices: Any, dim: int) -> Tensor:
 
 
 def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Tensor:
-    """``torch.scatter_add``: x with src[i][j] added at x[index[i][j]][j] for dim 0 (and so on);
+    """``torch.scatter_add``: x with ``src[i][j]`` added at ``x[index[i][j]][j]`` for dim 0 (and so on);
     differentiable in x and src."""
     t = _as_tensor(x)
     d = _axis(dim, t.ndim, "scatter_add")

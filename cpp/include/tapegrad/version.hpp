@@ -1,5 +1,6 @@
-// The library version (tapegrad::version), kept equal to the project version in CMakeLists.txt
-// and pyproject.toml.
+// The library version (tapegrad::version): the one place it is written. CMakeLists.txt's
+// project() and the Python package's metadata (pyproject.toml) read it from here; the macros
+// must agree with it (tests/test_version.py checks).
 #pragma once
 
 #define TAPEGRAD_VERSION_MAJOR 0

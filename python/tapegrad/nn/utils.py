@@ -16,10 +16,10 @@ from .._tensor import concatenate, no_grad
 from .._tensor import tensor as _make_tensor
 from .init import _assign
 
-Parameters = Union[Tensor, Var, Iterable[Union[Tensor, Var]]]
+_Parameters = Union[Tensor, Var, Iterable[Union[Tensor, Var]]]
 
 
-def _with_grad(parameters: Parameters) -> List[Any]:
+def _with_grad(parameters: _Parameters) -> List[Any]:
     items = [parameters] if isinstance(parameters, (Tensor, Var)) else list(parameters)
     for p in items:
         if not isinstance(p, (Tensor, Var)):
@@ -37,7 +37,7 @@ def _grad_values(p: Any) -> np.ndarray[Any, Any]:
     return np.array([_scalar_grad(p)]) if isinstance(p, Var) else p.grad.numpy()
 
 
-def get_total_norm(tensors: Parameters, norm_type: Union[float, str] = 2.0, error_if_nonfinite: bool = False,
+def get_total_norm(tensors: _Parameters, norm_type: Union[float, str] = 2.0, error_if_nonfinite: bool = False,
                    foreach: Any = None) -> Tensor:
     """The ``norm_type``-norm of the gradients of ``tensors`` taken together (the norm of their norms), as a
     0-d tensor (``torch.nn.utils.get_total_norm``, given the parameters, not their gradients)."""
@@ -53,7 +53,7 @@ def get_total_norm(tensors: Parameters, norm_type: Union[float, str] = 2.0, erro
     return _make_tensor(total)
 
 
-def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: Any, foreach: Any = None) -> None:
+def clip_grads_with_norm_(parameters: _Parameters, max_norm: float, total_norm: Any, foreach: Any = None) -> None:
     """Scale the gradients by min(1, max_norm / (total_norm + 1e-6)) (``torch.nn.utils.clip_grads_with_norm_``)."""
     coef = min(float(max_norm) / (float(total_norm) + 1e-6), 1.0)  # min(nan, 1.0) is nan, as torch.clamp
     for p in _with_grad(parameters):
@@ -65,7 +65,7 @@ def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: A
                 g *= coef
 
 
-def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: Union[float, str] = 2.0,
+def clip_grad_norm_(parameters: _Parameters, max_norm: float, norm_type: Union[float, str] = 2.0,
                     error_if_nonfinite: bool = False, foreach: Any = None) -> Tensor:
     """Scale the gradients so that their total ``norm_type``-norm is at most ``max_norm``; returns the total
     norm before clipping (``torch.nn.utils.clip_grad_norm_``)."""
@@ -75,7 +75,7 @@ def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: Union[fl
     return total
 
 
-def clip_grad_value_(parameters: Parameters, clip_value: float, foreach: Any = None) -> None:
+def clip_grad_value_(parameters: _Parameters, clip_value: float, foreach: Any = None) -> None:
     """Clamp each gradient element to [-clip_value, clip_value] (``torch.nn.utils.clip_grad_value_``)."""
     c = float(clip_value)
     for p in _with_grad(parameters):
