@@ -6,36 +6,23 @@ The C++ block is compiled against the headers and library that the wheel carries
 
 from __future__ import annotations
 
-import io
 import os
 import pathlib
-import re
 import shutil
 import subprocess
-from contextlib import redirect_stdout
 
 import pytest
+from markdown_blocks import blocks as page_blocks
+from markdown_blocks import run_cpp, run_python
 
 import tapegrad as tg
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
-PRINT_CHECK = re.compile(r"^\s*print\((.*)\)\s*#\s*(.+?)\s*$")
 
 
 def blocks(lang: str) -> list[str]:
-    """The fenced code blocks whose info string is `lang` ("" for plain fences)."""
-    found, current, info = [], None, ""
-    for line in README.read_text().splitlines(keepends=True):
-        if line.startswith("```"):
-            if current is None:
-                current, info = [], line[3:].strip()
-            else:
-                if info == lang:
-                    found.append("".join(current))
-                current = None
-        elif current is not None:
-            current.append(line)
-    return found
+    """The README's fenced code blocks whose info string is `lang` ("" for plain fences)."""
+    return page_blocks(README, lang)
 
 
 def test_the_readme_has_examples() -> None:
@@ -45,34 +32,14 @@ def test_the_readme_has_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
 def test_python_example(index: int) -> None:
-    code = blocks("python")[index]
-    expected = [m.group(2) for line in code.splitlines() if (m := PRINT_CHECK.match(line))]
-    assert expected, "each README example shows what it prints"
-    out = io.StringIO()
-    with redirect_stdout(out):
-        exec(compile(code, f"README.md python block {index}", "exec"), {})
-    assert out.getvalue().splitlines() == expected
+    run_python(blocks("python")[index], f"README.md python block {index}", {})
 
 
 @pytest.mark.parametrize("index", range(len(blocks("cpp"))))
 def test_cpp_example(tmp_path: pathlib.Path, index: int) -> None:
     """Each C++ block compiles against the wheel's headers and library, exits 0 and prints what
     its ``std::printf(...);  // text`` comments say."""
-    include, lib = pathlib.Path(tg.get_include()), pathlib.Path(tg.get_cmake_dir()).parent.parent
-    if not (include / "tapegrad" / "tapegrad.hpp").exists():
-        pytest.skip("editable install: the wheel's C++ headers are not in the package folder")
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    assert cxx, "a C++ compiler is needed"
-    code = blocks("cpp")[index]
-    src = tmp_path / "quick_start.cpp"
-    src.write_text(code)
-    exe = tmp_path / "quick_start"
-    subprocess.run([cxx, "-std=c++17", "-O1", f"-I{include}", str(src), str(lib / "libtapegrad.a"),
-                    "-pthread", "-ldl", "-o", str(exe)], check=True)
-    run = subprocess.run([str(exe)], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    expected = [m.group(1) for line in code.splitlines() if (m := re.search(r'std::printf\(.*//\s*(.+)$', line))]
-    assert expected and run.stdout.splitlines() == expected
+    run_cpp(blocks("cpp")[index], tmp_path)
 
 
 def test_quoted_op_table_rows_are_verbatim() -> None:
