@@ -32,3 +32,11 @@ CPP = [(p, i) for p in PAGES for i in range(len(blocks(p, "cpp")))]
 @pytest.mark.parametrize("page,index", CPP, ids=[f"{p.stem}-{i}" for p, i in CPP])
 def test_cpp_examples(tmp_path: pathlib.Path, page: pathlib.Path, index: int) -> None:
     run_cpp(blocks(page, "cpp")[index], tmp_path)
+
+
+def test_quoted_op_table_rows_are_verbatim() -> None:
+    """A row of ops.def quoted on a page is copied from it, not paraphrased."""
+    ops_def = (DOCS.parent / "cpp" / "include" / "tapegrad" / "ops.def").read_text().splitlines()
+    quoted = [line for p in PAGES for block in blocks(p, "") for line in block.splitlines()
+              if line.startswith("TAPEGRAD_")]
+    assert quoted and all(line in ops_def for line in quoted)
