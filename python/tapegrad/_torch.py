@@ -2,8 +2,8 @@
 
 Where the two agree (``t.sum(1)``, ``t.reshape(2, 3)``, ``t.squeeze(0)``) there is one method;
 the compiled methods take ``dim=``/``keepdim=`` as well as ``axis=``/``keepdims=``. Where
-they differ, the spelling decides, and the table in the README's "Coming from PyTorch"
-section lists each case:
+they differ, the spelling decides, and the guide docs/guides/pytorch.md ("Coming from
+PyTorch") lists each case:
 
 - ``t.max(1)`` and ``t.max(dim=1)`` give PyTorch's ``(values, indices)``;
   ``t.max(axis=1)`` gives NumPy's values; ``t.max()`` is the largest element either way.
