@@ -121,6 +121,11 @@ py::dtype numpy_dtype(DType d) {
   return py::dtype("float64");
 }
 
+// Whether a NumPy dtype is ml_dtypes' bfloat16 (kind 'V', like any user dtype, named bfloat16).
+bool is_bfloat16_dtype(const py::dtype& dt) {
+  return dt.kind() == 'V' && dt.itemsize() == 2 && std::string(py::str(dt.attr("name"))) == "bfloat16";
+}
+
 // A tensor's .dtype: NumPy's dtype, or tapegrad.bfloat16's marker without ml_dtypes.
 py::object dtype_object(DType d) {
   if (d == DType::BFloat16 && !have_ml_dtypes()) return dtypes_module().attr("bfloat16_dtype");
@@ -137,7 +142,7 @@ DType tensor_dtype(const py::dtype& dt, bool asked = false) {
   if (kind == 'f' && size == 2) return DType::Float16;
   if (kind == 'f' && size == 4) return DType::Float32;
   if (kind == 'f' && size == 8) return DType::Float64;
-  if (kind == 'V' && size == 2 && std::string(py::str(dt.attr("name"))) == "bfloat16") return DType::BFloat16;
+  if (is_bfloat16_dtype(dt)) return DType::BFloat16;
   if (kind == 'i' && size == 8) return DType::Int64;
   if (!asked && (kind == 'i' || kind == 'u')) return DType::Int64;
   if (!asked && kind == 'f') return DType::Float64;
@@ -190,8 +195,7 @@ Tensor tensor_from_array(py::handle obj, std::optional<DType> want, bool copy) {
   py::array a = py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array(g_np_array(obj));
   if (!want || *want == DType::Int64) check_int64_range(a);
   const DType dt = want ? *want : tensor_dtype(a.dtype());
-  const bool is_bf16 = a.dtype().kind() == 'V' && std::string(py::str(a.dtype().attr("name"))) == "bfloat16";
-  if (dt == DType::BFloat16 && !is_bf16) {
+  if (dt == DType::BFloat16 && !is_bfloat16_dtype(a.dtype())) {
     // to bfloat16 from another dtype: rounded by tapegrad (without ml_dtypes NumPy cannot)
     const bool f32 = a.dtype().kind() == 'f' && a.dtype().itemsize() == 4;
     return tapegrad::astype(tensor_from_array(a, f32 ? DType::Float32 : DType::Float64, copy), DType::BFloat16);

@@ -55,6 +55,11 @@ def is_float(dtype: Any) -> bool:
     return getattr(dtype, "kind", None) == "f" or getattr(dtype, "name", None) == "bfloat16"
 
 
+def is_half(dtype: Any) -> bool:
+    """Whether a tensor's dtype is one of the 16-bit floats, float16 or bfloat16."""
+    return is_float(dtype) and getattr(dtype, "itemsize", 0) == 2
+
+
 def as_dtype(x: Any) -> Any:
     """A dtype argument as the dtype object a tensor's ``.dtype`` would be: NumPy's, or bfloat16's
     (ml_dtypes' dtype, or the marker). TypeError for what is no dtype."""

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor, Var
+from ._dtypes import numpy_values
 
 _ops = _core.tensor_ops
 
@@ -303,7 +304,7 @@ def _repr(t: Tensor) -> str:
     default floating dtype, int64 or bool."""
     dt = t.dtype
     bf16 = dt.name == "bfloat16"
-    a = t.astype(np.float32).numpy() if bf16 else t.numpy()  # (exact: bfloat16 is float32 cut short)
+    a = numpy_values(t)
     body = np.array2string(a, separator=", ", prefix="tensor(")
     extra = ""
     if (dt.kind == "f" or bf16) and dt != _core.get_default_dtype():
@@ -317,9 +318,7 @@ def _repr(t: Tensor) -> str:
 
 
 def _tolist(t: Tensor) -> Any:
-    if t.dtype.name == "bfloat16":
-        return t.astype(np.float32).numpy().tolist()  # Python floats (exact)
-    return t.numpy().tolist()
+    return numpy_values(t).tolist()  # (bfloat16: Python floats, exact)
 
 
 # --- functions that take Vars, numbers and tensors ------------------------------------------------
@@ -390,7 +389,7 @@ clip = _ops.clip
 def _reduce(t: Tensor) -> Any:
     """Pickling keeps the values (a copy) and, for a leaf, requires_grad; never the graph."""
     if t.dtype.name == "bfloat16":  # (as float32, exact, and 'bfloat16': ml_dtypes need not be there)
-        return (_core.tensor, (t.astype(np.float32).numpy(), "bfloat16", t.requires_grad and t.is_leaf))
+        return (_core.tensor, (numpy_values(t), "bfloat16", t.requires_grad and t.is_leaf))
     return (_core.tensor, (t.numpy().copy(), None, t.requires_grad and t.is_leaf))
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
-from ._dtypes import as_dtype, is_dtype, is_float, numpy_values
+from ._dtypes import as_dtype, is_dtype, is_float, is_half, numpy_values
 from .amp import autocast, is_autocast_enabled
 
 _ops = _core.tensor_ops
@@ -640,7 +640,7 @@ def cumsum(x: Any, dim: int) -> Tensor:
     t = _as_tensor(x)
     d = _axis(dim, t.ndim, "cumsum")
     n = t.shape[d]
-    if is_float(t.dtype) and t.dtype.itemsize == 2 and is_autocast_enabled():
+    if is_half(t.dtype) and is_autocast_enabled():
         t = t.astype(np.float32)  # (a reduction: float32 under autocast)
     tri = _tensor(np.tril(np.ones((n, n))), dtype=t.dtype if is_float(t.dtype) else None)
     moved = _swap(t, d, -1) if d != t.ndim - 1 else t

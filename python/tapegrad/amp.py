@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
+from ._dtypes import is_half, numpy_values
 
 __all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype"]
 
@@ -117,7 +118,7 @@ def _float32_under_autocast(fn: _F) -> _F:
 
 
 def _widen(x: Any) -> Any:
-    if isinstance(x, Tensor) and x.dtype.itemsize == 2 and x.dtype.kind in "fV":
+    if isinstance(x, Tensor) and is_half(x.dtype):
         return x.astype(np.float32)
     return x
 
@@ -243,8 +244,7 @@ class GradScaler:
                     continue
                 if g.dtype == np.float16:
                     raise ValueError("Attempting to unscale FP16 gradients.")
-                values = g.astype(np.float32).numpy() if g.dtype.name == "bfloat16" else g.numpy()
-                found = found or not bool(np.isfinite(values).all())
+                found = found or not bool(np.isfinite(numpy_values(g)).all())
                 g *= inv
         state["found_inf"] = found
         state["stage"] = _Stage.UNSCALED

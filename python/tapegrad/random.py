@@ -17,7 +17,7 @@ import numpy as np
 import tapegrad as tg
 
 from ._core import Tensor
-from ._dtypes import as_dtype, is_float
+from ._dtypes import as_dtype, is_float, is_half
 
 _TORCH_DEFAULT_SEED = 67280421310721
 _SEED_RANGE = (-(2**63), 2**64)
@@ -157,7 +157,7 @@ def _values(x: Any) -> np.ndarray[Any, Any]:
 
 def _make(values: np.ndarray[Any, Any], dtype: Any, requires_grad: bool = False) -> Tensor:
     """A fresh array as a tensor of ``dtype``."""
-    if is_float(dtype) and getattr(dtype, "itemsize", 8) == 2:
+    if is_half(dtype):
         t = tg.tensor(np.asarray(values), dtype=dtype)  # (rounded to 16 bits once)
     else:
         t = tg.from_numpy(np.asarray(values, dtype=dtype))

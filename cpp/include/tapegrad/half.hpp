@@ -84,9 +84,7 @@ inline std::uint16_t float_to_bfloat16(float x) noexcept {
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
   return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
-}  // namespace detail
 
-namespace detail {
 inline std::uint16_t double_to_bfloat16(double d) noexcept { return float_to_bfloat16(static_cast<float>(d)); }
 
 /// 16 bits of storage that read as a float and are written from any number (a float rounded
