@@ -8,12 +8,15 @@ root=$PWD
 jobs=${JOBS:-2}
 
 # From Debian's packages: the C++ test framework (doctest), a CBLAS (OpenBLAS), so that
-# the C++ suite tests matmul on a real BLAS as well as on the portable kernel, and Graphviz
-# (its `dot` program), with which tapegrad.viz renders pictures of the graph.
+# the C++ suite tests matmul on a real BLAS as well as on the portable kernel, Graphviz
+# (its `dot` program), with which tapegrad.viz renders pictures of the graph, and Chromium
+# with its WebDriver, which opens the built docs site to check that its pictures show.
 need=()
 [ -f /usr/include/doctest/doctest.h ] || need+=(doctest-dev)
 ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 || need+=(libopenblas-dev)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
@@ -39,8 +42,10 @@ echo "== pytest"
 # pytest's exit code 5 (no tests collected) fails like any other.
 (cd tests && "$root/$py" -m pytest -q -p no:cacheprovider)
 
-echo "== docs: mkdocs build --strict (a warning, a broken link or a public name without a summary fails it)"
+echo "== docs: mkdocs build --strict (a warning, a broken link, a public name without a summary or a failing example fails it)"
 NO_MKDOCS_2_WARNING=1 mkdocs build --strict -q -d build/site
+echo "== docs: the built pages' pictures, opened in headless Chromium (screenshots in build/docs-screenshots)"
+python scripts/check_docs_browser.py build/site build/docs-screenshots
 
 echo "== every other Python the package claims (3.9, 3.10, 3.12, 3.13): wheel + core tests"
 bash scripts/test_pythons.sh

@@ -4,49 +4,33 @@ Python line ``print(expr)  # text`` must print exactly ``text``; a C++ line
 
 from __future__ import annotations
 
-import io
 import os
 import pathlib
 import re
 import shutil
 import subprocess
-from contextlib import redirect_stdout
+import sys
 from typing import Any, Dict, List
 
 import pytest
 
 import tapegrad as tg
 
-PRINT_CHECK = re.compile(r"^\s*print\((.*)\)\s*#\s*(.+?)\s*$")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "docs" / "hooks"))
+from pagecode import Block, page_blocks, run_block  # noqa: E402  (the docs build's own reader)
+
 PRINTF_CHECK = re.compile(r"std::printf\(.*//\s*(.+)$")
 
 
 def blocks(path: pathlib.Path, lang: str) -> List[str]:
     """The fenced code blocks of `path` whose info string is `lang` ("" for plain fences)."""
-    found: List[str] = []
-    current = None
-    info = ""
-    for line in path.read_text().splitlines(keepends=True):
-        if line.startswith("```"):
-            if current is None:
-                current, info = [], line[3:].strip()
-            else:
-                if info == lang:
-                    found.append("".join(current))
-                current = None
-        elif current is not None:
-            current.append(line)
-    return found
+    return [b.code for b in page_blocks(path.read_text(), lang)]
 
 
-def run_python(code: str, name: str, namespace: Dict[str, Any]) -> None:
-    """Runs a block in `namespace`; its ``print(...)  # text`` lines must print exactly those texts."""
-    expected = [m.group(2) for line in code.splitlines() if (m := PRINT_CHECK.match(line))]
-    assert expected, f"{name}: each example shows what it prints"
-    out = io.StringIO()
-    with redirect_stdout(out):
-        exec(compile(code, name, "exec"), namespace)
-    assert out.getvalue().splitlines() == expected, name
+def run_python(code: str, name: str, namespace: Dict[str, Any], shows_output: bool = False) -> None:
+    """Runs a block in `namespace`; its ``print(...)  # text`` lines must print exactly those
+    texts (a block whose output the page shows, ``<!-- output -->``, need only run)."""
+    run_block(Block("python", code, shows_output, 0), name, namespace)
 
 
 def run_cpp(code: str, tmp_path: pathlib.Path) -> None:

@@ -6,11 +6,15 @@ order in one namespace, as a reader runs them, each ``print(expr)  # text`` prin
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Dict
+import re
+import shutil
 
 import pytest
-from markdown_blocks import blocks, run_cpp, run_python
+from markdown_blocks import blocks, run_cpp
+from pagecode import run_page
+from pictures import dot_svg
 
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)
 
@@ -20,10 +24,15 @@ def test_the_site_has_runnable_examples() -> None:
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p, "python")], ids=lambda p: p.stem)
-def test_python_examples(page: pathlib.Path) -> None:
-    namespace: Dict[str, Any] = {"__name__": f"docs.{page.stem}"}
-    for i, code in enumerate(blocks(page, "python")):
-        run_python(code, f"{page.relative_to(DOCS)} python block {i}", namespace)
+def test_python_examples(page: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """A page's blocks run in order in one namespace, in a folder of their own; each image the
+    page shows that is not a file of docs/ is one its code wrote there (a picture drawn by
+    tapegrad.viz), as the build makes it (docs/hooks/pictures.py)."""
+    run_page(page, tmp_path, str(page.relative_to(DOCS)))
+    for image in IMAGE.findall(page.read_text()):
+        if not (page.parent / image).exists():
+            written = tmp_path / image
+            assert written.is_file() and written.stat().st_size > 200, f"{page.name}: {image} was not drawn"
 
 
 CPP = [(p, i) for p in PAGES for i in range(len(blocks(p, "cpp")))]
@@ -32,6 +41,18 @@ CPP = [(p, i) for p in PAGES for i in range(len(blocks(p, "cpp")))]
 @pytest.mark.parametrize("page,index", CPP, ids=[f"{p.stem}-{i}" for p, i in CPP])
 def test_cpp_examples(tmp_path: pathlib.Path, page: pathlib.Path, index: int) -> None:
     run_cpp(blocks(page, "cpp")[index], tmp_path)
+
+
+DOT = [(p, i) for p in PAGES for i in range(len(blocks(p, "dot")))]
+
+
+@pytest.mark.parametrize("page,index", DOT, ids=[f"{p.stem}-{i}" for p, i in DOT])
+def test_dot_pictures_draw(page: pathlib.Path, index: int) -> None:
+    """A ``dot`` block is a picture the build draws with Graphviz (docs/hooks/pictures.py)."""
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot program is not installed (scripts/test.sh installs it)")
+    svg = dot_svg(blocks(page, "dot")[index]).decode()
+    assert "<svg" in svg and svg.count("<g id=\"node") >= 2
 
 
 def test_quoted_op_table_rows_are_verbatim() -> None:

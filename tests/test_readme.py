@@ -26,8 +26,8 @@ def blocks(lang: str) -> list[str]:
 
 
 def test_the_readme_has_examples() -> None:
-    assert len(blocks("python")) >= 4
-    assert len(blocks("cpp")) == 4
+    assert len(blocks("python")) >= 3
+    assert len(blocks("cpp")) >= 1
 
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
