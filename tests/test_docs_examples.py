@@ -61,3 +61,14 @@ def test_quoted_op_table_rows_are_verbatim() -> None:
     quoted = [line for p in PAGES for block in blocks(p, "") for line in block.splitlines()
               if line.startswith("TAPEGRAD_")]
     assert quoted and all(line in ops_def for line in quoted)
+
+
+def test_cmake_blocks_are_what_the_example_builds_with() -> None:
+    """The CMake lines the site shows are the ones examples/cpp builds with (the test command
+    builds that example from the wheel, from an installed build and as a subdirectory)."""
+    example = (DOCS.parent / "examples" / "cpp" / "CMakeLists.txt").read_text()
+    snippets = [b for p in PAGES for b in blocks(p, "cmake")]
+    assert snippets
+    for snippet in snippets:
+        for line in ("find_package(tapegrad 0.1 REQUIRED)", "tapegrad::tapegrad"):
+            assert line in snippet and line in example

@@ -90,7 +90,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         printed = next(outputs)
         if not printed.strip():
             raise ValueError(f"{uri}: a block marked {OUTPUT_MARK} printed nothing")
-        return "\n```text\n" + printed.rstrip("\n") + "\n```\n"
+        return "\n```text title=\"printed when this page was built\"\n" + printed.rstrip("\n") + "\n```\n"
 
     markdown = re.sub(r"^" + re.escape(OUTPUT_MARK) + r"[ \t]*$", output, markdown, flags=re.M)
     pictures = iter(_dot_pictures.get(uri, []))
