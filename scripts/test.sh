@@ -43,7 +43,8 @@ echo "== pytest"
 (cd tests && "$root/$py" -m pytest -q -p no:cacheprovider)
 
 echo "== docs: mkdocs build --strict (a warning, a broken link, a public name without a summary or a failing example fails it)"
-NO_MKDOCS_2_WARNING=1 mkdocs build --strict -q -d build/site
+# (not -q: a quiet build logs no warnings, so strict mode would count none and pass)
+NO_MKDOCS_2_WARNING=1 mkdocs build --strict -d build/site
 echo "== docs: the built pages' pictures, opened in headless Chromium (screenshots in build/docs-screenshots)"
 python scripts/check_docs_browser.py build/site build/docs-screenshots
 

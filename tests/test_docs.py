@@ -54,3 +54,12 @@ def test_every_public_name_has_a_summary_and_real_counterparts() -> None:
                     assert hasattr(obj, part), line
                     obj = getattr(obj, part)
     assert rows > 300  # (the package's public surface: every name is a row)
+
+
+def test_the_test_command_builds_the_site_strictly() -> None:
+    """mkdocs's strict mode counts the warnings it logs; `-q` logs none, so a quiet strict build
+    passes with broken links. The test command's build must not be quiet."""
+    line = next(text for text in (ROOT / "scripts" / "test.sh").read_text().splitlines()
+                if text.startswith("NO_MKDOCS_2_WARNING=1 mkdocs build"))
+    words = line.split()
+    assert "--strict" in words and "-q" not in words and "--quiet" not in words
