@@ -49,8 +49,10 @@ def check_page(driver: webdriver.Chrome, path: Path, name: str, fewest: int, sho
     failures: List[str] = []
     driver.get(path.as_uri())
     driver.save_screenshot(str(shots / f"{name}-top.png"))
-    heading = driver.find_element(By.CSS_SELECTOR, "article h1").text
-    print(f"{name}: {heading!r}")
+    headings = driver.find_elements(By.CSS_SELECTOR, "article h1")
+    if not headings:
+        return [f"{name}: {path} has no article heading: is it a page of the built site?"]
+    print(f"{name}: {headings[0].text!r}")
     images = driver.find_elements(By.CSS_SELECTOR, "article img")
     if len(images) < fewest:
         failures.append(f"{name}: {len(images)} pictures on the page, where it has at least {fewest}")

@@ -6,15 +6,12 @@ order in one namespace, as a reader runs them, each ``print(expr)  # text`` prin
 from __future__ import annotations
 
 import pathlib
-import re
 import shutil
 
 import pytest
 from markdown_blocks import blocks, run_cpp
-from pagecode import run_page
-from pictures import dot_svg
+from pagecode import dot_svg, drawn_images, run_page
 
-IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)
 
@@ -29,10 +26,9 @@ def test_python_examples(page: pathlib.Path, tmp_path: pathlib.Path) -> None:
     page shows that is not a file of docs/ is one its code wrote there (a picture drawn by
     tapegrad.viz), as the build makes it (docs/hooks/pictures.py)."""
     run_page(page, tmp_path, str(page.relative_to(DOCS)))
-    for image in IMAGE.findall(page.read_text()):
-        if not (page.parent / image).exists():
-            written = tmp_path / image
-            assert written.is_file() and written.stat().st_size > 200, f"{page.name}: {image} was not drawn"
+    for image in drawn_images(page, page.read_text()):
+        written = tmp_path / image
+        assert written.is_file() and written.stat().st_size > 200, f"{page.name}: {image} was not drawn"
 
 
 CPP = [(p, i) for p in PAGES for i in range(len(blocks(p, "cpp")))]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
+import subprocess
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any, Dict, List, Optional
 
 PRINT_CHECK = re.compile(r"^\s*print\((.*)\)\s*#\s*(.+?)\s*$")
 OUTPUT_MARK = "<!-- output -->"
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 
 
 @dataclass
@@ -81,3 +84,16 @@ def run_page(path: Path, cwd: Path, label: str = "") -> List[str]:
     finally:
         os.chdir(old)
     return outputs
+
+
+def drawn_images(path: Path, text: str) -> List[str]:
+    """The images the page shows that are not files of docs/: the ones its code writes."""
+    return [i for i in IMAGE.findall(text) if not (path.parent / i).exists()]
+
+
+def dot_svg(source: str) -> bytes:
+    """Graphviz's SVG drawing of a DOT text (an error names the program when it is missing)."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise RuntimeError("the docs draw their dot pictures with Graphviz's `dot` program: apt-get install graphviz")
+    return subprocess.run([dot, "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout

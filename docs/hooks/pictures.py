@@ -20,7 +20,6 @@ from __future__ import annotations
 import posixpath
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,26 +28,13 @@ from typing import Any, Dict, List
 from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pagecode import OUTPUT_MARK, page_blocks, run_page  # noqa: E402
+from pagecode import OUTPUT_MARK, dot_svg, drawn_images, page_blocks, run_page  # noqa: E402
 
-IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 DOT_FENCE = re.compile(r"^```dot[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
 _outputs: Dict[str, List[str]] = {}  # page src_uri -> what its <!-- output --> blocks printed
 _dot_pictures: Dict[str, List[str]] = {}  # page src_uri -> the file names of its dot pictures
 _folders: List[str] = []
-
-
-def dot_svg(source: str) -> bytes:
-    """Graphviz's SVG drawing of a DOT text (an error names the program when it is missing)."""
-    dot = shutil.which("dot")
-    if dot is None:
-        raise RuntimeError("the docs draw their dot pictures with Graphviz's `dot` program: apt-get install graphviz")
-    return subprocess.run([dot, "-Tsvg"], input=source.encode(), capture_output=True, check=True).stdout
-
-
-def needs_run(page: Path, text: str) -> bool:
-    return OUTPUT_MARK in text or any(not (page.parent / i).exists() for i in IMAGE.findall(text))
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -61,11 +47,12 @@ def on_files(files: Files, config: Any) -> Files:
             continue
         text = path.read_text()
         dots = [m.group(1) for m in DOT_FENCE.finditer(text)]
-        if not (dots or needs_run(path, text)):
+        run = OUTPUT_MARK in text or bool(drawn_images(path, text))
+        if not (dots or run):
             continue
         folder = Path(tempfile.mkdtemp(prefix="tapegrad-docs-"))
         _folders.append(str(folder))
-        if needs_run(path, text):
+        if run:
             printed = run_page(path, folder, f.src_uri)
             blocks = page_blocks(text, "python")
             _outputs[f.src_uri] = [out for b, out in zip(blocks, printed) if b.shows_output]
