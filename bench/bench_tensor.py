@@ -242,6 +242,59 @@ def mlp_check(loss, grads, ref_loss, ref_grads) -> dict:
             "grad_errs": dict(zip(MLP_PARAM_NAMES, errs)), "loss": float(loss), "loss_rel_err": loss_err}
 
 
+def torch_mlp_step(params, X, y):
+    """One PyTorch eager step (forward + backward) of the MLP: a function returning (loss, grads)."""
+    ps = [torch.tensor(p, requires_grad=True) for p in params]
+    Xt, yt, ar = torch.from_numpy(X), torch.from_numpy(y), torch.arange(X.shape[0])
+
+    def step():
+        for p in ps:
+            p.grad = None
+        W1, b1, W2, b2, W3, b3 = ps
+        h = torch.relu(Xt @ W1 + b1)
+        h = torch.relu(h @ W2 + b2)
+        z = h @ W3 + b3
+        loss = (torch.logsumexp(z, dim=1) - z[ar, yt]).mean()
+        loss.backward()
+        return loss, [p.grad for p in ps]
+
+    return step
+
+
+def jax_mlp_grad(params, X, y):
+    """JAX's jit(grad) of the MLP's loss: (a function returning the gradients, one returning the loss)."""
+    def loss_fn(ps, Xj, yj):
+        W1, b1, W2, b2, W3, b3 = ps
+        h = jax.nn.relu(Xj @ W1 + b1)
+        h = jax.nn.relu(h @ W2 + b2)
+        z = h @ W3 + b3
+        return jnp.mean(jax.nn.logsumexp(z, axis=1) - z[jnp.arange(z.shape[0]), yj])
+
+    grad_fn = jax.jit(jax.grad(loss_fn))
+    ps = tuple(jax.device_put(p) for p in params)
+    Xj, yj = jax.device_put(X), jax.device_put(y)
+    return (lambda: jax.block_until_ready(grad_fn(ps, Xj, yj))), (lambda: float(jax.jit(loss_fn)(ps, Xj, yj)))
+
+
+def tapegrad_mlp_step(params, X, y):
+    """One tapegrad step (forward + backward) of the MLP: a function returning (loss, grads)."""
+    ps = [tg.tensor(p, requires_grad=True) for p in params]  # copies; float32 kept
+    Xt, ar = tg.from_numpy(X), np.arange(X.shape[0])
+
+    def step():
+        for p in ps:
+            p.grad = None
+        W1, b1, W2, b2, W3, b3 = ps
+        h = tg.relu(Xt @ W1 + b1)
+        h = tg.relu(h @ W2 + b2)
+        z = h @ W3 + b3
+        loss = (tg.logsumexp(z, axis=1) - z[ar, y]).mean()
+        loss.backward()
+        return loss, [p.grad for p in ps]
+
+    return step
+
+
 def bench_mlp(batch: int, warmup: int, runs: int, seed: int) -> list:
     params, X, y = mlp_data(batch, seed)
     ref_loss, ref_grads = mlp_numpy_grad([p.astype(np.float64) for p in params], X.astype(np.float64), y)
@@ -256,44 +309,19 @@ def bench_mlp(batch: int, warmup: int, runs: int, seed: int) -> list:
     rows_.append(run_engine(bench, "NumPy (hand-written)", True, numpy_measure))
 
     def torch_measure():
-        ps = [torch.tensor(p, requires_grad=True) for p in params]
-        Xt = torch.from_numpy(X)
-        yt = torch.from_numpy(y)
-        ar = torch.arange(batch)
-
-        def step():
-            for p in ps:
-                p.grad = None
-            W1, b1, W2, b2, W3, b3 = ps
-            h = torch.relu(Xt @ W1 + b1)
-            h = torch.relu(h @ W2 + b2)
-            z = h @ W3 + b3
-            loss = (torch.logsumexp(z, dim=1) - z[ar, yt]).mean()
-            loss.backward()
-            return loss, [p.grad for p in ps]
-
-        times, (loss, grads) = time_iterations(step, warmup, runs)
+        times, (loss, grads) = time_iterations(torch_mlp_step(params, X, y), warmup, runs)
         return {**timing_fields(times),
                 **mlp_check(loss.item(), [g.numpy() for g in grads], ref_loss, ref_grads)}
 
     rows_.append(run_engine(bench, "PyTorch", torch is not None, torch_measure))
 
     def jax_measure():
-        def loss_fn(ps, Xj, yj):
-            W1, b1, W2, b2, W3, b3 = ps
-            h = jax.nn.relu(Xj @ W1 + b1)
-            h = jax.nn.relu(h @ W2 + b2)
-            z = h @ W3 + b3
-            return jnp.mean(jax.nn.logsumexp(z, axis=1) - z[jnp.arange(z.shape[0]), yj])
-
-        grad_fn = jax.jit(jax.grad(loss_fn))
-        ps = tuple(jax.device_put(p) for p in params)
-        Xj, yj = jax.device_put(X), jax.device_put(y)
         t0 = time.perf_counter()
-        jax.block_until_ready(grad_fn(ps, Xj, yj))
+        grads_of, loss_of = jax_mlp_grad(params, X, y)
+        grads_of()
         compile_s = time.perf_counter() - t0
-        times, grads = time_iterations(lambda: jax.block_until_ready(grad_fn(ps, Xj, yj)), warmup, runs)
-        loss = float(jax.jit(loss_fn)(ps, Xj, yj))
+        times, grads = time_iterations(grads_of, warmup, runs)
+        loss = loss_of()
         return {**timing_fields(times), **mlp_check(loss, [np.asarray(g) for g in grads], ref_loss, ref_grads),
                 "note": f"first call (trace + compile) {compile_s * 1e3:.0f} ms"}
 
@@ -316,22 +344,7 @@ def bench_mlp(batch: int, warmup: int, runs: int, seed: int) -> list:
     rows_.append(run_engine(bench, "autograd", autograd is not None, autograd_measure))
 
     def tapegrad_measure():
-        ps = [tg.tensor(p, requires_grad=True) for p in params]  # copies; float32 kept
-        Xt = tg.from_numpy(X)
-        ar = np.arange(batch)
-
-        def step():
-            for p in ps:
-                p.grad = None
-            W1, b1, W2, b2, W3, b3 = ps
-            h = tg.relu(Xt @ W1 + b1)
-            h = tg.relu(h @ W2 + b2)
-            z = h @ W3 + b3
-            loss = (tg.logsumexp(z, axis=1) - z[ar, y]).mean()
-            loss.backward()
-            return loss, [p.grad for p in ps]
-
-        times, (loss, grads) = time_iterations(step, warmup, runs)
+        times, (loss, grads) = time_iterations(tapegrad_mlp_step(params, X, y), warmup, runs)
         return {**timing_fields(times),
                 **mlp_check(loss.item(), [np.array(g.numpy()) for g in grads], ref_loss, ref_grads)}
 

@@ -27,10 +27,13 @@ fi
 # test requirements (pytest; PyTorch 2.13 CPU as the oracle; the graphviz package for
 # tapegrad.viz; from pyproject's [test]) and the C++ build tools (CMake, Ninja), so that
 # nothing but Python and a compiler is assumed.
+# Every pip install below (and in the scripts this one calls) keeps to scripts/constraints.txt: the
+# bounds of what the tests rely on.
+export PIP_CONSTRAINT="$root/scripts/constraints.txt"
 python3 -m venv build/test-venv
 py=build/test-venv/bin/python
 $py -m pip install -q --upgrade pip
-$py -m pip install -q ".[test]" "cmake>=3.18" ninja ruff mypy
+$py -m pip install -q ".[test]"
 export PATH="$root/build/test-venv/bin:$PATH"
 
 echo "== lint (ruff) and types (mypy --strict on the package)"

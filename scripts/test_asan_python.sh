@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+export PIP_CONSTRAINT="${PIP_CONSTRAINT:-$root/scripts/constraints.txt}"  # the tested bounds
 venv=build/asan-venv
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+export PIP_CONSTRAINT="${PIP_CONSTRAINT:-$root/scripts/constraints.txt}"  # the tested bounds
 versions=${TAPEGRAD_PYTHONS:-"3.9 3.10 3.12 3.13"}
 # what runs everywhere (no PyTorch there: its oracle tests skip; the main run has them)
 core="test_var.py test_tensor.py test_tensor_autograd.py test_tensor_ops.py test_forward.py test_functional.py

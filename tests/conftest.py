@@ -13,6 +13,12 @@ import pytest
 
 import tapegrad as tg
 
+# The suite compares runs bit for bit (a checkpointed run against a plain one, a replayed
+# sweep against a fresh one): the matrix products' thread count is fixed, as a user who needs
+# repeatable results fixes it. (Left dynamic, a product uses fewer threads when other processes
+# keep the cores busy, and OpenBLAS may then sum in another order.)
+tg.set_num_threads(tg.get_num_threads())
+
 #: The op table's rows by name (tg.op_table: name, arity, reads, domain).
 OPS = {row.name: row for row in tg.op_table}
 

@@ -168,28 +168,166 @@ def _conversion_sources() -> np.ndarray:
     return np.concatenate([special, ties16, -ties16, tiesb, -tiesb, spread, rng.uniform(-7e4, 7e4, 2000)])
 
 
+# The 16-bit formats: mantissa bits, least normal exponent, largest exponent (= the bias).
+FORMAT = {"float16": (10, -14, 15), "bfloat16": (7, -126, 127)}
+
+
+def rounded_bits(x: np.ndarray, dt: str) -> np.ndarray:
+    """The reference the conversions are checked against, computed here with integer arithmetic on
+    the bit patterns (not by NumPy or ml_dtypes, whose bfloat16 rounding changed in 0.7): each finite
+    float64 or float32 in x rounded once to the nearest 16-bit value of dt, ties to even, past the
+    largest finite value to infinity (IEEE's round-to-nearest-even). NaN's entries are meaningless."""
+    p, emin, bias = FORMAT[dt]
+    if x.dtype == np.float64:
+        u = x.view(np.uint64)
+        sign = (u >> np.uint64(63)).astype(np.int64)
+        e = ((u >> np.uint64(52)) & np.uint64(0x7FF)).astype(np.int64)
+        m = (u & np.uint64((1 << 52) - 1)).astype(np.int64)
+        frac_bits, e_max, e_bias = 52, 0x7FF, 1023
+    else:
+        u = x.view(np.uint32).astype(np.int64)
+        sign, e, m = u >> 31, (u >> 23) & 0xFF, u & ((1 << 23) - 1)
+        frac_bits, e_max, e_bias = 23, 0xFF, 127
+    # |x| = M 2^E with M an integer, k = floor(log2 |x|)
+    M = np.where(e == 0, m, m | (1 << frac_bits))
+    E = np.where(e == 0, 1 - e_bias - frac_bits, e - e_bias - frac_bits)
+    bitlen = np.zeros_like(M)
+    for b in range(frac_bits + 1):  # the bit length of M, one bit at a time (integers only)
+        bitlen = np.where(M >> b != 0, b + 1, bitlen)
+    k = E + bitlen - 1
+    # the quantum of the result, 2^Q, and M 2^E rounded to a multiple of it, ties to even
+    Q = np.maximum(k, emin) - p
+    shift = np.minimum(Q - E, 62)  # (>= 1 for both sources; past 62 every bit of M is below half)
+    assert (shift >= 1).all()
+    R = M >> shift
+    rem = M & ((np.int64(1) << shift) - 1)
+    half = np.int64(1) << (shift - 1)
+    R = R + ((rem > half) | ((rem == half) & (R & 1 == 1)))
+    # the encoding: a normal result has R in [2^p, 2^(p+1)] (a carry to 2^(p+1) moves it to the
+    # next binade, which the same sum gives); a subnormal one is R itself (R = 2^p: the least normal)
+    out = np.where(k >= emin, ((k + bias) << p) + (R - (1 << p)), R)
+    inf = (2 * bias + 1) << p
+    out = np.minimum(out, inf)                       # overflow: infinity
+    out = np.where((e == 0) & (m == 0), 0, out)      # zeros
+    out = np.where(e == e_max, inf, out)             # infinities (and NaN, not checked)
+    return (out | (sign << 15)).astype(np.uint16)
+
+
+def sixteen_bits(t: Any) -> np.ndarray:
+    """The bit patterns of a 16-bit tensor, without ml_dtypes (bfloat16 widens to float32 exactly)."""
+    if t.dtype.name == "bfloat16":
+        return (t.astype(tg.float32).numpy().view(np.uint32) >> 16).astype(np.uint16)
+    return t.numpy().view(np.uint16)
+
+
+def every_tie(dt: str, src: str) -> np.ndarray:
+    """Every 16-bit value of dt, every point half-way between two neighbours (the overflow threshold,
+    half-way past the largest finite value, included) and the nearest src values on either side of
+    each, both signs: every tie, every subnormal, every near-overflow value."""
+    p, emin, bias = FORMAT[dt]
+    b = np.arange(0, ((2 * bias + 1) << p) + 1, dtype=np.int64)  # 0 .. infinity's pattern
+    ex, fr = b >> p, b & ((1 << p) - 1)
+    v = np.where(ex == 0, np.ldexp(fr.astype(np.float64), emin - p),
+                 np.ldexp((fr + (1 << p)).astype(np.float64), np.maximum(ex, 1) - bias - p))
+    v[-1] = 2.0 ** (bias + 1)  # (the first value past the largest finite: what overflow rounds toward)
+    mid = (v[:-1] + v[1:]) / 2  # exact in float64 and float32: p + 2 bits
+    s = mid.astype(src)
+    assert (s.astype(np.float64) == mid).all()
+    near = [s, np.nextafter(s, np.inf, dtype=src), np.nextafter(s, -np.inf, dtype=src), v[:-1].astype(src)]
+    x = np.concatenate(near)
+    return np.concatenate([x, -x])
+
+
+def test_the_rounding_reference_itself():
+    """The reference against NumPy's float16 (which rounds a float64 once) and known bfloat16 cases."""
+    for src in ("float64", "float32"):
+        x = every_tie("float16", src)
+        with np.errstate(over="ignore"):
+            assert_array_equal(rounded_bits(x, "float16"), bits(x.astype(np.float16)))
+    cases = {1.0039062500000002: 0x3F81, 1.0039062499999998: 0x3F80, 1.00390625: 0x3F80, 1.01171875: 0x3F82,
+             3.3961775292304437e38: 0x7F7F, 3.39617752923046e38: 0x7F80, 3.4e38: 0x7F80, 2.0**-133: 0x0001,
+             2.0**-134: 0x0000, 2.0**-134 * (1 + 2.0**-40): 0x0001, 3 * 2.0**-134: 0x0002, -0.0: 0x8000, -1.0: 0xBF80}
+    x = np.array(list(cases))
+    assert_array_equal(rounded_bits(x, "bfloat16"), np.array(list(cases.values()), dtype=np.uint16))
+
+
+ROUTES = ["tensor(dtype=)", "astype", "from_numpy().to", "autocast"]
+
+
+def _convert(x: np.ndarray, dt: str, route: str) -> Any:
+    if route == "tensor(dtype=)":
+        return tg.tensor(x, dtype=TG[dt])
+    if route == "astype":
+        return tg.tensor(x).astype(TG[dt])
+    if route == "from_numpy().to":
+        return tg.from_numpy(x).to(TG[dt])
+    # autocast casts a floating operand of a matrix product to its dtype: x @ 1 keeps x's values
+    with tg.autocast(dtype=TG[dt]):
+        return (tg.tensor(x).reshape(-1, 1) @ tg.tensor([[1.0]], dtype=x.dtype)).reshape(-1)
+
+
+@pytest.mark.parametrize("src", ["float64", "float32"])
+@pytest.mark.parametrize("dt", HALF)
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_tie_subnormal_and_overflow_rounds_once(src, dt, route):
+    """float64 and float32 to float16 and bfloat16 in one rounding to nearest even, on every route:
+    against the integer reference, for every tie and the values beside it (PyTorch, and ml_dtypes
+    before 0.7, round a double to bfloat16 twice, through float32: 1 + 2^-8 + 2^-52 goes to 1)."""
+    x = every_tie(dt, src)
+    with np.errstate(over="ignore"):  # (NumPy's float16 cast warns of an overflow, as NumPy's astype)
+        got = sixteen_bits(_convert(x, dt, route))
+    want = rounded_bits(x, dt)
+    if route == "autocast":  # (a product's zero is +0: the sum it accumulates into starts at +0)
+        want = np.where(want & 0x7FFF == 0, 0, want).astype(np.uint16)
+    bad = got != want
+    assert not bad.any(), f"{bad.sum()} of {x.size} values round differently, e.g. {x[bad][:4]!r}: " \
+                          f"{got[bad][:4]} != {want[bad][:4]}"
+
+
 @pytest.mark.parametrize("src", ["float64", "float32"])
 @pytest.mark.parametrize("dt", HALF)
 @pytest.mark.parametrize("route", ["tensor(dtype=)", "astype", "from_numpy().to"])
-def test_rounding_is_numpys_and_ml_dtypes_bit_for_bit(src, dt, route):
+def test_rounding_of_random_and_special_values(src, dt, route):
+    """Random values over many binades and the special ones against the reference; float32 sources (and
+    float16 from float64) against NumPy and ml_dtypes too, where every version rounds once."""
     with np.errstate(over="ignore", invalid="ignore"):
         x = _conversion_sources().astype(NP[src])
-        want = x.astype(NP[dt])
-        if route == "tensor(dtype=)":
-            got = tg.tensor(x, dtype=TG[dt])
-        elif route == "astype":
-            got = tg.tensor(x).astype(TG[dt])
-        else:
-            got = tg.from_numpy(x).to(TG[dt])
+        got = _convert(x, dt, route)
     assert got.dtype == np.dtype(NP[dt])
-    g = got.numpy()
+    g = sixteen_bits(got)
     nan = np.isnan(x)
-    bad = (bits(g) != bits(want)) & ~nan
-    assert not bad.any(), f"{bad.sum()} values round differently, e.g. {x[bad][:4]!r}: {bits(g)[bad][:4]} != " \
-                          f"{bits(want)[bad][:4]}"
+    bad = (g != rounded_bits(x, dt)) & ~nan
+    assert not bad.any(), f"{bad.sum()} values round differently, e.g. {x[bad][:4]!r}"
+    if src == "float32" or dt == "float16":
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert_array_equal(g[~nan], bits(x.astype(NP[dt]))[~nan])
     # NaN stays NaN with its sign (the payload of a NaN is not part of the contract)
-    assert np.isnan(g[nan].astype(np.float32)).all()
-    assert_array_equal(np.signbit(g[nan].astype(np.float32)), np.signbit(x[nan]))
+    wide = got.astype(tg.float32).numpy()
+    assert np.isnan(wide[nan]).all()
+    assert_array_equal(np.signbit(wide[nan]), np.signbit(x[nan]))
+
+
+def test_a_16bit_kernel_result_rounds_once():
+    """Kernels that store 16-bit results of double work round once: full() and a Python scalar's
+    tensor; a 16-bit mean sums in double and divides before it rounds (PyTorch's float32 accumulation
+    gives the same 3.0 here, where rounding the sum first gave 3.00195 and 3.015625)."""
+    v = 1.0039062500000002  # rounds to 1 + 2^-7 once, to 1 through float32
+    assert tg.full((2,), v, dtype=tg.bfloat16).tolist() == [1.0078125] * 2
+    assert tg.tensor(v, dtype=tg.bfloat16).item() == 1.0078125
+    assert tg.tensor([v], dtype=tg.bfloat16).tolist() == [1.0078125]
+    for dt, n in (("float16", 1000), ("bfloat16", 3000)):
+        t = tg.full((n,), 3.0, dtype=TG[dt], requires_grad=True)
+        m = t.mean()
+        assert m.item() == 3.0 and m.dtype == t.dtype
+        want = torch.full((n,), 3.0, dtype=TORCH[dt]).mean().item()
+        assert want == 3.0
+        m.backward()
+        assert_array_equal(f64(t.grad), f64(torch.full((n,), 1.0 / n, dtype=TORCH[dt])))
+        for name in ("var", "std"):  # float32 work, one rounding: as torch's
+            r = rng_values = np.random.default_rng(3).standard_normal(n).astype(np.float32)
+            ours = getattr(tg.tensor(rng_values, dtype=TG[dt]), name)(0)
+            theirs = getattr(torch.tensor(r).to(TORCH[dt]), name)(0)
+            assert ours.dtype == t.dtype and f64(ours) == f64(theirs), (dt, name)
 
 
 @pytest.mark.parametrize("dt", HALF)
@@ -310,7 +448,10 @@ def test_astype_between_float_dtypes(src, dst):
     t = tg.from_numpy(x.copy()).requires_grad_(True)
     r = t.astype(TG[dst])
     assert r.dtype == np.dtype(NP[dst])
-    assert_array_equal(bits(r.numpy()), bits(want))
+    if src == "float64" and dst == "bfloat16":  # (ml_dtypes before 0.7 rounds through float32)
+        assert_array_equal(sixteen_bits(r), rounded_bits(x, dst))
+    else:
+        assert_array_equal(bits(r.numpy()), bits(want))
     # the cast is differentiable: the gradient comes back in the source dtype
     r.sum().backward()
     assert t.grad.dtype == np.dtype(NP[src]) and (t.grad.astype(np.float64).numpy() == 1.0).all()

@@ -112,6 +112,54 @@ def test_errors() -> None:
         tg.jvp(lambda x: x, (np.ones(3),), (np.ones(2),))
 
 
+@pytest.mark.parametrize("name", ["jacrev", "jacfwd", "jacobian"])
+def test_a_jacobian_bigger_than_any_memory_is_refused_before_any_sweep(name: str) -> None:
+    # 10^6 outputs x 10^6 inputs x 8 bytes = 8 TB: jacrev swept (and allocated) row by row for hours.
+    import time
+
+    x = tg.zeros(10**6)
+    start = time.perf_counter()
+    with pytest.raises(MemoryError, match=rf"tapegrad\.{'jacrev' if name == 'jacobian' else name}: the Jacobian "
+                                          r"of an output of shape \(1000000,\) with respect to an input of shape "
+                                          r"\(1000000,\) needs 8000000000000 bytes \(7450\.6 GiB\), more than "
+                                          r"this machine's memory \(\d+ bytes"):
+        getattr(tg, name)(lambda x: x * 2.0)(x)
+    assert time.perf_counter() - start < 5.0
+    with pytest.raises(MemoryError, match=r"tapegrad\.hessian: the Jacobian of an output of shape \(1000000,\) with "
+                                          r"respect to an input of shape \(1000000,\) needs 8000000000000 bytes"):
+        tg.hessian(lambda x: (x * x).sum())(x)
+    # every block counts: (10^12 + 2 10^6 + 1) elements x 8 bytes
+    with pytest.raises(MemoryError, match=r"outputs of shapes \(1000000,\), \(\) with respect to inputs of shapes "
+                                          r"\(1000000,\), \(1,\) needs 8000016000008 bytes"):
+        tg.jacrev(lambda a, b: [a * b, (a * b).sum()], argnums=(0, 1))(x, np.ones(1))
+    with pytest.raises(MemoryError, match=r"needs 4000000000000 bytes"):  # float32: 4 bytes an element
+        tg.jacrev(lambda x: x * 2.0)(tg.zeros(10**6, dtype=np.float32))
+    assert time.perf_counter() - start < 10.0
+
+
+def test_the_jacobian_size_rule_is_this_machines_memory(monkeypatch: pytest.MonkeyPatch, torch) -> None:
+    import tapegrad.functional as F
+
+    assert F._memory_bytes() is None or F._memory_bytes() > 2**20
+    monkeypatch.setattr(F, "_memory_bytes", lambda: 20 * 20 * 8)  # a 20 x 20 float64 Jacobian fits, exactly
+    x0 = np.linspace(-1.0, 1.0, 20)
+    expected = torch.autograd.functional.jacobian(lambda x: torch.tanh(x) * x.sum(), torch.tensor(x0)).numpy()
+    for jac in (tg.jacrev, tg.jacfwd):
+        np.testing.assert_allclose(_np(jac(lambda x: tg.tanh(x) * x.sum())(x0)), expected, rtol=1e-14, atol=1e-15)
+        with pytest.raises(MemoryError, match=r"an output of shape \(21,\) with respect to an input of shape \(20,\) "
+                                              r"needs 3360 bytes \(0\.0 GiB\), more than this machine's memory "
+                                              r"\(3200 bytes"):
+            jac(lambda x: tg.concatenate([x, x[:1]]))(x0)
+    monkeypatch.setattr(F, "_memory_bytes", lambda: None)  # unknown (no sysconf): only the address space counts
+    np.testing.assert_allclose(_np(tg.jacrev(lambda x: tg.tanh(x) * x.sum())(x0)), expected, rtol=1e-14, atol=1e-15)
+    x = tg.zeros(4 * 10**6)  # 80000 outputs (the same tensor) of 4e6 elements: 1.02e19 bytes, past 2**63
+    with pytest.raises(MemoryError, match=r"outputs of shapes \(4000000,\), \(4000000,\), \(4000000,\), \.\.\. "
+                                          r"\(80000 in all\) with respect to inputs of shapes \(4000000,\) needs "
+                                          r"10240000000000000000 bytes .* more than any address space "
+                                          r"\(9223372036854775807 bytes\)"):
+        tg.jacrev(lambda x: [x] * 80000)(x)
+
+
 def test_outermost_runs_on_a_tape_of_its_own() -> None:
     """As the C++ transformations: nothing is left on the caller's tape, and the results are
     values cut from any graph; an argument that requires grad makes the call record on the

@@ -48,10 +48,33 @@ the call; with ``TG_FUZZ_VERBOSE=1`` it also prints, prefixed with ``| ``, the c
 each call as a function: a script that does what the worker did. It ends by printing
 ``done <results> <errors>`` and writing its statistics (and the errors whose messages look
 unclear: pybind11 signature dumps, private names, SystemError, ...) to ``fuzz.json``.
+
+The stateful mode (``STATEFUL_WORKER``, test_stateful_fuzz_*) runs SEQUENCES of 10-30 steps that
+share state instead of single calls: tapes made, entered and exited (``with``, and
+``__enter__``/``__exit__`` by hand, out of order, twice), cleared and collected; tensor, Var and
+post-accumulate hooks that compute, run backward, touch other tapes, enter or exit tapes, raise,
+start threads, return other dtypes, shapes and types; ``checkpoint`` of functions that misbehave
+when they are recomputed (exit or clear the active tape, raise, enter tapes, change shape or dtype,
+start a thread); custom ``autograd.Function``s whose forward or backward misbehaves;
+``astype``/``.to`` to the same dtype; ``backward(create_graph=True)`` then ``del`` and
+``gc.collect()``; threads running backward on their own tapes with hooks that use other threads'
+tensors (joined with a timeout: a deadlock is reported, not waited for). A sequence ends by dropping
+every name it made, collecting garbage and running a fresh backward (where a use-after-free
+shows). A Python exception is a pass; a signal, a deadlocked thread (exit code ``HANG_EXIT``) or a
+sequence past its watchdog is a failure, shrunk to the fewest steps that still fail and written out
+as a standalone script. Sequence i of seed s is drawn from ``default_rng([s, i])`` as code, from
+names only (nothing is run to draw it), so any steps of it can be rerun alone
+(``TG_SF_INDICES=i``, ``TG_SF_KEEP=ids``; ``TG_SF_VERBOSE=1`` prints the script). Each step has
+ingredients (its kind and ``kind:variant``); the ``steps`` of a crash in KNOWN_CRASHES name the
+ingredients that reach it, left out of the draws (``TG_SF_AVOID``) while it is known: always in
+the fast profile (STATEFUL_FAST_SEEDS x STATEFUL_FAST_SEQUENCES, about 10 s), and in the long one
+(``TAPEGRAD_FUZZ_PROFILE=long``: ``TAPEGRAD_FUZZ_SECONDS`` seconds, else
+``TAPEGRAD_FUZZ_SEQUENCES``, from ``TAPEGRAD_FUZZ_SEED``) unless ``TAPEGRAD_FUZZ_AVOID_KNOWN=0``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pathlib
@@ -60,20 +83,20 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import List, Tuple
 
 import pytest
 
 from conftest import run_fuzz_worker
 
-WORKER = textwrap.dedent(r'''
+# What both workers (the single-call one and the stateful one) start with, in their child process.
+WORKER_PREAMBLE = textwrap.dedent(r'''
     import faulthandler
     import gc
-    import inspect
-    import math
     import os
-    import re
     import resource
     import sys
     import textwrap
@@ -95,6 +118,13 @@ WORKER = textwrap.dedent(r'''
                 raise
             import time
             time.sleep(10)
+''')
+
+WORKER = WORKER_PREAMBLE + textwrap.dedent(r'''
+    import inspect
+    import math
+    import re
+
     import tapegrad as tg
     import tapegrad.autograd
     import tapegrad.functional
@@ -933,12 +963,13 @@ WORKER = textwrap.dedent(r'''
 ''')
 
 
-# Crashes (and a hang) this fuzzer found, fixed: their minimal reproducers run every time
+# Crashes (and hangs) the fuzzers found, fixed: their minimal reproducers run every time
 # (test_found_crash_is_fixed). A crash found and not yet fixed goes into KNOWN_CRASHES, its
-# reproducer skipped until it is fixed; it is not avoided: the fuzz tests keep calling what
-# crashes and fail when they hit it. With TAPEGRAD_FUZZ_AVOID_KNOWN=1 the hostile arguments
-# named in its `avoid` are left out of the pool (the functions all stay), to look for other
-# crashes while it is open.
+# reproducer expected to fail (xfail, strict: once it runs clean, that test fails until the entry
+# moves here). The single-call fuzzer does not avoid it: its fuzz tests keep calling what crashes
+# and fail when they hit it; with TAPEGRAD_FUZZ_AVOID_KNOWN=1 the hostile arguments named in its
+# `avoid` are left out of the pool (the functions all stay), to look for other crashes while it is
+# open. The stateful mode leaves out the steps named in its `steps` (see the module docstring).
 FIXED_CRASHES = [
     dict(
         name="leaf-grad-outlives-tape",
@@ -1004,6 +1035,204 @@ FIXED_CRASHES = [
 
             r + T(), r * T(), tg.stack([r, T()])
             r.sum().backward(T() if False else None)
+        """,
+    ),
+    # Issue 21 (2026-12-07): found by the adversarial pass and the stateful mode, fixed the same day.
+    dict(
+        name="checkpoint-recompute-exits-the-tape",
+        signal="SIGABRT",
+        what="a checkpointed function closes the active `with Tape()` block when it is recomputed by "
+             "backward(create_graph=True); the tape is freed while the recorded gradients still use it "
+             "(use-after-free: 'double free or corruption' at the next backward)",
+        avoid=[],
+        steps=["checkpoint:exit"],
+        code="""
+            import gc
+            import tapegrad as tg
+            from tapegrad.utils.checkpoint import checkpoint
+
+            A = tg.Tape()
+            A.__enter__()
+            x = tg.tensor([1.0, 2.0], requires_grad=True)
+            state = {"recompute": False}
+
+            def f(a):
+                if state["recompute"]:
+                    tg.active_tape().__exit__(None, None, None)
+                return a.sin()
+
+            y = checkpoint(f, x * 1.0)
+            state["recompute"] = True
+            y.sum().backward(create_graph=True)
+            del y, A
+            gc.collect()
+            (tg.tensor([1.0, 2.0], requires_grad=True) * 2).sum().backward()
+        """,
+    ),
+    dict(
+        name="collect-after-astype-to-the-same-dtype",
+        signal="SIGSEGV",
+        what="Tape.collect() (inside the block or after it) on a tape where astype(its own dtype) copied a "
+             "tensor whose graph a backward() has freed: an out-of-bounds write in Tape.collect()",
+        avoid=[],
+        steps=["astype_same", "hook:astype_same", "checkpoint:astype_same", "function_forward:astype_same"],
+        code="""
+            import tapegrad as tg
+
+            x = tg.tensor([1.0, 2.0], requires_grad=True)
+            y = (x * 2).sum()
+            y.backward()
+            T = tg.Tape()
+            with T:
+                z = y * 3
+            del z
+            with T:
+                w = y.astype(y.dtype)
+                T.collect()
+        """,
+    ),
+    dict(
+        name="hooks-on-two-threads-use-each-others-tapes",
+        signal="hang",
+        what="two threads each run backward() on a graph of their own tape, each with a tensor hook that "
+             "computes with a result recorded on the other thread's tape: each sweep holds its own tape and "
+             "waits for the other's (a deadlock; the reproducer exits with HANG_EXIT after 5 s)",
+        avoid=[],
+        steps=["thread_cross"],
+        code="""
+            import faulthandler
+            import os
+            import threading
+            import tapegrad as tg
+
+            bar = threading.Barrier(2, timeout=3)
+            mine = {}
+
+            def run(me):
+                x = tg.tensor([1.0, 2.0], requires_grad=True)
+                mine[me] = x * 3.0            # recorded on this thread's tape
+                bar.wait()
+                y = x * 2.0
+
+                def hook(g):
+                    bar.wait()                # both threads are inside backward() now
+                    return g * mine[1 - me]   # a result recorded on the other thread's tape
+
+                y.register_hook(hook)
+                (y * y).sum().backward()
+
+            threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(2)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(5)
+            if any(th.is_alive() for th in threads):
+                print("HANG: the threads did not finish in 5 s")
+                faulthandler.dump_traceback(all_threads=True)
+                os._exit(86)  # HANG_EXIT
+        """,
+    ),
+    # Found by the stateful mode (test_stateful_fuzz_*) on the build of 2026-12-07 02:14.
+    dict(
+        name="grad-set-to-another-dtype-that-requires-grad",
+        signal="hang",
+        what="`leaf.grad = t` with t of another floating dtype (float32 or float16 into a float64 leaf) that "
+             "requires grad: the converted gradient stored in .grad deadlocks its own thread the first time it "
+             "is read (repr, grad_fn, backward; and at interpreter exit). No other thread: a self-deadlock "
+             "(PyTorch raises 'assigned grad has data of a different type')",
+        avoid=[],
+        steps=["grad_reset:tensor"],
+        code="""
+            import signal
+            import tapegrad as tg
+
+            signal.alarm(5)  # a hang: killed by SIGALRM
+            x = tg.tensor([1.0, 2.0], requires_grad=True)
+            x.grad = tg.tensor([0.25, -0.5], dtype="float32", requires_grad=True)
+            print(x.grad)  # hangs here: x.grad.grad_fn waits for a lock its own thread holds
+        """,
+    ),
+    dict(
+        name="checkpoint-recompute-under-create-graph-waits-on-a-thread",
+        signal="hang",
+        what="a checkpointed function, recomputed by backward(create_graph=True), starts a thread that computes "
+             "with its input and joins it: the recomputation holds the graph's tape, the thread waits for it "
+             "forever (without create_graph, and in a tensor hook, the same thread runs)",
+        avoid=[],
+        steps=["checkpoint:thread"],
+        code="""
+            import os
+            import threading
+            import tapegrad as tg
+            from tapegrad.utils.checkpoint import checkpoint
+
+            calls = []
+
+            def f(a):
+                calls.append(1)
+                if len(calls) > 1:  # the recomputation, in the backward pass
+                    th = threading.Thread(target=lambda: (a * 2.0).sum(), daemon=True)
+                    th.start()
+                    th.join(5)
+                    if th.is_alive():
+                        print("HANG: the thread did not finish in 5 s")
+                        os._exit(86)  # HANG_EXIT
+                return a.sin() * 2.0
+
+            x = tg.tensor([1.0, 2.0], requires_grad=True)
+            y = checkpoint(f, x * 1.0)
+            y.sum().backward(create_graph=True)
+        """,
+    ),
+    dict(
+        name="leaf-gradient-is-the-leaf-itself",
+        signal="hang",
+        what="a leaf whose accumulated gradient is the leaf itself (`x.grad = x`, which PyTorch refuses: "
+             "\"can't assign Variable as its own grad\"; a tensor hook returning the leaf; a custom Function's "
+             "backward returning its leaf input): the next backward(create_graph=True) never returns (a futex "
+             "wait with the GIL held: no other thread runs either). PyTorch gives x.grad = 3.0 for the hook and "
+             "the Function",
+        avoid=[],
+        steps=["function:other", "hook:other", "grad_reset:tensor"],
+        code="""
+            import signal
+            import tapegrad as tg
+
+            signal.alarm(5)  # a hang: killed by SIGALRM (the GIL is held: no Python watchdog runs)
+
+            def grad_set_to_the_leaf():
+                x = tg.tensor(1.5, requires_grad=True)
+                x.grad = x
+                (x * 2.0).backward(create_graph=True)  # never returns
+
+            def hook_returns_the_leaf():
+                x = tg.tensor(1.5, requires_grad=True)
+                x.register_hook(lambda g: x)
+                y = x + x
+                y.backward(retain_graph=True)
+                y.backward(create_graph=True)  # never returns
+
+            def function_backward_returns_its_leaf_input():
+                x = tg.tensor(1.5, requires_grad=True)
+
+                class F(tg.autograd.Function):
+                    @staticmethod
+                    def forward(ctx, a):
+                        return a * 2.0
+
+                    @staticmethod
+                    def backward(ctx, g):
+                        return x
+
+                y = F.apply(x)
+                y.backward(create_graph=True)
+                y.backward(create_graph=True)  # never returns
+
+            for case in (grad_set_to_the_leaf, hook_returns_the_leaf, function_backward_returns_its_leaf_input):
+                try:
+                    case()
+                except Exception as e:  # (a fix may refuse x.grad = x, as PyTorch: the next case runs)
+                    print(case.__name__, type(e).__name__, e)
         """,
     ),
 ]
@@ -1206,12 +1435,940 @@ def test_fuzz_api_long(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str
 
 
 @pytest.mark.parametrize("crash", [pytest.param(c, id=c["name"]) for c in FIXED_CRASHES] + [
-    pytest.param(c, id=c["name"], marks=pytest.mark.skip(reason=f"known crash {c['name']}: {c['what']}"))
+    pytest.param(c, id=c["name"], marks=pytest.mark.xfail(strict=True, reason=f"known crash {c['name']}: {c['what']}"))
     for c in KNOWN_CRASHES])
 def test_found_crash_is_fixed(crash: dict, tmp_path: pathlib.Path) -> None:
-    """A crash the fuzzer found, as its minimal reproducer: it must end without a signal (a Python
-    exception is fine) and in time."""
+    """A crash the fuzzers found, as its minimal reproducer: it must end without a signal (a Python
+    exception is fine), without a deadlocked thread (exit code HANG_EXIT) and in time. A known
+    crash is expected to fail (strict: once it passes, move it to FIXED_CRASHES)."""
     path = tmp_path / "reproducer.py"
     path.write_text(textwrap.dedent(crash["code"]))
-    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode >= 0, f"{crash['name']}: {_how(proc)}\n{proc.stderr[-3000:]}"
+    try:
+        proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{crash['name']}: hang (no end in 60 s)") from None
+    assert proc.returncode >= 0 and proc.returncode != HANG_EXIT, (
+        f"{crash['name']}: {_sf_how(proc)}\n{proc.stdout[-1000:]}\n{proc.stderr[-3000:]}")
+
+
+# --- the stateful mode: sequences of calls that share state -------------------------------------
+#
+# The worker above fuzzes one call at a time. This one runs SEQUENCES of steps over shared state
+# (see the module docstring): tapes entered and exited (with, and __enter__/__exit__ by hand, out of
+# order, twice), cleared and collected; tensor, Var and post-accumulate hooks that compute, run
+# backward, touch other tapes, change dtypes and shapes, raise; checkpointed functions and custom
+# autograd.Functions that misbehave when they run again; astype/.to to the same dtype;
+# backward(create_graph=True) then del + gc.collect(); threads running backward on their own tapes
+# with hooks that use other threads' tensors. Every name a step makes is dropped at the end of its
+# sequence, garbage is collected, and a fresh backward runs (a use-after-free shows there).
+
+STATEFUL_WORKER = WORKER_PREAMBLE + textwrap.dedent(r'''
+    import json
+
+    import tapegrad.utils.checkpoint
+
+    seed, n = int(sys.argv[1]), int(sys.argv[2])
+    FIRST = int(os.environ.get("TG_SF_FIRST", "0"))
+    INDICES = os.environ.get("TG_SF_INDICES")       # these sequences only
+    KEEP = os.environ.get("TG_SF_KEEP")             # these steps only (of the last sequence run)
+    VERBOSE = os.environ.get("TG_SF_VERBOSE") == "1"
+    AVOID = set(filter(None, os.environ.get("TG_SF_AVOID", "").split(",")))
+    WATCHDOG = float(os.environ.get("TG_SF_WATCHDOG", "30"))  # seconds a sequence may take
+    JOIN_S = float(os.environ.get("TG_SF_JOIN", "10"))        # seconds a thread may take
+    STATE_EXIT = 87  # the exit code when a fresh backward fails after a sequence
+    STATS = os.path.splitext(os.path.abspath(__file__))[0] + ".json"
+    out = sys.stdout
+
+    # --- what every sequence starts from (a reproducer's first lines) ------------------------------
+
+    PREAMBLE = textwrap.dedent("""
+        import faulthandler
+        import gc
+        import os
+        import re
+        import threading
+        import numpy as np
+        import tapegrad as tg
+        from tapegrad.utils.checkpoint import checkpoint
+
+        JOIN_S = @JOIN_S@   # a thread that takes longer is deadlocked
+        HANG_EXIT = 86
+        _BASE = tg.active_tape()
+        _keep = []    # what hooks and threads computed, and their exceptions
+        _calls = {}  # how many times each checkpointed function ran
+        _errors = []  # the exceptions the steps raised (their types)
+        _spawned = []  # the threads _spawn started
+
+        def _join(*threads):
+            # Waits for the threads; one still running after JOIN_S seconds is a deadlock: the
+            # stacks of every thread, then exit code HANG_EXIT.
+            for th in threads:
+                th.join(JOIN_S)
+            if any(th.is_alive() for th in threads):
+                print("HANG: a thread did not finish in", JOIN_S, "s", flush=True)
+                faulthandler.dump_traceback(all_threads=True)
+                os._exit(HANG_EXIT)
+
+        def _spawn(fn, *args):
+            # fn(*args) on a new thread; its exception is kept in _keep. At most 32 threads a
+            # sequence: a hook that starts a thread whose backward calls the hook again would
+            # start threads without end (each joining the next), a hang that is not tapegrad's.
+            if len(_spawned) >= 32:
+                raise RuntimeError("_spawn: 32 threads started in this sequence already")
+            def run():
+                try:
+                    fn(*args)
+                except Exception as e:
+                    _keep.append(e)
+            th = threading.Thread(target=run, daemon=True)
+            _spawned.append(th)
+            th.start()
+            return th
+
+        def _err(e, *names):
+            # A step raised e (fine): printed, counted; the names it was to make get stand-ins.
+            g = globals()
+            missing = [k for k in names if k not in g]
+            print(type(e).__name__, e, f"(stand-ins: {', '.join(missing)})" if missing else "")
+            _errors.append(type(e).__name__)
+            for k in missing:
+                g[k] = {"t": lambda: tg.tensor([1.0, 2.0], requires_grad=True), "v": lambda: tg.Var(1.5),
+                        "T": tg.Tape}[k[0]]()
+
+        def _touch(x):
+            repr(x)
+            if isinstance(x, tg.Tensor):
+                x.numpy(), x.grad, x.is_leaf, x.requires_grad, x.dtype
+            elif isinstance(x, tg.Var):
+                float(x.data), x.grad, x.tape
+            elif isinstance(x, tg.Tape):
+                x.stats(), len(x)
+
+        def _reset():
+            # Leaves the tapes entered (back to this thread's own) and turns grad mode back on.
+            for _ in range(64):
+                if tg.active_tape() is _BASE:
+                    break
+                try:
+                    tg.active_tape().__exit__(None, None, None)
+                except Exception:
+                    break
+            tg._core._set_grad_enabled(True)
+
+        def _end():
+            # The end of a sequence: its threads joined (a step that raised before its _join left
+            # one running), the tapes left, every name the steps made dropped, garbage collected,
+            # then a fresh computation and backward (which reuses what was freed).
+            _join(*_spawned)
+            _reset()
+            g = globals()
+            for k in [k for k in g if re.fullmatch(r"[A-Za-z]+[0-9]+(_[a-z]+)?", k)]:
+                del g[k]
+            _keep.clear()
+            _calls.clear()
+            _spawned.clear()
+            gc.collect()
+            (tg.tensor([1.0, 2.0], requires_grad=True) * 2.0).sum().backward()
+            gc.collect()
+    """).strip("\n").replace("@JOIN_S@", repr(JOIN_S))
+
+    # --- the steps ------------------------------------------------------------------------------------
+    #
+    # A step is code over the names earlier steps made (t1, v2, T3, ...): it is generated from a
+    # symbolic state only (nothing is run), so that sequence i of a seed is the same steps whatever
+    # happens when they run; a step whose name is gone raises NameError, which is fine. Each step
+    # has ingredients, `kind` and `kind:variant`: TG_SF_AVOID leaves out the steps with one of them.
+
+    # tensor hooks: `hook(g)`, g the gradient (a Tensor; recorded under create_graph=True)
+    HOOKS = {
+        "none": "return None",
+        "scale": "return g * 2.0",
+        "compute": "_keep.append(g * {b} + {b}.sin())",
+        "compute_return": "return g * 0.5 + ({b} * 0.0).sum()",
+        "backward": "({b} * 1.0).sum().backward(retain_graph=True)",
+        "backward_g": "(g * g).sum().backward()",
+        "grad": "_keep.append(tg.autograd.grad(({b} * {b}).sum(), [{b}], allow_unused=True))",
+        "clear": "{T}.clear()",
+        "clear_active": "tg.active_tape().clear()",
+        "collect": "{T}.collect()",
+        "collect_active": "tg.active_tape().collect()",
+        "enter": "{T}.__enter__()",
+        "enter_new": "tg.Tape().__enter__()",
+        "exit": "tg.active_tape().__exit__(None, None, None)",
+        "exit_tape": "{T}.__exit__(None, None, None)",
+        "raise": "raise ValueError('hook raised')",
+        "dtype": "return g.astype('float32')",
+        "dtype16": "return g.to('float16')",
+        "dtype_int": "return g.astype('int64')",
+        "shape": "return tg.ones((3,))",
+        "shape_sum": "return g.sum()",
+        "shape_grow": "return tg.stack([g, g])",
+        "string": "return 'x'",
+        "number": "return 1.5",
+        "ndarray": "return np.ones(2)",
+        "var": "return tg.Var(2.0)",
+        "other": "return {b}",
+        "gc": "gc.collect()",
+        "del": "globals().pop('{b}', None)\ngc.collect()",
+        "register": "{b}.register_hook(lambda h: h * 0.5)",
+        "register_self": "g.register_hook(lambda h: h * 0.5)",
+        "remove_self": "globals()['{h}'].remove()",
+        "var_compute": "_keep.append({v} * 2.0 + {v}.sin())",
+        "var_backward": "({v} * {v}).backward()",
+        "nograd": "tg.no_grad().__enter__()",
+        "checkpoint": "return checkpoint(lambda a: a * 2.0, g)",
+        "inplace": "g.mul_(2.0)",
+        "astype_same": "return g.astype(g.dtype)",
+        "to_same": "return g.to(g.dtype)",
+        "retain": "g.retain_grad()\n_keep.append(g)",
+        "thread": "_keep.append(g)\n_join(_spawn(lambda: _keep.append(({b} * 2.0).sum())))",
+        "thread_backward": "_join(_spawn(lambda: ({b} * 2.0).sum().backward()))",
+        "thread_g": "_join(_spawn(lambda: _keep.append((g * 2.0).sum())))",
+    }
+    # Var hooks: g a float (a Var under create_graph=True)
+    VAR_HOOKS = {
+        "none": "return None",
+        "scale": "return g * 2",
+        "compute": "_keep.append({v} * g)",
+        "backward": "({v} * 2.0).backward()",
+        "clear": "{T}.clear()",
+        "clear_active": "tg.active_tape().clear()",
+        "collect": "{T}.collect()",
+        "enter": "{T}.__enter__()",
+        "exit": "tg.active_tape().__exit__(None, None, None)",
+        "raise": "raise ValueError('hook raised')",
+        "string": "return 'x'",
+        "tensor": "return tg.ones(2)",
+        "other": "return {v}",
+        "tensor_compute": "_keep.append({b} * 2.0)",
+        "tensor_backward": "({b} * 1.0).sum().backward(retain_graph=True)",
+        "gc": "globals().pop('{v}', None)\ngc.collect()",
+        "register": "{v}.register_hook(lambda h: h * 0.5)",
+        "thread": "_join(_spawn(lambda: _keep.append({v} * 2.0)))",
+    }
+    # checkpointed functions: they misbehave from their second run (the recomputation) on
+    CHECKPOINT_FNS = {
+        "plain": None,
+        "exit": "tg.active_tape().__exit__(None, None, None)",
+        "clear": "tg.active_tape().clear()",
+        "clear_tape": "{T}.clear()",
+        "collect": "tg.active_tape().collect()",
+        "raise": "raise ValueError('recompute raised')",
+        "enter": "tg.Tape().__enter__()",
+        "nograd": "tg.no_grad().__enter__()",
+        "shape": "return a.sum()",
+        "dtype": "return a.astype('float32')",
+        "outer": "return a * {b}",
+        "backward": "({b} * 1.0).sum().backward(retain_graph=True)",
+        "nested": "return checkpoint(lambda c: c.exp(), a)",
+        "gc": "gc.collect()",
+        "astype_same": "a = a.astype(a.dtype)",
+        "thread": "_join(_spawn(lambda: _keep.append((a * 2.0).sum())))",
+    }
+    # custom autograd.Function: its forward and its backward
+    FUNCTION_FORWARDS = {"scale": "return x * 2.0", "same": "return x", "detach": "return x.detach()",
+                         "tuple": "return x * 2.0, x.sin()", "other": "return x * {b}",
+                         "astype_same": "return x.astype(x.dtype)", "clear": "tg.active_tape().clear()\nreturn x * 2.0",
+                         "exit": "tg.active_tape().__exit__(None, None, None)\nreturn x * 2.0",
+                         "grad_inside": "with tg.enable_grad():\n    (x * 1.0).sum().backward()\nreturn x * 2.0"}
+    FUNCTION_BACKWARDS = {
+        "right": "return g * 2.0",
+        "shape": "return g.sum()",
+        "dtype": "return g.astype('float32')",
+        "none": "return None",
+        "raise": "raise ValueError('backward raised')",
+        "many": "return g, g",
+        "number": "return 1.0",
+        "string": "return 'x'",
+        "clear": "tg.active_tape().clear()\nreturn g",
+        "clear_tape": "{T}.clear()\nreturn g",
+        "exit": "tg.active_tape().__exit__(None, None, None)\nreturn g",
+        "backward": "({b} * 1.0).sum().backward(retain_graph=True)\nreturn g",
+        "saved": "return g * x",
+        "other": "return {b}",
+        "collect": "tg.active_tape().collect()\nreturn g * 2.0",
+    }
+
+    OPS = ["{a} * {b}", "{a} + {b}", "{a} * 2.0 + 1.0", "{a}.sin()", "{a}.exp() * {b}", "({a} * {a}).sum()",
+           "{a}.tanh() - {b}.cos()", "tg.where({a} > 0, {a}, {b})", "{a}.sum() * {b}", "{a}.mean()",
+           "{a}.reshape(-1)", "{a}[0]", "{a} @ {b}", "({a} ** 2).sum()", "{a}.T", "{a} / ({b} * {b} + 1.0)",
+           "tg.stack([{a}, {a}])", "{a} * {v}"]
+    VAR_OPS = ["{v} * {w}", "{v} + {w}.sin()", "{v} ** 2", "{v}.exp() * 0.5", "{v} * 3.0 - {w}", "{v} * {a}"]
+    LEAVES = ["[1.0, 2.0]", "[0.25, -0.5]", "[[0.5, -1.0], [2.0, 3.0]]", "1.5"]
+
+    WEIGHTS = {
+        "leaf": 5, "op": 10, "var_leaf": 2, "var_op": 4, "tape_new": 3, "with": 7, "enter": 3, "exit": 3,
+        "exit_active": 2, "exit_twice": 1, "enter_twice": 1, "clear": 3, "collect": 4, "hook": 7, "var_hook": 3,
+        "post_hook": 1, "retain_grad": 1, "remove_hook": 1, "backward": 9, "var_backward": 3, "grad": 3,
+        "create_graph_del": 3, "checkpoint": 5, "function": 4, "astype_same": 2, "to_same": 2, "cast": 1,
+        "detach": 1, "del": 3, "gc": 2, "no_grad": 2, "inplace": 2, "grad_reset": 1, "touch": 2, "del_tape": 1,
+        "thread": 3, "thread_cross": 1,
+    }
+    INNER = ["leaf", "op", "var_op", "backward", "var_backward", "grad", "clear", "collect", "hook", "var_hook",
+             "checkpoint", "function", "astype_same", "to_same", "exit_active", "enter", "exit", "create_graph_del",
+             "thread", "thread_cross", "del", "gc"]
+    THREADS = ["own", "own_tape", "main_graph", "clear", "collect", "enter", "exit", "concurrent", "concurrent_hook"]
+    CROSS = ["mul", "backward", "grad", "main"]
+
+
+    def indent(code, k=1):
+        return textwrap.indent(code, "    " * k)
+
+
+    class Gen:
+        """Draws the steps of one sequence from a symbolic state: the names of the tensors, Vars,
+        tapes and hook handles made so far (the recent ones drawn more often)."""
+
+        def __init__(self, rng):
+            self.rng = rng
+            self.t, self.v, self.T, self.h = [], [], [], []
+            self.count = 0
+            self.made = []  # the names of tensors, Vars and tapes the step being drawn makes
+
+        def new(self, prefix, into):
+            self.count += 1
+            name = f"{prefix}{self.count}"
+            into.append(name)
+            if prefix in ("t", "v", "T"):
+                self.made.append(name)
+            return name
+
+        def pick(self, names, fallback):
+            if not names:
+                return fallback
+            if self.rng.uniform() < 0.5:
+                return names[-1 - int(self.rng.integers(min(2, len(names))))]
+            return names[int(self.rng.integers(len(names)))]
+
+        def a(self):
+            return self.pick(self.t, "tg.tensor([1.0, 2.0], requires_grad=True)")
+
+        def var(self):
+            return self.pick(self.v, "tg.Var(1.5)")
+
+        def tape(self):
+            return self.pick(self.T, "tg.active_tape()") if self.rng.uniform() < 0.8 else "tg.active_tape()"
+
+        def choice(self, seq):
+            return seq[int(self.rng.integers(len(seq)))]
+
+        def variant(self, kind, table):
+            names = [k for k in table if f"{kind}:{k}" not in AVOID]
+            return self.choice(names) if names else None
+
+        def fill(self, code, **extra):
+            return code.format(a=self.a(), b=self.a(), v=self.var(), w=self.var(), T=self.tape(), **extra)
+
+        # each returns (code, variant) or None (when it cannot be made)
+        def s_leaf(self):
+            dtype = ", dtype='float32'" if self.rng.uniform() < 0.15 else ""
+            rg = self.rng.uniform() < 0.85
+            return f"{self.new('t', self.t)} = tg.tensor({self.choice(LEAVES)}{dtype}, requires_grad={rg})", None
+
+        def s_op(self):
+            code = self.fill(self.choice(OPS))
+            return f"{self.new('t', self.t)} = {code}", None
+
+        def s_var_leaf(self):
+            return f"{self.new('v', self.v)} = tg.Var({self.choice(['1.5', '-0.5', '2.0'])})", None
+
+        def s_var_op(self):
+            code = self.fill(self.choice(VAR_OPS))
+            return f"{self.new('v', self.v)} = {code}", None
+
+        def s_tape_new(self):
+            return f"{self.new('T', self.T)} = tg.Tape()", None
+
+        def s_enter(self):
+            return f"{self.tape()}.__enter__()", None
+
+        def s_exit(self):
+            return f"{self.tape()}.__exit__(None, None, None)", None
+
+        def s_exit_active(self):
+            return "tg.active_tape().__exit__(None, None, None)", None
+
+        def s_exit_twice(self):
+            t = self.tape()
+            return f"{t}.__exit__(None, None, None)\n{t}.__exit__(None, None, None)", None
+
+        def s_enter_twice(self):
+            t = self.tape()
+            return f"{t}.__enter__()\n{t}.__enter__()", None
+
+        def s_clear(self):
+            return f"{self.tape()}.clear()", None
+
+        def s_collect(self):
+            return f"{self.tape()}.collect()", None
+
+        def s_del_tape(self):
+            if not self.T:
+                return None
+            t = self.pick(self.T, None)
+            self.T.remove(t)
+            return f"del {t}\ngc.collect()", None
+
+        def s_touch(self):
+            return f"_touch({self.choice([self.a(), self.var(), self.tape()])})", None
+
+        def s_hook(self):
+            v = self.variant("hook", HOOKS)
+            if v is None:
+                return None
+            a = self.a()
+            h = self.new("h", self.h)
+            self.count += 1
+            fn = f"hook{self.count}"
+            body = self.fill(HOOKS[v], h=h)
+            return f"def {fn}(g):\n{indent(body)}\n{h} = {a}.register_hook({fn})", v
+
+        def s_var_hook(self):
+            v = self.variant("var_hook", VAR_HOOKS)
+            if v is None:
+                return None
+            self.count += 1
+            fn = f"vhook{self.count}"
+            body = self.fill(VAR_HOOKS[v])
+            return f"def {fn}(g):\n{indent(body)}\n{self.new('h', self.h)} = {self.var()}.register_hook({fn})", v
+
+        def s_post_hook(self):
+            body = self.fill(self.choice(["p.grad = None", "_keep.append(p.grad * 2.0)", "tg.active_tape().clear()",
+                                          "({b} * 1.0).sum().backward(retain_graph=True)", "p.grad.mul_(0.5)"]))
+            self.count += 1
+            fn = f"post{self.count}"
+            return f"def {fn}(p):\n{indent(body)}\n{self.new('h', self.h)} = " \
+                   f"{self.a()}.register_post_accumulate_grad_hook({fn})", None
+
+        def s_retain_grad(self):
+            return f"{self.a()}.retain_grad()", None
+
+        def s_remove_hook(self):
+            if not self.h:
+                return None
+            return f"{self.pick(self.h, None)}.remove()", None
+
+        def s_backward(self):
+            a = self.a()
+            v = self.choice(["sum", "retain", "create", "gradient", "grad_of_grad"])
+            if v == "sum":
+                return f"{a}.sum().backward()", v
+            if v == "retain":
+                return f"{a}.sum().backward(retain_graph=True)", v
+            if v == "create":
+                return f"{a}.sum().backward(create_graph=True)", v
+            if v == "gradient":
+                return f"{a}.backward(gradient=np.ones({a}.shape))", v
+            return f"{a}.grad.sum().backward()", v
+
+        def s_var_backward(self):
+            v = self.var()
+            kw = self.choice(["", "retain_graph=True", "create_graph=True", "2.0"])
+            return f"{v}.backward({kw})", None
+
+        def s_grad(self):
+            a, b = self.a(), self.a()
+            v = self.choice(["grad", "create", "leaf_grad", "var", "jvp"])
+            if v == "grad":
+                code = f"tg.autograd.grad({a}.sum(), [{b}], allow_unused=True)[0]"
+            elif v == "create":
+                code = f"tg.autograd.grad(({a} * {a}).sum(), [{b}], create_graph=True, allow_unused=True)[0]"
+            elif v == "leaf_grad":
+                code = f"{b}.grad"
+            elif v == "var":
+                w = self.var()
+                return f"{self.new('v', self.v)} = tg.autograd.grad({w}, [{self.var()}], allow_unused=True)[0]", v
+            else:
+                code = f"tg.autograd.jvp({a}, [{b}], [np.ones({b}.shape)])[0]"
+            return f"{self.new('t', self.t)} = {code}", v
+
+        def s_create_graph_del(self):
+            if not self.t:
+                return None
+            a = self.pick(self.t, None)
+            self.t.remove(a)
+            v = self.choice(["loss", "leaf_grad"])
+            if v == "loss":
+                return f"{a}.sum().backward(create_graph=True)\ndel {a}\ngc.collect()", v
+            n = self.new("t", self.t)
+            return f"({a} ** 3).sum().backward(create_graph=True)\n{n} = {a}.grad\ndel {a}\ngc.collect()", v
+
+        def s_checkpoint(self):
+            v = self.variant("checkpoint", CHECKPOINT_FNS)
+            if v is None:
+                return None
+            self.count += 1
+            fn = f"ck{self.count}"
+            bad = CHECKPOINT_FNS[v]
+            lines = f"_calls['{fn}'] = _calls.get('{fn}', 0) + 1\n"
+            if bad:
+                lines += f"if _calls['{fn}'] > 1:\n{indent(self.fill(bad))}\n"
+            lines += "return a.sin() * 2.0"
+            arg = self.a() + (" * 1.0" if self.rng.uniform() < 0.5 else "")
+            return f"def {fn}(a):\n{indent(lines)}\n{self.new('t', self.t)} = checkpoint({fn}, {arg})", v
+
+        def s_function(self):
+            fv = self.variant("function_forward", FUNCTION_FORWARDS)
+            bv = self.variant("function", FUNCTION_BACKWARDS)
+            if fv is None or bv is None:
+                return None
+            self.count += 1
+            cls = f"Fn{self.count}"
+            fwd = self.fill(FUNCTION_FORWARDS[fv])
+            bwd = self.fill(FUNCTION_BACKWARDS[bv])
+            save = "ctx.save_for_backward(x)\n" if self.rng.uniform() < 0.7 else ""
+            unpack = "(x,) = ctx.saved_tensors\n" if save else "x = None\n"
+            g = "g, *rest" if fv == "tuple" else "g"
+            code = (f"class {cls}(tg.autograd.Function):\n"
+                    f"    @staticmethod\n    def forward(ctx, x):\n{indent(save + fwd, 2)}\n"
+                    f"    @staticmethod\n    def backward(ctx, {g}):\n{indent(unpack + bwd, 2)}\n"
+                    f"{self.new('t', self.t)} = {cls}.apply({self.a()})")
+            if fv == "tuple":
+                code += f"[{self.choice(['0', '1'])}]"
+            return code, bv
+
+        def s_astype_same(self):
+            a = self.a()
+            return f"{self.new('t', self.t)} = {a}.astype({a}.dtype)", None
+
+        def s_to_same(self):
+            a = self.a()
+            how = self.choice([f"{a}.dtype", "'float64'", f"dtype={a}.dtype"])
+            return f"{self.new('t', self.t)} = {a}.to({how})", None
+
+        def s_cast(self):
+            a = self.a()
+            how = self.choice(["astype(np.float32)", "to('float16')", "double()", "float()"])
+            return f"{self.new('t', self.t)} = {a}.{how}", None
+
+        def s_detach(self):
+            return f"{self.new('t', self.t)} = {self.a()}.detach()", None
+
+        def s_del(self):
+            pool = self.t + self.v
+            if not pool:
+                return None
+            name = self.pick(pool, None)
+            (self.t if name in self.t else self.v).remove(name)
+            return f"del {name}", None
+
+        def s_gc(self):
+            return "gc.collect()", None
+
+        def s_no_grad(self):
+            return f"with tg.no_grad():\n    {self.new('t', self.t)} = {self.fill(self.choice(OPS))}", None
+
+        def s_inplace(self):
+            a = self.a()
+            op = self.choice(["add_(1.0)", "mul_(2.0)", "zero_()", "copy_(" + self.a() + ")", "requires_grad_(False)"])
+            if self.rng.uniform() < 0.5:
+                return f"with tg.no_grad():\n    {a}.{op}", None
+            return f"{a}.{op}", None
+
+        def s_grad_reset(self):
+            v = self.variant("grad_reset", {"none": 0, "ones": 0, "tensor": 0})
+            value = {"none": "None", "ones": "tg.ones(2)", "tensor": self.a()}[v] if v else None
+            return (f"{self.a()}.grad = {value}", v) if v else None
+
+        def s_thread(self):
+            v = self.variant("thread", {k: None for k in THREADS})
+            if v is None:
+                return None
+            a, T = self.a(), self.tape()
+            self.count += 1
+            fn = f"th{self.count}"
+            if v in ("own", "own_tape"):
+                body = ("x = tg.tensor([1.0, 2.0], requires_grad=True)\ny = x * 3.0\n"
+                        f"y.register_hook(lambda g: g * {a}.sum())\n(y * y).sum().backward()\n_keep.append(x.grad)")
+                if v == "own_tape":
+                    body = "with tg.Tape():\n" + indent(body)
+                return f"def {fn}():\n{indent(body)}\n_join(_spawn({fn}))", v
+            if v == "main_graph":
+                return f"_join(_spawn(lambda: ({a} * 2.0).sum().backward(retain_graph=True)))", v
+            if v in ("clear", "collect", "enter"):
+                return f"_join(_spawn(lambda: {T}.{v}()))".replace(".enter()", ".__enter__()"), v
+            if v == "exit":
+                return f"_join(_spawn(lambda: {T}.__exit__(None, None, None)))", v
+            if v == "concurrent":
+                return (f"{fn} = _spawn(lambda: ({a} * 2.0).sum().backward(retain_graph=True))\n"
+                        f"({a} * 3.0).sum().backward(retain_graph=True)\n_join({fn})"), v
+            # concurrent_hook: the thread runs backward on the graph of `a` while this thread's
+            # backward (on the same graph) is in a hook
+            b = self.a()
+            return (f"{fn} = None\n"
+                    f"def {fn}_hook(g):\n    global {fn}\n"
+                    f"    {fn} = _spawn(lambda: ({b} * 2.0).sum().backward(retain_graph=True))\n"
+                    f"    return g\n"
+                    f"{fn}_y = {a} * 1.0\n{fn}_y.register_hook({fn}_hook)\n"
+                    f"{fn}_y.sum().backward(retain_graph=True)\n_join({fn})"), v
+
+        def s_thread_cross(self):
+            v = self.variant("thread_cross", {k: None for k in CROSS})
+            if v is None:
+                return None
+            self.count += 1
+            k = self.count
+            use = {"mul": "return g * other", "backward": "other.sum().backward(retain_graph=True)",
+                   "grad": "tg.autograd.grad(other.sum(), [other])", "main": "return g * other"}[v]
+            code = (f"bar{k} = threading.Barrier(2, timeout=JOIN_S / 2)\nmine{k} = {{}}\n"
+                    f"def cross{k}(me):\n"
+                    f"    x = tg.tensor([1.0, 2.0], requires_grad=True)\n"
+                    f"    mine{k}[me] = x * 3.0      # recorded on this thread's tape\n"
+                    f"    bar{k}.wait()\n"
+                    f"    y = x * 2.0\n"
+                    f"    def hook(g):\n"
+                    f"        bar{k}.wait()          # both threads are inside backward()\n"
+                    f"        other = mine{k}[1 - me]  # recorded on the other thread's tape\n"
+                    f"        {use}\n"
+                    f"    y.register_hook(hook)\n"
+                    f"    (y * y).sum().backward()\n")
+            if v == "main":  # this thread is one of the two
+                code += f"th{k} = _spawn(cross{k}, 1)\ncross{k}(0)\n_join(th{k})"
+            else:
+                code += f"_join(_spawn(cross{k}, 0), _spawn(cross{k}, 1))"
+            return code, v
+
+        def s_with(self, depth):
+            t = self.tape() if self.rng.uniform() < 0.75 else None
+            if t is None:
+                head = f"with tg.Tape() as {self.new('T', self.T)}:"
+            else:
+                head = f"with {t}:"
+            inner = [self.step(depth + 1) for _ in range(int(self.rng.integers(1, 4)))]
+            return head, inner
+
+        def step(self, depth=0, kind=None):
+            outer, self.made = self.made, []
+            if kind:
+                code, variant = getattr(self, "s_" + kind)()
+                s = dict(kind=kind, variant=variant, code=code)
+            else:
+                s = self.draw_step(depth)
+            s["made"] = self.made
+            self.made = outer + self.made
+            return s
+
+        def draw_step(self, depth):
+            kinds = [k for k in WEIGHTS if k not in AVOID and (depth == 0 or k in INNER)]
+            w = np.array([WEIGHTS[k] for k in kinds], dtype=float)
+            for _ in range(50):
+                kind = kinds[int(self.rng.choice(len(kinds), p=w / w.sum()))]
+                if kind == "with":
+                    if depth >= 2:
+                        continue
+                    head, inner = self.s_with(depth)
+                    return dict(kind=kind, variant=None, head=head, inner=inner)
+                made = getattr(self, "s_" + kind)()
+                if made is None:
+                    continue
+                code, variant = made
+                return dict(kind=kind, variant=variant, code=code)
+            return dict(kind="gc", variant=None, code="gc.collect()")
+
+
+    def sequence(i):
+        rng = np.random.default_rng([seed, i])
+        g = Gen(rng)
+        steps = [g.step(kind="leaf"), g.step(kind="op")] + [g.step() for _ in range(int(rng.integers(8, 30)))]
+        # step ids: "k" for the top level, "k.j" inside a `with` block
+        for k, s in enumerate(steps):
+            s["id"] = str(k)
+            for j, s2 in enumerate(s.get("inner", [])):
+                s2["id"] = f"{k}.{j}"
+        return steps
+
+
+    def ingredients(s):
+        out = {s["kind"]} | ({f"{s['kind']}:{s['variant']}"} if s["variant"] else set())
+        for s2 in s.get("inner", []):
+            out |= ingredients(s2)
+        return out
+
+
+    def code_of(s, keep):
+        """The step's code (a `with` block: of the inner steps kept; None: the step is not kept)."""
+        if keep is not None and s["id"] not in keep:
+            return None
+        if "inner" not in s:
+            return s["code"]
+        inner = [c for c in (code_of(s2, keep) for s2 in s["inner"]) if c is not None]
+        return s["head"] + "\n" + indent("\n".join(inner) or "pass")
+
+
+    def emit(code):
+        if VERBOSE:
+            for line in code.splitlines():
+                out.write("| " + line + "\n")
+            out.flush()
+
+
+    def try_block(code, made):
+        args = ", ".join(["e"] + [repr(m) for m in made])
+        return "try:\n" + indent(code) + f"\nexcept Exception as e:\n    _err({args})"
+
+
+    steps_run = errors = 0
+    exc_types = {}
+    hit = {}
+    keep = set(KEEP.split(",")) if KEEP is not None else None
+    emit(PREAMBLE + f"\nfaulthandler.dump_traceback_later({WATCHDOG!r}, exit=True)  # a hang: exit code 1\n")
+    indices = [int(k) for k in INDICES.split(",")] if INDICES else list(range(FIRST, FIRST + n))
+    if os.environ.get("TG_SF_LIST") == "1":  # the step ids of each sequence
+        for i in indices:
+            ids = [x["id"] for s in sequence(i) for x in [s] + s.get("inner", [])]
+            print("ids", i, ",".join(ids))
+        print("done 0 0", flush=True)
+        sys.exit(0)
+    for i in indices:
+        steps = sequence(i)
+        ns = {"__name__": "__stateful__"}
+        exec(PREAMBLE, ns)
+        faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+        emit(f"\n# sequence {i} of seed {seed}")
+        for s in steps:
+            code = code_of(s, keep if i == indices[-1] else None)
+            if code is None:
+                continue
+            ing = sorted(ingredients(s))
+            out.write(f"@@ {i} {s['id']} {','.join(ing)} :: {code.splitlines()[0]}\n")
+            out.flush()
+            block = try_block(code, s["made"])
+            emit(block)
+            for x in ing:
+                hit[x] = hit.get(x, 0) + 1
+            steps_run += 1
+            exec(block, ns)
+        errors += len(ns["_errors"])
+        for e in ns["_errors"]:
+            exc_types[e] = exc_types.get(e, 0) + 1
+        out.write(f"@@ {i} end :: _end()\n")
+        out.flush()
+        emit("_end()")
+        try:
+            exec("_end()", ns)
+        except Exception as e:  # the state the sequence left breaks a fresh backward: a failure
+            import traceback
+            traceback.print_exc()
+            print(f"BROKEN: after sequence {i}: {type(e).__name__}: {e}", flush=True)
+            sys.stderr.flush()
+            os._exit(STATE_EXIT)
+        ns.clear()
+        gc.collect()
+        faulthandler.cancel_dump_traceback_later()
+
+    with open(STATS, "w") as f:
+        json.dump(dict(steps=steps_run, errors=errors, exc_types=exc_types, hit=hit,
+                       kinds=[k for k in WEIGHTS if k not in AVOID], sequences=len(indices)), f)
+    print("done", steps_run, errors, flush=True)
+''')
+
+HANG_EXIT = 86  # a worker's or a reproducer's exit code when a thread did not finish (_join in its preamble)
+STATE_EXIT = 87  # the stateful worker's exit code when a fresh backward fails after a sequence
+STATEFUL_FAST_SEEDS = range(2)
+STATEFUL_FAST_SEQUENCES = 120  # per seed (each seed draws every kind of step)
+# The long profile leaves out the steps of KNOWN_CRASHES too (to look for other crashes while they
+# are open); TAPEGRAD_FUZZ_AVOID_KNOWN=0 puts them back. The fast profile always leaves them out.
+STATEFUL_HIT_KNOWN = LONG and os.environ.get("TAPEGRAD_FUZZ_AVOID_KNOWN") == "0"
+
+
+def _stateful_avoid() -> str:
+    """The ingredients (step kinds and kind:variant) of the known crashes, for TG_SF_AVOID."""
+    return "" if STATEFUL_HIT_KNOWN else ",".join(s for c in KNOWN_CRASHES for s in c.get("steps", []))
+
+
+def _sf_run(seed: int, n: int, tmp_path: pathlib.Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """Runs the stateful worker: sequences 0..n-1 of seed (TG_SF_INDICES, TG_SF_KEEP: those only)."""
+    path = tmp_path / "stateful.py"
+    path.write_text(STATEFUL_WORKER)
+    full_env = dict(os.environ, PYTHONWARNINGS="ignore", TG_SF_AVOID=_stateful_avoid(), **env)
+    try:
+        return subprocess.run([sys.executable, str(path), str(seed), str(n)], capture_output=True, text=True,
+                              env=full_env, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        return subprocess.CompletedProcess(e.cmd, -9999, out, err + f"\n(no end in {timeout:.0f} s)")
+
+
+def _sf_died(proc: subprocess.CompletedProcess) -> bool:
+    lines = proc.stdout.strip().splitlines()
+    return proc.returncode != 0 or not lines or not lines[-1].startswith("done")
+
+
+def _sf_how(proc: subprocess.CompletedProcess) -> str:
+    if proc.returncode == STATE_EXIT:
+        return "broken state: a fresh backward raised after the sequence (its traceback is in stderr)"
+    if proc.returncode == HANG_EXIT:
+        return "hang (a thread did not finish: a deadlock; the worker prints every thread's stack to stderr)"
+    if proc.returncode == -9999:
+        return "hang (the process did not end)"
+    if proc.returncode == -signal.SIGALRM:
+        return "hang (killed by the reproducer's signal.alarm)"
+    if proc.returncode < 0:
+        try:
+            return f"signal {signal.Signals(-proc.returncode).name}"
+        except ValueError:
+            return f"signal {-proc.returncode}"
+    if "Timeout (" in proc.stderr:
+        return "hang (watchdog: a sequence ran past TG_SF_WATCHDOG seconds)"
+    return f"exit code {proc.returncode}"
+
+
+def _sf_last(proc: subprocess.CompletedProcess) -> Tuple[int, str] | None:
+    """The sequence and the step the worker was in when it died (the last "@@ i id" line)."""
+    marks = [line.split() for line in proc.stdout.splitlines() if line.startswith("@@ ")]
+    return (int(marks[-1][1]), marks[-1][2]) if marks else None
+
+
+def _sf_shrink(seed: int, first: int, proc: subprocess.CompletedProcess, tmp_path: pathlib.Path,
+               budget_s: float = 240.0) -> str:
+    """A death in sequence `last` of seed (run from `first`): the sequence alone (or the fewest
+    sequences before it that it needs), then the fewest of its steps that still die (steps after
+    the one that died dropped; then halves, quarters, ... single steps, nested ones included),
+    written out as a script that is run once more on its own."""
+    where = _sf_last(proc)
+    if where is None:
+        return "(no sequence was started)"
+    last, step = where
+    # quick reruns: a deadlocked thread is given 3 s, a sequence 10 s
+    quick = dict(TG_SF_JOIN="3", TG_SF_WATCHDOG="10")
+    deadline = time.monotonic() + budget_s
+
+    def dies(seqs: List[int], keep: List[str] | None) -> subprocess.CompletedProcess | None:
+        env = dict(quick, TG_SF_INDICES=",".join(map(str, seqs)), TG_SF_VERBOSE="1")
+        if keep is not None:
+            env["TG_SF_KEEP"] = ",".join(keep)
+        p = _sf_run(seed, 0, tmp_path, timeout=120, **env)
+        return p if _sf_died(p) else None
+
+    seqs = [last]
+    p = dies(seqs, None)
+    if p is None:  # it needs the state earlier sequences left: the shortest run lo..last that dies
+        p = dies(list(range(first, last + 1)), None)
+        if p is None:
+            return f"sequences {first}..{last} of seed {seed} do not die when rerun (not reproducible)"
+        good, bad = first, last
+        while bad - good > 1 and time.monotonic() < deadline:
+            mid = (good + bad) // 2
+            q = dies(list(range(mid, last + 1)), None)
+            if q is not None:
+                good, p = mid, q
+            else:
+                bad = mid
+        seqs = list(range(good, last + 1))
+    listing = _sf_run(seed, 0, tmp_path, timeout=120, TG_SF_LIST="1", TG_SF_INDICES=str(last)).stdout
+    ids = next(line.split()[2].split(",") for line in listing.splitlines() if line.startswith(f"ids {last} "))
+    proc_best = p
+    died_at = _sf_last(p)
+    keep = ids
+    if died_at and died_at[1] != "end" and died_at[1] in ids:  # the steps after the one that died go
+        top = int(died_at[1].split(".")[0])
+        trial = [i for i in ids if int(i.split(".")[0]) <= top]
+        q = dies(seqs, trial)
+        if q is not None:
+            keep, proc_best = trial, q
+    size = max(1, len(keep) // 2)
+    while size >= 1 and time.monotonic() < deadline:
+        i = 0
+        while i < len(keep) and time.monotonic() < deadline:
+            trial = keep[:i] + keep[i + size:]
+            q = dies(seqs, trial) if trial else None
+            if q is not None:
+                keep, proc_best = trial, q
+            else:
+                i += size
+        size //= 2
+    script = "\n".join(line[2:] for line in proc_best.stdout.splitlines() if line.startswith("| ")) + "\n"
+    repro = tmp_path / f"stateful_reproducer_{seed}_{last}.py"
+    repro.write_text(script)
+    try:
+        check = subprocess.run([sys.executable, str(repro)], capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        verdict = f"the script alone: {_sf_how(check)}" if check.returncode != 0 else "the script alone does not die"
+    except subprocess.TimeoutExpired:
+        verdict = "the script alone: hang (no end in 120 s)"
+    lines = script.splitlines()
+    shown = "\n".join(lines if len(lines) <= 250 else lines[:80] + ["..."] + lines[-160:])
+    return (f"seed {seed}, sequences {seqs}, steps {keep} of sequence {last}: {_sf_how(proc_best)} ({verdict}); "
+            f"rerun: TG_SF_INDICES={last} python {tmp_path / 'stateful.py'} {seed} 1\nreproducer ({repro}):\n{shown}\n"
+            f"stderr:\n{proc_best.stderr[-2500:]}")
+
+
+def _stateful(seed: int, n: int, tmp_path: pathlib.Path) -> dict:
+    """Runs n sequences of seed in a child process; on a death (signal, deadlock, watchdog),
+    fails with the shrunk reproducer."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    proc = _sf_run(seed, n, tmp_path)
+    if _sf_died(proc):
+        where = _sf_last(proc)
+        text = (f"stateful fuzz seed {seed}: {_sf_how(proc)} at: "
+                f"{next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith('@@ ')), '(nothing)')}")
+        detail = _sf_shrink(seed, 0, proc, tmp_path) if where else proc.stderr[-3000:]
+        raise AssertionError(f"{text}\n\nshrunk: {detail}")
+    return json.loads((tmp_path / "stateful.json").read_text())
+
+
+@pytest.mark.parametrize("seed", STATEFUL_FAST_SEEDS)
+def test_stateful_fuzz_never_crashes(seed: int, tmp_path: pathlib.Path) -> None:
+    """STATEFUL_FAST_SEQUENCES sequences of tape, hook, checkpoint, Function, backward and thread
+    steps over shared state: each step returns or raises a Python exception; none kills the
+    process, deadlocks a thread or hangs, and a fresh backward works after each sequence (else the
+    worker exits with STATE_EXIT)."""
+    if LONG:
+        pytest.skip("TAPEGRAD_FUZZ_PROFILE=long runs test_stateful_fuzz_long instead")
+    stats = _stateful(seed, STATEFUL_FAST_SEQUENCES, tmp_path)
+    print(f"stateful seed {seed}: {stats['sequences']} sequences, {stats['steps']} steps, {stats['errors']} raised "
+          f"({stats['exc_types']})")
+    # both outcomes happen, so the test cannot pass vacuously
+    assert stats["steps"] > 10 * STATEFUL_FAST_SEQUENCES
+    assert stats["steps"] // 20 < stats["errors"] < stats["steps"] // 2
+    assert not set(stats["kinds"]) - set(stats["hit"]), "every kind of step is drawn"
+
+
+def test_stateful_fuzz_long(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TAPEGRAD_FUZZ_PROFILE=long: sequences from TAPEGRAD_FUZZ_SEED in child processes of
+    TAPEGRAD_FUZZ_CHUNK_SEQUENCES sequences (300), TAPEGRAD_FUZZ_JOBS at a time, for
+    TAPEGRAD_FUZZ_SECONDS seconds (else TAPEGRAD_FUZZ_SEQUENCES sequences, 20000); every death is shrunk."""
+    if not LONG:
+        pytest.skip("the long profile: TAPEGRAD_FUZZ_PROFILE=long [TAPEGRAD_FUZZ_SEED=s] [TAPEGRAD_FUZZ_SECONDS=t]")
+    seed = int(os.environ.get("TAPEGRAD_FUZZ_SEED", "0"))
+    chunk = int(os.environ.get("TAPEGRAD_FUZZ_CHUNK_SEQUENCES", "300"))
+    seconds = float(os.environ["TAPEGRAD_FUZZ_SECONDS"]) if os.environ.get("TAPEGRAD_FUZZ_SECONDS") else None
+    total = int(os.environ.get("TAPEGRAD_FUZZ_SEQUENCES", "20000"))
+    jobs = int(os.environ.get("TAPEGRAD_FUZZ_JOBS", str(max(1, (os.cpu_count() or 2) // 2))))
+    start = time.monotonic()
+    parts = itertools.count()
+    lock = threading.Lock()
+    outcomes: List[Tuple[int, int, dict | str]] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                k = next(parts)
+            if seconds is not None and time.monotonic() - start >= seconds:
+                return
+            if seconds is None and k * chunk >= total:
+                return
+            count = chunk if seconds is not None else min(chunk, total - k * chunk)
+            child_seed = 10**6 * (seed + 1) + k  # none is one of the fast run's
+            try:
+                result: dict | str = _stateful(child_seed, count, tmp_path / f"seed{child_seed}")
+            except AssertionError as failure:
+                result = str(failure)
+            with lock:
+                outcomes.append((child_seed, count, result))
+
+    threads = [threading.Thread(target=worker) for _ in range(jobs)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    stats = [o for _, _, o in outcomes if isinstance(o, dict)]
+    failures = [o for _, _, o in outcomes if isinstance(o, str)]
+    tried = sum(s["sequences"] for s in stats)
+    with capsys.disabled():
+        print(f"\ntapegrad stateful fuzz, long profile: seed {seed}: {tried} sequences "
+              f"({sum(s['steps'] for s in stats)} steps, {sum(s['errors'] for s in stats)} raised) completed in "
+              f"{len(stats)} processes, {len(failures)} processes died, {time.monotonic() - start:.0f} s; "
+              f"left out: {_stateful_avoid() or 'nothing'}")
+    assert not failures, "\n\n".join(failures)

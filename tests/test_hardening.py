@@ -223,3 +223,198 @@ def test_errors_name_the_problem() -> None:
     # softmax over an empty axis: empty, as log_softmax
     assert tg.softmax(tg.ones((2, 0)), axis=1).shape == (2, 0)
     assert tg.log_softmax(tg.ones((2, 0)), axis=1).shape == (2, 0)
+
+
+# --- issue 21: what an adversarial pass found ------------------------------------------------
+
+
+def test_a_checkpointed_function_cannot_close_a_tape_opened_outside_it() -> None:
+    """Recomputed by a create_graph backward, a checkpointed function that closed the active tape's
+    block left the thread's active tape on a tape nobody kept: the next op recorded on freed memory.
+    Now closing a block opened outside the function raises ValueError there; blocks the function
+    opens (and leaves open) are its own."""
+    proc = run_child("""
+        import gc, tapegrad as tg
+        from tapegrad.utils.checkpoint import checkpoint
+        A = tg.Tape(); A.__enter__()
+        x = tg.tensor([1., 2.], requires_grad=True); st = {"r": False}
+        def f(a):
+            if st["r"]: tg.active_tape().__exit__(None, None, None)
+            return a.sin()
+        y = checkpoint(f, x * 1.0); st["r"] = True
+        try:
+            y.sum().backward(create_graph=True)
+        except ValueError as e:
+            assert "opened outside the function tapegrad is running now" in str(e), e
+        else:
+            raise AssertionError("no error")
+        assert tg.active_tape() is A
+        del y, A; gc.collect()
+        (tg.tensor([1., 2.], requires_grad=True) * 2).sum().backward()
+        # a function that opens tapes of its own, closes one and leaves one open
+        B = tg.Tape()
+        with B:
+            x = tg.tensor([0.5, 1.5], requires_grad=True)
+            def g(a):
+                inner = tg.Tape(); inner.__enter__(); inner.__exit__(None, None, None)
+                tg.Tape().__enter__()  # left open: closed when the function returns
+                return a.exp()
+            y = checkpoint(g, x * 1.0)
+            (gx,) = tg.autograd.grad(y.sum(), x, create_graph=True)
+            assert tg.active_tape() is B
+        assert abs(gx.detach().numpy() - [1.6487212707001282, 4.4816890703380645]).max() < 1e-12
+        gc.collect()
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_an_op_that_returns_its_operand_roots_it_only_on_its_own_tape() -> None:
+    """astype to the same dtype returns the tensor itself; the binding rooted it on a tape at a
+    record index of an earlier generation, and the next collect() wrote past its scratch array."""
+    proc = run_child("""
+        import tapegrad as tg
+        x = tg.tensor([1., 2.], requires_grad=True); y = (x * 2).sum(); y.backward()
+        T = tg.Tape()
+        with T: z = y * 3
+        del z
+        for _ in range(3):
+            with T:
+                w = y.astype(y.dtype)
+                T.collect()
+                w2 = w * 2
+                T.collect()
+        assert w2.item() == 12.0
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_two_threads_whose_hooks_use_each_others_tapes_finish() -> None:
+    """Each thread's backward ran a hook computing with a result of the other thread's tape: each
+    sweep held its tape for the whole backward, so each waited for the other forever. The tapes are
+    let go while a hook runs (PyTorch runs the same program); the gradients are the right ones."""
+    proc = run_child("""
+        import threading, tapegrad as tg
+        for _ in range(20):
+            b = threading.Barrier(2); res = {}
+            T1, T2 = tg.Tape(), tg.Tape()
+            with T1:
+                x1 = tg.tensor([1., 2.], requires_grad=True); r1 = x1 * 2; y1 = (r1 * r1).sum()
+            with T2:
+                x2 = tg.tensor([3., 4.], requires_grad=True); r2 = x2 * 3; y2 = (r2 * r2).sum()
+            def hook_for(other):
+                def h(g):
+                    b.wait(timeout=20)
+                    return g + (other * 0.0).detach()   # an op recorded on the other thread's tape
+                return h
+            r1.register_hook(hook_for(r2)); r2.register_hook(hook_for(r1))
+            def run(name, y):
+                y.backward(); res[name] = True
+            ts = [threading.Thread(target=run, args=("a", y1)), threading.Thread(target=run, args=("b", y2))]
+            for t in ts: t.start()
+            for t in ts: t.join(60)
+            assert not any(t.is_alive() for t in ts) and res == {"a": True, "b": True}
+            assert x1.grad.tolist() == [8.0, 16.0] and x2.grad.tolist() == [54.0, 72.0]
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_a_tensor_pickles_without_code_and_refuses_damaged_bytes() -> None:
+    """A Tensor's pickle named builtins.eval (pybind11's pickling of a compiled function) and held
+    NumPy objects, whose damaged states crashed NumPy. It names one function now,
+    tapegrad._tensor._rebuild, with a shape, a dtype name and bytes: a restricted unpickler that
+    allows only that name loads it, and damaged arguments raise errors naming the problem."""
+    import io
+    import pickle
+    import pickletools
+
+    class OnlyTensors(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            if (module, name) == ("tapegrad._tensor", "_rebuild"):
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
+
+    cases = [tg.tensor([[1.5, -2.0], [0.0, 3.25]], requires_grad=True), tg.tensor([1, -2, 3]),
+             tg.tensor([True, False]), tg.tensor([1.0, 3.3, -0.0, float("inf")], dtype=tg.bfloat16),
+             tg.tensor(2.5, dtype=np.float16), tg.tensor(np.zeros((0, 3), np.float32)),
+             tg.tensor(np.arange(6.0).reshape(2, 3)).T * 2]
+    for t in cases:
+        blob = pickle.dumps(t)
+        globals_named = [arg for op, arg, _ in pickletools.genops(blob) if op.name in ("GLOBAL", "STACK_GLOBAL")]
+        assert b"eval" not in blob and b"numpy" not in blob, blob
+        assert len(globals_named) <= 1
+        r = OnlyTensors(io.BytesIO(blob)).load()
+        assert r.dtype == t.dtype and r.shape == t.shape and r.requires_grad == (t.requires_grad and t.is_leaf)
+        np.testing.assert_array_equal(r.astype(np.float64).numpy(), t.detach().astype(np.float64).numpy())
+    rebuild = tg._tensor._rebuild
+    for args, err, msg in [(((2,), "float128", b"\0" * 32, False), ValueError, "unknown dtype"),
+                           (((2,), "float64", b"\0" * 15, False), ValueError, "needs 16 bytes"),
+                           (((-1,), "float64", b"", False), ValueError, "invalid shape"),
+                           ((2, "float64", b"\0" * 16, False), ValueError, "invalid shape"),
+                           (((2,), "float64", "ab", False), TypeError, "must be bytes"),
+                           (((2,), "float64", b"\0" * 16, 1), TypeError, "requires_grad must be a bool"),
+                           (((2**40, 2**40), "float64", b"", False), ValueError, "needs")]:
+        with pytest.raises(err, match=msg):
+            rebuild(*args)
+
+
+def test_mutated_tensor_pickles_raise_or_load_never_crash() -> None:
+    """10,000 pickles of tensors with random bytes changed, loaded in a child process: each raises
+    an exception or loads; none crashes the interpreter (the full run is scripts/fuzz.sh's)."""
+    proc = run_child("""
+        import pickle, random, numpy as np, tapegrad as tg
+        rng = random.Random(21)
+        blobs = [pickle.dumps(t) for t in (tg.tensor([[1.5, -2.0], [0.0, 3.25]], requires_grad=True),
+                 tg.tensor([1, 2, 3]), tg.tensor([1.0, 3.3], dtype=tg.bfloat16), tg.tensor(2.5, dtype=np.float16))]
+        loaded = 0
+        for i in range(10000):
+            b = bytearray(rng.choice(blobs))
+            for _ in range(rng.randint(1, 4)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            try:
+                pickle.loads(bytes(b)); loaded += 1
+            except Exception:
+                pass
+        print("ok", loaded)
+    """)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr[-3000:]
+
+
+def test_a_leaf_whose_gradient_is_the_leaf_itself() -> None:
+    """`x.grad = x` is refused (PyTorch: "can't assign Variable as its own grad"); a hook or a custom
+    Function's backward that returns the leaf gives PyTorch's gradients (the next create_graph backward
+    hung: accumulating into the leaf took the leaf's lock twice)."""
+    proc = run_child("""
+        import tapegrad as tg
+        x = tg.tensor(1.5, requires_grad=True)
+        try:
+            x.grad = x
+        except RuntimeError as e:
+            assert "its own gradient" in str(e), e
+        else:
+            raise AssertionError("no error")
+        x = tg.tensor(1.5, requires_grad=True)
+        x.register_hook(lambda g: x)
+        y = x + x
+        y.backward(retain_graph=True)
+        assert x.grad.item() == 1.5
+        y.backward(create_graph=True)
+        assert x.grad.item() == 3.0 and x.grad is not x
+
+        class F(tg.autograd.Function):
+            @staticmethod
+            def forward(ctx, a):
+                return a * 2.0
+
+            @staticmethod
+            def backward(ctx, g):
+                return z
+
+        z = tg.tensor(1.5, requires_grad=True)
+        F.apply(z).backward(create_graph=True)
+        assert z.grad.item() == 1.5 and z.grad is not z
+        print("ok")
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]

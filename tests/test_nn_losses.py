@@ -142,6 +142,59 @@ def test_cross_entropy_when_every_target_is_ignored_is_nan_like_torch() -> None:
     assert F.cross_entropy(tg.tensor(x), tg.tensor(target), reduction="sum").item() == 0.0
 
 
+ALL_IGNORED = [("cross_entropy", 0.0), ("cross_entropy", 0.15), ("nll_loss", 0.0)]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("ignore_index", [-100, 2])
+@pytest.mark.parametrize("shapes", CE_SHAPES, ids=[str(s) for s, _ in CE_SHAPES])
+@pytest.mark.parametrize("name,label_smoothing", ALL_IGNORED, ids=[f"{n}{s}" for n, s in ALL_IGNORED])
+def test_every_target_ignored_has_torchs_loss_and_a_zero_gradient(name: str, label_smoothing: float, shapes: Any,
+                                                                   ignore_index: int, weighted: bool,
+                                                                   reduction: str) -> None:
+    """An all-padding batch: torch's mean is nan (0/0) but its gradient is 0; sum and none are 0, gradient 0."""
+    x_shape, t_shape = shapes
+    target = np.full(t_shape, ignore_index)
+    w = np.abs(rand(5, seed=3)) + 0.1 if weighted else None
+    kwargs: dict[str, Any] = dict(ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing:
+        kwargs["label_smoothing"] = label_smoothing
+    compare_loss(lambda a, t: getattr(F, name)(a, t, None if w is None else tg.tensor(w), **kwargs),
+                 lambda a, t: getattr(tF, name)(a, t, None if w is None else torch.tensor(w), **kwargs),
+                 rand(*x_shape, scale=2.0), target)
+    x = tg.tensor(rand(*x_shape, scale=2.0), requires_grad=True)
+    loss = getattr(F, name)(x, tg.tensor(target), None if w is None else tg.tensor(w), **kwargs)
+    assert (math.isnan(loss.item()) if reduction == "mean" else not loss.numpy().any())
+    loss.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros(x_shape))
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_kept_targets_of_zero_weight_get_torchs_nan_gradient_and_ignored_ones_zero(name: str) -> None:
+    x, target, w = rand(4, 3), np.array([0, 0, -100, 0]), np.array([0.0, 2.0, 1.0])
+    compare_loss(lambda a, t: getattr(F, name)(a, t, weight=tg.tensor(w)),
+                 lambda a, t: getattr(tF, name)(a, t, weight=torch.tensor(w)), x, target)
+    a = tg.tensor(x, requires_grad=True)
+    getattr(F, name)(a, tg.tensor(target), weight=tg.tensor(w)).backward()
+    nan = np.isnan(a.grad.numpy())  # nll_loss: at the targets; cross_entropy: through log_softmax, the whole row
+    np.testing.assert_array_equal(nan[[0, 1, 3]], [[True, name == "cross_entropy", name == "cross_entropy"]] * 3)
+    np.testing.assert_array_equal(a.grad.numpy()[2], [0.0, 0.0, 0.0])
+
+
+def test_an_all_padding_batch_leaves_the_weights_unchanged_after_a_step() -> None:
+    tg.manual_seed(0)
+    model, loss_fn = nn.Linear(4, 3), nn.CrossEntropyLoss(ignore_index=0)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = [p.numpy().copy() for p in model.parameters()]
+    loss = loss_fn(model(tg.tensor(rand(5, 4))), tg.tensor(np.zeros(5, dtype=np.int64)))
+    assert math.isnan(loss.item())
+    loss.backward()
+    opt.step()
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.numpy(), b)
+
+
 def test_cross_entropy_takes_arrays_and_lists_as_targets() -> None:
     x = rand(3, 4)
     expected = tF.cross_entropy(torch.tensor(x), torch.tensor([0, 3, 1])).item()

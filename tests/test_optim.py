@@ -349,6 +349,56 @@ def test_invalid_hyperparameters_are_refused(name: str, kw: Dict[str, Any]) -> N
         getattr(optim, name)(params(tg), **kw)
 
 
+HYPERPARAMETERS = {
+    "SGD": ["lr", "momentum", "dampening", "weight_decay"],
+    "Adam": ["lr", "eps", "betas[0]", "betas[1]", "weight_decay"],
+    "AdamW": ["lr", "eps", "betas[0]", "betas[1]", "weight_decay"],
+    "RMSprop": ["lr", "alpha", "eps", "weight_decay", "momentum"],
+    "Adagrad": ["lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"],
+}
+EDGE_VALUES = [float("nan"), -1e-3, -0.0, 0.0, 0.5, 1.0, 2.0, float("inf"), float("-inf"), np.float32(0.25)]
+# (torch refuses betas that are not Python floats, np.float32 and ints included, "betas must be either both floats
+# or both Tensors"; tapegrad takes any real numbers there)
+VALIDATION = [(n, h, v) for n, hs in HYPERPARAMETERS.items() for h in hs for v in EDGE_VALUES
+              if not (h.startswith("betas") and not isinstance(v, float))]
+
+
+@pytest.mark.parametrize("name,hyperparameter,value", VALIDATION, ids=[f"{n}-{h}={v!r}" for n, h, v in VALIDATION])
+def test_hyperparameters_are_validated_as_torch_validates_them(name: str, hyperparameter: str, value: float) -> None:
+    """Where torch's constructor raises (nan included: ``not 0.0 <= value``; but SGD's ``value < 0.0`` lets nan
+    through), ours raises the same ValueError, naming the hyperparameter and the value; where it accepts, so do
+    we, and keep the value."""
+    if hyperparameter.startswith("betas"):
+        kw: Dict[str, Any] = {"betas": (value, 0.999) if hyperparameter == "betas[0]" else (0.9, value)}
+    else:
+        kw = {hyperparameter: value}
+    try:
+        theirs = getattr(torch.optim, name)(params(torch), **kw)
+    except ValueError as e:
+        with pytest.raises(ValueError) as ours:
+            getattr(optim, name)(params(tg), **kw)
+        assert str(ours.value) == str(e)  # e.g. "Invalid learning rate: nan", "Invalid beta parameter at index 1: 1.0"
+        return
+    opt = getattr(optim, name)(params(tg), **kw)
+    key = hyperparameter.split("[")[0]
+    assert_array_equal(np.asarray(opt.param_groups[0][key], float), np.asarray(theirs.param_groups[0][key], float))
+
+
+def test_nan_learning_rate_is_refused_by_adam_rmsprop_adagrad_and_in_param_groups() -> None:
+    for name in ("Adam", "AdamW", "RMSprop", "Adagrad"):
+        with pytest.raises(ValueError, match="^Invalid learning rate: nan$"):
+            getattr(optim, name)(params(tg), lr=float("nan"))
+    ps = params(tg)
+    opt = optim.Adam(ps[:2], lr=0.1)
+    with pytest.raises(ValueError, match="^Invalid epsilon value: nan$"):
+        opt.add_param_group({"params": ps[2:], "eps": float("nan")})  # (stricter than torch, which checks no group)
+    with pytest.raises(ValueError, match="^Invalid beta parameter at index 1: nan$"):
+        optim.AdamW([{"params": ps[:2], "betas": (0.9, float("nan"))}])
+    with pytest.raises(ValueError, match="^Invalid learning rate: nan$"):
+        optim.RMSprop([{"params": ps, "lr": 0.1}], lr=float("nan"))  # the default counts, even when overridden
+    assert len(opt.param_groups) == 1
+
+
 def test_bad_parameters_are_refused() -> None:
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(ValueError, match="non-leaf"):

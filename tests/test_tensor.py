@@ -635,7 +635,7 @@ def test_shape_op_errors():
         (lambda: t.transpose((0, 0)), r"transpose: axis 0 appears twice"),
         (lambda: t.transpose((0, 2)), r"transpose: axis 2 is out of bounds"),
         (lambda: t.transpose(0), r"transpose: 1 axes for a tensor of shape \(2, 3\)"),
-        (lambda: t.squeeze(0), r"squeeze: axis 0 of shape \(2, 3\) does not have length 1"),
+        (lambda: t.squeeze(axis=0), r"squeeze: axis 0 of shape \(2, 3\) does not have length 1"),
         (lambda: t.unsqueeze(3), r"unsqueeze: axis 3 is out of bounds"),
         (lambda: tg.concatenate([t, tg.ones((2, 2))]),
          r"concatenate: shapes \(2, 3\) and \(2, 2\) differ outside axis 0"),
@@ -866,3 +866,26 @@ def test_fuzz_odd_shapes_never_crash(seed, tmp_path):
     that a crash is reported (with the call that crashed) instead of ending the test run."""
     results, errors = run_fuzz_worker(FUZZ_WORKER, seed, 400, tmp_path)
     assert results > 100 and errors > 20, (results, errors)  # both outcomes are exercised
+
+
+def test_set_num_threads_is_torchs_and_checked() -> None:
+    """tg.set_num_threads / get_num_threads (as torch's): the most threads a matrix product may use.
+    Products below 2^24 multiply-adds run on one thread whatever it says; results do not depend on it."""
+    before = tg.get_num_threads()
+    assert isinstance(before, int) and before >= 1
+    a = np.random.default_rng(0).standard_normal((300, 300))
+    try:
+        results = []
+        for n in (1, 2, 1):
+            tg.set_num_threads(n)
+            assert tg.get_num_threads() == n
+            results.append((tg.tensor(a) @ tg.tensor(a)).numpy())
+        np.testing.assert_allclose(results[0], a @ a, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(results[1], results[0], rtol=1e-13, atol=1e-12)
+        for bad, err in ((0, ValueError), (-3, ValueError), (2**70, ValueError), (70000, ValueError), (1.0, TypeError),
+                         (True, TypeError), ("2", TypeError), (None, TypeError)):
+            with pytest.raises(err, match="set_num_threads"):
+                tg.set_num_threads(bad)
+        assert tg.get_num_threads() == 1
+    finally:
+        tg.set_num_threads(before)

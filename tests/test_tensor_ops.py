@@ -385,6 +385,41 @@ def test_max_min_two_tensors_are_elementwise():
     assert tg.min(-1.0, a).numpy().tolist() == [-1.0, -1.0, -2.0]
 
 
+def test_max_min_with_a_dim_and_keepdim_positionally_are_torchs(torch):
+    # torch.max(input, dim, keepdim): tg.max(t, 1, True) took True for a NumPy axis and raised.
+    a = np.array([[1.0, 5.0, 2.0], [3.0, 0.0, 4.0]])
+    for name in ("max", "min"):
+        x, t = tg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+        ours, theirs = getattr(tg, name)(x, 1, True), getattr(torch, name)(t, 1, True)
+        assert ours.values.numpy().tolist() == theirs.values.tolist()
+        assert ours.indices.numpy().tolist() == theirs.indices.tolist()
+        ours.values.sum().backward()
+        theirs.values.sum().backward()
+        assert x.grad.numpy().tolist() == t.grad.tolist()
+    assert tg.max(tg.tensor(a), None, 1).numpy().tolist() == [5.0, 4.0]  # NumPy's (x, None, axis) still
+    assert tg.min(tg.tensor(a), None, 0, True).numpy().tolist() == [[1.0, 0.0, 2.0]]
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda t: tg.max(t, axis=tg.Var(1.0)), r"tapegrad\.max: axis must be an int or a tuple of ints, not Var"),
+    (lambda t: tg.min(t, dim=tg.Var(1.0)), r"tapegrad\.min: dim must be an int, not Var"),
+    (lambda t: tg.max(t, dim=1.0), r"tapegrad\.max: dim must be an int, not float \(1\.0\)"),
+    (lambda t: tg.max(t, axis=True), r"axis must be an int or a tuple of ints, not bool"),
+    (lambda t: tg.max(t, None, 1.0), r"axis must be an int or a tuple of ints, not float"),
+    (lambda t: tg.max(t, None, tg.Var(1.0)), r"axis must be an int or a tuple of ints, not Var"),
+    (lambda t: tg.max(t, 1, tg.Var(1.0)), r"tapegrad\.max\(input, dim, keepdim\): keepdim must be one bool, got Var"),
+    (lambda t: tg.max(t, 1, 0), r"keepdim must be one bool, got int \(0\)"),
+    (lambda t: tg.max(t, t, 1), r"tapegrad\.max of more than two operands takes Vars and real numbers .* operand 1 "
+                                r"is Tensor"),
+    (lambda t: tg.max(t, t, axis=0), r"tapegrad\.max: axis= is for a reduction of one tensor"),
+    (lambda t: tg.min(t, 1, dim=0), r"tapegrad\.min: got a dim \(1\) both as the second argument and as dim="),
+    (lambda t: tg.max(t, dim=1, axis=0), r"got both axis= .* and dim="),
+])
+def test_max_min_refuse_what_is_not_an_axis(call, message):
+    with pytest.raises(TypeError, match=message):
+        call(tg.tensor([[1.0, 5.0, 2.0], [3.0, 0.0, 4.0]]))
+
+
 # --- pow: constant exponents and bases, kinks ---------------------------------------------------
 
 EXPONENTS = [0, 1, 2, 3, -1, -2, 0.5, 1.5, -0.5, 2.5, 1 / 3]

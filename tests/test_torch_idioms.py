@@ -204,11 +204,13 @@ def test_squeeze_unsqueeze(case: Callable[..., Any]) -> None:
 
 
 def test_squeeze_of_an_axis_longer_than_one() -> None:
-    """squeeze(dim=d) is PyTorch's (a no-op there); squeeze(d) and squeeze(axis=d) are NumPy's (an error):
+    """squeeze(d) and squeeze(dim=d) are PyTorch's (a no-op there); squeeze(axis=d) is NumPy's (an error):
     the split _torch.py's docstring documents."""
     both(lambda m, x: x.squeeze(dim=0), RNG.standard_normal((2, 1, 3)))
+    both(lambda m, x: x.squeeze(0), RNG.standard_normal((2, 1, 3)))
+    both(lambda m, x: m.squeeze(x, 0), RNG.standard_normal((2, 1, 3)))
     with pytest.raises(RuntimeError, match="does not have length 1"):
-        tg.ones((2, 1, 3)).squeeze(0)
+        tg.ones((2, 1, 3)).squeeze(axis=0)
 
 
 # --- what a tensor is, shapes -----------------------------------------------------------------------------

@@ -521,6 +521,54 @@ def test_tapes_nest():
     assert x.grad == 4.0
 
 
+# --- max and min of several Vars ----------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@pytest.mark.parametrize("values", [(1.0, 1.0, 5.0), (5.0, 1.0, 1.0), (2.0, -3.0, 0.5, 7.0), (-1.0, -2.0, -0.5)])
+def test_max_min_of_several_vars_is_the_extreme_one_like_builtin_max(torch, name, values):
+    # tg.max(Var(1), Var(1), Var(5)) took the third Var for an axis and returned 1.0.
+    xs = [tg.Var(v) for v in values]
+    expected = {"max": max, "min": min}[name](values)  # Python's builtin
+    y = getattr(tg, name)(*xs)
+    assert type(y) is tg.Var and y.data == expected
+    y.backward()
+    # The gradient goes to the winner, as torch's for the same values stacked (a two-way tie: 1/2 each in both).
+    t = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    getattr(t, name)().backward()
+    assert [x.grad for x in xs] == t.grad.tolist()
+    plain = getattr(tg, name)(*values)  # numbers only: a float
+    assert type(plain) is float and plain == expected
+
+
+def test_max_of_several_folds_pairwise_on_ties_and_takes_numbers():
+    a, b, c = tg.Var(2.0), tg.Var(2.0), tg.Var(2.0)
+    y = tg.max(a, b, c)  # = max(max(a, b), c): each pairwise tie splits 1/2 each
+    y.backward()
+    assert (y.data, a.grad, b.grad, c.grad) == (2.0, 0.25, 0.25, 0.5)
+    a, b = tg.Var(1.0), tg.Var(-1.0)
+    y = tg.max(a, 3, b, 0.5)  # a number wins: a Var still, with no gradient to the others
+    y.backward()
+    assert type(y) is tg.Var and (y.data, a.grad, b.grad) == (3.0, 0.0, 0.0)
+    y = tg.min(a, np.float32(-4.0), b)
+    y.backward()
+    assert (y.data, a.grad, b.grad) == (-4.0, 0.0, 0.0)
+    assert math.isnan(tg.max(tg.Var(1.0), float("nan"), tg.Var(5.0)).data)
+    assert tg.max(1, 2, 5) == 5.0 and tg.min(4, 2.5, 3) == 2.5
+
+
+def test_max_min_never_take_a_var_or_number_for_an_axis():
+    a, b = tg.Var(1.0), tg.Var(2.0)
+    with pytest.raises(TypeError, match=r"tapegrad\.max: axis= is for a reduction of one tensor"):
+        tg.max(a, b, axis=0)
+    with pytest.raises(TypeError, match=r"tapegrad\.min: dim= is for a reduction"):
+        tg.min(a, b, tg.Var(0.0), dim=0)
+    with pytest.raises(TypeError, match=r"tapegrad\.max: axis must be an int or a tuple of ints, not Var"):
+        tg.max(a, axis=b)
+    with pytest.raises(TypeError, match=r"tapegrad\.max of more than two operands takes Vars and real numbers.* "
+                                        r"operand 3 is str"):
+        tg.max(a, b, "c")
+
+
 # --- NaN and infinity ---------------------------------------------------------------------
 
 def test_nan_and_inf_propagate(torch):

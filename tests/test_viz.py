@@ -305,7 +305,7 @@ def test_tensor_graph_shows_dtype_shape_and_small_values() -> None:
     assert any("| data\\l[[" + f"{weight[0, 0]:.4f}, {weight[0, 1]:.4f}],\\l\u00a0[" in label
                for label in dot_labels)
     assert ("float64 (3)",) == leaves[1][:1]
-    assert sorted(set(ops.values())) == ["add", "addmm", "mul", "relu", "sub", "sum", "view"]
+    assert sorted(set(ops.values())) == ["add", "addmm", "mean", "mul", "relu", "sub", "sum", "view"]
     (out,) = [n for n in g.nodes if n.output]
     assert out.fields == ("float64 scalar", f"data {loss.item():.4f}")
     # a (4, 3) hidden activation has 12 numbers: its shape only

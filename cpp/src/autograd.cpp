@@ -136,15 +136,7 @@ std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Va
   // adjoints are all zero is told apart from an unused one by marking backwards from `from`.
   std::vector<char> reached;
   auto leads_to_output = [&](std::uint32_t i) {
-    if (reached.empty()) {
-      reached.assign(from + 1, 0);
-      reached[from] = 1;
-      for (std::uint32_t j = from + 1; j-- > 0;)
-        if (reached[j])
-          tape.for_each_operand(j, [&](std::uint32_t q) {
-            if (q != Tape::kNone) reached[q] = 1;
-          });
-    }
+    if (reached.empty()) reached = tape.leading_to(&from, 1, from);
     return reached[i] != 0;
   };
   std::vector<std::optional<Var>> result(xs.size());
@@ -404,13 +396,7 @@ namespace detail {
 std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
   if (from >= tape.size())
     throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " of a tape of " + std::to_string(tape.size()));
-  std::vector<char> reached(from + 1, 0);
-  reached[from] = 1;
-  for (std::uint32_t j = from + 1; j-- > 0;)
-    if (reached[j])
-      tape.for_each_operand(j, [&](std::uint32_t q) {
-        if (q != Tape::kNone) reached[q] = 1;
-      });
+  const std::vector<char> reached = tape.leading_to(&from, 1, from);
   std::vector<GraphRecord> out;
   for (std::uint32_t i = 0; i <= from; ++i) {
     if (!reached[i]) continue;

@@ -16,26 +16,20 @@ using namespace tapegrad;
 
 namespace {
 
-// Every finite non-negative float16 value (by bits), sorted by value, for the brute-force rounding reference.
-struct HalfTable {
+// Every finite non-negative value of a 16-bit format (by bits), sorted by value: the
+// brute-force rounding reference.
+struct Table16 {
   std::vector<std::pair<double, std::uint16_t>> finite;
-  HalfTable() {
-    for (std::uint32_t b = 0; b < 0x10000u; ++b) {
-      const auto h = static_cast<std::uint16_t>(b);
-      if ((h & 0x7c00u) == 0x7c00u) continue;  // inf, NaN
-      if (h & 0x8000u) continue;  // the negative ones mirror these
-      finite.emplace_back(static_cast<double>(float16::from_bits(h)), h);
-    }
-    std::sort(finite.begin(), finite.end());
-  }
-  // The nearest float16 of x by the IEEE rule: nearest, ties to the even mantissa, overflow
-  // past the midpoint of 65504 and 65536 to inf.
+  double overflow = 0;  // half-way past the largest finite value: infinity from there on
+  std::uint16_t inf = 0;
+  // The nearest value of x by the IEEE rule: nearest, ties to the even mantissa, overflow
+  // past the midpoint of the largest finite value and the next power of two to inf.
   std::uint16_t nearest(double x) const {
     const std::uint16_t sign = std::signbit(x) ? 0x8000u : 0u;
     const double a = std::fabs(x);
-    if (a >= 65520.0) return static_cast<std::uint16_t>(sign | 0x7c00u);
+    if (a >= overflow) return static_cast<std::uint16_t>(sign | inf);
     auto it = std::lower_bound(finite.begin(), finite.end(), std::make_pair(a, std::uint16_t(0)));
-    if (it == finite.end()) return static_cast<std::uint16_t>(sign | finite.back().second);  // (65504, 65520)
+    if (it == finite.end()) return static_cast<std::uint16_t>(sign | finite.back().second);  // (max, overflow)
     const auto hi = *it;
     const auto lo = *(it - (it == finite.begin() ? 0 : 1));
     std::uint16_t r;
@@ -47,8 +41,20 @@ struct HalfTable {
   }
 };
 
-const HalfTable& half_table() {
-  static const HalfTable t;
+// Both formats: the patterns below infinity's are the finite non-negative values, in order.
+template <class H>
+Table16 make_table(std::uint16_t inf) {
+  Table16 t;
+  t.inf = inf;
+  for (std::uint32_t b = 0; b < inf; ++b)
+    t.finite.emplace_back(static_cast<double>(H::from_bits(static_cast<std::uint16_t>(b))), static_cast<std::uint16_t>(b));
+  const double top = t.finite.back().first, below = t.finite[t.finite.size() - 2].first;
+  t.overflow = top + (top - below) / 2;
+  return t;
+}
+
+const Table16& half_table() {
+  static const Table16 t = make_table<float16>(0x7c00u);
   return t;
 }
 
@@ -92,7 +98,7 @@ TEST_CASE("float16: every value converts to float and back to its own bits") {
 }
 
 TEST_CASE("float16: floats and doubles round to the nearest value, ties to even") {
-  const HalfTable& t = half_table();
+  const Table16& t = half_table();
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> exponent(-27.0, 17.0), unit(-1.0, 1.0);
   for (int i = 0; i < 200000; ++i) {
@@ -135,6 +141,33 @@ TEST_CASE("bfloat16: floats round to the nearest value, ties to even, NaN stays 
   CHECK(bfloat16(1.0f + std::ldexp(1.0f, -8)).bits == 0x3f80u);  // a tie: to even
   CHECK(bfloat16(1.0f + 3 * std::ldexp(1.0f, -8)).bits == 0x3f82u);  // a tie: to even (up)
   CHECK(std::isinf(static_cast<float>(bfloat16(std::numeric_limits<float>::max()))));
+}
+
+TEST_CASE("bfloat16: doubles round once to the nearest value, ties to even (not through float)") {
+  static const Table16 table = make_table<bfloat16>(0x7f80u);
+  const double overflow = table.overflow;
+  CHECK(overflow == std::ldexp(2.0 - std::ldexp(1.0, -8), 127));
+  const auto& finite = table.finite;
+  auto nearest = [&](double x) { return table.nearest(x); };
+  std::mt19937_64 rng(13);
+  std::uniform_real_distribution<double> exponent(-136.0, 129.0), unit(-1.0, 1.0);
+  for (int i = 0; i < 200000; ++i) {
+    const double d = unit(rng) * std::exp2(exponent(rng));
+    REQUIRE(bfloat16(d).bits == nearest(d));
+  }
+  // every tie, and the doubles just beside it (which float rounds onto the tie)
+  for (std::size_t k = 0; k + 1 < finite.size(); ++k) {
+    const double mid = 0.5 * (finite[k].first + finite[k + 1].first);
+    for (double d : {mid, std::nextafter(mid, 0.0), std::nextafter(mid, 1e300), -mid}) REQUIRE(bfloat16(d).bits == nearest(d));
+  }
+  for (double d : {overflow, std::nextafter(overflow, 0.0), std::nextafter(overflow, 1e300), 1e300, -1e300})
+    REQUIRE(bfloat16(d).bits == nearest(d));
+  CHECK(bfloat16(1.0039062500000002).bits == 0x3f81u);  // through float it is a tie, and goes to 1
+  CHECK(bfloat16(static_cast<float>(1.0039062500000002)).bits == 0x3f80u);
+  CHECK(bfloat16(3.3961775292304437e38).bits == 0x7f7fu);  // below the overflow threshold: finite
+  CHECK(bfloat16(std::ldexp(1.0, -134) * (1 + std::ldexp(1.0, -40))).bits == 0x0001u);  // above half the least
+  CHECK(bfloat16(std::ldexp(1.0, -134)).bits == 0x0000u);  // a tie: to even (zero)
+  CHECK(std::isnan(static_cast<float>(bfloat16(std::numeric_limits<double>::quiet_NaN()))));
 }
 
 TEST_CASE("16-bit tensors: kernels compute in float32 and store 16 bits") {

@@ -641,3 +641,33 @@ TEST_CASE("hardening: a leaf's recorded gradient outliving its tape") {
   x.zero_grad();  // drops the root it no longer has: nothing to do on a destroyed tape
   CHECK(!x.grad().defined());
 }
+
+namespace {
+std::vector<int> g_told;  // what the fake BLAS's thread control was told
+void fake_threads(int n) { g_told.push_back(n); }
+}  // namespace
+
+TEST_CASE("matmul's threads: one below the threshold, set_num_threads above, the BLAS told only of changes") {
+  const int before = get_num_threads();
+  CHECK_THROWS_WITH_AS(set_num_threads(0), doctest::Contains("must be positive"), Error);
+  set_num_threads(3);
+  CHECK(get_num_threads() == 3);
+  CHECK(gemm_threads(8, 8, 8) == 1);
+  CHECK(gemm_threads(255, 256, 256) == 1);  // just below 2^24 multiply-adds
+  const int big = gemm_threads(256, 256, 256);
+  CHECK((big >= 1 && big <= 3));  // (fewer where other processes keep the cores busy)
+  CHECK(gemm_threads(std::int64_t(1) << 40, std::int64_t(1) << 40, std::int64_t(1) << 40) >= 1);  // no overflow
+  g_told.clear();
+  set_gemm_threads(&fake_threads, 2);
+  const Tensor a = Tensor::ones({300, 300}), s = Tensor::ones({8, 8});
+  (void)matmul(s, s);
+  CHECK(g_told == std::vector<int>{1});  // 2 -> 1: told
+  (void)matmul(s, s);
+  CHECK(g_told.size() == 1);  // unchanged: not told again
+  const Tensor c = matmul(a, a);
+  CHECK(c.to_vector()[0] == 300.0);
+  // 2^24.7 multiply-adds: told of its threads unless they are still 1 (other processes busy)
+  CHECK((g_told.size() == 1 || (g_told.size() == 2 && g_told[1] >= 2 && g_told[1] <= 3)));
+  set_gemm_threads(nullptr, 0);
+  set_num_threads(before);
+}

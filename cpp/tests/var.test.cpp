@@ -291,3 +291,41 @@ TEST_CASE("accumulate_recorded_grad: a leaf's recorded .grad under create_graph"
   const Var t3 = detail::accumulate_recorded_grad(tape, foreign.value() + g.value(), &foreign, g);
   CHECK(grad(t3, {x})[0] == doctest::Approx(9.0).epsilon(1e-15));
 }
+
+TEST_CASE("a zero adjoint times an infinite partial is NaN, as IEEE says, and a record off the path passes nothing") {
+  auto grad_at = [](double x0, auto f) {
+    Tape tape;
+    ScopedTape scope(tape);
+    Var x = x0;
+    return grad(f(x), {x})[0];
+  };
+  CHECK(std::isnan(grad_at(0.0, [](const Var& x) { return sqrt(x) * 0.0; })));
+  CHECK(std::isnan(grad_at(800.0, [](const Var& x) { return log(exp(x)); })));
+  CHECK(std::isnan(grad_at(0.0, [](const Var& x) { return 0.0 * log(x); })));
+  CHECK(std::isnan(grad_at(1.0, [](const Var& x) { return asin(x) * 0.0; })));
+  CHECK(grad_at(0.0, [](const Var& x) { return exp(x) * 0.0; }) == 0.0);  // finite partials: exact zeros
+  // sqrt(x) recorded but not on the output's path: x's gradient is 2, not NaN
+  {
+    Tape tape;
+    ScopedTape scope(tape);
+    Var x = 0.0;
+    [[maybe_unused]] Var unused = sqrt(x);  // (recorded: on the tape, not on the path)
+    Var y = x * 2.0;
+    CHECK(grad(y, {x})[0] == 2.0);
+    tape.reverse(y.index());
+    CHECK(tape.adjoint(x.index()) == 2.0);
+  }
+}
+
+TEST_CASE("atan2's slope at the origin is zero (PyTorch's), elsewhere y/(x^2+y^2) and -x/(x^2+y^2)") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Var a = 0.0, b = 0.0;
+  auto g = grad(atan2(a, b), {a, b});
+  CHECK(g[0] == 0.0);
+  CHECK(g[1] == 0.0);
+  Var c = 1.0, d = 2.0;
+  g = grad(atan2(c, d), {c, d});
+  CHECK(g[0] == doctest::Approx(0.4));
+  CHECK(g[1] == doctest::Approx(-0.2));
+}

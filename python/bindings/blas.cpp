@@ -22,6 +22,10 @@ using CblasDgemm = void (*)(int, int, int, int, int, int, double, const double*,
                             double*, int);
 CblasSgemm g_cblas_sgemm = nullptr;
 CblasDgemm g_cblas_dgemm = nullptr;
+using SetThreads = void (*)(int);
+using GetThreads = int (*)();
+SetThreads g_set_threads = nullptr;
+void blas_threads(int n) { g_set_threads(n); }
 
 void blas_sgemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                 std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
@@ -44,6 +48,13 @@ void use_blas(const std::string& path, const std::string& prefix) {
   g_cblas_dgemm = d;
   tapegrad::set_gemm(&blas_sgemm, &blas_dgemm);
   tapegrad::set_gemm_backend_name("openblas");
+  // OpenBLAS's thread count, set per product from its size (tapegrad::gemm_threads)
+  auto set_threads = reinterpret_cast<SetThreads>(dlsym(h, (prefix + "openblas_set_num_threads").c_str()));
+  auto get_threads = reinterpret_cast<GetThreads>(dlsym(h, (prefix + "openblas_get_num_threads").c_str()));
+  if (set_threads && get_threads) {
+    g_set_threads = set_threads;
+    tapegrad::set_gemm_threads(&blas_threads, get_threads());
+  }
 }
 
 }  // namespace
@@ -51,6 +62,29 @@ void use_blas(const std::string& path, const std::string& prefix) {
 void register_blas(py::module_& m) {
   m.def("_use_blas", &use_blas, py::arg("path"), py::arg("prefix"),
         "Installs the cblas_sgemm/cblas_dgemm of the shared library at path (symbols prefixed by prefix).");
+  m.def(
+      "set_num_threads",
+      [](py::handle n) {
+        if (PyBool_Check(n.ptr()) || !PyIndex_Check(n.ptr()))
+          throw py::type_error(std::string("tapegrad.set_num_threads: the number of threads must be an int, not ") +
+                               Py_TYPE(n.ptr())->tp_name);
+        PyObject* i = PyNumber_Index(n.ptr());
+        if (!i) throw py::error_already_set();
+        int overflow = 0;
+        const long long v = PyLong_AsLongLongAndOverflow(i, &overflow);
+        Py_DECREF(i);
+        if (overflow || v < 1 || v > 1 << 16)
+          throw py::value_error("tapegrad.set_num_threads(" + std::string(py::str(n)) +
+                                "): the number of threads must be between 1 and 65536");
+        tapegrad::set_num_threads(static_cast<int>(v));
+      },
+      py::arg("n"),
+      "The threads a matrix product uses from now on, as torch.set_num_threads: exactly n, so that results "
+      "repeat bit for bit (until it is called, a product uses no more threads than the cores other processes "
+      "leave free). A product of fewer than 2^24 multiply-adds runs on one thread whatever this says.");
+  m.def("get_num_threads", &tapegrad::get_num_threads,
+        "The threads a large matrix product uses: set_num_threads' n, or OpenBLAS's own count (the most it uses "
+        "until set_num_threads is called).");
 }
 
 }  // namespace tgpy

@@ -75,6 +75,9 @@ void wait_idle(PyTape* t);
 inline void enter(PyTape* t) {
   if (t && t->busy_owner && t->busy_owner != PyThread_get_thread_ident()) wait_idle(t);
 }
+/// The tapes this thread holds (TapeUse), innermost last.
+inline thread_local std::vector<PyTape*> tls_held;
+
 /// A use of tape t that may release the GIL in its kernels (a tensor op, a sweep, a
 /// transformation): waits for t, then keeps other threads off it until the end of the scope.
 class TapeUse {
@@ -87,15 +90,49 @@ class TapeUse {
       return;
     }
     t_->busy_owner = PyThread_get_thread_ident();
+    tls_held.push_back(t_);
   }
   ~TapeUse() {
-    if (t_) t_->busy_owner = 0;
+    if (!t_) return;
+    t_->busy_owner = 0;
+    tls_held.pop_back();
   }
   TapeUse(const TapeUse&) = delete;
   TapeUse& operator=(const TapeUse&) = delete;
 
  private:
   PyTape* t_;
+};
+
+/// Around the user's Python code that the core calls while this thread holds tapes (a hook,
+/// a custom function's backward, a checkpointed function recomputed): the tapes are let go
+/// meanwhile, and taken back (waiting for them) after. The core is between two steps there,
+/// as when its own thread records in that code; other threads may then record on those
+/// tapes (their records come after what the sweep visits). Without it, two threads whose
+/// backward passes run hooks that compute with results of the other's tape wait for each
+/// other forever.
+class UserCode {
+ public:
+  UserCode() {
+    const unsigned long me = PyThread_get_thread_ident();
+    for (PyTape* t : tls_held)
+      if (t->busy_owner == me) {
+        t->busy_owner = 0;
+        paused_.push_back(t);
+      }
+  }
+  ~UserCode() {
+    const unsigned long me = PyThread_get_thread_ident();
+    for (PyTape* t : paused_) {
+      enter(t);
+      t->busy_owner = me;
+    }
+  }
+  UserCode(const UserCode&) = delete;
+  UserCode& operator=(const UserCode&) = delete;
+
+ private:
+  std::vector<PyTape*> paused_;
 };
 
 struct ActiveTape {
@@ -106,6 +143,25 @@ struct ActiveTape {
 /// block is open). Returns {nullptr, nullptr} with a Python error set on failure.
 ActiveTape active_tape();
 void set_active_tape(PyObject* obj, PyTape* tape);
+
+/// Python's active tape made the core's active one for a scope, where the core runs the user's
+/// code on a tape it chose (a checkpointed segment's recomputation). The user's code may open
+/// and close tapes of its own; one it leaves open is closed at the end of the scope, and
+/// closing a tape opened outside the scope raises ValueError (it would leave the thread's
+/// active tape pointing at a tape nobody keeps).
+class ActiveAsCore {
+ public:
+  ActiveAsCore();
+  ~ActiveAsCore();
+  ActiveAsCore(const ActiveAsCore&) = delete;
+  ActiveAsCore& operator=(const ActiveAsCore&) = delete;
+
+ private:
+  ActiveTape before_;
+  PyTape* floor_before_;
+  PyObject* now_ = nullptr;  // (strong references: the tapes stay alive for the scope)
+  PyObject* before_ref_ = nullptr;
+};
 
 /// The Var type, for the tensor bindings: is `o` a Var; its value; the tape of a non-leaf
 /// Var that takes part in differentiation ({nullptr, nullptr} otherwise; throws if stale);

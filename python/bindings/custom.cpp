@@ -72,27 +72,6 @@ std::vector<Tensor> tensors_or_none(const py::object& r, const std::string& what
   return out;
 }
 
-// Python's active tape set to the core's active one (where the core runs a segment) for a
-// scope. Every tape checkpoint() runs a segment on is a Python tape: the graph's own, or one
-// that segment_tape() made.
-class ActiveAsCore {
- public:
-  ActiveAsCore() : before_(active_tape()) {
-    if (!before_.obj) throw py::error_already_set();
-    before_ref_ = py::reinterpret_borrow<py::object>(before_.obj);
-    PyTape* pt = reinterpret_cast<PyTape*>(&Tape::active());
-    now_ = py::cast(pt, py::return_value_policy::reference);
-    set_active_tape(now_.ptr(), pt);
-  }
-  ~ActiveAsCore() { set_active_tape(before_.obj, before_.tape); }
-  ActiveAsCore(const ActiveAsCore&) = delete;
-  ActiveAsCore& operator=(const ActiveAsCore&) = delete;
-
- private:
-  ActiveTape before_;
-  py::object before_ref_, now_;
-};
-
 // A fresh Python tape for a segment (pinned: it is never cleared behind the core's back).
 std::shared_ptr<Tape> segment_tape() {
   auto holder = std::make_unique<PyTape>();
@@ -128,14 +107,24 @@ class PyRule final : public tapegrad::CustomRule {
   std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
     py::gil_scoped_acquire gil;
     py::tuple args = tensor_tuple(g);
-    return tensors_or_none(backward_.get()(*args), "function " + name_ + ".backward");
+    py::object r;
+    {
+      UserCode user;
+      r = backward_.get()(*args);
+    }
+    return tensors_or_none(r, "function " + name_ + ".backward");
   }
   bool has_jvp() const override { return !jvp_.get().is_none(); }
   std::vector<Tensor> jvp(const std::vector<Tensor>& t) override {
     if (!has_jvp()) return CustomRule::jvp(t);
     py::gil_scoped_acquire gil;
     py::tuple args = tensor_tuple(t);
-    return tensors_or_none(jvp_.get()(*args), "function " + name_ + ".jvp");
+    py::object r;
+    {
+      UserCode user;
+      r = jvp_.get()(*args);
+    }
+    return tensors_or_none(r, "function " + name_ + ".jvp");
   }
 
  private:
@@ -157,11 +146,17 @@ void register_custom(py::module_& m) {
         if (post)
           return t.register_post_accumulate_grad_hook([f](const Tensor& leaf) {
             py::gil_scoped_acquire gil;
-            f.get()(tensor_object(leaf));
+            py::object arg = tensor_object(leaf);
+            UserCode user;
+            f.get()(arg);
           });
         return t.register_hook([f](const Tensor& g) -> Tensor {
           py::gil_scoped_acquire gil;
-          py::object r = f.get()(to_python(g));
+          py::object arg = to_python(g), r;
+          {
+            UserCode user;
+            r = f.get()(arg);
+          }
           if (r.is_none()) return Tensor();
           try {
             return tensor_arg(r, "Tensor", "x");
@@ -280,7 +275,15 @@ void register_custom(py::module_& m) {
           ActiveAsCore active;
           py::list args;
           for (const Tensor& x : xs) args.append(to_python(x));
-          return tensors_or_none(f.get()(args), "checkpoint's function");
+          // (the graph's tape is let go while the function runs, as for a hook: a thread the
+          // function starts and joins may record on it, and its records lie among the
+          // recomputation's, where the segment's nested sweep finds them)
+          py::object r;
+          {
+            UserCode user;
+            r = f.get()(args);
+          }
+          return tensors_or_none(r, "checkpoint's function");
         };
         tapegrad::CheckpointOptions options;
         options.new_tape = segment_tape;

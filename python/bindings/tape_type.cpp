@@ -15,6 +15,9 @@ namespace {
 // entered tape holds a reference to itself until __exit__.
 thread_local PyObject* tls_obj = nullptr;
 thread_local PyTape* tls_tape = nullptr;
+// The tape an ActiveAsCore scope made active (null outside one): the user's code inside may
+// close only the tapes it opened above it.
+thread_local PyTape* tls_floor = nullptr;
 PyObject* g_local = nullptr;  // threading.local() holding each thread's default tape
 }  // namespace
 
@@ -62,6 +65,39 @@ void acquire_gil() {
 void set_active_tape(PyObject* obj, PyTape* tape) {
   tls_obj = obj;
   tls_tape = tape;
+}
+
+namespace {
+// Closes the head of this thread's chain of entered tapes (its __exit__ in order).
+void close_head() {
+  PyTape& t = *tls_tape;
+  PyObject* self = tls_obj;  // the reference to itself that __enter__ took
+  set_active_tape(t.previous_obj, t.previous);
+  Py_XDECREF(t.previous_obj);  // still owned by its own holder
+  t.previous_obj = nullptr;
+  t.previous = nullptr;
+  t.entered = false;
+  Py_XDECREF(self);
+}
+}  // namespace
+
+ActiveAsCore::ActiveAsCore() : before_(active_tape()), floor_before_(tls_floor) {
+  if (!before_.obj) throw py::error_already_set();
+  PyTape* pt = reinterpret_cast<PyTape*>(&tapegrad::Tape::active());  // every tape the core runs on here is Python's
+  now_ = py::cast(pt, py::return_value_policy::reference).release().ptr();
+  Py_INCREF(before_.obj);
+  before_ref_ = before_.obj;
+  set_active_tape(now_, pt);
+  tls_floor = pt;
+}
+
+ActiveAsCore::~ActiveAsCore() {
+  // Tapes the user's code entered and left open: closed, innermost first.
+  while (tls_tape && tls_tape != tls_floor && tls_tape->entered) close_head();
+  tls_floor = floor_before_;
+  set_active_tape(before_.obj, before_.tape);
+  Py_DECREF(now_);
+  Py_DECREF(before_ref_);
 }
 
 void register_tape(py::module_& m) {
@@ -126,13 +162,25 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
             // one's `previous`. Blocks closed in order take the head off; closed out of order
             // (generators, tasks, manual __exit__), this tape is unlinked where it is, and the
             // tape entered after it now returns to the one this tape would have.
+            // Inside a scope where the core runs the user's code on a tape of its choosing
+            // (a checkpointed function recomputed in a backward), only the tapes entered
+            // inside may close: closing one entered outside would leave the thread's
+            // active tape, restored at the end of the scope, on a tape nobody keeps.
+            if (tls_floor) {
+              PyTape* p = tls_tape;
+              while (p && p != &t && p != tls_floor) p = p->previous;
+              if (p != &t || &t == tls_floor)
+                throw py::value_error(
+                    "this Tape's with block was opened outside the function tapegrad is running now (a checkpointed "
+                    "function recomputed in a backward pass); close it there, after the backward pass");
+            }
+            if (tls_tape == &t) {
+              close_head();
+              return false;
+            }
             PyObject* self = nullptr;   // the reference to itself that __enter__ took
             PyObject* linked = nullptr; // the reference the tape entered after it took
-            if (tls_tape == &t) {
-              self = tls_obj;
-              set_active_tape(t.previous_obj, t.previous);
-              Py_XDECREF(t.previous_obj);  // still owned by its own holder
-            } else {
+            {
               PyTape* after = tls_tape;
               while (after && after->previous != &t) after = after->previous;
               if (!after) throw py::value_error("this Tape is not in this thread's chain of active tapes");

@@ -307,7 +307,9 @@ class Call {
     auto holder = std::make_unique<PyTensor>(std::move(r));
     PyTensor& p = *holder;
     const tapegrad::TensorImpl& i = p.t.impl();
-    if (i.requires_grad && !i.leaf && i.tape == &tape_.tape->tape) {
+    // (an op may return an operand itself, astype to its own dtype: a result of this tape
+    // only if its generation is the tape's, not a stale one of an earlier use)
+    if (i.requires_grad && !i.leaf && i.tape == &tape_.tape->tape && i.gen == i.tape->generation()) {
       PyTape* pt = tape_.tape;
       p.root = pt->tape.add_root(i.rec, nullptr, false);
       p.epoch = pt->tape.epoch();
@@ -440,6 +442,23 @@ Axes axes_arg(const py::object& axis) {
 py::object axis_or_dim(const py::object& axis, const py::object& dim) {
   if (!dim.is_none() && !axis.is_none()) throw py::type_error("tapegrad: give axis= or dim=, not both");
   return dim.is_none() ? axis : dim;
+}
+// The axes of a reduction given as its first positional argument, axis= or dim=. The three
+// agree but for an empty sequence: NumPy's axis=() reduces over no axis, PyTorch's dim=()
+// over every axis; a positional () is PyTorch's (t.sum(()) is t.sum(dim=())).
+Axes reduce_axes(const char* name, const py::object& first, const py::object& axis, const py::object& dim) {
+  py::object d = dim;
+  if (!first.is_none()) {
+    if (!axis.is_none() || !dim.is_none())
+      throw py::type_error(std::string("tapegrad: ") + name + "() got the axes both positionally and as " +
+                           (axis.is_none() ? "dim=" : "axis="));
+    d = first;
+  }
+  if (!d.is_none() && (py::isinstance<py::tuple>(d) || py::isinstance<py::list>(d)) && py::len(d) == 0) {
+    if (!axis.is_none()) throw py::type_error("tapegrad: give axis= or dim=, not both");
+    return Axes();
+  }
+  return axes_arg(axis_or_dim(axis, d));
 }
 // NumPy's keepdims= or PyTorch's keepdim=.
 bool keep_arg(const py::object& keepdims, const py::object& keepdim) {
@@ -970,16 +989,16 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   // and dtype= (the dtype to reduce in). Results are new tensors: out= must be None.
 #define TG_REDUCE(name, call)                                                                                    \
   {                                                                                                               \
-    auto f = [](py::handle x, const py::object& axis, const py::object& keepdims, const py::object& dtype,      \
-                const py::object& out, const py::object& dim, const py::object& keepdim) {                        \
-      const Axes ax = axes_arg(axis_or_dim(axis, dim));                                                           \
+    auto f = [](py::handle x, const py::object& first, const py::object& keepdims, const py::object& dtype,     \
+                const py::object& out, const py::object& axis, const py::object& dim, const py::object& keepdim) { \
+      const Axes ax = reduce_axes(name, first, axis, dim);                                                        \
       const bool keep = keep_arg(keepdims, keepdim);                                                              \
       const std::optional<DType> dt = reduction_options(name, dtype, out);                                        \
       return unary_call(x, [&](const Tensor& t) { return call(dt ? tapegrad::astype(t, *dt) : t, ax, keep); });  \
     };                                                                                                            \
-    def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("keepdims") = py::none(),                     \
-           py::arg("dtype") = py::none(), py::arg("out") = py::none(), py::kw_only(), py::arg("dim") = py::none(), \
-           py::arg("keepdim") = py::none());                                                                      \
+    def_op(cls, ops, name, f, py::arg("dim_or_axis") = py::none(), py::pos_only(), py::arg("keepdims") = py::none(), \
+           py::arg("dtype") = py::none(), py::arg("out") = py::none(), py::kw_only(), py::arg("axis") = py::none(), \
+           py::arg("dim") = py::none(), py::arg("keepdim") = py::none());                                         \
   }
   TG_REDUCE("sum", tapegrad::sum)
   TG_REDUCE("mean", tapegrad::mean)
@@ -989,28 +1008,86 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   TG_REDUCE("logsumexp", tapegrad::logsumexp)
 #undef TG_REDUCE
   {
-    // var and std: NumPy's (ddof=0) unless given dim=, unbiased= or correction=, which are
-    // PyTorch's (unbiased, correction=1, by default).
+    // var and std: PyTorch's (unbiased: correction=1) when spelled as PyTorch's, with
+    // positional arguments (dim, unbiased, keepdim; or unbiased alone), dim=, unbiased= or
+    // correction=; NumPy's (ddof=0) with none of them (t.var(), axis=, ddof=). x.var(1) and
+    // x.var(dim=1) are then one answer, as torch.var(x, 1) is.
     auto spread = [](const char* name, auto fn) {
-      return [name, fn](py::handle x, const py::object& axis, const py::object& ddof, const py::object& keepdims,
-                        const py::object& dtype, const py::object& out, const py::object& dim,
-                        const py::object& keepdim, const py::object& unbiased, const py::object& correction) {
-        const bool torch_style = !dim.is_none() || !unbiased.is_none() || !correction.is_none();
+      return [name, fn](py::handle x, const py::args& pos, const py::kwargs& kw) {
+        const std::string fn_name = std::string("tapegrad: ") + name + "()";
+        // keywords: NumPy's axis, ddof, keepdims, dtype, out; PyTorch's dim, keepdim, unbiased,
+        // correction (dim=None is PyTorch's too: every axis, unbiased)
+        py::object axis = py::none(), ddof = py::none(), keepdims = py::none(), dtype = py::none(), out = py::none();
+        py::object dim = py::none(), keepdim = py::none(), unbiased = py::none(), correction = py::none();
+        bool dim_given = false;
+        for (auto item : kw) {
+          const std::string key = py::str(item.first);
+          py::object v = py::reinterpret_borrow<py::object>(item.second);
+          if (key == "axis") axis = v;
+          else if (key == "ddof") ddof = v;
+          else if (key == "keepdims") keepdims = v;
+          else if (key == "dtype") dtype = v;
+          else if (key == "out") out = v;
+          else if (key == "dim") dim = v, dim_given = true;
+          else if (key == "keepdim") keepdim = v;
+          else if (key == "unbiased") unbiased = v;
+          else if (key == "correction") correction = v;
+          else throw py::type_error(fn_name + " got an unexpected keyword argument '" + key + "'");
+        }
+        auto twice = [&](const char* what) {
+          throw py::type_error(fn_name + " got " + what + " both as a positional and as a keyword argument");
+        };
+        std::size_t k = 0;
+        if (pos.size() > 3) throw py::type_error(fn_name + " takes at most 3 positional arguments (dim, unbiased, keepdim)");
+        if (pos.size() >= 1 && PyBool_Check(pos[0].ptr())) {  // var(unbiased): PyTorch's overload
+          if (pos.size() > 1)
+            throw py::type_error(fn_name + ": a bool as the first positional argument is unbiased (PyTorch's " + name +
+                                 "(unbiased)), which takes no other positional argument");
+          if (!unbiased.is_none()) twice("unbiased");
+          unbiased = pos[0];
+          k = 1;
+        }
+        const bool positional_dim = k == 0 && !pos.empty();
+        if (positional_dim) {
+          if (dim_given || !axis.is_none()) twice("dim");
+          dim = pos[0];
+          dim_given = true;
+          if (pos.size() >= 2) {
+            if (!PyBool_Check(pos[1].ptr()))
+              throw py::type_error(fn_name + ": the second positional argument is unbiased, a bool (PyTorch's " + name +
+                                   "(dim, unbiased, keepdim)), not " + Py_TYPE(pos[1].ptr())->tp_name +
+                                   "; NumPy's ddof is a keyword: ddof=");
+            if (!unbiased.is_none()) twice("unbiased");
+            unbiased = pos[1];
+          }
+          if (pos.size() == 3) {
+            if (!keepdim.is_none() || !keepdims.is_none()) twice("keepdim");
+            keepdim = pos[2];
+          }
+        }
+        const bool torch_style = dim_given || !unbiased.is_none() || !correction.is_none();
+        if (torch_style && !ddof.is_none())
+          throw py::type_error(fn_name + ": ddof= is NumPy's spelling and cannot be mixed with PyTorch's (positional "
+                               "dim, dim=, unbiased=, correction=); use correction=");
+        if (!unbiased.is_none() && !correction.is_none())
+          throw py::type_error(fn_name + ": unbiased and correction both given; give one");
         int d = torch_style ? 1 : 0;
         if (!correction.is_none()) d = static_cast<int>(index_arg(correction, "correction"));
         else if (!unbiased.is_none()) d = py::bool_(unbiased).cast<bool>() ? 1 : 0;
         else if (!ddof.is_none()) d = PyBool_Check(ddof.ptr()) ? (ddof.ptr() == Py_True) : static_cast<int>(index_arg(ddof, "ddof"));
-        const Axes ax = axes_arg(axis_or_dim(axis, dim));
+        const Axes ax = reduce_axes(name, py::none(), axis, dim);
         const bool keep = keep_arg(keepdims, keepdim);
         const std::optional<DType> dt = reduction_options(name, dtype, out);
         return unary_call(x, [&](const Tensor& t) { return fn(dt ? tapegrad::astype(t, *dt) : t, ax, d, keep); });
       };
     };
     auto spread_def = [&](const char* name, auto f) {
-      def_op(cls, ops, name, f, py::arg("axis") = py::none(), py::arg("ddof") = py::none(),
-             py::arg("keepdims") = py::none(), py::arg("dtype") = py::none(), py::arg("out") = py::none(), py::kw_only(),
-             py::arg("dim") = py::none(), py::arg("keepdim") = py::none(), py::arg("unbiased") = py::none(),
-             py::arg("correction") = py::none());
+      const std::string doc = std::string(name) +
+          "(*args, **kwargs): PyTorch's spread, unbiased by default, when spelled as PyTorch's (positional dim, "
+          "unbiased, keepdim; or unbiased alone; dim=, keepdim=, unbiased=, correction=); NumPy's (ddof=0 by "
+          "default) with NumPy's keywords only (axis=, ddof=, keepdims=) or no argument. dtype= reduces in that dtype.";
+      cls.def(name, f, doc.c_str());
+      ops.def(name, f, py::arg("x"), doc.c_str());
     };
     spread_def("var", spread("var", [](const Tensor& t, const Axes& a, int d, bool k) { return tapegrad::var(t, a, d, k); }));
     spread_def("std", spread("std", [](const Tensor& t, const Axes& a, int d, bool k) { return tapegrad::std(t, a, d, k); }));
@@ -1046,10 +1123,17 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   cls.def_property_readonly("T", [](py::handle self) {
     return unary_call(self, [](const Tensor& t) { return tapegrad::transpose(t); });
   });
-  auto squeeze_f = [](py::handle x, const py::object& axis, const py::object& dim) {
+  auto squeeze_f = [](py::handle x, const py::object& first, const py::object& axis, const py::object& dim0) {
+    py::object dim = dim0;
+    if (!first.is_none()) {  // a positional axis is PyTorch's dim (as t.sum(1) is)
+      if (!axis.is_none() || !dim.is_none())
+        throw py::type_error("tapegrad: squeeze() got the axis both positionally and as a keyword");
+      dim = first;
+    }
     Axes ax = axes_arg(axis_or_dim(axis, dim));
     if (!dim.is_none() && !ax.all) {
-      // PyTorch's squeeze(dim=d): a no-op for an axis whose length is not 1 (NumPy's raises)
+      // PyTorch's squeeze(d) and squeeze(dim=d): a no-op for an axis whose length is not 1
+      // (NumPy's squeeze(axis=d) raises)
       PyTensor* p = as_pytensor(x);
       const Shape& s = p ? p->t.shape() : Shape{};
       std::vector<int> keep;
@@ -1070,7 +1154,8 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     const Shape s = shape_of(shape);
     return unary_call(x, [&](const Tensor& t) { return tapegrad::broadcast_to(t, s); });
   };
-  def_op(cls, ops, "squeeze", squeeze_f, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none());
+  def_op(cls, ops, "squeeze", squeeze_f, py::arg("dim_or_axis") = py::none(), py::pos_only(), py::kw_only(),
+         py::arg("axis") = py::none(), py::arg("dim") = py::none());
   def_op(cls, ops, "unsqueeze", unsqueeze_f, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none());
   def_op(cls, ops, "expand_dims", unsqueeze_f, py::arg("axis") = py::none(), py::kw_only(), py::arg("dim") = py::none());
   def_op(cls, ops, "broadcast_to", broadcast_f, py::arg("shape"));

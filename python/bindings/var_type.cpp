@@ -305,7 +305,11 @@ tapegrad::Tape::Hook var_hook(PyObject* fn, PyObject* tobj, PyTape* t) {
   return [f = PyRef(fn), tp = PyRef(tobj), t](const tapegrad::Var& g) -> tapegrad::Var {
     PyObject* arg = g.is_constant() ? PyFloat_FromDouble(g.value()) : wrap_recorded(g, ActiveTape{tp.o, t});
     if (!arg) throw PythonErrorPending{};
-    PyObject* r = PyObject_CallOneArg(f.o, arg);
+    PyObject* r;
+    {
+      UserCode user;  // (other threads may record on t meanwhile)
+      r = PyObject_CallOneArg(f.o, arg);
+    }
     Py_DECREF(arg);
     if (!r) throw PythonErrorPending{};
     tapegrad::Var out = g;

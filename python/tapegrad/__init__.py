@@ -16,7 +16,7 @@ from typing import NamedTuple as _NamedTuple
 from typing import Tuple as _Tuple
 
 from . import _core
-from ._core import Tape, Tensor, Var, active_tape, gemm_backend
+from ._core import Tape, Tensor, Var, active_tape, gemm_backend, get_num_threads, set_num_threads
 
 __version__: str = _core.__version__
 
@@ -210,7 +210,7 @@ __all__ = [
     "Tape", "Var", "Value", "Tensor", "active_tape", "op_table", "OpRow", "nn", "autograd", "functional",
     "get_cmake_dir", "get_include", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian",
     "hvp", "viz", "amp", "autocast", "is_autocast_enabled", "get_autocast_dtype",
-    "gemm_backend", *[row.name for row in op_table],
+    "gemm_backend", "get_num_threads", "set_num_threads", *[row.name for row in op_table],
     "amax", "amin", "arange", "bool_", "broadcast_to", "clip", "concatenate", "dot", "enable_grad",
     "expand_dims", "eye", "float16", "bfloat16", "half", "float32", "float64", "from_numpy", "full", "full_like",
     "int64", "is_grad_enabled",

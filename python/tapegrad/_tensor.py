@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import numbers
 import operator
 from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -330,9 +331,59 @@ def _axis_like(x: object, y: object) -> bool:
     return array and isinstance(y, (int, np.integer)) and not isinstance(y, (bool, np.bool_))
 
 
-def _extreme(x: Any, y: Any, axis: Any, keepdims: Any, dim: Any, keepdim: bool, largest: bool) -> Any:
-    if y is not None and not _axis_like(x, y):
-        return (_core.max if largest else _core.min)(x, y)  # elementwise
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_axis(name: str, what: str, v: Any, sequence: bool) -> Any:
+    """``v`` if it is an axis (an int; for ``axis``, a tuple or list of ints too), else a TypeError naming it:
+    a Var, a float, a bool or a tensor is never taken for an axis."""
+    if v is None or _is_int(v) or (sequence and isinstance(v, (tuple, list)) and builtins.all(map(_is_int, v))):
+        return v
+    kind = "an int or a tuple of ints" if sequence else "an int"
+    raise TypeError(f"tapegrad.{name}: {what} must be {kind}, not {type(v).__name__} ({v!r})")
+
+
+def _scalar_operand(v: object) -> bool:
+    return isinstance(v, (Var, numbers.Real))
+
+
+def _extreme(name: str, x: Any, y: Any, more: Tuple[Any, ...], axis: Any, keepdims: Any, dim: Any, keepdim: bool,
+             largest: bool) -> Any:
+    binary = _core.max if largest else _core.min
+    if y is not None and not _axis_like(x, y):  # elementwise, of two operands or (Vars and numbers) more
+        if axis is not None or keepdims is not None or dim is not None or keepdim:
+            given = [k for k, v in (("axis", axis), ("keepdims", keepdims), ("dim", dim)) if v is not None]
+            raise TypeError(f"tapegrad.{name}: {(given or ['keepdim'])[0]}= is for a reduction of one tensor, "
+                            f"not for the elementwise {name} of several operands")
+        if not more:
+            return binary(x, y)
+        for i, v in enumerate((x, y, *more)):
+            if not _scalar_operand(v):
+                raise TypeError(f"tapegrad.{name} of more than two operands takes Vars and real numbers (as "
+                                f"Python's {name}(a, b, c)), but operand {i + 1} is {type(v).__name__}: for "
+                                f"tensors, write tg.{name}(tg.{name}(a, b), c); an axis goes in axis= or dim=")
+        return functools.reduce(binary, more, binary(x, y))  # max(max(max(x, y), z), ...)
+    if y is not None:  # PyTorch's (input, dim[, keepdim])
+        if dim is not None or axis is not None:
+            raise TypeError(f"tapegrad.{name}: got a dim ({y!r}) both as the second argument and as "
+                            f"{'dim' if dim is not None else 'axis'}=")
+        if more:
+            if len(more) > 1 or keepdim or not isinstance(more[0], (bool, np.bool_)):
+                raise TypeError(f"tapegrad.{name}(input, dim, keepdim): keepdim must be one bool, got "
+                                + ", ".join(f"{type(v).__name__} ({v!r})" for v in more)
+                                + (" and keepdim=" if keepdim else ""))
+            keepdim = bool(more[0])
+    elif more:  # NumPy's (x, None, axis[, keepdims]), positionally
+        if len(more) > 2 or axis is not None or (len(more) == 2 and keepdims is not None):
+            raise TypeError(f"tapegrad.{name}(x, None, axis, keepdims): too many arguments, or axis or keepdims "
+                            f"given twice")
+        axis = _check_axis(name, "axis", more[0], True)
+        keepdims = more[1] if len(more) == 2 else keepdims
+    _check_axis(name, "axis", axis, True)
+    _check_axis(name, "dim", dim, False)
+    if axis is not None and dim is not None:
+        raise TypeError(f"tapegrad.{name}: got both axis= (NumPy's values) and dim= (PyTorch's values and indices)")
     if isinstance(x, Var):
         return x
     t = x if isinstance(x, Tensor) else _core.tensor(x)
@@ -342,20 +393,24 @@ def _extreme(x: Any, y: Any, axis: Any, keepdims: Any, dim: Any, keepdim: bool, 
     return method(y if y is not None else dim, keepdim)  # PyTorch's: (values, indices) over a dim
 
 
-def max(x: Any, y: Any = None, axis: Any = None, keepdims: Any = None, *, dim: Any = None,  # noqa: A001
-        keepdim: bool = False) -> Any:
-    """``max(a, b)``: the elementwise maximum (Vars, numbers or tensors). ``max(t)``: the largest
-    element. ``max(t, 1)`` or ``max(t, dim=1)``: PyTorch's ``(values, indices)`` along the axis
-    (the gradient goes to the index taken). ``max(t, axis=1, keepdims=...)``: NumPy's values
-    (ties share the gradient, as numpy.max's derivative, torch.amax)."""
-    return _extreme(x, y, axis, keepdims, dim, keepdim, True)
+def max(x: Any, y: Any = None, *more: Any, axis: Any = None, keepdims: Any = None,  # noqa: A001
+        dim: Any = None, keepdim: bool = False) -> Any:
+    """``max(a, b)``: the elementwise maximum (Vars, numbers or tensors); ``max(a, b, c, ...)`` of Vars and
+    numbers: the largest, as Python's ``max``, folded as ``max(max(a, b), c)`` (a Var when any operand is one;
+    the gradient goes to the largest operand, split as those pairwise maxima split it on a tie). ``max(t)``:
+    the largest element. ``max(t, 1)``, ``max(t, 1, True)`` or ``max(t, dim=1, keepdim=...)``: PyTorch's
+    ``(values, indices)`` along the axis (the gradient goes to the index taken). ``max(t, axis=1,
+    keepdims=...)`` (or ``max(t, None, 1)``): NumPy's values (ties share the gradient, as numpy.max's
+    derivative, torch.amax). Only an int is taken for an axis or dim (a tuple of ints too for ``axis``): a
+    Var, a float or a bool there is a TypeError."""
+    return _extreme("max", x, y, more, axis, keepdims, dim, keepdim, True)
 
 
-def min(x: Any, y: Any = None, axis: Any = None, keepdims: Any = None, *, dim: Any = None,  # noqa: A001
-        keepdim: bool = False) -> Any:
-    """The counterpart of ``max``: elementwise, the smallest element, PyTorch's ``(values,
-    indices)`` along a dim, or NumPy's values along ``axis=``."""
-    return _extreme(x, y, axis, keepdims, dim, keepdim, False)
+def min(x: Any, y: Any = None, *more: Any, axis: Any = None, keepdims: Any = None,  # noqa: A001
+        dim: Any = None, keepdim: bool = False) -> Any:
+    """The counterpart of ``max``: elementwise, the smallest of several Vars and numbers, the smallest element,
+    PyTorch's ``(values, indices)`` along a dim, or NumPy's values along ``axis=``."""
+    return _extreme("min", x, y, more, axis, keepdims, dim, keepdim, False)
 
 
 maximum = _core.max
@@ -386,11 +441,52 @@ where = _ops.where
 clip = _ops.clip
 
 
+_PICKLED_DTYPES = {"float64": "<f8", "float32": "<f4", "float16": "<f2", "bfloat16": "<u2", "int64": "<i8",
+                   "bool": "|b1"}
+
+
 def _reduce(t: Tensor) -> Any:
-    """Pickling keeps the values (a copy) and, for a leaf, requires_grad; never the graph."""
-    if t.dtype.name == "bfloat16":  # (as float32, exact, and 'bfloat16': ml_dtypes need not be there)
-        return (_core.tensor, (numpy_values(t), "bfloat16", t.requires_grad and t.is_leaf))
-    return (_core.tensor, (t.numpy().copy(), None, t.requires_grad and t.is_leaf))
+    """Pickling keeps the values (a copy) and, for a leaf, requires_grad; never the graph.
+
+    The pickle names one function, ``tapegrad._tensor._rebuild``, with plain arguments: the
+    shape, the dtype's name and the little-endian bytes of the values (bfloat16's as its 16-bit
+    patterns, so ml_dtypes need not be there). No ``eval`` (what pybind11 pickles a compiled
+    function as) and no NumPy objects, so a restricted unpickler that allows that one name
+    loads it. Unpickling untrusted bytes is unsafe all the same (any pickle can name any
+    function): load only what you trust."""
+    name = t.dtype.name
+    if name == "bfloat16":
+        bits = (numpy_values(t).astype("<f4").view("<u4") >> 16).astype("<u2")
+        data = bits.tobytes()
+    else:
+        data = np.ascontiguousarray(t.numpy()).astype(_PICKLED_DTYPES[name], copy=False).tobytes()
+    return (_rebuild, (tuple(t.shape), name, data, bool(t.requires_grad and t.is_leaf)))
+
+
+def _rebuild(shape: Any, dtype: Any, data: Any, requires_grad: Any) -> Tensor:
+    """A tensor from what ``_reduce`` pickled; every argument checked, so damaged bytes raise a
+    ValueError or TypeError that names the problem."""
+    if not isinstance(dtype, str) or dtype not in _PICKLED_DTYPES:
+        raise ValueError(f"tapegrad: a pickled Tensor with an unknown dtype {dtype!r}")
+    if not isinstance(shape, tuple) or not all(type(d) is int and 0 <= d < 2**62 for d in shape) or len(shape) > 64:
+        raise ValueError(f"tapegrad: a pickled Tensor with an invalid shape {shape!r}")
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"tapegrad: a pickled Tensor's values must be bytes, not {type(data).__name__}")
+    if not isinstance(requires_grad, bool):
+        raise TypeError("tapegrad: a pickled Tensor's requires_grad must be a bool, not "
+                        f"{type(requires_grad).__name__}")
+    code = np.dtype(_PICKLED_DTYPES[dtype])
+    n = 1
+    for d in shape:
+        n *= d
+    if n * code.itemsize != len(data):
+        raise ValueError(f"tapegrad: a pickled Tensor of shape {shape} and dtype {dtype} needs {n * code.itemsize} "
+                         f"bytes of values, not {len(data)}")
+    values = np.frombuffer(data, dtype=code).reshape(shape)
+    if dtype == "bfloat16":
+        wide = (values.astype(np.uint32) << 16).view(np.float32)  # exact: bfloat16 is float32's top half
+        return _core.tensor(wide, "bfloat16", requires_grad)
+    return _core.tensor(values.astype(code.newbyteorder("="), copy=True), None, requires_grad)
 
 
 def _format(t: Tensor, spec: str) -> str:

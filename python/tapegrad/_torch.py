@@ -11,11 +11,13 @@ PyTorch") lists each case:
   and three or more axes are NumPy's permutation.
 - ``t.size`` is NumPy's element count (an int) and, called, PyTorch's ``t.size()`` (a
   ``tapegrad.Size``) or ``t.size(d)``.
-- ``t.std()``/``t.var()`` are NumPy's (``ddof=0``) unless given ``dim=``, ``unbiased=`` or
-  ``correction=``, which are PyTorch's (unbiased by default).
+- ``t.std()``/``t.var()`` are NumPy's (``ddof=0``) unless spelled as PyTorch's: a positional
+  dim (``t.var(1)``, ``torch.var(t, 1)``), ``dim=``, ``unbiased=`` or ``correction=`` give
+  PyTorch's unbiased value. ``t.sum(dim=())`` reduces every axis (PyTorch's), ``t.sum(axis=())``
+  none (NumPy's).
 - ``t.repeat(2, 3)`` is PyTorch's (tiling); NumPy's ``repeat`` is ``np.repeat(t.numpy(), ...)``.
-- ``t.squeeze(dim=1)`` of an axis whose length is not 1 leaves it (PyTorch); ``t.squeeze(1)``
-  and ``t.squeeze(axis=1)`` raise there (NumPy).
+- ``t.squeeze(1)`` and ``t.squeeze(dim=1)`` of an axis whose length is not 1 leave it
+  (PyTorch); ``t.squeeze(axis=1)`` raises there (NumPy).
 - ``t.int()`` is int64 (tapegrad's only integer dtype; PyTorch's is int32).
 
 Indices (argmax, sort, topk) are computed by NumPy on the values: they are not differentiable
@@ -221,20 +223,38 @@ def _swap(t: Tensor, d0: int, d1: int) -> Tensor:
 _np_transpose = Tensor.transpose
 
 
-def _transpose(t: Tensor, *axes: Any) -> Tensor:
-    """``t.transpose(dim0, dim1)`` swaps two axes (PyTorch); no axes, or a full permutation of
-    three or more, is NumPy's."""
-    if len(axes) == 2 and builtins.all(isinstance(a, (int, np.integer)) for a in axes) and t.ndim != 1:
+def _transpose(t: Tensor, *axes: Any, dim0: Any = None, dim1: Any = None) -> Tensor:
+    """``t.transpose(dim0, dim1)`` (or ``dim0=``, ``dim1=``) swaps two axes (PyTorch); no axes, or a
+    full permutation of three or more, is NumPy's."""
+    if dim0 is not None or dim1 is not None:
+        if axes or dim0 is None or dim1 is None:
+            raise TypeError("tapegrad: transpose() takes dim0 and dim1 both, by position or both by keyword")
+        return _swap(t, dim0, dim1)
+    if len(axes) == 2 and builtins.all(isinstance(a, (int, np.integer)) for a in axes):
         return _swap(t, axes[0], axes[1])
     return _np_transpose(t, *axes)
 
 
-def transpose(x: Any, axes: Any = None, dim1: Optional[int] = None) -> Tensor:
-    """``transpose(x, dim0, dim1)`` swaps two axes (PyTorch); ``transpose(x)`` and
-    ``transpose(x, axes)`` permute them (NumPy)."""
+def transpose(x: Any, axes: Any = None, dim1: Optional[int] = None, *, dim0: Optional[int] = None) -> Tensor:
+    """``transpose(x, dim0, dim1)`` (or ``dim0=``, ``dim1=``) swaps two axes (PyTorch);
+    ``transpose(x)`` and ``transpose(x, axes)`` permute them (NumPy)."""
+    if dim0 is not None:
+        if axes is not None or dim1 is None:
+            raise TypeError("tapegrad: transpose() takes dim0 and dim1 both, by position or both by keyword")
+        return _swap(_as_tensor(x), dim0, dim1)
     if dim1 is not None:
         return _swap(_as_tensor(x), axes, dim1)
     return _ops.transpose(x, axes)
+
+
+def _swapaxes(t: Tensor, axis0: int, axis1: int) -> Tensor:
+    """NumPy's ``swapaxes(axis0, axis1)`` (``transpose(dim0, dim1)``)."""
+    return _swap(t, axis0, axis1)
+
+
+def _swapdims(t: Tensor, dim0: int, dim1: int) -> Tensor:
+    """PyTorch's ``swapdims(dim0, dim1)`` (``transpose(dim0, dim1)``)."""
+    return _swap(t, dim0, dim1)
 
 
 def _flatten(t: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -245,7 +265,10 @@ def _flatten(t: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if s > e:
         raise ValueError(f"tapegrad.flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     shape = t.shape
-    return t.reshape(shape[:s] + (-1,) + shape[e + 1:])
+    merged = 1
+    for d in shape[s:e + 1]:
+        merged *= d
+    return t.reshape(shape[:s] + (merged,) + shape[e + 1:])  # (not -1: a tensor with no elements has no -1)
 
 
 def flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -590,7 +613,9 @@ def _np_extreme(largest: bool) -> Callable[..., Any]:
         if isinstance(dim, (Tensor, np.ndarray)):  # t.max(other): elementwise (PyTorch)
             return elementwise(t, dim)
         if axis is not None or keepdims is not None or out is not None:  # NumPy's spelling
-            return np_method(t, axis if axis is not None else dim, bool(keepdims or keepdim), out=out)
+            if axis is not None:  # (by keyword: NumPy's axis=() is no axis, a positional () every axis)
+                return np_method(t, axis=axis, keepdims=bool(keepdims or keepdim), out=out)
+            return np_method(t, dim, bool(keepdims or keepdim), out=out)
         if dim is None:
             return np_method(t, None, keepdim)
         return _extreme_dim(t, dim, keepdim, largest)
@@ -831,7 +856,7 @@ _METHODS: dict[str, Any] = {
     "long": lambda t: _to(t, np.int64), "bool": lambda t: _to(t, np.bool_),
     "half": lambda t: _to(t, np.float16), "int": lambda t: _to(t, np.int64),
     "view": _view, "view_as": _view_as, "reshape_as": _view_as, "t": _t, "transpose": _transpose,
-    "swapaxes": _swap, "swapdims": _swap,
+    "swapaxes": _swapaxes, "swapdims": _swapdims,
     "flatten": _flatten, "unflatten": _unflatten, "expand": _expand, "expand_as": _expand_as, "repeat": _repeat,
     "split": _split, "chunk": _chunk, "unbind": _unbind,
     "mm": mm, "bmm": bmm, "mv": mv, "matmul": lambda t, other: _ops.matmul(t, other),

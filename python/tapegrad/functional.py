@@ -20,11 +20,14 @@ this module adds pytrees, ``argnums``, ``has_aux`` and ``Var`` results.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Sequence, Tuple, Union
+import os
+import sys
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from . import _core
 from ._core import Tape, Tensor
 from ._core import transforms as _t
+from ._dtypes import is_float
 
 Argnums = Union[int, Sequence[int]]
 
@@ -218,13 +221,62 @@ def jvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]
     return _unflatten(out_spec, outs), _unflatten(out_spec, list(results))
 
 
-def _jacobian(fun: Callable[..., Any], argnums: Argnums, forward: bool) -> Callable[..., Any]:
+def _memory_bytes() -> Optional[int]:
+    """This machine's memory: its physical RAM, or its cgroup's limit where lower (a container); None where
+    neither can be read."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # (no sysconf: Windows)
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # ("max": no limit)
+            limits.append(int(text))
+    positive = [n for n in limits if n > 0]
+    return min(positive) if positive else None
+
+
+def _shapes(ts: Sequence[Tensor]) -> str:
+    shown = ", ".join(str(t.shape) for t in ts[:3 if len(ts) > 4 else 4])
+    return shown + (f", ... ({len(ts)} in all)" if len(ts) > 4 else "")
+
+
+def _check_jacobian_size(name: str, outs: Sequence[Tensor], inputs: Sequence[Tensor], forward: bool) -> None:
+    """Refuses, before any sweep, a Jacobian bigger than this machine's memory (``_memory_bytes``) or than
+    any address space: a MemoryError naming the shapes and the bytes it needs."""
+    need = 0
+    for y in outs:
+        for x in inputs:  # a block per (output, input): y.shape + x.shape, of the input's dtype in reverse
+            dtype = y.dtype if forward else x.dtype  # mode, the output's (a floating one) in forward mode
+            itemsize = int(getattr(dtype, "itemsize", 8)) if is_float(dtype) else 8
+            need += y.size * x.size * itemsize
+    limit = _memory_bytes()
+    if need <= sys.maxsize and (limit is None or need <= limit):
+        return
+    what = (f"an output of shape {outs[0].shape} with respect to an input of shape {inputs[0].shape}"
+            if len(outs) == len(inputs) == 1 else
+            f"outputs of shapes {_shapes(outs)} with respect to inputs of shapes {_shapes(inputs)}")
+    room = (f"this machine's memory ({limit} bytes, {limit / 2**30:.1f} GiB)" if limit is not None and
+            limit < sys.maxsize else f"any address space ({sys.maxsize} bytes)")
+    raise MemoryError(f"tapegrad.{name}: the Jacobian of {what} needs {need} bytes ({need / 2**30:.1f} GiB), "
+                      f"more than {room}; nothing was computed. Compute it in parts (vjp or jvp with chosen "
+                      f"vectors, hvp), or differentiate a function with fewer outputs or inputs")
+
+
+def _jacobian(fun: Callable[..., Any], argnums: Argnums, forward: bool, name: str) -> Callable[..., Any]:
     nums, single = _argnums(argnums)
 
     def wrapped(*args: Any) -> Any:
         with _Call(args, nums) as c:
             outs, out_spec = _flatten(fun(*c.args))
-            blocks = _t.jacobian([_as_tensor(o) for o in outs], c.flat, forward, c.record)
+            outs = [_as_tensor(o) for o in outs]
+            _check_jacobian_size(name, outs, c.flat, forward)
+            blocks = _t.jacobian(outs, c.flat, forward, c.record)
             # structure: the outputs' tree of (the inputs' tree per argnum)
             per_out = []
             for row in blocks:
@@ -236,14 +288,23 @@ def _jacobian(fun: Callable[..., Any], argnums: Argnums, forward: bool) -> Calla
 
 
 def jacrev(fun: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
-    """The Jacobian by reverse mode (one vjp per output element): shape out.shape + in.shape."""
-    return _jacobian(fun, argnums, forward=False)
+    """The Jacobian by reverse mode (one vjp per output element): shape out.shape + in.shape.
+
+    Its size is checked after ``fun`` runs and before any sweep: a Jacobian that needs more bytes (output
+    elements x input elements x itemsize, summed over the outputs and inputs) than this machine's memory (its
+    RAM, or its container's memory limit where lower) raises a MemoryError at once, naming the shapes and the
+    bytes, rather than after hours of sweeps (as JAX's ``jacrev`` fails up front, when it allocates its
+    basis). The sweeps need memory of their own on top of that, so a Jacobian close to that size may still
+    run out."""
+    return _jacobian(fun, argnums, forward=False, name="jacrev")
 
 
 def jacfwd(fun: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
     """The Jacobian by forward mode: one tangent sweep carrying every input direction at
-    once (vector forward mode). The same result as jacrev."""
-    return _jacobian(fun, argnums, forward=True)
+    once (vector forward mode). The same result as jacrev, and the same MemoryError, before any sweep, for a
+    Jacobian bigger than this machine's memory. (Its sweep carries one direction per input element through
+    every op, so it needs more memory than jacrev, whose sweeps are one at a time.)"""
+    return _jacobian(fun, argnums, forward=True, name="jacfwd")
 
 
 jacobian = jacrev
@@ -251,8 +312,9 @@ jacobian = jacrev
 
 def hessian(fun: Callable[..., Any], argnums: Argnums = 0) -> Callable[..., Any]:
     """The Hessian of a function with one output element: jacfwd(jacrev(f)), forward over
-    reverse, as JAX's: one recorded reverse sweep, then one vector tangent sweep over it."""
-    return jacfwd(jacrev(fun, argnums), argnums)
+    reverse, as JAX's: one recorded reverse sweep, then one vector tangent sweep over it. A Hessian bigger
+    than this machine's memory is a MemoryError before that sweep, as in jacrev."""
+    return _jacobian(jacrev(fun, argnums), argnums, forward=True, name="hessian")
 
 
 def hvp(fun: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any]) -> Tuple[Any, Any]:

@@ -3,9 +3,9 @@
 // Each is 16 bits of storage that reads as a float and is written from any number, rounded
 // to nearest even: arithmetic on them is float arithmetic (a + b converts both to float), so
 // kernels written for float and double run on them unchanged, computing in float32 and
-// storing 16 bits. Conversions are bit-exact with NumPy's float16 and with ml_dtypes' and
-// PyTorch's bfloat16 (a double goes to bfloat16 through float, as theirs do; to float16
-// directly, as NumPy's does).
+// storing 16 bits. Every conversion to a 16-bit type, from float and from double, rounds once
+// to nearest even, as IEEE says (NumPy's float16 does; PyTorch's bfloat16 and ml_dtypes'
+// before 0.7 round a double twice, through float).
 #pragma once
 
 #include <cstdint>
@@ -60,20 +60,23 @@ inline std::uint16_t float_to_half(float x) noexcept {
   return static_cast<std::uint16_t>(o | (sign >> 16));
 }
 
-/// double -> binary16 bits, rounded once (to float rounding to odd first, which float's 13
-/// spare bits make exact for the second rounding).
-inline std::uint16_t double_to_half(double d) noexcept {
-  float f = static_cast<float>(d);
+/// double -> float rounded to odd: truncated toward zero, with the last bit set when the
+/// conversion was inexact (and the largest float, made odd, past float's range). A second
+/// rounding of the result to nearest even, to a format at least two bits narrower than float
+/// (float16's 10 mantissa bits, bfloat16's 7), is then the one correct rounding of the double:
+/// the odd bit keeps a value that was not a tie from looking like one.
+inline float double_to_float_odd(double d) noexcept {
+  const float f = static_cast<float>(d);
   const double back = static_cast<double>(f);
-  if (back != d && d == d && back - back == 0.0) {  // inexact, not NaN, f finite
-    std::uint32_t u = bits_of_float(f);
-    if ((back < 0 ? -back : back) > (d < 0 ? -d : d)) u -= 1;  // toward zero
-    f = float_of_bits(u | 1u);
-  } else if (back != d && d == d) {  // rounded up to inf: the largest float, made odd
-    f = float_of_bits((bits_of_float(f) & 0x80000000u) | 0x7f7fffffu);
-  }
-  return float_to_half(f);
+  if (back == d || d != d) return f;  // exact, or NaN
+  std::uint32_t u = bits_of_float(f);
+  if (back - back != 0.0) return float_of_bits((u & 0x80000000u) | 0x7f7fffffu);  // rounded up to inf
+  if ((back < 0 ? -back : back) > (d < 0 ? -d : d)) u -= 1;  // rounded away from zero: one step back
+  return float_of_bits(u | 1u);
 }
+
+/// double -> binary16 bits, rounded once.
+inline std::uint16_t double_to_half(double d) noexcept { return float_to_half(double_to_float_odd(d)); }
 
 /// bfloat16 bits -> float (exact).
 inline float bfloat16_to_float(std::uint16_t b) noexcept { return float_of_bits(static_cast<std::uint32_t>(b) << 16); }
@@ -85,7 +88,9 @@ inline std::uint16_t float_to_bfloat16(float x) noexcept {
   return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-inline std::uint16_t double_to_bfloat16(double d) noexcept { return float_to_bfloat16(static_cast<float>(d)); }
+/// double -> bfloat16 bits, rounded once (PyTorch and ml_dtypes before 0.7 round twice, through
+/// float: 1 + 2^-8 + 2^-60 goes to 1 there, to 1 + 2^-7 here, as IEEE says).
+inline std::uint16_t double_to_bfloat16(double d) noexcept { return float_to_bfloat16(double_to_float_odd(d)); }
 
 /// 16 bits of storage that read as a float and are written from any number (a float rounded
 /// by FromFloat, other numbers by FromDouble): float16 and bfloat16 below.
@@ -113,7 +118,7 @@ struct Float16Storage {
 /// double rounds to it once (not through float).
 using float16 = detail::Float16Storage<detail::float_to_half, detail::double_to_half, detail::half_to_float>;
 /// bfloat16 storage: float32's sign and 8 exponent bits, 7 mantissa bits. A double rounds to
-/// it through float, as ml_dtypes' and PyTorch's do.
+/// it once (not through float).
 using bfloat16 =
     detail::Float16Storage<detail::float_to_bfloat16, detail::double_to_bfloat16, detail::bfloat16_to_float>;
 

@@ -52,4 +52,13 @@ template <class X, class Y, class Z> auto pow_dy(const X& x, const Y& y, const Z
   return (value(x) == 0 && value(y) >= 0) ? R{} : R(z * log(x));
 }
 
+// 1 / (x^2 + y^2), atan2's slopes' common factor, taken as 0 where x^2 + y^2 is 0 (the
+// origin, or both so small that the squares underflow): atan2 has a zero slope there, as in
+// PyTorch, where the formula gives 0 * inf.
+template <class X, class Y> auto inv_norm2(const X& x, const Y& y) {
+  const auto n = x * x + y * y;
+  using R = decltype(1.0 / n);
+  return value(n) == 0 ? R{} : R(1.0 / n);
+}
+
 }  // namespace tapegrad::rules

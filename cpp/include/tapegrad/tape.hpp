@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -84,6 +85,13 @@ struct ReverseSweep {
   /// hooks run, as only their gradients are asked for (null: every record's).
   const std::vector<char>* needed = nullptr;
   bool hooks_at(std::uint32_t i) const noexcept { return hooks && (!needed || (i < needed->size() && (*needed)[i])); }
+
+  // (Tape::reverse's own: its seeds, and the records that lead to them, marked when first
+  // asked, by a scalar record whose adjoint is zero and one of whose partials is not finite.)
+  std::uint32_t from_ = 0xFFFFFFFFu;
+  const std::uint32_t* also_ = nullptr;
+  std::size_t n_also_ = 0;
+  std::vector<char> leads_{};
 };
 
 /// A record whose work is done by code outside the op table: every tensor op, and tensor
@@ -203,6 +211,9 @@ class Tape {
   std::size_t node_bytes() const noexcept;
 
   std::uint32_t size() const noexcept { return size_; }
+  /// Which records up to `upto` lead to one of the records `seeds[0..n)` (the seeds included):
+  /// a mark per record, by one backwards pass over the operands (record order is topological).
+  std::vector<char> leading_to(const std::uint32_t* seeds, std::size_t n, std::uint32_t upto) const;
   /// Calls f(j) for each record j that record i reads (its operands; a Node's inputs, where
   /// Tape::kNone stands for a constant input).
   template <class F>
@@ -237,8 +248,12 @@ class Tape {
 
   // --- derivatives -----------------------------------------------------------------------
   /// The plain reverse sweep (a backward): adjoints of every record up to `from`, seeded with
-  /// d(out)/d(out) = seed. One backwards loop over the records. Records whose adjoint is zero
-  /// are skipped, so records that do not lead to `from` contribute nothing (not even 0 * inf).
+  /// d(out)/d(out) = seed. One backwards loop over the records. A record that does not lead to
+  /// `from` contributes nothing (not even 0 * inf); one that does passes its adjoint on as IEEE
+  /// says, a zero adjoint too: 0 times an infinite or NaN partial is NaN (`sqrt(x) * 0` at 0,
+  /// as PyTorch and tapegrad's Tensor give). A zero adjoint whose partials are all finite
+  /// passes on exact zeros, so such records are skipped; the others are rare, and only then
+  /// are the records that lead to `from` found (one backwards pass).
   /// A leaf record with a sink adds its adjoint into the sink.
   void reverse(std::uint32_t from, double seed = 1.0);
   /// The same as `sweep` says (sweep.recorded must be false: the recorded sweep is
@@ -318,7 +333,9 @@ class Tape {
   /// Marks a sweep's extent (they nest).
   class SweepScope {
    public:
-    explicit SweepScope(Tape& t) noexcept : t_(t) { ++t_.sweeping_; }
+    explicit SweepScope(Tape& t) noexcept : t_(t) {
+      if (t_.sweeping_++ == 0) t_.sweep_thread_ = std::this_thread::get_id();
+    }
     ~SweepScope() { --t_.sweeping_; }
     SweepScope(const SweepScope&) = delete;
     SweepScope& operator=(const SweepScope&) = delete;
@@ -341,10 +358,14 @@ class Tape {
   void sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi, double& carry);
   void sweep_segments(ReverseSweep& sweep, std::uint32_t n);
   void reset_node_grads(std::uint32_t to) noexcept;
+  // Whether scalar record i, whose adjoint is zero, must pass it on (a partial that is not
+  // finite, on a record that leads to the sweep's seeds): the plain sweep's rare case.
+  TAPEGRAD_NOINLINE bool zero_adjoint_passes(ReverseSweep& sweep, std::uint32_t i);
   void reserve_adjoints(std::uint32_t n);  // grows the adjoint array, keeping what it holds
  public:
-  /// The error of a sweep started on a tape that is being swept (from a hook's code).
-  [[noreturn]] static void throw_nested_sweep();
+  /// The error of a sweep started on a tape that is being swept: from a hook's code on the
+  /// thread of that sweep, or from another thread while that sweep runs the user's code.
+  [[noreturn]] void throw_nested_sweep() const;
 
  private:
   std::uint32_t push_constant_slow(double c);
@@ -373,6 +394,7 @@ class Tape {
   struct HookTable;
   std::unique_ptr<HookTable> hooks_;       // null until the first hook
   std::uint32_t sweeping_ = 0;             // sweeps running (see sweeping())
+  std::thread::id sweep_thread_{};         // the thread of the outermost one
 
   std::vector<double*> sinks_;            // null: removed (or free)
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to

@@ -474,6 +474,36 @@ void set_gemm(SgemmFn sgemm, DgemmFn dgemm) noexcept;
 const char* gemm_backend() noexcept;
 void set_gemm_backend_name(const char* name) noexcept;
 
+// --- threads ---------------------------------------------------------------------------------
+/// The threads a matrix product above kParallelFlops uses (as torch.set_num_threads): exactly
+/// n from then on (so that results repeat bit for bit: a BLAS may sum in another order with
+/// another count). n >= 1, else an Error.
+void set_num_threads(int n);
+/// set_num_threads' n; until it is called, the BLAS's own count (its OPENBLAS_NUM_THREADS, or
+/// the cores it may use), the most a product uses.
+int get_num_threads() noexcept;
+/// How many threads a product of m x k by k x n uses: one below kParallelFlops multiply-adds
+/// (a BLAS's threads cost more to wake than they save there); above, get_num_threads(): as
+/// set by set_num_threads, or, until it is called, no more than the cores that other
+/// processes leave free (on Linux, from the count of runnable threads in /proc/loadavg, read
+/// at most every 10 ms; MKL's dynamic mode does the same by default). On a machine whose cores
+/// are busy with other processes a thread the BLAS wakes waits for a core, and the product
+/// waits for it: a 200 x 200 Hessian took 30x its time one run in three with two busy
+/// processes beside it, an MLP step 4 to 20x (bench/bench_load.py).
+int gemm_threads(std::int64_t m, std::int64_t n, std::int64_t k) noexcept;
+inline constexpr std::int64_t kParallelFlops = std::int64_t(1) << 24;
+/// A BLAS's thread control (openblas_set_num_threads), installed with its gemm: the core calls
+/// it before a product whose thread count (gemm_threads) differs from the last one's. With
+/// none installed, the BLAS runs as it was configured. `current` is the BLAS's count now.
+using GemmThreadsFn = void (*)(int threads);
+void set_gemm_threads(GemmThreadsFn fn, int current) noexcept;
+namespace detail {
+/// The cores this process may run on (its CPU affinity).
+int cores() noexcept;
+/// Threads of other processes runnable now (0 where the system does not say).
+int runnable_elsewhere() noexcept;
+}  // namespace detail
+
 namespace detail {
 /// backward(gradient, create_graph=true) from the (current, non-leaf) result y: seeds y's
 /// record and runs the recorded sweep (leaves' sinks get the values); adj/has are the scalar

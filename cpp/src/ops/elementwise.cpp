@@ -94,19 +94,78 @@ Tensor map4(const Tensor& x, const Tensor& y, const Tensor& z, const Tensor& g, 
 
 }  // namespace
 
+namespace {
+// A piecewise-constant slope (relu's step, abs's sign, minimum's split) computed from x, y in
+// a recorded sweep: constant, yet a result of its operands with a zero derivative, as PyTorch's
+// threshold_backward and sgn are. A gradient made from it is then on the graph, and a second
+// backward through it (a gradient penalty) gives zeros where a constant would raise.
+class ZeroSlopeNode final : public TNode {
+ public:
+  const char* name() const noexcept override { return "ZeroSlopeBackward"; }
+  explicit ZeroSlopeNode(std::vector<std::pair<Shape, DType>> inputs) : inputs_(std::move(inputs)) {}
+  bool saves_inputs() const override { return false; }
+  bool saves_output() const override { return false; }
+
+ protected:
+  void vjp(const Tensor&) override {
+    for (std::size_t k = 0; k < inputs_.size(); ++k) give(k, Tensor::zeros(inputs_[k].first, inputs_[k].second));
+  }
+  Tensor jvp(const std::vector<Tensor>&) override { return Tensor(); }  // (a zero tangent)
+
+ private:
+  std::vector<std::pair<Shape, DType>> inputs_;
+};
+
+Tensor zero_slope(const Tensor& value, const Tensor& x) {
+  Recorder rec({&x}, "slope");
+  if (!rec.on()) return value;
+  return rec.record(std::make_unique<ZeroSlopeNode>(std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()}}),
+                    value);
+}
+Tensor zero_slope(const Tensor& value, const Tensor& x, const Tensor& y) {
+  Recorder rec({&x, &y}, "slope");
+  if (!rec.on()) return value;
+  return rec.record(std::make_unique<ZeroSlopeNode>(std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()},
+                                                                                          {y.shape(), y.dtype()}}),
+                    value);
+}
+}  // namespace
+
 // The helpers of rules.hpp on tensors (found by argument-dependent lookup), so that the
-// table's rules run on Tensor in a recorded sweep. The piecewise-constant ones are constants
-// of the graph, as their derivatives are zero.
-Tensor step(const Tensor& x) { return astype(greater(x, weak_scalar(0.0, x.dtype())), x.dtype()); }
+// table's rules run on Tensor in a recorded sweep. The piecewise-constant ones have zero
+// derivatives (zero_slope).
+Tensor step(const Tensor& x) {
+  Tensor v;
+  {
+    NoGrad ng;
+    v = astype(greater(x, weak_scalar(0.0, x.dtype())), x.dtype());
+  }
+  return zero_slope(v, x);
+}
 Tensor sign(const Tensor& x) {
-  const Tensor zero = weak_scalar(0.0, x.dtype());
-  return where(not_equal(x, x), x.detach(), astype(greater(x, zero), x.dtype()) - astype(less(x, zero), x.dtype()));
+  Tensor v;
+  {
+    NoGrad ng;
+    const Tensor zero = weak_scalar(0.0, x.dtype());
+    v = where(not_equal(x, x), x, astype(greater(x, zero), x.dtype()) - astype(less(x, zero), x.dtype()));
+  }
+  return zero_slope(v, x);
 }
 Tensor lesser(const Tensor& x, const Tensor& y) {
-  return astype(less(x, y), x.dtype()) + 0.5 * astype(equal(x, y), x.dtype());
+  Tensor v;
+  {
+    NoGrad ng;
+    v = astype(less(x, y), x.dtype()) + 0.5 * astype(equal(x, y), x.dtype());
+  }
+  return zero_slope(v, x, y);
 }
 Tensor pow_dx(const Tensor& x, const Tensor& y) {
   return where(equal(y, weak_scalar(0.0, y.dtype())), weak_scalar(0.0, x.dtype()), y * pow(x, y - 1.0));
+}
+Tensor inv_norm2(const Tensor& x, const Tensor& y) {
+  const Tensor zero = weak_scalar(0.0, x.dtype());
+  const Tensor n = x * x + y * y;
+  return where(equal(n, zero), zero, 1.0 / n);
 }
 Tensor pow_dy(const Tensor& x, const Tensor& y, const Tensor& z) {
   const Tensor zero = weak_scalar(0.0, x.dtype());
@@ -373,8 +432,8 @@ class ClipNode final : public TNode {
   }
   Tensor jvp(const std::vector<Tensor>& t) override { return where(inside(), t[0], weak_scalar(0.0, t[0].dtype())); }
   void vjp(const Tensor& g) override {
-    if (grad_enabled()) {  // create_graph: g where lo <= x <= hi, recorded
-      give(0, where(inside(), g, weak_scalar(0.0, g.dtype())));
+    if (grad_enabled()) {  // create_graph: g where lo <= x <= hi, recorded (and a result of x: zero_slope)
+      give(0, where(inside(), g, zero_slope(Tensor::zeros({}, g.dtype()), x_)));
       return;
     }
     Tensor gx = empty_tensor(x_.shape(), x_.dtype());

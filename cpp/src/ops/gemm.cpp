@@ -2,7 +2,14 @@
 // with set_gemm (the Python module installs OpenBLAS's), or a portable kernel.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
 #include <vector>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include "tensor/internal.hpp"
 
@@ -70,7 +77,10 @@ std::atomic<const char*> g_name{"builtin"};
 
 }  // namespace
 
+void set_gemm_threads(GemmThreadsFn fn, int current) noexcept;
+
 void set_gemm(SgemmFn sgemm, DgemmFn dgemm) noexcept {
+  set_gemm_threads(nullptr, 0);  // (the new gemm's threads are its own until it says how to set them)
   g_sgemm.store(sgemm ? sgemm : &builtin_gemm<float>);
   g_dgemm.store(dgemm ? dgemm : &builtin_gemm<double>);
   if (!sgemm || !dgemm) g_name.store("builtin");
@@ -79,18 +89,107 @@ const char* gemm_backend() noexcept { return g_name.load(); }
 void set_gemm_backend_name(const char* name) noexcept { g_name.store(name); }
 
 namespace detail {
+int cores() noexcept {
+  static const int n = [] {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
+  return n;
+}
+
+namespace {
+std::atomic<int> g_blas_threads{0};   // what the BLAS was last told (0: unknown)
+std::atomic<std::int64_t> g_sampled_at{-1000000000};  // steady_clock, in microseconds
+std::atomic<int> g_elsewhere{0};
+}  // namespace
+
+int runnable_elsewhere() noexcept {
+#if defined(__linux__)
+  // /proc/loadavg's fourth field counts the threads runnable now, system-wide: this one, the
+  // BLAS's workers that may still spin after the last product, and the other processes'.
+  // Read at most every 10 ms (a few microseconds each time; products above the threshold take
+  // half a millisecond or more).
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (now - g_sampled_at.load(std::memory_order_relaxed) < 10000) return g_elsewhere.load(std::memory_order_relaxed);
+  g_sampled_at.store(now, std::memory_order_relaxed);
+  int elsewhere = 0;
+  if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+    double l1, l5, l15;
+    int running = 0, total = 0;
+    if (std::fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5) {
+      const int ours = 1 + std::max(0, g_blas_threads.load(std::memory_order_relaxed) - 1);
+      elsewhere = std::max(0, running - ours);
+    }
+    std::fclose(f);
+  }
+  g_elsewhere.store(elsewhere, std::memory_order_relaxed);
+  return elsewhere;
+#else
+  return 0;
+#endif
+}
+}  // namespace detail
+
+namespace {
+std::atomic<int> g_max_threads{0};    // set_num_threads (0: the BLAS's own count)
+std::atomic<bool> g_explicit{false};  // set_num_threads was called: exactly that many
+std::atomic<GemmThreadsFn> g_threads_fn{nullptr};
+using detail::g_blas_threads;
+
+// The BLAS's thread count for a product of this size, set only when it changes.
+void use_threads(std::int64_t m, std::int64_t n, std::int64_t k) noexcept {
+  const GemmThreadsFn fn = g_threads_fn.load(std::memory_order_relaxed);
+  if (!fn) return;
+  const int want = gemm_threads(m, n, k);
+  if (g_blas_threads.exchange(want, std::memory_order_relaxed) != want) fn(want);
+}
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1) throw Error("tapegrad: set_num_threads(" + std::to_string(n) + "): the number of threads must be positive");
+  g_max_threads.store(n);
+  g_explicit.store(true);
+}
+int get_num_threads() noexcept {
+  const int n = g_max_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : 1;
+}
+int gemm_threads(std::int64_t m, std::int64_t n, std::int64_t k) noexcept {
+  // (in double: m n k may not fit 64 bits)
+  const double flops = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (flops < static_cast<double>(kParallelFlops)) return 1;
+  const int most = get_num_threads();
+  if (most == 1 || g_explicit.load(std::memory_order_relaxed)) return most;
+  // Above the threshold, and unless set_num_threads fixed the count: the threads the cores
+  // other processes leave free (as MKL's dynamic mode, its default).
+  const int free_cores = detail::cores() - detail::runnable_elsewhere();
+  return std::max(1, std::min(most, free_cores));
+}
+void set_gemm_threads(GemmThreadsFn fn, int current) noexcept {
+  if (current > 0 && g_max_threads.load() == 0) g_max_threads.store(current);
+  g_blas_threads.store(current > 0 ? current : 0);
+  g_threads_fn.store(fn);
+}
+
+namespace detail {
 // BLAS takes 32-bit sizes: larger products go to the portable kernel.
 constexpr std::int64_t kIntMax = 0x7fffffff;
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
                  std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
   Unlocked unlocked(m * n * std::max<std::int64_t>(k, 1));
   if (std::max({m, n, k, lda, ldb, ldc}) > kIntMax) return builtin_gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  use_threads(m, n, k);
   g_sgemm.load()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, double alpha, const double* a,
                   std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c, std::int64_t ldc) {
   Unlocked unlocked(m * n * std::max<std::int64_t>(k, 1));
   if (std::max({m, n, k, lda, ldb, ldc}) > kIntMax) return builtin_gemm<double>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  use_threads(m, n, k);
   g_dgemm.load()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

@@ -47,8 +47,9 @@ double sum_row(const T* s, std::int64_t len) {
   return r;
 }
 
-// Reduces x (float dtype) over `axes` into a tensor of the kept shape.
-Tensor reduce(const Tensor& x, const std::vector<int>& axes, Reduce kind, const char* name) {
+// Reduces x (float dtype) over `axes` into a tensor of the kept shape; a sum is divided by
+// `divisor` (a mean) in double before it is stored, so that it rounds to x's dtype once.
+Tensor reduce(const Tensor& x, const std::vector<int>& axes, Reduce kind, const char* name, double divisor = 1.0) {
   const Shape ks = kept_shape(x.shape(), axes);
   Tensor out = empty_tensor(ks, x.dtype());
   const std::int64_t m = out.numel();
@@ -97,7 +98,10 @@ Tensor reduce(const Tensor& x, const std::vector<int>& axes, Reduce kind, const 
                       }
                     });
     T* op = out.data<T>();
-    for (std::int64_t i = 0; i < m; ++i) op[i] = static_cast<T>(ap[i]);
+    if (divisor != 1.0)
+      for (std::int64_t i = 0; i < m; ++i) op[i] = static_cast<T>(ap[i] / divisor);
+    else
+      for (std::int64_t i = 0; i < m; ++i) op[i] = static_cast<T>(ap[i]);
   });
   return out;
 }
@@ -139,24 +143,41 @@ Tensor int_reduce(const Tensor& x0, const std::vector<int>& axes, Reduce kind, c
   return keep_dtype ? convert(out, x0.dtype()) : out;
 }
 
+// sum, and mean (the sum divided by the number of elements reduced: one rounding, where a sum
+// stored in x's dtype and then divided rounds twice, visibly in float16 and bfloat16).
 class SumNode final : public TNode {
  public:
-  const char* name() const noexcept override { return "SumBackward0"; }
+  const char* name() const noexcept override { return name_; }
   SumNode(Shape in, Shape kept) : in_shape_(std::move(in)), kept_(std::move(kept)) {}
+  SumNode(Shape in, Shape kept, double divisor, const char* name)
+      : in_shape_(std::move(in)), kept_(std::move(kept)), divisor_(divisor), divided_(true), name_(name) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
  protected:
-  void vjp(const Tensor& g) override { give(0, broadcast_to(detail::reshaped(g, kept_), in_shape_)); }
+  void vjp(const Tensor& g) override {
+    const Tensor gk = detail::reshaped(g, kept_);
+    give(0, broadcast_to(divided_ ? divided(gk) : gk, in_shape_));
+  }
   Tensor jvp(const std::vector<Tensor>& t) override {
     std::vector<int> axes;
     for (std::size_t d = 0; d < kept_.size(); ++d)
       if (kept_[d] != in_shape_[d]) axes.push_back(static_cast<int>(d) + 1);
-    return sum(t[0], Axes(axes), true);
+    const Tensor s = sum(t[0], Axes(axes), true);
+    return divided_ ? divided(s) : s;
+  }
+  // g / divisor, rounded once: a 16-bit g is divided in float32 (as PyTorch's opmath), not by
+  // the divisor rounded to 16 bits (3000 is 3008 in bfloat16).
+  Tensor divided(const Tensor& g) const {
+    if (!is_half(g.dtype())) return g / weak_scalar(divisor_, g.dtype());
+    return astype(astype(g, DType::Float32) / weak_scalar(divisor_, DType::Float32), g.dtype());
   }
 
  private:
   Shape in_shape_, kept_;
+  double divisor_ = 1.0;
+  bool divided_ = false;  // a mean (or var's mean of squares): the sum divided by divisor_
+  const char* name_ = "SumBackward0";
 };
 
 // A reduction whose rules read its input x, its kept-dims result zk and its axes.
@@ -270,7 +291,8 @@ class LogSoftmaxNode final : public TNode {
 
 // The reductions record the kept-dims result, then view it without the axes (recorded).
 template <class MakeNode>
-Tensor reduction(const Tensor& x00, const Axes& axes, bool keepdims, Reduce kind, const char* name, MakeNode make) {
+Tensor reduction(const Tensor& x00, const Axes& axes, bool keepdims, Reduce kind, const char* name, MakeNode make,
+                 double divisor = 1.0) {
   // under autocast, sums and products of 16-bit values compute and return float32
   const Tensor x0 = kind == Reduce::Sum || kind == Reduce::Prod ? detail::autocast_wide(x00) : x00;
   const std::vector<int> ax = detail::normalize_axes(axes, x0.ndim(), name);
@@ -281,7 +303,7 @@ Tensor reduction(const Tensor& x00, const Axes& axes, bool keepdims, Reduce kind
   }
   Recorder rec({&x0}, name);
   const Tensor x = floating(x0);
-  const Tensor zk = reduce(x, ax, kind, name);
+  const Tensor zk = reduce(x, ax, kind, name, divisor);
   const Tensor out = keepdims ? zk : detail::view_as_shape(zk, dropped_shape(x.shape(), ax));
   if (!rec.on()) return out;
   return rec.record(make(x, zk, ax), out);
@@ -317,7 +339,14 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
   const std::vector<int> ax = detail::normalize_axes(axes, x.ndim(), "mean");
   std::int64_t count = 1;
   for (int a : ax) count *= x.shape()[static_cast<std::size_t>(a)];
-  return sum(x, axes, keepdims) * (1.0 / static_cast<double>(count));
+  const double n = static_cast<double>(count);  // (0 for an empty slice: 0 / 0 is NaN, as NumPy's)
+  if (!is_floating(x.dtype())) return sum(x, axes, keepdims) * (1.0 / n);  // an int64 sum, then float64
+  return reduction(
+      x, axes, keepdims, Reduce::Sum, "mean",
+      [n](const Tensor& xx, const Tensor& zk, const std::vector<int>&) {
+        return std::make_unique<SumNode>(xx.shape(), zk.shape(), n, "MeanBackward0");
+      },
+      n);
 }
 
 Tensor amax(const Tensor& x, const Axes& axes, bool keepdims) {
@@ -342,13 +371,25 @@ Tensor prod(const Tensor& x, const Axes& axes, bool keepdims) {
 }
 
 Tensor var(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
+  // 16-bit values: computed in float32 and rounded once, as PyTorch's (under autocast, as
+  // every reduction of 16-bit values there, the float32 result is the result)
+  if (is_half(x.dtype())) {
+    const Tensor wide = var(astype(x, DType::Float32), axes, ddof, keepdims);
+    return detail::tls_autocast.enabled ? wide : astype(wide, x.dtype());
+  }
   const std::vector<int> ax = detail::normalize_axes(axes, x.ndim(), "var");
   std::int64_t count = 1;
   for (int a : ax) count *= x.shape()[static_cast<std::size_t>(a)];
   const Tensor d = x - mean(x, axes, true);
   // NumPy's and PyTorch's divisor max(n - ddof, 0): no data left gives inf (or nan for 0/0).
   const double divisor = static_cast<double>(std::max<std::int64_t>(count - ddof, 0));
-  return sum(d * d, axes, keepdims) * (1.0 / divisor);
+  if (!is_floating(d.dtype())) return sum(d * d, axes, keepdims) * (1.0 / divisor);
+  return reduction(
+      d * d, axes, keepdims, Reduce::Sum, "var",
+      [divisor](const Tensor& xx, const Tensor& zk, const std::vector<int>&) {
+        return std::make_unique<SumNode>(xx.shape(), zk.shape(), divisor, "VarBackward0");
+      },
+      divisor);
 }
 
 namespace {
@@ -386,6 +427,10 @@ class StdSqrtNode final : public TNode {
 }  // namespace
 
 Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
+  if (is_half(x.dtype())) {
+    const Tensor wide = std(astype(x, DType::Float32), axes, ddof, keepdims);
+    return detail::tls_autocast.enabled ? wide : astype(wide, x.dtype());
+  }
   const Tensor v = var(x, axes, ddof, keepdims);
   Recorder rec({&v}, "std");
   Tensor z;

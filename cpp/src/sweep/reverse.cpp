@@ -6,11 +6,17 @@
 #include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 namespace tapegrad {
 
-void Tape::throw_nested_sweep() {
+void Tape::throw_nested_sweep() const {
+  if (sweep_thread_ != std::this_thread::get_id())
+    throw Error("tapegrad: a backward pass on a tape that another thread's backward pass is sweeping (it is running "
+                "a hook or a custom function's backward meanwhile): not supported; wait for that pass to end, or "
+                "record this graph on a tape of its own");
   throw Error("tapegrad: a backward pass started from inside a hook or a custom function's backward, on the tape "
               "that pass is sweeping: not supported (compute it after the pass, or on another tape)");
 }
@@ -27,6 +33,10 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
                                  " but the tape holds " + std::to_string(size_));
   if (sweeping_) throw_nested_sweep();
   const std::uint32_t n = from + 1;
+  sweep.from_ = from;
+  sweep.also_ = also;
+  sweep.n_also_ = n_also;
+  sweep.leads_.clear();
   zero_adjoints(n);
   for (std::size_t k = 0; k < n_also; ++k)
     if (also[k] < n) adjoints_[also[k]] = 1.0;
@@ -85,7 +95,7 @@ void Tape::sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi
     const double g = adj[i] + carry;
     if (carry != 0.0) adj[i] = g;  // the whole adjoint, for adjoint() and root grads
     carry = 0.0;
-    if (g == 0.0) continue;
+    if (g == 0.0 && TAPEGRAD_LIKELY(!zero_adjoint_passes(sweep, i))) continue;
     const Record r = rec[i];
     carry = detail::fold_partials(
         r, i, carry, [v](std::uint32_t j) TAPEGRAD_INLINE_LAMBDA { return v[j]; },
@@ -118,6 +128,35 @@ void Tape::sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi
   // A contribution to record lo - 1 stays in `carry` for the caller (or is record -1's: none).
   if (lo == 0) carry = 0.0;
   carry_io = carry;
+}
+
+bool Tape::zero_adjoint_passes(ReverseSweep& sweep, std::uint32_t i) {
+  const Record r = records_[i];
+  if (r.op == Op::Leaf || r.op == Op::Node) return false;  // (a Node with a gradient is marked)
+  bool finite = true;
+  detail::for_each_partial(
+      r, i, [this](std::uint32_t j) { return values_[j]; }, [this](std::uint32_t k) { return constants_[k]; },
+      [&](int, std::uint32_t, auto d) { finite = finite && std::isfinite(static_cast<double>(d())); });
+  if (finite) return false;  // 0 * d is an exact zero: nothing to pass on
+  if (sweep.leads_.empty()) {
+    std::vector<std::uint32_t> seeds{sweep.from_};
+    for (std::size_t k = 0; k < sweep.n_also_; ++k)
+      if (sweep.also_[k] <= sweep.from_) seeds.push_back(sweep.also_[k]);
+    sweep.leads_ = leading_to(seeds.data(), seeds.size(), sweep.from_);
+  }
+  return i < sweep.leads_.size() && sweep.leads_[i];
+}
+
+std::vector<char> Tape::leading_to(const std::uint32_t* seeds, std::size_t n, std::uint32_t upto) const {
+  std::vector<char> leads(std::size_t(upto) + 1, 0);
+  for (std::size_t k = 0; k < n; ++k)
+    if (seeds[k] <= upto) leads[seeds[k]] = 1;
+  for (std::uint32_t j = upto + 1; j-- > 0;)
+    if (leads[j])
+      for_each_operand(j, [&](std::uint32_t q) {
+        if (q != kNone) leads[q] = 1;
+      });
+  return leads;
 }
 
 Var Tape::run_hooks(std::uint32_t rec, const Var& g) {

@@ -34,7 +34,7 @@ void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& a
 
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver,
                     std::uint32_t lo, const std::vector<char>* needed) {
-  if (lo == 0 && tape.sweeping()) Tape::throw_nested_sweep();  // (a nested range sweep is checkpoint's)
+  if (lo == 0 && tape.sweeping()) tape.throw_nested_sweep();  // (a nested range sweep is checkpoint's)
   ScopedTape scope(tape);  // the rules record on this tape
   Tape::SweepScope running(tape);
   detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)

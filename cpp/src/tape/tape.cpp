@@ -217,6 +217,10 @@ void Tape::zero_adjoints(std::uint32_t n) {
 }
 
 std::uint32_t Tape::add_root(std::uint32_t rec, double* grad, bool leaf) {
+  // (collect() marks and remaps the roots' records: one past the end would be written there)
+  if (rec >= size_)
+    throw Error("tapegrad: internal error: a handle on record " + std::to_string(rec) + " of a tape of " +
+                std::to_string(size_) + " records (a stale handle)");
   std::uint32_t slot;
   if (free_root_ != kNone) {
     slot = free_root_;

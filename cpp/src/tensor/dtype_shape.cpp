@@ -124,8 +124,10 @@ namespace detail {
 
 [[noreturn]] void throw_error(const std::string& msg) { throw Error(msg); }
 
-std::mutex& leaf_mutex(const TensorImpl* p) noexcept {
-  static std::mutex locks[64];
+std::recursive_mutex& leaf_mutex(const TensorImpl* p) noexcept {
+  // (recursive: accumulating into a leaf may record an op whose operand is a leaf of the same
+  // stripe, the leaf itself when a hook returns it)
+  static std::recursive_mutex locks[64];
   return locks[(reinterpret_cast<std::uintptr_t>(p) >> 6) % 64];
 }
 

@@ -19,7 +19,7 @@ namespace tapegrad::detail {
 /// The lock of a leaf's shared state (its record cache and its .grad), for leaves used by
 /// several threads at once: one of a fixed set of mutexes, picked by address. Holders keep
 /// the host's lock too (NoUnlock), so that no thread waits on it while holding the host's.
-std::mutex& leaf_mutex(const TensorImpl* p) noexcept;
+std::recursive_mutex& leaf_mutex(const TensorImpl* p) noexcept;
 /// p's .grad, its handle refreshed if it is a recorded gradient (collect() may move it).
 /// The caller holds leaf_mutex(&p).
 Tensor current_grad(TensorImpl& p);

@@ -132,10 +132,11 @@ class LeafNode final : public TNode {
   void accumulate(const Tensor& g) {
     TensorImpl& p = *leaf_;
     // Several threads' sweeps may deliver into one leaf: one at a time.
-    std::lock_guard<std::mutex> lock(leaf_mutex(&p));
+    std::lock_guard<std::recursive_mutex> lock(leaf_mutex(&p));
     NoUnlock keep_host_lock;
     if (grad_enabled()) {  // create_graph: .grad is a recorded result
-      const Tensor gd = astype(g, p.dtype);
+      Tensor gd = astype(g, p.dtype);
+      if (gd.impl_ptr() == leaf_) gd = gd.clone();  // (a hook returned the leaf: .grad is a copy, as PyTorch's)
       const Tensor old = current_grad(p);
       assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
       return;
@@ -222,7 +223,7 @@ std::uint32_t record_of(const Tensor& t, Tape& tape) {
     tls_segment->leaves.emplace_back(&p, rec);
     return rec;
   }
-  std::lock_guard<std::mutex> lock(leaf_mutex(&p));  // a leaf may be used by several threads
+  std::lock_guard<std::recursive_mutex> lock(leaf_mutex(&p));  // a leaf may be used by several threads
   if (p.tape == &tape && p.gen == tape.generation()) return p.rec;
   std::unique_ptr<TNode> node;
   if (p.leaf) {

@@ -152,7 +152,7 @@ Tensor& Tensor::requires_grad_(bool on) {
 
 Tensor Tensor::grad() const {
   TensorImpl& p = impl();
-  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  std::lock_guard<std::recursive_mutex> lock(detail::leaf_mutex(&p));
   return detail::current_grad(p);
 }
 
@@ -171,8 +171,16 @@ void Tensor::set_grad(const Tensor& g) {
   if (g.defined() && g.shape() != shape())
     throw_error("tapegrad: a gradient of shape " + shape_str(g.shape()) + " for a tensor of shape " +
                 shape_str(shape()));
-  std::shared_ptr<TensorImpl> v = g.defined() ? (g.dtype() == dtype() ? g : astype(g, dtype())).impl_ptr() : nullptr;
-  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&impl()));
+  if (g.defined() && g.impl_ptr() == impl_ptr())
+    throw_error("tapegrad: a tensor cannot be its own gradient (x.grad = x); assign x.detach().clone()");
+  // A gradient of another dtype is converted; one that requires grad is refused (a recorded
+  // conversion would have to be recorded somewhere: PyTorch refuses any other dtype).
+  if (g.defined() && g.dtype() != dtype() && g.requires_grad())
+    throw_error(std::string("tapegrad: a gradient of dtype ") + dtype_name(g.dtype()) + " for a tensor of dtype " +
+                dtype_name(dtype()) + ": a gradient that requires grad must have the tensor's dtype");
+  std::shared_ptr<TensorImpl> v =
+      g.defined() ? (g.dtype() == dtype() ? g : detail::convert(g, dtype())).impl_ptr() : nullptr;
+  std::lock_guard<std::recursive_mutex> lock(detail::leaf_mutex(&impl()));
   detail::assign_grad(impl(), std::move(v));
 }
 
@@ -238,7 +246,7 @@ std::uint64_t Tensor::register_hook(std::function<Tensor(const Tensor&)> fn) {
   if (!fn) throw_error("tapegrad: register_hook(): the hook is empty");
   if (!p.requires_grad)
     throw_error("tapegrad: register_hook(): cannot register a hook on a tensor that does not require grad");
-  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  std::lock_guard<std::recursive_mutex> lock(detail::leaf_mutex(&p));
   if (!p.hooks) p.hooks = std::make_shared<TensorHooks>();
   const std::uint64_t id = g_next_hook_id.fetch_add(1);
   p.hooks->pre.push_back(TensorHooks::Pre{id, std::move(fn)});
@@ -254,7 +262,7 @@ std::uint64_t Tensor::register_post_accumulate_grad_hook(std::function<void(cons
   if (!p.requires_grad)
     throw_error("tapegrad: register_post_accumulate_grad_hook(): cannot register a hook on a tensor that does not "
                 "require grad");
-  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  std::lock_guard<std::recursive_mutex> lock(detail::leaf_mutex(&p));
   if (!p.hooks) p.hooks = std::make_shared<TensorHooks>();
   const std::uint64_t id = g_next_hook_id.fetch_add(1);
   p.hooks->post.push_back(TensorHooks::Post{id, std::move(fn)});
@@ -263,7 +271,7 @@ std::uint64_t Tensor::register_post_accumulate_grad_hook(std::function<void(cons
 
 bool Tensor::remove_hook(std::uint64_t id) {
   TensorImpl& p = impl();
-  std::lock_guard<std::mutex> lock(detail::leaf_mutex(&p));
+  std::lock_guard<std::recursive_mutex> lock(detail::leaf_mutex(&p));
   if (!p.hooks) return false;
   auto drop = [id](auto& v) {
     for (auto it = v.begin(); it != v.end(); ++it)

@@ -379,7 +379,15 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
         loss = (1.0 - label_smoothing) * loss + (label_smoothing / classes) * smooth
     if reduction == "none":
         return loss.reshape(expected)
-    return loss.sum() if reduction == "sum" else loss.sum() / per.sum()
+    if reduction == "sum":
+        return loss.sum()
+    total = per.sum()
+    if total == 0:
+        # As torch: the mean is 0/0 = nan, but only the kept targets take part in its gradient. An all-ignored
+        # batch (all padding) has a nan loss and a zero gradient; kept targets of zero weight get nan.
+        loss = loss[np.flatnonzero(kept)]
+    mean: Tensor = loss.sum() / total
+    return mean
 
 
 @_takes_tensor

@@ -8,6 +8,7 @@ is the bookkeeping. ``lr_scheduler`` has the learning-rate schedules.
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .. import _core
@@ -37,6 +38,7 @@ class Optimizer:
         if not items:
             raise ValueError("optimizer got an empty parameter list")
         groups: List[ParamGroup] = items if isinstance(items[0], dict) else [{"params": items}]
+        self._check(self.defaults)  # (the constructor's arguments, even where every group overrides them)
         for g in groups:
             self.add_param_group(g)
 
@@ -61,14 +63,28 @@ class Optimizer:
         self._check(group)
         self.param_groups.append(group)
 
+    # The hyperparameters refused below zero, as (key, torch's name in the message), in torch's order; keys a
+    # group lacks are skipped. ``_nan_refused``: whether nan is refused too (torch tests ``not 0.0 <= value``,
+    # which nan fails, everywhere but in SGD, whose ``value < 0.0`` lets nan through).
+    _nonnegative: Tuple[Tuple[str, str], ...] = (
+        ("lr", "learning rate"), ("weight_decay", "weight_decay value"), ("eps", "epsilon value"))
+    _nan_refused = False
+
     def _check(self, group: ParamGroup) -> None:
+        """Refuses a group's (or the defaults') invalid hyperparameters with torch's ValueError, which names the
+        hyperparameter and its value. Unlike torch, the groups given to the constructor or ``add_param_group``
+        are checked too, not only the constructor's arguments."""
         lr = group.get("lr", 0.0)
-        if not isinstance(lr, (int, float)) or lr < 0.0:
+        if not isinstance(lr, numbers.Real):
             raise ValueError(f"Invalid learning rate: {lr}")
-        if group.get("weight_decay", 0.0) < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
-        if group.get("eps", 0.0) < 0.0:
-            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+        for key, label in self._nonnegative:
+            if key == "betas":
+                if key in group:
+                    _check_betas(group[key])
+                continue
+            value = group.get(key, 0.0)
+            if (not value >= 0.0) if self._nan_refused else value < 0.0:
+                raise ValueError(f"Invalid {label}: {value}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drops every parameter's gradient (``set_to_none``, the default) or zeroes it in place."""
@@ -156,23 +172,28 @@ def _zeros(p: Tensor, value: float = 0.0) -> Tensor:
     return _core._full(p.shape, value, p.dtype, False)
 
 
+def _check_betas(betas: Any) -> None:
+    for i, b in enumerate(betas):
+        if not 0.0 <= b < 1.0:  # (nan fails it)
+            raise ValueError(f"Invalid beta parameter at index {i}: {b}")
+
+
 def _betas(betas: Tuple[float, float]) -> Tuple[float, float]:
+    """The pair as floats (numbers only: anything else is left for ``_check_betas`` to refuse)."""
     b1, b2 = betas
-    if not 0.0 <= b1 < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 0: {b1}")
-    if not 0.0 <= b2 < 1.0:
-        raise ValueError(f"Invalid beta parameter at index 1: {b2}")
-    return float(b1), float(b2)
+    return tuple(float(b) if isinstance(b, numbers.Real) else b for b in (b1, b2))  # type: ignore[return-value]
 
 
 class SGD(Optimizer):
     """``torch.optim.SGD``: plain or momentum gradient descent (dampening, Nesterov, weight
     decay, maximize)."""
 
+    # torch's SGD refuses negative values only: nan passes (as does any dampening).
+    _nonnegative = (("lr", "learning rate"), ("momentum", "momentum value"), ("weight_decay", "weight_decay value"))
+
     def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
+        self._check(dict(lr=lr, momentum=momentum, weight_decay=weight_decay))  # (before the Nesterov check)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -189,6 +210,9 @@ class Adam(Optimizer):
     """``torch.optim.Adam`` (amsgrad, weight decay added to the gradient, maximize)."""
 
     _decoupled = False
+    _nonnegative = (("lr", "learning rate"), ("eps", "epsilon value"), ("betas", "beta parameter"),
+                    ("weight_decay", "weight_decay value"))
+    _nan_refused = True
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
@@ -225,13 +249,13 @@ class AdamW(Adam):
 class RMSprop(Optimizer):
     """``torch.optim.RMSprop`` (centered, momentum, weight decay, maximize)."""
 
+    _nonnegative = (("lr", "learning rate"), ("eps", "epsilon value"), ("momentum", "momentum value"),
+                    ("weight_decay", "weight_decay value"), ("alpha", "alpha value"))
+    _nan_refused = True
+
     def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *,
                  maximize: bool = False) -> None:
-        if alpha < 0.0:
-            raise ValueError(f"Invalid alpha value: {alpha}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=centered, maximize=maximize))
 
@@ -252,12 +276,12 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """``torch.optim.Adagrad`` (lr decay, initial accumulator value, weight decay, maximize)."""
 
+    _nonnegative = (("lr", "learning rate"), ("lr_decay", "lr_decay value"), ("weight_decay", "weight_decay value"),
+                    ("initial_accumulator_value", "initial_accumulator_value value"), ("eps", "epsilon value"))
+    _nan_refused = True
+
     def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False) -> None:
-        if lr_decay < 0.0:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        if initial_accumulator_value < 0.0:
-            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps,
                                       maximize=maximize))
