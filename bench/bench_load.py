@@ -5,16 +5,19 @@ in one process run, the engines alternated call by call.
 
     python bench/bench_load.py [--quick] [--rounds R]
 
+"tapegrad before" is the same tapegrad with every product on OpenBLAS's own thread count (2 here),
+as it ran before it chose a count per product (tapegrad._core._blas_thread_control).
+
 (a) the BLAS's threads: the square matrix product n x n x n (float64) on the OpenBLAS that
     tapegrad loads (scipy-openblas32's, called directly through ctypes) with 1 and with 2
     threads, for n from 64 to 512: where a second thread starts to pay, idle and busy. This is
-    what tapegrad.gemm_threads' threshold (kParallelFlops = 2^24 multiply-adds, n ~ 256) rests on.
+    what tapegrad.gemm_threads' threshold (kParallelFlops = 2^20 multiply-adds, n ~ 100) rests on.
 (b) the Hessian of f(x) = logsumexp(A x) + |x|^2 / 2, x in R^200, A 300 x 200 (bench_hessian.py):
     tapegrad.hessian against jax.jit(jax.hessian) (compiled before timing).
 (c) the MLP step of bench_tensor.py (784-256-256-10, batch 128, float32, forward + backward):
     tapegrad against PyTorch eager (torch.set_num_threads(2), its default here) and JAX jit(grad).
 
-For (b) and (c), each round times one call of each engine in turn, R rounds after a warm-up; the
+For (b) and (c), each round times one call of each engine in a shuffled order, R rounds after a warm-up; the
 table gives each engine's min, median and max over the rounds, per condition. The ratios are
 peer / tapegrad of the medians (above 1: tapegrad is faster) and of the maxima (the cliff).
 """
@@ -26,6 +29,7 @@ import contextlib
 import ctypes
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -94,6 +98,23 @@ def gemm_times(lib: ctypes.CDLL, sizes: List[int], rounds: int) -> Dict[tuple, L
     return out
 
 
+def before(fn: Callable[[], object]) -> Callable[[], object]:
+    """fn as tapegrad ran it before it chose a thread count per product (issue 21): every product on
+    OpenBLAS's own count, the cores (2 here)."""
+    import tapegrad as tg
+
+    cores = os.cpu_count() or 1
+
+    def call() -> object:
+        tg._core._blas_thread_control(False, cores)
+        try:
+            return fn()
+        finally:
+            tg._core._blas_thread_control(True, cores)
+
+    return call
+
+
 def engines(quick: bool) -> Dict[str, Callable[[], object]]:
     """The calls to time, by name, each checked once against a reference here."""
     import tapegrad as tg
@@ -112,6 +133,7 @@ def engines(quick: bool) -> Dict[str, Callable[[], object]]:
         return tg.logsumexp(At @ x) + 0.5 * (x * x).sum()
 
     fns["hessian: tapegrad"] = lambda: tg.hessian(f)(x0).numpy()
+    fns["hessian: tapegrad before"] = before(lambda: tg.hessian(f)(x0).numpy())
     assert np.allclose(fns["hessian: tapegrad"](), H_ref, rtol=1e-10, atol=1e-12)
     try:
         import jax
@@ -129,6 +151,7 @@ def engines(quick: bool) -> Dict[str, Callable[[], object]]:
     params, X, y = mlp_data(128, 0)
     tg_step = tapegrad_mlp_step(params, X, y)
     fns["MLP step: tapegrad"] = tg_step
+    fns["MLP step: tapegrad before"] = before(tg_step)
     if bench_tensor.torch is not None:
         bench_tensor.torch.set_num_threads(2)
         torch_step = torch_mlp_step(params, X, y)
@@ -142,14 +165,17 @@ def engines(quick: bool) -> Dict[str, Callable[[], object]]:
 
 
 def alternated(fns: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, List[float]]:
-    """Each round calls every engine once, in turn: a load that comes and goes hits them alike."""
+    """Each round calls every engine once, in a shuffled order: a load that comes and goes hits them alike."""
     for fn in fns.values():  # warm-up: half a second of each
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < 0.5:
             fn()
     times: Dict[str, List[float]] = {name: [] for name in fns}
+    order = list(fns.items())
+    rng = random.Random(0)
     for _ in range(rounds):
-        for name, fn in fns.items():
+        rng.shuffle(order)  # (no engine always runs after the same one: another's thread pool may still spin)
+        for name, fn in order:
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

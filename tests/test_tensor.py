@@ -870,7 +870,7 @@ def test_fuzz_odd_shapes_never_crash(seed, tmp_path):
 
 def test_set_num_threads_is_torchs_and_checked() -> None:
     """tg.set_num_threads / get_num_threads (as torch's): the most threads a matrix product may use.
-    Products below 2^24 multiply-adds run on one thread whatever it says; results do not depend on it."""
+    Products below 2^20 multiply-adds run on one thread whatever it says; results do not depend on it."""
     before = tg.get_num_threads()
     assert isinstance(before, int) and before >= 1
     a = np.random.default_rng(0).standard_normal((300, 300))

@@ -81,7 +81,22 @@ void register_blas(py::module_& m) {
       py::arg("n"),
       "The threads a matrix product uses from now on, as torch.set_num_threads: exactly n, so that results "
       "repeat bit for bit (until it is called, a product uses no more threads than the cores other processes "
-      "leave free). A product of fewer than 2^24 multiply-adds runs on one thread whatever this says.");
+      "leave free). A product of fewer than 2^20 multiply-adds runs on one thread whatever this says.");
+  m.def(
+      "_blas_thread_control",
+      [](bool on, int threads) {
+        if (!g_set_threads) return false;
+        if (on) {
+          tapegrad::set_gemm_threads(&blas_threads, threads);
+        } else {
+          tapegrad::set_gemm_threads(nullptr, 0);
+          g_set_threads(threads);
+        }
+        return true;
+      },
+      py::arg("on"), py::arg("threads"),
+      "For bench/bench_load.py's 'before': off, OpenBLAS runs every product on `threads` threads, as before "
+      "tapegrad chose a count per product; on, tapegrad chooses again (OpenBLAS told `threads` now).");
   m.def("get_num_threads", &tapegrad::get_num_threads,
         "The threads a large matrix product uses: set_num_threads' n, or OpenBLAS's own count (the most it uses "
         "until set_num_threads is called).");

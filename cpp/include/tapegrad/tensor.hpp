@@ -488,10 +488,10 @@ int get_num_threads() noexcept;
 /// processes leave free (on Linux, from the count of runnable threads in /proc/loadavg, read
 /// at most every 10 ms; MKL's dynamic mode does the same by default). On a machine whose cores
 /// are busy with other processes a thread the BLAS wakes waits for a core, and the product
-/// waits for it: a 200 x 200 Hessian took 30x its time one run in three with two busy
-/// processes beside it, an MLP step 4 to 20x (bench/bench_load.py).
+/// waits for it: with two busy processes beside them, a 200-variable Hessian took 6 to 12x
+/// its time, an MLP step 4 to 25x (bench/bench_load.py).
 int gemm_threads(std::int64_t m, std::int64_t n, std::int64_t k) noexcept;
-inline constexpr std::int64_t kParallelFlops = std::int64_t(1) << 24;
+inline constexpr std::int64_t kParallelFlops = std::int64_t(1) << 20;
 /// A BLAS's thread control (openblas_set_num_threads), installed with its gemm: the core calls
 /// it before a product whose thread count (gemm_threads) differs from the last one's. With
 /// none installed, the BLAS runs as it was configured. `current` is the BLAS's count now.

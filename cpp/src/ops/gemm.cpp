@@ -8,7 +8,10 @@
 #include <thread>
 #include <vector>
 #if defined(__linux__)
+#include <dirent.h>
 #include <sched.h>
+
+#include <cstring>
 #endif
 
 #include "tensor/internal.hpp"
@@ -106,12 +109,38 @@ std::atomic<std::int64_t> g_sampled_at{-1000000000};  // steady_clock, in micros
 std::atomic<int> g_elsewhere{0};
 }  // namespace
 
+#if defined(__linux__)
+namespace {
+// This process's threads in state R (running or runnable): the caller, and the BLAS's workers
+// while they spin after a product (OpenBLAS's do for a while), from /proc/self/task/*/stat.
+int runnable_here() noexcept {
+  int n = 0;
+  DIR* d = opendir("/proc/self/task");
+  if (!d) return 1;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[320], buf[512];
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    std::FILE* f = std::fopen(path, "r");
+    if (!f) continue;
+    const std::size_t len = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[len] = 0;
+    const char* close = std::strrchr(buf, ')');  // (the name in parentheses may hold anything)
+    if (close && close[1] == ' ' && close[2] == 'R') ++n;
+  }
+  closedir(d);
+  return std::max(n, 1);
+}
+}  // namespace
+#endif
+
 int runnable_elsewhere() noexcept {
 #if defined(__linux__)
-  // /proc/loadavg's fourth field counts the threads runnable now, system-wide: this one, the
-  // BLAS's workers that may still spin after the last product, and the other processes'.
-  // Read at most every 10 ms (a few microseconds each time; products above the threshold take
-  // half a millisecond or more).
+  // /proc/loadavg's fourth field counts the threads runnable now, system-wide; less the
+  // caller and the BLAS's workers that may still spin after the last product, what remains
+  // holds cores elsewhere. Read at most every 10 ms (some
+  // microseconds each time; products above the threshold take a tenth of a millisecond or more).
   const std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now().time_since_epoch()).count();
   if (now - g_sampled_at.load(std::memory_order_relaxed) < 10000) return g_elsewhere.load(std::memory_order_relaxed);
@@ -121,8 +150,11 @@ int runnable_elsewhere() noexcept {
     double l1, l5, l15;
     int running = 0, total = 0;
     if (std::fscanf(f, "%lf %lf %lf %d/%d", &l1, &l5, &l15, &running, &total) == 5) {
-      const int ours = 1 + std::max(0, g_blas_threads.load(std::memory_order_relaxed) - 1);
-      elsewhere = std::max(0, running - ours);
+      // The caller, and as many more of this process's runnable threads as the BLAS has
+      // workers (they may be spinning); the others (another library's thread pool, other
+      // Python threads) hold cores as another process's do.
+      const int spinners = std::min(runnable_here() - 1, std::max(0, get_num_threads() - 1));
+      elsewhere = std::max(0, running - 1 - spinners);
     }
     std::fclose(f);
   }
