@@ -59,6 +59,10 @@ from conftest import OPS, op_domain
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("hypothesis")
+
+# PyTorch warns where var/std have no degrees of freedom left (a slice of n <= correction
+# elements, an empty tensor); its value (inf or NaN) is still what the programs compare.
+pytestmark = pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")
 from hypothesis import HealthCheck, assume, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -1095,7 +1099,7 @@ def draw_spelled(draw: Any, shape: Tuple[int, ...], methods: Sequence[str] = SPE
             pos, kw = spell(draw, method, [("unbiased", repr(u), "dim")])
             keep_ref = ""
         else:
-            d = dims(none=True)
+            d = dims(empty=False, none=True)  # (PyTorch's forward mode of var(dim=()) is NaN: a bug of its)
             if form == "unbiased":
                 u = draw(st.sampled_from([None, True, False]))
                 c = 1 if u is None else int(u)
@@ -1258,8 +1262,10 @@ def differentiable_at(call: Spelled, ref: Any) -> bool:
         return float(ref.abs().min()) >= MARGIN * scale
     if call.kink in ("norm", "spread"):
         dim = call.axes or None
-        value = torch.linalg.vector_norm(ref, dim=dim) if call.kink == "norm" else \
-            torch.var(ref, dim=dim, correction=call.min_count - 1)
+        with warnings.catch_warnings():  # (PyTorch warns of "degrees of freedom <= 0" for a slice too short)
+            warnings.simplefilter("ignore", UserWarning)
+            value = torch.linalg.vector_norm(ref, dim=dim) if call.kink == "norm" else \
+                torch.var(ref, dim=dim, correction=call.min_count - 1)
         return value.numel() == 0 or float(value.min()) >= MARGIN * scale ** (2 if call.kink == "spread" else 1)
     return True
 
