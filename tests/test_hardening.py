@@ -364,7 +364,9 @@ def test_mutated_tensor_pickles_raise_or_load_never_crash() -> None:
     """10,000 pickles of tensors with random bytes changed, loaded in a child process: each raises
     an exception or loads; none crashes the interpreter (the full run is scripts/fuzz.sh's)."""
     proc = run_child("""
-        import pickle, random, numpy as np, tapegrad as tg
+        import pickle, random, resource, numpy as np, tapegrad as tg
+        # (a damaged memo index makes pickle itself size its memo to it: a MemoryError here, fast)
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
         rng = random.Random(21)
         blobs = [pickle.dumps(t) for t in (tg.tensor([[1.5, -2.0], [0.0, 3.25]], requires_grad=True),
                  tg.tensor([1, 2, 3]), tg.tensor([1.0, 3.3], dtype=tg.bfloat16), tg.tensor(2.5, dtype=np.float16))]
