@@ -4,6 +4,7 @@ child process, so that a regression is reported instead of ending the test run."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -363,10 +364,16 @@ def test_a_tensor_pickles_without_code_and_refuses_damaged_bytes() -> None:
 def test_mutated_tensor_pickles_raise_or_load_never_crash() -> None:
     """10,000 pickles of tensors with random bytes changed, loaded in a child process: each raises
     an exception or loads; none crashes the interpreter (the full run is scripts/fuzz.sh's)."""
-    proc = run_child("""
-        import pickle, random, resource, numpy as np, tapegrad as tg
-        # (a damaged memo index makes pickle itself size its memo to it: a MemoryError here, fast)
-        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+    # A damaged memo index makes pickle itself size its memo to it (gigabytes, a minute): the child
+    # gets at most 4 GiB, so that this is a MemoryError at once (under AddressSanitizer, which
+    # reserves more address space than that, by its allocation limit instead).
+    env = dict(os.environ)
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":max_allocation_size_mb=4096"
+    code = """
+        import os, pickle, random, resource, numpy as np, tapegrad as tg
+        if "ASAN_OPTIONS" not in os.environ:
+            resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
         rng = random.Random(21)
         blobs = [pickle.dumps(t) for t in (tg.tensor([[1.5, -2.0], [0.0, 3.25]], requires_grad=True),
                  tg.tensor([1, 2, 3]), tg.tensor([1.0, 3.3], dtype=tg.bfloat16), tg.tensor(2.5, dtype=np.float16))]
@@ -380,7 +387,9 @@ def test_mutated_tensor_pickles_raise_or_load_never_crash() -> None:
             except Exception:
                 pass
         print("ok", loaded)
-    """)
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=300, env=env)
     assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr[-3000:]
 
 
