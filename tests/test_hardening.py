@@ -429,3 +429,41 @@ def test_a_leaf_whose_gradient_is_the_leaf_itself() -> None:
         print("ok")
     """)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+def test_scans_sorts_and_selections_with_hostile_arguments() -> None:
+    """The core's scans, sorts and selections (tensor_ops._cumsum, _topk, _gather, ...) called
+    directly, past _torch.py's checks, with every mix of 0-d, empty, integer, bool, bfloat16,
+    NaN and out-of-range arguments: exceptions, never a crash (a 0-d tensor's topk(0) read an
+    offset it never wrote)."""
+    proc = run_child("""
+        import numpy as np, tapegrad as tg
+        ops = tg._core.tensor_ops
+        vals = [tg.tensor(3.0), tg.zeros(0), tg.zeros((2, 0)), tg.zeros((0, 3)), tg.randn(3, 4),
+                tg.tensor([1, 2, 3]), tg.tensor([True, False]), tg.randn(2, 3, requires_grad=True),
+                tg.randn(2, 3).astype(tg.bfloat16), tg.tensor([[0, 5], [-7, 1]]), np.zeros((2, 2), dtype=np.int32),
+                [[0, 1]], None, 1.5, -1, 2**40, -2**63, tg.tensor(np.array([np.nan, 1.0, np.inf])),
+                tg.tensor([[1, 0]]), tg.randn(1, 1)]
+        small = [0, 1, -1, 2, -3, 2**31 - 1, -2**31, None, True, False, 0.0, float("nan"), 10**30, [0, 1], [0, 0]]
+        ok = 0
+        for name, arity in [("_cumsum", 2), ("_cumprod", 2), ("_arg_extreme", 4), ("_extreme_along", 4),
+                            ("_sort", 3), ("_topk", 4), ("_gather", 3), ("_scatter_add", 4), ("_vector_norm", 4)]:
+            f = getattr(ops, name)
+            rng = np.random.default_rng(0)
+            for trial in range(1500):
+                args = []
+                for k in range(arity):
+                    pool = vals if k == 0 or (name in ("_gather", "_scatter_add") and k >= 2) else small
+                    args.append(pool[rng.integers(len(pool))])
+                try:
+                    r = f(*args)
+                    r = r[0] if isinstance(r, tuple) else r
+                    if r.requires_grad and r.numel() > 0:
+                        r.sum().backward(create_graph=bool(trial % 2))
+                    ok += 1
+                except (TypeError, ValueError, IndexError, RuntimeError, OverflowError):
+                    pass
+        print("ok", ok)
+    """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) > 1000

@@ -619,6 +619,92 @@ def test_cumsum(dim: int) -> None:
     both(lambda m, x: m.cumsum(x, dim=dim), A3)
 
 
+ZEROS = np.array([[1.5, 0.0, -2.0, 0.0, 0.5], [0.0, 3.0, 0.7, 1.2, -0.4], [0.9, 1.1, -1.3, 0.6, 2.0]])
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumprod(dim: int) -> None:
+    both(lambda m, x: x.cumprod(dim), A3)
+    both(lambda m, x: m.cumprod(x, dim=dim), A3)
+    both(lambda m, x: x.cumprod(dim), ZEROS)  # (zeros: the gradient is the product of the others)
+
+
+def test_scans_of_integers_are_int64_and_dtype_converts() -> None:
+    both(lambda m, x: x.cumsum(0), np.array([2**53, 1, -3]), grad=False)
+    both(lambda m, x: x.cumprod(0), np.array([True, True, False]), grad=False)
+    both(lambda m, x: x.cumsum(0), np.array([True, True, False]), grad=False)
+    both(lambda m, x: m.cumsum(x, 1, dtype=m.float64), np.array([[1, 2], [3, 4]]), grad=False)
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+def test_scans_second_derivatives_as_torch(op: str) -> None:
+    # through zeros, cumprod's create_graph gradient takes PyTorch's O(n^2) formula
+    for a in (A2, ZEROS):
+        grads = []
+        for m in (tg, torch):
+            x = m.tensor(a, requires_grad=True)
+            y = (getattr(x, op)(1) ** 2).sum()
+            (g,) = m.autograd.grad(y, x, create_graph=True)
+            (h,) = m.autograd.grad((g * m.tensor(_weights(a.shape, 0))).sum(), x)
+            grads.append((g.detach().numpy(), h.numpy()))
+        assert_allclose(grads[0][0], grads[1][0], rtol=1e-12, atol=1e-12)
+        assert_allclose(grads[0][1], grads[1][1], rtol=1e-12, atol=1e-12)
+
+
+def test_numpy_scans_call_the_methods() -> None:
+    t = tg.tensor(A2)
+    assert_allclose(np.cumsum(t, axis=1).numpy(), np.cumsum(A2, axis=1), rtol=1e-15)
+    assert_allclose(np.cumprod(t, axis=0).numpy(), np.cumprod(A2, axis=0), rtol=1e-15)
+    assert_allclose(np.cumsum(t).numpy(), np.cumsum(A2), rtol=1e-15)  # (no axis: flattened)
+    with pytest.raises(TypeError, match="out="):
+        t.cumsum(axis=0, out=np.zeros((3, 4)))
+
+
+def test_cumsum_is_linear_in_time() -> None:
+    # (a triangular product, as before, would need 80 GB for this and its gradient)
+    x = tg.ones(10**5, requires_grad=True)
+    c = x.cumsum(0)
+    assert c[-1].item() == 1e5
+    c.sum().backward()
+    assert_array_equal(x.grad.numpy(), np.arange(10**5, 0, -1, dtype=np.float64))
+
+
+def test_selections_of_a_0d_tensor_as_torch() -> None:
+    for k in (0, 1):  # (PyTorch's topk of a 0-d tensor is the tensor, for k 0 as for 1)
+        both(lambda m, x: x.topk(k), np.array(3.0))  # noqa: B023
+    both(lambda m, x: x.sort(), np.array(3.0))
+    both(lambda m, x: x.max(0), np.array(3.0))
+    both(lambda m, x: x.cumprod(0), np.array(3.0))
+    both(lambda m, x, i: x.gather(0, i), np.array(3.0), np.array([0, 0]))
+
+
+def test_nan_sorts_above_every_number_as_in_torch() -> None:
+    a = np.array([[1.0, np.nan, 0.0, np.nan, 2.0, 1.0], [np.inf, -np.inf, np.nan, 0.0, -0.0, 3.0]])
+    both(lambda m, x: x.sort(dim=1), a, grad=False, atol=0)
+    both(lambda m, x: x.sort(dim=1, descending=True), a, grad=False, atol=0)
+    both(lambda m, x: x.topk(2, dim=1), a, grad=False)
+    both(lambda m, x: x.argmax(1), a, grad=False)
+    both(lambda m, x: x.argmin(1), a, grad=False)
+    both(lambda m, x: x.max(1), a, grad=False)
+    both(lambda m, x: x.min(dim=1, keepdim=True), a, grad=False)
+    both(lambda m, x: x.argmax(), a, grad=False)
+
+
+def test_scatter_add_with_repeats_and_a_larger_src() -> None:
+    index = np.array([[0, 2, 0], [1, 1, 1]])
+    both(lambda m, x, s, i: x.scatter_add(1, i, s), A2, np.arange(6.0).reshape(2, 3) / 7, index)
+    both(lambda m, x, s, i: m.scatter_add(x, 0, i, s), A2, np.arange(6.0).reshape(2, 3) / 7, index)
+    # (PyTorch's backward refuses a src larger than the index: values only, and src's gradient by hand)
+    both(lambda m, x, s, i: x.scatter_add(1, i, s), A2, np.arange(12.0).reshape(3, 4) / 7, index, grad=False)
+    x, src = tg.tensor(A2, requires_grad=True), tg.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    w = _weights((3, 4), 0)
+    (x.scatter_add(1, tg.tensor(index), src) * tg.tensor(w)).sum().backward()
+    assert_array_equal(x.grad.numpy(), w)
+    want = np.zeros((3, 4))
+    want[:2, :3] = np.take_along_axis(w[:2], index, 1)
+    assert_array_equal(src.grad.numpy(), want)
+
+
 def test_integer_reductions_values() -> None:
     b = tg.tensor(np.ones(8, dtype=bool))
     assert b.sum().item() == 8

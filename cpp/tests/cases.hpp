@@ -81,6 +81,7 @@ inline std::vector<Case> structural_cases(std::mt19937& rng) {
   using V = std::vector<Tensor>;
   const Tensor idx = Tensor::from_values({0, 2, 2, 5}, {4}, DType::Int64);
   const Tensor cond = Tensor::from_values({1, 0, 1}, {3}, DType::Bool);
+  const Tensor gi = Tensor::from_values({2, 0, 2, 1, 1, -1}, {2, 3}, DType::Int64);  // (repeats)
   return {
       {"sum of squares", [](const V& v) { return sum(v[0] * v[0], 1); }, {random_tensor({2, 3}, rng)}},
       {"mean", [](const V& v) { return mean(exp(v[0]), 0, true); }, {random_tensor({3, 2}, rng)}},
@@ -114,6 +115,19 @@ inline std::vector<Case> structural_cases(std::mt19937& rng) {
        {random_tensor({2}, rng), random_tensor({2}, rng)}},
       {"where, clip", [cond](const V& v) { return where(cond, exp(v[0]), clip(v[0], -0.5, 0.5) * v[0]); },
        {random_tensor({3}, rng)}},
+      {"cumsum", [](const V& v) { return sin(cumsum(v[0] * v[0], 1)); }, {random_tensor({2, 3, 2}, rng)}},
+      {"cumsum of a 0-d tensor", [](const V& v) { return exp(cumsum(v[0], 0)); }, {random_tensor({}, rng)}},
+      {"cumprod", [](const V& v) { return cumprod(v[0], 0); }, {random_tensor({4, 2}, rng)}},
+      {"cumprod through zeros", [](const V& v) { return cumprod(v[0] * v[1], 1); },
+       {Tensor::from_values({1.5, 0.0, -2.0, 0.0, 0.5, 0.0, 3.0, 0.7, 1.2, -0.4}, {2, 5}), random_tensor({5}, rng)}},
+      {"sort", [](const V& v) { return sort(v[0], 0, true).values * v[0]; }, {random_tensor({3, 2}, rng)}},
+      {"topk", [](const V& v) { return exp(topk(v[0], 2, -1, false).values); }, {random_tensor({2, 4}, rng)}},
+      {"max along an axis", [](const V& v) { return max_along(v[0] * v[0], 1).values + min_along(v[0], 1, true).values; },
+       {random_tensor({2, 3}, rng)}},
+      {"gather, scatter_add", [gi](const V& v) { return scatter_add(v[0], 1, gi, sin(gather(v[0], 1, gi))); },
+       {random_tensor({2, 3}, rng)}},
+      {"norms", [](const V& v) { return norm(v[0], 2.0, 1) + norm(v[0], 3.0, 1) * norm(v[0], 1.0, 1); },
+       {random_tensor({2, 3}, rng)}},
   };
 }
 

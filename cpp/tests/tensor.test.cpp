@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -215,6 +216,68 @@ TEST_CASE("indexing: take (with repeats), strided slices, concatenate, stack, wh
   CHECK(x.grad().to_vector() == std::vector<double>{1, 3, 0});
   CHECK_THROWS_AS(take(x, Tensor::from_values({3}, {1}, DType::Int64)), IndexError);
   CHECK(slice(Tensor::arange(0, 10), 0, 8, 1, -3).to_vector() == std::vector<double>{8, 5, 2});
+}
+
+TEST_CASE("scans, sorts and selections: values as PyTorch's, gradients against finite differences") {
+  std::mt19937 rng(21);
+  for (const testing::Case& c : testing::structural_cases(rng))
+    if (c.name.find("cum") != std::string::npos || c.name.find("sort") != std::string::npos ||
+        c.name.find("topk") != std::string::npos || c.name.find("along") != std::string::npos ||
+        c.name.find("gather") != std::string::npos || c.name.find("norm") != std::string::npos)
+      check_gradients(c.name, c.f, c.xs);
+  const double nan = std::nan("");
+  const Tensor x = Tensor::from_values({1.0, nan, 0.0, nan, 2.0, 1.0}, {6});
+  // NaN above every number; equal elements keep their order (PyTorch's stable sort)
+  const ValuesIndices up = sort(x), down = sort(x, 0, true);
+  CHECK(up.indices.to_vector() == std::vector<double>{2, 0, 5, 4, 1, 3});
+  CHECK(down.indices.to_vector() == std::vector<double>{1, 3, 4, 0, 5, 2});
+  CHECK(argsort(x, -1, true).to_vector() == down.indices.to_vector());
+  CHECK(topk(x, 2).indices.to_vector() == std::vector<double>{1, 3});
+  CHECK(topk(x, 3, 0, false).indices.to_vector() == std::vector<double>{2, 0, 5});
+  CHECK(argmax(x).item() == 1);
+  CHECK(argmin(x).item() == 1);  // (a NaN wins both, the first one)
+  const Tensor m = Tensor::from_values({3, 1, 3, 0, 5, 5}, {2, 3});
+  CHECK(argmax(m, 1).to_vector() == std::vector<double>{0, 1});  // the first of ties
+  CHECK(argmin(m, 0, true).shape() == Shape{1, 3});
+  const ValuesIndices mx = max_along(m, 1, true);
+  CHECK(mx.values.to_vector() == std::vector<double>{3, 5});
+  CHECK(mx.values.shape() == Shape{2, 1});
+  CHECK_THROWS_AS(argmax(Tensor::zeros({0})), ValueError);
+  CHECK_THROWS_AS(max_along(Tensor::zeros({2, 0}), 1), ValueError);
+  CHECK(max_along(Tensor::zeros({0, 2}), 1).values.shape() == Shape{0});
+  // integer scans are exact int64 (2^53 + 1 is not a double)
+  const std::int64_t big = (std::int64_t(1) << 53);
+  Tensor ints = Tensor::zeros({2}, DType::Int64);
+  ints.data<std::int64_t>()[0] = big;
+  ints.data<std::int64_t>()[1] = 1;
+  const Tensor cs = cumsum(ints, 0);
+  CHECK(cs.dtype() == DType::Int64);
+  CHECK(cs.data<std::int64_t>()[1] == big + 1);
+  CHECK(cumprod(Tensor::from_values({1, 0, 1}, {3}, DType::Bool), 0).to_vector() == std::vector<double>{1, 0, 0});
+  // O(n): a cumsum over a million elements and its gradient (a triangular product would need 8 TB)
+  Tensor big_x = Tensor::ones({1000000});
+  big_x.requires_grad_();
+  {
+    Tape tape;
+    ScopedTape scope(tape);
+    const Tensor c = cumsum(big_x, 0);
+    CHECK(c.data<double>()[999999] == 1e6);
+    sum(c).backward();
+    CHECK(big_x.grad().data<double>()[0] == 1e6);
+    CHECK(big_x.grad().data<double>()[999999] == 1.0);
+  }
+  // gather/scatter_add: PyTorch's examples, and the errors that name the shapes
+  const Tensor t = Tensor::from_values({1, 2, 3, 4}, {2, 2});
+  const Tensor gi = Tensor::from_values({0, 0, 1, 0}, {2, 2}, DType::Int64);
+  CHECK(gather(t, 1, gi).to_vector() == std::vector<double>{1, 1, 4, 3});
+  CHECK(scatter_add(Tensor::zeros({2, 2}), 1, gi, t).to_vector() == std::vector<double>{3, 0, 4, 3});
+  CHECK_THROWS_AS(gather(t, 1, Tensor::from_values({2}, {1, 1}, DType::Int64)), IndexError);
+  CHECK_THROWS_AS(gather(t, 1, Tensor::zeros({3, 1}, DType::Int64)), ValueError);
+  CHECK_THROWS_AS(gather(t, 1, Tensor::zeros({2, 1})), TypeError);
+  CHECK_THROWS_AS(topk(t, 3), ValueError);
+  CHECK(norm(Tensor::from_values({3, -4}, {2})).item() == 5.0);
+  CHECK(norm(Tensor::from_values({3, -4}, {2}), std::numeric_limits<double>::infinity()).item() == 4.0);
+  CHECK(norm(Tensor::from_values({3, 0}, {2}), 0.0).item() == 1.0);
 }
 
 TEST_CASE("empty and 0-d tensors") {

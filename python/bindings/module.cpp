@@ -14,6 +14,7 @@ void register_blas(py::module_& m);
 void register_transforms(py::module_& m);
 void register_optim(py::module_& m);
 void register_custom(py::module_& m);
+void register_index_ops(py::module_& ops);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -21,6 +22,10 @@ PYBIND11_MODULE(_core, m) {
   tgpy::register_tape(m);
   if (tgpy::register_var(m.ptr()) < 0) throw py::error_already_set();
   tgpy::register_tensor(m);
+  {
+    py::module_ ops = m.attr("tensor_ops");
+    tgpy::register_index_ops(ops);
+  }
   tgpy::register_blas(m);
   tgpy::register_transforms(m);
   tgpy::register_optim(m);

@@ -4,6 +4,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -29,5 +30,11 @@ tapegrad::Tensor tensor_arg(pybind11::handle o, const char* fn, const char* what
 bool adopt_result(pybind11::handle h);
 /// A new Python Tensor for t (a leaf or an unrecorded value: not a root of any tape).
 pybind11::object tensor_object(tapegrad::Tensor t);
+
+/// One op from Python: converts the operands (Tensors, Vars, numbers, arrays) on the right
+/// tape, runs f on them, and returns its one result, or a tuple of several, as Python Tensors
+/// (recorded results made roots of their tape).
+pybind11::object tensor_call(const std::vector<pybind11::handle>& operands,
+                             const std::function<std::vector<tapegrad::Tensor>(const std::vector<tapegrad::Tensor>&)>& f);
 
 }  // namespace tgpy

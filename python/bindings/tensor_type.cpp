@@ -301,6 +301,17 @@ class Call {
     TapeUse use(tape_.tape);
     return wrap(f());
   }
+  /// The same for an op of several results: a tuple of them.
+  py::object run_all(const std::function<std::vector<Tensor>()>& f) {
+    std::vector<Tensor> rs;
+    {
+      TapeUse use(tape_.tape);
+      rs = f();
+    }
+    py::list r;
+    for (Tensor& t : rs) r.append(wrap(std::move(t)));
+    return rs.size() == 1 ? py::object(r[0]) : py::object(py::tuple(r));
+  }
 
  private:
   py::object wrap(Tensor r) {
@@ -740,6 +751,14 @@ Tensor tensor_arg(py::handle o, const char* fn, const char* what) {
   return p->sync();
 }
 py::object tensor_object(Tensor t) { return py::cast(std::make_unique<PyTensor>(std::move(t))); }
+py::object tensor_call(const std::vector<py::handle>& operands,
+                       const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& f) {
+  Call c(operands);
+  std::vector<Tensor> args;
+  args.reserve(operands.size());
+  for (py::handle o : operands) args.push_back(c.arg(o));
+  return c.run_all([&] { return f(args); });
+}
 bool adopt_result(py::handle h) {
   PyTensor* p = as_pytensor(h);
   if (!p || p->live_root()) return p != nullptr;

@@ -133,6 +133,7 @@ from ._torch import (  # noqa: E402
     cat,
     clamp,
     concat,
+    cumprod,
     cumsum,
     device,
     empty,
@@ -219,7 +220,8 @@ __all__ = [
     "transpose", "unsqueeze", "var", "where", "zeros", "zeros_like",
     # PyTorch's names (tapegrad/_torch.py), the RNG (tapegrad/random.py), nn, optim, utils
     "optim", "random", "utils", "Size", "all", "allclose", "any", "argmax", "argmin", "argsort", "bmm", "cat", "clamp",
-    "concat", "cumsum", "device", "empty", "empty_like", "eq", "equal", "flatten", "gather", "ge", "get_default_dtype",
+    "concat", "cumprod", "cumsum", "device", "empty", "empty_like", "eq", "equal", "flatten", "gather", "ge",
+    "get_default_dtype",
     "greater", "greater_equal", "gt", "index_select", "is_floating_point", "is_tensor", "isclose", "isfinite", "isinf",
     "isnan", "le", "less", "less_equal", "linalg", "linspace", "lt", "masked_fill", "mm", "mv", "ne", "norm",
     "not_equal", "numel", "return_types", "scatter_add", "set_default_dtype", "sign", "sort", "take_along_dim", "topk",

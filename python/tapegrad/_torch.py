@@ -20,9 +20,9 @@ PyTorch") lists each case:
   (PyTorch); ``t.squeeze(axis=1)`` raises there (NumPy).
 - ``t.int()`` is int64 (tapegrad's only integer dtype; PyTorch's is int32).
 
-Indices (argmax, sort, topk) are computed by NumPy on the values: they are not differentiable
-in PyTorch either. Gathers and scatters are built on the core's ``take`` and ``put_add``, so
-their gradients are the core's.
+Indices (argmax, sort, topk, max along a dim), gathers, scatters, cumsum and cumprod are the
+core's ops (``cpp/src/ops/index.cpp``): their indices are computed in C++ from the values when
+the op runs, and their gradients are the core's.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
-from ._dtypes import as_dtype, is_dtype, is_float, is_half, numpy_values
-from .amp import autocast, is_autocast_enabled
+from ._dtypes import as_dtype, is_dtype, is_float
 
 _ops = _core.tensor_ops
 _tensor = _core.tensor
@@ -506,13 +505,9 @@ class return_types:  # noqa: N801 (PyTorch's name)
 
 
 def _arg_extreme(t: Any, dim: Any, keepdim: bool, largest: bool) -> Tensor:
-    a = _as_tensor(t).numpy()
-    f = np.argmax if largest else np.argmin
-    if dim is None:
-        r = np.asarray(f(a))
-        return _tensor(r.reshape((1,) * a.ndim) if keepdim else r)
-    d = _axis(dim, a.ndim, "argmax" if largest else "argmin")
-    return _tensor(f(a, axis=d, keepdims=keepdim) if a.ndim else np.asarray(0))
+    x = _as_tensor(t)
+    d = None if dim is None else _axis(dim, x.ndim, "argmax" if largest else "argmin")
+    return _ops._arg_extreme(x, d, bool(keepdim), largest)
 
 
 def argmax(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None) -> Tensor:
@@ -523,27 +518,6 @@ def argmax(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None) 
 def argmin(x: Any, dim: Any = None, keepdim: bool = False, *, axis: Any = None) -> Tensor:
     """The index of the smallest element (over dim; the first of ties), int64."""
     return _arg_extreme(x, dim if axis is None else axis, keepdim, False)
-
-
-def _offsets(shape: Tuple[int, ...], dim: int, index: np.ndarray) -> np.ndarray:
-    """Flat offsets into a C-contiguous tensor of `shape` of the elements that torch.gather(dim,
-    index) reads: index replaces the coordinate along dim."""
-    if index.ndim != len(shape):
-        raise ValueError(f"tapegrad.gather: the index has {index.ndim} dimensions but the tensor has {len(shape)}")
-    for d, (i, s) in enumerate(zip(index.shape, shape)):
-        if d != dim and i > s:
-            raise ValueError(f"tapegrad.gather: the index has shape {index.shape}, larger than the tensor's {shape} "
-                             f"along dimension {d}")
-    n = shape[dim] if shape else 1
-    if index.size and (index.min() < -n or index.max() >= n):
-        raise IndexError(f"tapegrad.gather: an index is out of range for dimension {dim} of size {n}")
-    strides = np.array([int(np.prod(shape[d + 1:])) for d in range(len(shape))], dtype=np.int64)
-    grids = np.indices(index.shape, dtype=np.int64, sparse=True)
-    off = np.zeros(index.shape, dtype=np.int64)
-    for d in range(len(shape)):
-        coord = np.where(index < 0, index + n, index) if d == dim else grids[d]
-        off = off + coord * strides[d]
-    return np.ascontiguousarray(off)
 
 
 def _index_array(index: Any, fn: str) -> np.ndarray:
@@ -557,8 +531,7 @@ def gather(x: Any, dim: int, index: Any) -> Tensor:
     """``torch.gather``: ``out[i][j] = x[index[i][j]][j]`` for dim 0 (and so on); differentiable in x."""
     t = _as_tensor(x)
     d = _axis(dim, t.ndim, "gather")
-    idx = _index_array(index, "gather")
-    return _ops._take(t, _offsets(t.shape, d, idx)) if t.ndim else _ops._take(t, idx)
+    return _ops._gather(t, d, _index_array(index, "gather"))
 
 
 def take_along_dim(x: Any, indices: Any, dim: int) -> Tensor:
@@ -571,16 +544,7 @@ def scatter_add(x: Any, dim: int, index: Any, src: Any) -> Tensor:
     differentiable in x and src."""
     t = _as_tensor(x)
     d = _axis(dim, t.ndim, "scatter_add")
-    idx = _index_array(index, "scatter_add")
-    s = _as_tensor(src)
-    if s.ndim != idx.ndim or builtins.any(i > n for i, n in zip(idx.shape, s.shape)):
-        raise ValueError(f"tapegrad.scatter_add: the index has shape {idx.shape}, which src of shape {s.shape} "
-                         "must cover")
-    if s.shape != idx.shape:
-        s = s[tuple(slice(0, n) for n in idx.shape)]
-    if s.dtype != t.dtype and is_float(t.dtype):
-        s = s.astype(t.dtype)
-    return t + _ops._put_add(s, _offsets(t.shape, d, idx), t.shape)
+    return _ops._scatter_add(t, d, _index_array(index, "scatter_add"), _as_tensor(src))
 
 
 def index_select(x: Any, dim: int, index: Any) -> Tensor:
@@ -596,12 +560,8 @@ def index_select(x: Any, dim: int, index: Any) -> Tensor:
 
 
 def _extreme_dim(t: Tensor, dim: Any, keepdim: bool, largest: bool) -> _ValuesIndices:
-    idx = _arg_extreme(t, dim, True, largest)
     d = _axis(dim, t.ndim, "max" if largest else "min")
-    values = gather(t, d, idx)
-    if not keepdim:
-        values, idx = values.squeeze(d), idx.squeeze(d)
-    return _ValuesIndices(values, idx)
+    return _ValuesIndices(*_ops._extreme_along(t, d, bool(keepdim), largest))
 
 
 def _np_extreme(largest: bool) -> Callable[..., Any]:
@@ -623,22 +583,12 @@ def _np_extreme(largest: bool) -> Callable[..., Any]:
     return method
 
 
-def _sort_indices(a: np.ndarray, d: int, descending: bool, stable: bool = True) -> np.ndarray:
-    if descending:  # stable descending: sort the negated order, keeping ties in place
-        idx = np.argsort(-a if a.dtype.kind != "b" else ~a, axis=d, kind="stable")
-    else:
-        idx = np.argsort(a, axis=d, kind="stable")
-    return np.ascontiguousarray(idx.astype(np.int64))
-
-
 def sort(x: Any, dim: int = -1, descending: bool = False, stable: bool = True) -> _ValuesIndices:
-    """``torch.sort``: (values, indices) along dim; the values are differentiable."""
+    """``torch.sort``: (values, indices) along dim, stable (equal elements keep their order;
+    NaN sorts above every number, as in PyTorch); the values are differentiable."""
     t = _as_tensor(x)
-    if t.ndim == 0:
-        return _ValuesIndices(t, _tensor(0))
     d = _axis(dim, t.ndim, "sort")
-    idx = _sort_indices(numpy_values(t), d, descending)
-    return _ValuesIndices(gather(t, d, idx), _tensor(idx))
+    return _ValuesIndices(*_ops._sort(t, d, bool(descending)))
 
 
 def argsort(x: Any, dim: int = -1, descending: bool = False, stable: bool = True) -> Tensor:
@@ -652,46 +602,44 @@ def topk(x: Any, k: int, dim: int = -1, largest: bool = True, sorted: bool = Tru
     t = _as_tensor(x)
     d = _axis(dim, t.ndim, "topk")
     n = t.shape[d] if t.ndim else 1
+    k = operator.index(k)
     if not 0 <= k <= n:
         raise ValueError(f"tapegrad.topk: k = {k} is out of range for a dimension of size {n}")
-    idx = _sort_indices(numpy_values(t), d, largest)
-    idx = np.ascontiguousarray(np.take(idx, np.arange(k), axis=d))
-    return _ValuesIndices(gather(t, d, idx), _tensor(idx))
+    return _ValuesIndices(*_ops._topk(t, k, d, bool(largest)))
 
 
-def cumsum(x: Any, dim: int) -> Tensor:
-    """``torch.cumsum``: running sums along dim, as a product with a triangular matrix (so its
-    gradient is the core's)."""
-    t = _as_tensor(x)
-    d = _axis(dim, t.ndim, "cumsum")
-    n = t.shape[d]
-    if is_half(t.dtype) and is_autocast_enabled():
-        t = t.astype(np.float32)  # (a reduction: float32 under autocast)
-    tri = _tensor(np.tril(np.ones((n, n))), dtype=t.dtype if is_float(t.dtype) else None)
-    moved = _swap(t, d, -1) if d != t.ndim - 1 else t
-    with autocast(enabled=False):  # (the product is the sum's kernel, not a matmul to lower)
-        r = moved @ tri.T
-    return _swap(r, d, -1) if d != t.ndim - 1 else r
+def _scan(name: str) -> Callable[..., Tensor]:
+    def f(x: Any, dim: Any = None, *, dtype: Any = None, axis: Any = None, out: None = None) -> Tensor:
+        # (np.cumsum(t, axis=...) calls t.cumsum(axis=..., dtype=..., out=...); no axis: NumPy's flattened scan)
+        if out is not None:
+            raise TypeError(f"tapegrad.{name}: out= is not supported (the result is a new tensor)")
+        if dim is not None and axis is not None:
+            raise TypeError(f"tapegrad.{name}: give dim= or axis=, not both")
+        t = _as_tensor(x)
+        if dtype is not None:
+            t = t.astype(dtype)
+        d = dim if axis is None else axis
+        if d is None:
+            t, d = t.reshape(-1), 0
+        kernel: Callable[[Tensor, int], Tensor] = _ops._cumsum if name == "cumsum" else _ops._cumprod
+        return kernel(t, _axis(d, t.ndim, name))
+
+    f.__name__ = name
+    f.__doc__ = (f"``torch.{name}``: running {'sums' if name == 'cumsum' else 'products'} along dim, in O(n) "
+                 "(int64 for integer and bool tensors); differentiable"
+                 + (", exactly where x has zeros." if name == "cumprod" else "."))
+    return f
+
+
+cumsum, cumprod = _scan("cumsum"), _scan("cumprod")
 
 
 # --- norms -------------------------------------------------------------------------------------------------
 
 
 def _vector_norm(t: Tensor, ord: float, dim: Any, keepdim: bool) -> Tensor:  # noqa: A002
-    a = _ops.abs(t)
-    if ord == np.inf:
-        return _ops.amax(a, dim, keepdim)
-    if ord == -np.inf:
-        return _ops.amin(a, dim, keepdim)
-    if ord == 0:
-        return _ops.sum((a != 0).astype(t.dtype), dim, keepdim)
-    if ord == 1:
-        return _ops.sum(a, dim, keepdim)
-    s = _ops.sum(t * t if ord == 2 else a ** ord, dim, keepdim)
-    # the root has an infinite slope at 0: the norm's gradient at a zero vector is 0, as PyTorch's
-    pos = s > 0
-    safe = _ops.where(pos, s, 1.0)
-    return _ops.where(pos, _ops.sqrt(safe) if ord == 2 else safe ** (1.0 / ord), 0.0)
+    axes = None if dim is None else [operator.index(d) for d in (dim if isinstance(dim, (tuple, list)) else (dim,))]
+    return _ops._vector_norm(t, ord, axes, bool(keepdim))
 
 
 def norm(x: Any, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
@@ -866,7 +814,7 @@ _METHODS: dict[str, Any] = {
     "isfinite": isfinite, "sign": sign,
     "argmax": argmax, "argmin": argmin, "max": _np_extreme(True), "min": _np_extreme(False),
     "sort": sort, "argsort": argsort, "topk": topk, "gather": gather, "scatter_add": scatter_add,
-    "index_select": index_select, "take_along_dim": take_along_dim, "cumsum": cumsum,
+    "index_select": index_select, "take_along_dim": take_along_dim, "cumsum": cumsum, "cumprod": cumprod,
     "norm": norm,
     "new_zeros": _new_factory(0.0), "new_ones": _new_factory(1.0), "new_empty": _new_factory(0.0),
     "new_full": _new_factory(None), "new_tensor": _new_tensor,

@@ -54,7 +54,7 @@ class autocast:
       floating operands, so what they return and what the graph saves for them is 16-bit, and ops
       on their results (``relu``, ``tanh``, ...) stay 16-bit. (PyTorch's autocast leaves float64
       alone; float64 is tapegrad's default dtype, and a default model would not be cast);
-    - the reductions (``sum``, ``mean``, ``prod``, ``var``, ``std``, ``logsumexp``, ``cumsum``),
+    - the reductions (``sum``, ``mean``, ``prod``, ``var``, ``std``, ``logsumexp``, ``cumsum``, ``cumprod``),
       ``softmax``, ``log_softmax`` and the losses of ``tapegrad.nn.functional`` compute and return
       float32 for 16-bit inputs;
     - the copies are recorded casts, so gradients come back in each parameter's own dtype.

@@ -445,6 +445,50 @@ Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t stop, s
 Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
 Tensor stack(const std::vector<Tensor>& xs, int axis = 0);
 
+// --- scans, sorting and selection (their indices computed in C++, at forward time) -------
+/// Running sums along `axis` (torch.cumsum), in O(n): floating dtypes accumulate in double and
+/// round each result once; int64 and bool give int64. Its gradient is the running sum of the
+/// output gradient from the other end.
+Tensor cumsum(const Tensor& x, int axis);
+/// Running products along `axis` (torch.cumprod), in O(n); the gradient is exact where x has
+/// zeros (the product of the other factors, as prod's).
+Tensor cumprod(const Tensor& x, int axis);
+/// The flat index of the largest (smallest) element (the first of ties; the first NaN if any,
+/// as NumPy and PyTorch), an int64 0-d tensor; ValueError for an empty tensor.
+Tensor argmax(const Tensor& x);
+Tensor argmin(const Tensor& x);
+/// The same along one axis: int64, of x's shape without the axis (kept as 1 with keepdims).
+Tensor argmax(const Tensor& x, int axis, bool keepdims = false);
+Tensor argmin(const Tensor& x, int axis, bool keepdims = false);
+/// A selection's values (differentiable: the gradient goes back to where they were taken)
+/// and their int64 indices along the axis (PyTorch's torch.return_types).
+struct ValuesIndices {
+  Tensor values;
+  Tensor indices;
+};
+/// The largest (smallest) element along `axis` and its index: PyTorch's x.max(dim). The
+/// gradient goes to that one element (where amax shares it between ties).
+ValuesIndices max_along(const Tensor& x, int axis, bool keepdims = false);
+ValuesIndices min_along(const Tensor& x, int axis, bool keepdims = false);
+/// Sorted along `axis`, stably (equal elements keep their order); NaN sorts above every
+/// number, as in PyTorch. O(n log n) per line.
+ValuesIndices sort(const Tensor& x, int axis = -1, bool descending = false);
+Tensor argsort(const Tensor& x, int axis = -1, bool descending = false);
+/// The k largest (smallest) elements along `axis`, in order, and their indices (ties in
+/// index order). O(n log k) per line. ValueError unless 0 <= k <= the axis' length.
+ValuesIndices topk(const Tensor& x, std::int64_t k, int axis = -1, bool largest = true);
+/// torch.gather: out[i][j] = x[index[i][j]][j] for axis 0 (and so on); index is int64 with
+/// x's rank and at most x's length along the other axes; negative indices count from the end.
+/// The result has index's shape; its gradient scatters back (repeats accumulate).
+Tensor gather(const Tensor& x, int axis, const Tensor& index);
+/// torch.scatter_add: x with src[i][j] added at x[index[i][j]][j] for axis 0 (and so on);
+/// src covers index's shape. Differentiable in x and in src.
+Tensor scatter_add(const Tensor& x, int axis, const Tensor& index, const Tensor& src);
+/// The vector `ord`-norm over `axes` (torch.linalg.vector_norm): inf and -inf are the largest
+/// and smallest |x|, 0 counts nonzeros, others (sum |x|^ord)^(1/ord). The gradient at a
+/// zero vector is 0, as PyTorch's.
+Tensor norm(const Tensor& x, double ord = 2.0, const Axes& axes = {}, bool keepdims = false);
+
 inline Tensor operator+(const Tensor& x, const Var& v) { return x + Tensor::from_var(v); }
 inline Tensor operator+(const Var& v, const Tensor& x) { return Tensor::from_var(v) + x; }
 inline Tensor operator-(const Tensor& x, const Var& v) { return x - Tensor::from_var(v); }

@@ -9,6 +9,7 @@ namespace tapegrad {
 
 using detail::view_as_shape;
 using detail::batched_shape;
+using detail::batched_index;
 
 namespace {
 
@@ -55,17 +56,6 @@ std::vector<std::int64_t> batched_strides(const std::vector<std::int64_t>& st, s
   r.insert(r.end(), st.begin(), st.end());
   return r;
 }
-// Flat offsets `index` repeated for K copies: index + k * numel, shape (K, *index shape).
-Tensor batched_index(const Tensor& index, std::int64_t K, std::int64_t numel) {
-  Tensor r = empty_tensor(batched_shape(K, index.shape()), DType::Int64);
-  const std::int64_t n = index.numel();
-  const std::int64_t* s = index.data<std::int64_t>();
-  std::int64_t* d = r.data<std::int64_t>();
-  for (std::int64_t k = 0; k < K; ++k)
-    for (std::int64_t i = 0; i < n; ++i) d[k * n + i] = s[i] + k * numel;
-  return r;
-}
-
 class ReshapeNode final : public TNode {
  public:
   const char* name() const noexcept override { return "ViewBackward0"; }

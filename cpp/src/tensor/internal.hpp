@@ -193,6 +193,9 @@ inline Shape batched_shape(std::int64_t K, const Shape& s) {
   r.insert(r.end(), s.begin(), s.end());
   return r;
 }
+/// Flat offsets `index` (into a tensor of `numel` elements) repeated for K copies of it:
+/// index + k * numel, of shape (K, *index shape): a batch of tangents' offsets.
+Tensor batched_index(const Tensor& index, std::int64_t K, std::int64_t numel);
 /// Axes of a value shifted past the tangent's leading K axis.
 inline std::vector<int> tangent_axes(const std::vector<int>& axes) {
   std::vector<int> r(axes);
