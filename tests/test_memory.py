@@ -13,6 +13,11 @@ import math
 import os
 import random
 import sys
+from typing import Any, List
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
 
 import tapegrad as tg
 
@@ -331,3 +336,104 @@ def test_no_leaked_references():
         assert sys.getrefcount(t) == rc_tape
         assert sys.getrefcount(x) == rc_x
         assert t.stats()["records"] == 0
+
+
+# --- records keep only what their rules read (issue 22, part 6) --------------------------------------------
+
+
+def _torch_saved_bytes(forward: Any, params: Any) -> int:
+    """The distinct storages PyTorch's graph saves during ``forward()`` (the parameters', and
+    their transposed views', excluded), as bench/bench_amp.py counts them."""
+    torch = pytest.importorskip("torch")
+    seen: dict = {}
+    skip = {p.untyped_storage().data_ptr() for p in params}
+
+    def pack(t: Any) -> Any:
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            seen[s.data_ptr()] = max(seen.get(s.data_ptr(), 0), s.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_a_models_graph_keeps_the_bytes_pytorchs_saves(mixed: bool) -> None:
+    """An MLP (Linear, ReLU, Linear, ReLU, Linear, cross_entropy), float32 and under bfloat16
+    autocast: the graph keeps exactly the bytes PyTorch's saves. A Linear's result is read by
+    no rule (relu's reads its own output) and goes once nothing holds it; a product keeps each
+    operand only where the other needs a gradient (the input needs none: the first layer keeps
+    no 16-bit copy of its weight)."""
+    torch = pytest.importorskip("torch")
+    import tapegrad.nn as tnn
+
+    rng = np.random.default_rng(3)
+    sizes = [64, 48, 32, 10]
+    ws = [(rng.standard_normal((o, i)).astype(np.float32) / 8, rng.standard_normal(o).astype(np.float32))
+          for i, o in zip(sizes[:-1], sizes[1:])]
+    X, y = rng.standard_normal((40, 64)).astype(np.float32), rng.integers(0, 10, 40)
+    tg_layers: List[Any] = []
+    pt_layers: List[Any] = []
+    for w, b in ws:
+        lin = tnn.Linear(w.shape[1], w.shape[0]).float()
+        lin.weight.data, lin.bias.data = tg.tensor(w), tg.tensor(b)
+        plin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            plin.weight.copy_(torch.from_numpy(w))
+            plin.bias.copy_(torch.from_numpy(b))
+        tg_layers += [lin, tnn.ReLU()]
+        pt_layers += [plin, torch.nn.ReLU()]
+    model, pmodel = tnn.Sequential(*tg_layers[:-1]), torch.nn.Sequential(*pt_layers[:-1])
+    with tg.Tape() as tape:
+        with tg.autocast(dtype=tg.bfloat16, enabled=mixed):
+            loss = tnn.functional.cross_entropy(model(tg.tensor(X)), tg.tensor(y))
+        kept = tape.stats()["saved_bytes"]
+
+    def forward() -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+            return torch.nn.functional.cross_entropy(pmodel(torch.from_numpy(X)), torch.from_numpy(y))
+
+    # (the loss's few bytes differ: PyTorch's nll_loss saves its int64 target and a total weight,
+    # tapegrad's the picked log-probabilities and two 0-d values: 8 bytes more, here)
+    assert abs(kept - _torch_saved_bytes(forward, pmodel.parameters())) <= 12
+    del loss
+
+
+def test_a_result_no_rule_reads_is_freed_once_nothing_holds_it() -> None:
+    x = tg.randn(100, 100, requires_grad=True)
+    with tg.Tape() as tape:
+        h = x @ x.T  # (the product keeps x: x needs a gradient)
+        held = tape.stats()["saved_bytes"]
+        y = h.relu()  # relu reads its output: y's value kept, h's not
+        assert tape.stats()["saved_bytes"] == held + 100 * 100 * 8
+        del h
+        gc.collect()
+        assert tape.stats()["saved_bytes"] == held + 100 * 100 * 8
+        y.sum().backward()
+    assert_allclose(x.grad.numpy(), _relu_matmul_grad(x.detach().numpy()), rtol=1e-12)
+
+
+def _relu_matmul_grad(a: np.ndarray) -> np.ndarray:
+    m = (a @ a.T > 0).astype(np.float64)
+    return m @ a + m.T @ a
+
+
+def test_hooks_and_retain_grad_of_a_freed_result_still_run() -> None:
+    """PyTorch keeps a tensor's hooks with its graph: a hook registered on a result no rule reads
+    runs even after the tensor is dropped (its record holds it again once a hook is registered)."""
+    x = tg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    seen: List[np.ndarray] = []
+    h = x * 2.0  # (mul keeps x, not its result)
+    h.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 10)
+    z = (h.exp()).sum()
+    del h
+    gc.collect()
+    z.backward()
+    assert_allclose(seen[0], np.exp(2 * np.array([1.0, -2.0, 3.0])))
+    assert_allclose(x.grad.numpy(), 20 * np.exp(2 * np.array([1.0, -2.0, 3.0])))
+    r = x + 1.0
+    r.retain_grad()
+    (r * r).sum().backward()
+    assert_allclose(r.grad.numpy(), 2 * (x.detach().numpy() + 1.0))

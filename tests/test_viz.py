@@ -310,6 +310,8 @@ def test_tensor_graph_shows_dtype_shape_and_small_values() -> None:
     assert out.fields == ("float64 scalar", f"data {loss.item():.4f}")
     # a (4, 3) hidden activation has 12 numbers: its shape only
     assert ["float64 (4, 3)"] in values.values()
+    # a Linear's result before the relu: no rule reads it, its record let it go (issue 22)
+    assert ["float64 (4, 3) (freed)"] in values.values()
     # rows one above the other in a tensor's box: no braces left to right
     nodes, _ = parse_dot(g.dot())
     assert not nodes[out.name]["label"].startswith("{")

@@ -397,6 +397,13 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
   if (from >= tape.size())
     throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " of a tape of " + std::to_string(tape.size()));
   const std::vector<char> reached = tape.leading_to(&from, 1, from);
+  // what the tape keeps alive: the values its records' rules read (their own or their inputs')
+  std::vector<std::pair<const void*, std::size_t>> held;
+  for (std::uint32_t i = 0; i < tape.size(); ++i)
+    if (tape.record(i).op == Op::Node) tape.node(i).held_values(held);
+  std::vector<const void*> kept;
+  for (const auto& h : held) kept.push_back(h.first);
+  std::sort(kept.begin(), kept.end());
   std::vector<GraphRecord> out;
   for (std::uint32_t i = 0; i <= from; ++i) {
     if (!reached[i]) continue;
@@ -408,7 +415,11 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
       const Node& n = tape.node(i);
       g.name = g.op = n.name();
       if (const auto* t = dynamic_cast<const TNode*>(&n)) {
-        g.tensor = t->out_;
+        g.tensor = t->result();  // (null where the record let go of a value nothing holds)
+        g.tensor_record = true;
+        g.shape = t->out_shape_;
+        g.dtype = t->out_dtype_;
+        g.kept = g.tensor && std::binary_search(kept.begin(), kept.end(), static_cast<const void*>(g.tensor->storage.get()));
         g.leaf = t->is_leaf_node_;
         if (g.leaf) g.op = "leaf";
       }
@@ -462,9 +473,9 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
   };
   if (tape.record(from).op == Op::Node) {
     auto* t = dynamic_cast<TNode*>(&tape.node(from));
-    if (!t || !t->out_) throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " is not a tensor's");
+    if (!t) throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " is not a tensor's");
     t->grad_ = Tensor();
-    t->add_grad(Tensor::ones(t->out_->shape, is_floating(t->out_->dtype) ? t->out_->dtype : DType::Float64));
+    t->add_grad(Tensor::ones(t->out_shape_, is_floating(t->out_dtype_) ? t->out_dtype_ : DType::Float64));
   }
   {
     Restore restore{tape, before};

@@ -89,7 +89,7 @@ class MultiNode : public TNode {
     // Output 0 got nothing: its readers were all swept before this record (they follow the
     // OutputNodes on the tape), so it gets none; zeros make this record's step run.
     if (!grad_.defined()) {
-      add_grad(Tensor::zeros(out_->shape, out_->dtype));
+      add_grad(Tensor::zeros(out_shape_, out_dtype_));
       unreached0_ = true;
     }
     if (!sweep.recorded) sweep.tape.mark_reached(me);
@@ -129,7 +129,7 @@ class MultiNode : public TNode {
       if (k == 0) t0 = std::move(t[j]);
       else tangents_[static_cast<std::size_t>(k)] = std::move(t[j]);
     }
-    if (any && !t0.defined()) t0 = Tensor::zeros(batched_shape(K, out_->shape), out_->dtype);
+    if (any && !t0.defined()) t0 = Tensor::zeros(batched_shape(K, out_shape_), out_dtype_);
     return t0;
   }
 };
@@ -168,7 +168,7 @@ void record_outputs(Recorder* rec, Tape* tape, std::unique_ptr<MultiNode> node, 
     rec->record(std::move(node), outs[first]);
     tape = outs[first].impl().tape;
   } else {
-    node->out_ = outs[first].impl_ptr();
+    node->set_output(outs[first].impl_ptr());
     const std::uint32_t r = tape->push_node(std::move(node));
     mark_recorded(outs[first].impl(), *tape, r);
   }
@@ -178,7 +178,7 @@ void record_outputs(Recorder* rec, Tape* tape, std::unique_ptr<MultiNode> node, 
     if (k <= 0) continue;
     auto out = std::make_unique<OutputNode>(m, static_cast<std::size_t>(k));
     out->in_ = {me};
-    out->out_ = outs[j].impl_ptr();
+    out->set_output(outs[j].impl_ptr());
     const std::uint32_t r = tape->push_node(std::move(out));
     mark_recorded(outs[j].impl(), *tape, r);
   }

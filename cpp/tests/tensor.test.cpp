@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -278,6 +279,52 @@ TEST_CASE("scans, sorts and selections: values as PyTorch's, gradients against f
   CHECK(norm(Tensor::from_values({3, -4}, {2})).item() == 5.0);
   CHECK(norm(Tensor::from_values({3, -4}, {2}), std::numeric_limits<double>::infinity()).item() == 4.0);
   CHECK(norm(Tensor::from_values({3, 0}, {2}), 0.0).item() == 1.0);
+}
+
+TEST_CASE("records keep only what their rules read: a product's operands as needed, not an unread result") {
+  Tensor x = Tensor::from_values({1, -2, 3, 4, -5, 6}, {3, 2});  // data: no gradient wanted
+  Tensor w = Tensor::from_values({0.5, -1, 2, 0.25}, {2, 2});
+  w.requires_grad_();
+  Tape tape;
+  ScopedTape scope(tape);
+  const std::size_t before = tape.stats().saved_bytes;
+  std::weak_ptr<TensorImpl> pre;
+  Tensor y;
+  {
+    Tensor h = linear(x, w);  // keeps x (for w's gradient); w itself needs no copy kept (x has no gradient)
+    pre = h.impl_ptr();
+    y = relu(h);  // reads its output only
+  }
+  CHECK(pre.expired());  // the linear's result: no rule reads it, nothing holds it
+  CHECK(tape.stats().saved_bytes == before + 2 * 6 * sizeof(double));  // x and relu's result
+  sum(y * y).backward();
+  // d/dw sum(relu(x w^T)^2) = 2 (relu(x w^T))^T x ... against the same sum computed directly
+  const std::vector<double> g = w.grad().to_vector();
+  std::vector<double> want(4, 0.0);
+  const std::vector<double> xv = x.to_vector(), wv = {0.5, -1, 2, 0.25};
+  for (int r = 0; r < 3; ++r)
+    for (int o = 0; o < 2; ++o) {
+      const double z = xv[r * 2] * wv[o * 2] + xv[r * 2 + 1] * wv[o * 2 + 1];
+      if (z > 0)
+        for (int i = 0; i < 2; ++i) want[static_cast<std::size_t>(o * 2 + i)] += 2 * z * xv[r * 2 + i];
+    }
+  for (std::size_t i = 0; i < 4; ++i) CHECK(g[i] == doctest::Approx(want[i]).epsilon(1e-14));
+  // a hook registered on a result keeps it with its record, as PyTorch's graph keeps hooks
+  Tensor a = Tensor::from_values({1, 2}, {2});
+  a.requires_grad_();
+  int calls = 0;
+  Tensor loss;
+  {
+    Tensor m = a * 3.0;
+    m.register_hook([&calls](const Tensor& gr) {
+      ++calls;
+      return gr * 2.0;
+    });
+    loss = sum(exp(m));
+  }
+  loss.backward();
+  CHECK(calls == 1);
+  CHECK(a.grad().to_vector()[0] == doctest::Approx(6 * std::exp(3.0)));
 }
 
 TEST_CASE("empty and 0-d tensors") {

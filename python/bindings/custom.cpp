@@ -236,7 +236,14 @@ void register_custom(py::module_& m) {
           d["inputs"] = g.inputs;
           d["constants"] = g.constants;
           d["constant_left"] = g.constant_left;
-          d["value"] = g.tensor ? tensor_object(Tensor(g.tensor).detach()) : py::object(py::float_(g.value));
+          // (a tensor record whose value nothing holds any more: None, with its shape and dtype)
+          d["value"] = g.tensor ? tensor_object(Tensor(g.tensor).detach())
+                                : g.tensor_record ? py::none() : py::object(py::float_(g.value));
+          d["kept"] = g.kept;
+          if (g.tensor_record) {
+            d["shape"] = py::tuple(py::cast(g.shape));
+            d["dtype"] = tapegrad::dtype_name(g.dtype);
+          }
           py::object grad = py::none();
           if (g.has_grad) grad = g.grad.defined() ? tensor_object(g.grad.detach()) : py::object(py::float_(g.adjoint));
           d["grad"] = grad;

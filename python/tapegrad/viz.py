@@ -260,7 +260,11 @@ def draw(y: Union[Var, Tensor], *, show_grads: bool = True, show_values: bool = 
         name = by_id.get(id(r["leaf_object"])) if r["leaf_object"] is not None else None
         if name is not None:
             fields.append(name)
-        fields.extend(fmt.value_rows(r["value"]))
+        if r["value"] is None:  # a value no rule reads and nothing holds: its record let it go
+            shape = tuple(r["shape"])
+            fields.append(f"{r['dtype']} {shape if shape else 'scalar'} (freed)".replace(",)", ")"))
+        else:
+            fields.extend(fmt.value_rows(r["value"]))
         if grads_shown:
             fields.extend(fmt.grad_rows(r["leaf_grad"] if r["leaf"] else r["grad"]))
         nodes.append(Node(f"v{rid}", "value", tuple(fields) or (" ",), rid, bool(r["leaf"]), rid == out_id,
@@ -351,7 +355,7 @@ def _kind(record: Mapping[str, Any]) -> str:
     """What the summary box counts a record as: "leaf", or its op's name."""
     if record["leaf"]:
         return "leaf"
-    return _tensor_op(str(record["name"])) if isinstance(record["value"], Tensor) else str(record["op"])
+    return _tensor_op(str(record["name"])) if "shape" in record else str(record["op"])  # (a tensor's record)
 
 
 def _tensor_op(name: str) -> str:
@@ -360,7 +364,7 @@ def _tensor_op(name: str) -> str:
 
 
 def _op_label(record: Mapping[str, Any]) -> str:
-    if isinstance(record["value"], Tensor):
+    if "shape" in record:  # a tensor's record (its value may be gone: see _graph's "kept")
         return _tensor_op(str(record["name"]))
     op = str(record["op"])
     symbol = _SYMBOLS.get(op, op)

@@ -584,7 +584,11 @@ struct GraphRecord {
   std::vector<double> constants;         ///< a scalar op's constant operand (its VC/CV form)
   bool constant_left = false;            ///< the constant is the left operand (CV form)
   double value = 0.0;                    ///< a scalar record's value
-  std::shared_ptr<TensorImpl> tensor;    ///< a tensor record's value (a leaf's record: the leaf)
+  std::shared_ptr<TensorImpl> tensor;    ///< a tensor record's value, if alive (a leaf's record: the leaf)
+  bool tensor_record = false;            ///< a tensor's record (`tensor` null: its value is gone)
+  Shape shape;                           ///< a tensor record's shape and dtype
+  DType dtype = DType::Float64;
+  bool kept = false;                     ///< the tape keeps the value alive (a rule reads it)
   std::uint32_t sink = Tape::kNone;      ///< a scalar leaf's sink slot
   bool has_grad = false;                 ///< with grads: whether the sweep reached it
   double adjoint = 0.0;                  ///< with grads: a scalar record's d(out)/d(record)

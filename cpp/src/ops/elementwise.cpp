@@ -187,25 +187,30 @@ template <Op op>
 class UnaryNode final : public TNode {
  public:
   const char* name() const noexcept override { return op_info(op).backward_name; }
-  explicit UnaryNode(Tensor x) : x_(std::move(x)) {}
+  // (the input only if the rule reads it: relu's and exp's records keep their outputs alone)
+  explicit UnaryNode(const Tensor& x) : x_(RuleUses<op>::inputs ? x : Tensor()) {}
   bool saves_inputs() const override { return RuleUses<op>::inputs; }
   bool saves_output() const override { return RuleUses<op>::output; }
 
  protected:
   void vjp(const Tensor& g) override {
+    const Tensor z(out_);  // (null where the rule does not read it)
     if (grad_enabled()) {  // create_graph: the table's rule on tensors, recorded
-      const Tensor z(out_);
       give(0, g * Rule<op>::dx(x_, z));
       return;
     }
-    Tensor gx = empty_tensor(x_.shape(), x_.dtype());
+    Tensor gx = empty_tensor(out_shape_, out_dtype_);  // (x's shape and dtype)
     const std::int64_t n = gx.numel();
-    TG_FLOAT_DISPATCH(x_.dtype(), T, {
-      const T* x = x_.data<T>();
-      const T* z = static_cast<const T*>(out_->data);
+    TG_FLOAT_DISPATCH(out_dtype_, T, {
+      const T* x = RuleUses<op>::inputs ? x_.data<T>() : nullptr;
+      const T* zp = RuleUses<op>::output ? z.data<T>() : nullptr;
       const T* gp = g.data<T>();
       T* r = gx.data<T>();
-      for (std::int64_t i = 0; i < n; ++i) r[i] = static_cast<T>(gp[i] * Rule<op>::dx(static_cast<double>(x[i]), static_cast<double>(z[i])));
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double xi = RuleUses<op>::inputs ? static_cast<double>(x[i]) : 0.0;
+        const double zi = RuleUses<op>::output ? static_cast<double>(zp[i]) : 0.0;
+        r[i] = static_cast<T>(gp[i] * Rule<op>::dx(xi, zi));
+      }
     });
     give(0, gx);
   }
@@ -255,21 +260,28 @@ template <Op op>
 class BinaryNode final : public TNode {
  public:
   const char* name() const noexcept override { return op_info(op).backward_name; }
-  BinaryNode(Tensor x, Tensor y) : x_(std::move(x)), y_(std::move(y)) {}
+  // (the inputs only if the rule reads them: an addition's record keeps their shapes alone)
+  BinaryNode(const Tensor& x, const Tensor& y)
+      : x_(RuleUses<op>::inputs ? x : Tensor()), y_(RuleUses<op>::inputs ? y : Tensor()), xs_(x.shape()),
+        ys_(y.shape()) {}
   bool saves_inputs() const override { return RuleUses<op>::inputs; }
   bool saves_output() const override { return RuleUses<op>::output; }
 
  protected:
   void vjp(const Tensor& g) override {
-    const Tensor z(out_);
+    // z: the output where the rule reads it; else g stands in (its shape and dtype, values unread)
+    const Tensor z = out_ ? Tensor(out_) : g;
     if constexpr (op == Op::Add || op == Op::Sub) {
-      if (needs(0)) give(0, detail::sum_to(g, x_.shape()));
-      if (needs(1)) give(1, detail::sum_to(op == Op::Add ? g : neg(g), y_.shape()));
+      if (needs(0)) give(0, detail::sum_to(g, xs_));
+      if (needs(1)) give(1, detail::sum_to(op == Op::Add ? g : neg(g), ys_));
       return;
+    } else {
+      static_assert(RuleUses<op>::inputs, "a binary rule that reads neither input needs its shapes in map4");
     }
     if (grad_enabled()) {  // create_graph: the table's rules on tensors, recorded
-      if (needs(0)) give(0, detail::sum_to(g * Rule<op>::dx(x_, y_, z), x_.shape()));
-      if (needs(1)) give(1, detail::sum_to(g * Rule<op>::dy(x_, y_, z), y_.shape()));
+      const Tensor zr(out_);  // (null where the rule does not read it)
+      if (needs(0)) give(0, detail::sum_to(g * Rule<op>::dx(x_, y_, zr), xs_));
+      if (needs(1)) give(1, detail::sum_to(g * Rule<op>::dy(x_, y_, zr), ys_));
       return;
     }
     TG_FLOAT_DISPATCH(z.dtype(), T, {
@@ -312,8 +324,8 @@ class BinaryNode final : public TNode {
     });
   }
   Tensor jvp(const std::vector<Tensor>& t) override {
-    const Tensor z(out_);
-    const std::size_t r = z.shape().size();
+    const Tensor z(out_);  // (null where the rule does not read it)
+    const std::size_t r = out_shape_.size();
     Tensor res;
     if (t[0].defined()) {
       const Tensor tx = tangent_as_rank(t[0], r);
@@ -333,6 +345,7 @@ class BinaryNode final : public TNode {
 
  private:
   Tensor x_, y_;
+  Shape xs_, ys_;
 };
 
 template <Op op>
@@ -467,7 +480,7 @@ class WhereNode final : public TNode {
     if (needs(2)) give(2, detail::sum_to(where(c_, zero, g), b_));
   }
   Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::size_t r = out_->shape.size();
+    const std::size_t r = out_shape_.size();
     const DType dt = t[1].defined() ? t[1].dtype() : t[2].dtype();
     const Tensor ta = t[1].defined() ? tangent_as_rank(t[1], r) : weak_scalar(0.0, dt);
     const Tensor tb = t[2].defined() ? tangent_as_rank(t[2], r) : weak_scalar(0.0, dt);

@@ -136,7 +136,7 @@ class CumsumNode final : public TNode {
   // d(out_j)/d(x_m) = 1 for m <= j: the gradient is the running sum from the other end.
   void vjp(const Tensor& g) override { give(0, cumsum_dir(g, axis_, !reverse_)); }
   Tensor jvp(const std::vector<Tensor>& t) override {
-    return cumsum_dir(tangent_as_rank(t[0], out_->shape.size()), axis_ + 1, reverse_);
+    return cumsum_dir(tangent_as_rank(t[0], out_shape_.size()), axis_ + 1, reverse_);
   }
 
  private:

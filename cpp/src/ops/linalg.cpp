@@ -75,19 +75,27 @@ Tensor times_transposed(const Tensor& x, const Tensor& a) {
 class MatmulNode final : public TNode {
  public:
   const char* name() const noexcept override { return "MmBackward0"; }
-  MatmulNode(Tensor a, Tensor b, Shape batch) : a_(std::move(a)), b_(std::move(b)), batch_(std::move(batch)) {}
+  MatmulNode(Tensor a, Tensor b, Shape batch)
+      : a_(std::move(a)), b_(std::move(b)), as_(a_.shape()), bs_(b_.shape()), batch_(std::move(batch)) {}
   bool saves_inputs() const override { return true; }
   bool saves_output() const override { return false; }
+  // dA reads B and dB reads A (the tangents too): each operand is kept only where the other
+  // one is recorded, as PyTorch's mm saves (a layer's input keeps no copy of its weight).
+  bool saves_input(std::size_t k) const override { return k < 2 && needs(1 - k); }
+  void trim() override {
+    if (!needs(1)) a_ = Tensor();
+    if (!needs(0)) b_ = Tensor();
+  }
 
  protected:
   void vjp(const Tensor& g) override {
     if (grad_enabled()) {  // create_graph: dA = dC B^T, dB = A^T dC as recorded products
-      if (needs(0)) give(0, detail::sum_to(matmul(g, swap_last(b_)), a_.shape()));
-      if (needs(1)) give(1, detail::sum_to(matmul(swap_last(a_), g), b_.shape()));
+      if (needs(0)) give(0, detail::sum_to(matmul(g, swap_last(b_)), as_));
+      if (needs(1)) give(1, detail::sum_to(matmul(swap_last(a_), g), bs_));
       return;
     }
-    const std::size_t na = a_.shape().size(), nb = b_.shape().size();
-    const std::int64_t m = a_.shape()[na - 2], k = a_.shape()[na - 1], n = b_.shape()[nb - 1];
+    const std::size_t na = as_.size(), nb = bs_.size();
+    const std::int64_t m = as_[na - 2], k = as_[na - 1], n = bs_[nb - 1];
     Shape full = batch_;
     if (needs(0)) {  // dA = dC B^T
       full.resize(batch_.size());
@@ -95,7 +103,7 @@ class MatmulNode final : public TNode {
       full.push_back(k);
       Tensor ga = empty_tensor(full, g.dtype());
       batched_gemm(false, true, g, b_, ga, batch_, m, k, n);
-      give(0, detail::sum_to(ga, a_.shape()));
+      give(0, detail::sum_to(ga, as_));
     }
     if (needs(1)) {  // dB = A^T dC
       full.resize(batch_.size());
@@ -103,24 +111,24 @@ class MatmulNode final : public TNode {
       full.push_back(n);
       Tensor gb = empty_tensor(full, g.dtype());
       batched_gemm(true, false, a_, g, gb, batch_, k, n, m);
-      give(1, detail::sum_to(gb, b_.shape()));
+      give(1, detail::sum_to(gb, bs_));
     }
   }
   Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::size_t r = out_->shape.size();
-    if (a_.shape().back() == 0) {  // an empty inner dimension: the product is zeros, so is its tangent
+    const std::size_t r = out_shape_.size();
+    if (as_.back() == 0) {  // an empty inner dimension: the product is zeros, so is its tangent
       const std::int64_t K = (t[0].defined() ? t[0] : t[1]).shape()[0];
-      return Tensor::zeros(batched_shape(K, out_->shape), out_->dtype);
+      return Tensor::zeros(batched_shape(K, out_shape_), out_dtype_);
     }
     Tensor res;
     if (t[0].defined()) {  // dA B
       const Tensor& ta = t[0];
-      if (ta.impl().basis && b_.ndim() == 2 && a_.ndim() == 2 && a_.shape()[0] == 1) {
+      if (ta.impl().basis && static_cast<int>(bs_.size()) == 2 && static_cast<int>(as_.size()) == 2 && as_[0] == 1) {
         // A a row (1, k), dA the basis: e_j B is row j of B, so the tangent is B itself.
-        res = detail::reshaped(b_.clone(), batched_shape(ta.shape()[0], out_->shape));
-      } else if (b_.ndim() == 2) {  // one product: (K * batch * m, k) B
-        const Tensor p = matmul(detail::reshaped(ta, {ta.numel() / b_.shape()[0], b_.shape()[0]}), b_);
-        res = detail::reshaped(p, batched_shape(ta.shape()[0], out_->shape));
+        res = detail::reshaped(b_.clone(), batched_shape(ta.shape()[0], out_shape_));
+      } else if (static_cast<int>(bs_.size()) == 2) {  // one product: (K * batch * m, k) B
+        const Tensor p = matmul(detail::reshaped(ta, {ta.numel() / bs_[0], bs_[0]}), b_);
+        res = detail::reshaped(p, batched_shape(ta.shape()[0], out_shape_));
       } else {
         res = matmul(tangent_as_rank(ta, r), b_);
       }
@@ -128,18 +136,18 @@ class MatmulNode final : public TNode {
     if (t[1].defined()) {  // A dB
       const Tensor& tb = t[1];
       Tensor term;
-      const std::int64_t k = b_.shape()[b_.ndim() - 2], n = b_.shape().back();
-      if (tb.impl().basis && a_.ndim() == 2 && b_.ndim() == 2 && n == 1) {
+      const std::int64_t k = bs_[static_cast<int>(bs_.size()) - 2], n = bs_.back();
+      if (tb.impl().basis && static_cast<int>(as_.size()) == 2 && static_cast<int>(bs_.size()) == 2 && n == 1) {
         // B a column (k, 1), dB the basis: A e_j is column j of A, so the tangent is A^T.
-        term = detail::reshaped(swap_last(a_), batched_shape(tb.shape()[0], out_->shape));
-      } else if (a_.ndim() == 2 && n == 1) {  // one product: (K * batch, k) A^T
+        term = detail::reshaped(swap_last(a_), batched_shape(tb.shape()[0], out_shape_));
+      } else if (static_cast<int>(as_.size()) == 2 && n == 1) {  // one product: (K * batch, k) A^T
         const Tensor p = times_transposed(detail::reshaped(tb, {tb.numel() / k, k}), a_);
-        term = detail::reshaped(p, batched_shape(tb.shape()[0], out_->shape));
-      } else if (a_.ndim() == 2) {     // (dB^T A^T)^T, one product
+        term = detail::reshaped(p, batched_shape(tb.shape()[0], out_shape_));
+      } else if (static_cast<int>(as_.size()) == 2) {     // (dB^T A^T)^T, one product
         const Tensor p = times_transposed(detail::reshaped(swap_last(tb), {tb.numel() / k, k}), a_);
         Shape s = tb.shape();
         s[s.size() - 2] = n;
-        s.back() = a_.shape()[0];
+        s.back() = as_[0];
         term = swap_last(detail::reshaped(p, s));
       } else {
         term = matmul(a_, tangent_as_rank(tb, r));
@@ -151,7 +159,7 @@ class MatmulNode final : public TNode {
 
  private:
   Tensor a_, b_;
-  Shape batch_;
+  Shape as_, bs_, batch_;
 };
 
 // Both operands at least 2-d.
@@ -184,33 +192,40 @@ std::int64_t leading(const Tensor& x) { return shape_numel(Shape(x.shape().begin
 class LinearNode final : public TNode {
  public:
   const char* name() const noexcept override { return "AddmmBackward0"; }
-  LinearNode(Tensor x, Tensor w, bool bias) : x_(std::move(x)), w_(std::move(w)), bias_(bias) {}
+  LinearNode(Tensor x, Tensor w, bool bias)
+      : x_(std::move(x)), w_(std::move(w)), xs_(x_.shape()), ws_(w_.shape()), bias_(bias) {}
   bool saves_inputs() const override { return true; }
   bool saves_output() const override { return false; }
+  // dx reads W, dW reads x: each kept only where the other is recorded (see MatmulNode).
+  bool saves_input(std::size_t k) const override { return k < 2 && needs(1 - k); }
+  void trim() override {
+    if (!needs(1)) x_ = Tensor();
+    if (!needs(0)) w_ = Tensor();
+  }
 
  protected:
   void vjp(const Tensor& g) override {
-    const std::int64_t out = w_.shape()[0], in = w_.shape()[1], M = leading(x_);
+    const std::int64_t out = ws_[0], in = ws_[1], M = shape_numel(Shape(xs_.begin(), xs_.end() - 1));
     if (grad_enabled()) {  // create_graph: the same products, recorded
       const Tensor g2 = detail::reshaped(g, {M, out});
-      if (needs(0)) give(0, detail::reshaped(matmul(g2, w_), x_.shape()));
+      if (needs(0)) give(0, detail::reshaped(matmul(g2, w_), xs_));
       if (needs(1)) give(1, matmul(swap_last(g2), detail::reshaped(x_, {M, in})));
       if (bias_ && needs(2)) give(2, sum(g2, Axes(0)));
       return;
     }
     const Tensor g2 = view_as_shape(g, {M, out});
-    if (needs(0)) give(0, view_as_shape(gemm_2d(g2, false, w_, false), x_.shape()));     // g W
+    if (needs(0)) give(0, view_as_shape(gemm_2d(g2, false, w_, false), xs_));     // g W
     if (needs(1)) give(1, gemm_2d(g2, true, view_as_shape(x_, {M, in}), false));       // g^T x
     if (bias_ && needs(2)) give(2, detail::sum_to(g2, {out}));
   }
   Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::size_t r = out_->shape.size();
+    const std::size_t r = out_shape_.size();
     Tensor res;
     if (t[0].defined()) res = linear(t[0], w_, Tensor());  // (K, ..., in) W^T
     if (t[1].defined()) {  // x dW^T for each of the K directions
-      const std::int64_t in = w_.shape()[1], K = t[1].shape()[0];
-      const Tensor p = matmul(detail::reshaped(x_, {leading(x_), in}), swap_last(t[1]));
-      const Tensor term = detail::reshaped(p, batched_shape(K, out_->shape));
+      const std::int64_t in = ws_[1], K = t[1].shape()[0];
+      const Tensor p = matmul(detail::reshaped(x_, {shape_numel(Shape(xs_.begin(), xs_.end() - 1)), in}), swap_last(t[1]));
+      const Tensor term = detail::reshaped(p, batched_shape(K, out_shape_));
       res = res.defined() ? add(res, term) : term;
     }
     if (bias_ && t[2].defined()) {
@@ -222,6 +237,7 @@ class LinearNode final : public TNode {
 
  private:
   Tensor x_, w_;
+  Shape xs_, ws_;
   bool bias_;
 };
 

@@ -99,7 +99,7 @@ class BroadcastNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override { give(0, detail::sum_to(g, in_shape_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override { return tangent_as_rank(t[0], out_->shape.size()); }
+  Tensor jvp(const std::vector<Tensor>& t) override { return tangent_as_rank(t[0], out_shape_.size()); }
 
  private:
   Shape in_shape_;
@@ -179,7 +179,7 @@ class StridedNode final : public TNode {
   bool contiguous_block(const Shape& s) const { return contiguous_run(in_shape_, s, strides_); }
   Tensor jvp(const std::vector<Tensor>& t) override {
     const std::int64_t K = t[0].shape()[0];
-    return gather_strided(t[0], base_, batched_strides(strides_, shape_numel(in_shape_)), batched_shape(K, out_->shape));
+    return gather_strided(t[0], base_, batched_strides(strides_, shape_numel(in_shape_)), batched_shape(K, out_shape_));
   }
 
  private:
@@ -205,7 +205,7 @@ class ConcatNode final : public TNode {
   }
   Tensor jvp(const std::vector<Tensor>& t) override {
     std::int64_t K = 0;
-    DType dt = out_->dtype;
+    DType dt = out_dtype_;
     for (const Tensor& tk : t)
       if (tk.defined()) K = tk.shape()[0], dt = tk.dtype();
     std::vector<Tensor> parts;
@@ -214,7 +214,7 @@ class ConcatNode final : public TNode {
         parts.push_back(t[k]);
         continue;
       }
-      Shape s = batched_shape(K, out_->shape);
+      Shape s = batched_shape(K, out_shape_);
       s[static_cast<std::size_t>(axis_) + 1] = sizes_[k];
       parts.push_back(Tensor::zeros(s, dt));
     }
@@ -414,7 +414,7 @@ class ScatterStridedNode final : public TNode {
   void vjp(const Tensor& gg) override { give(0, gather_strided(gg, base_, strides_, g_shape_)); }
   Tensor jvp(const std::vector<Tensor>& t) override {
     const std::int64_t K = t[0].shape()[0];
-    return scatter_strided(t[0], batched_shape(K, out_->shape), base_, batched_strides(strides_, out_->numel));
+    return scatter_strided(t[0], batched_shape(K, out_shape_), base_, batched_strides(strides_, shape_numel(out_shape_)));
   }
 
  private:
@@ -451,7 +451,7 @@ class ScatterAddNode final : public TNode {
   void vjp(const Tensor& gg) override { give(0, take(gg, index_)); }
   Tensor jvp(const std::vector<Tensor>& t) override {
     const std::int64_t K = t[0].shape()[0];
-    return scatter_add(t[0], batched_index(index_, K, out_->numel), batched_shape(K, out_->shape));
+    return scatter_add(t[0], batched_index(index_, K, shape_numel(out_shape_)), batched_shape(K, out_shape_));
   }
 
  private:

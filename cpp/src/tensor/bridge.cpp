@@ -30,7 +30,7 @@ Tensor scalar_record_tensor(Tape* tape, std::uint32_t rec, double value) {
   if (!tape || rec == Tape::kNone || !grad_enabled()) return r;
   auto node = std::make_unique<ScalarNode>();
   node->in_ = {rec};
-  node->out_ = r.impl_ptr();
+  node->set_output(r.impl_ptr());
   const std::uint32_t me = tape->push_node(std::move(node));
   mark_recorded(r.impl(), *tape, me);
   return r;
@@ -61,7 +61,7 @@ Var var_of(const Tensor& t) {
   node->in_ = {record_of(t, tape)};
   Tensor out = empty_tensor({}, DType::Float64);
   *out.data<double>() = value;
-  node->out_ = out.impl_ptr();
+  node->set_output(out.impl_ptr());
   const std::uint32_t rec = tape.push_node(std::move(node), value);
   mark_recorded(out.impl(), tape, rec);
   return Var(value, rec, tape.generation(), &tape);

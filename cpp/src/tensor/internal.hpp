@@ -112,9 +112,10 @@ class TNode : public Node {
   static constexpr std::size_t kOverhead = 1024;
   void moved(const Tape& tape, std::uint32_t rec) noexcept final {
     // results, and leaves recorded on this tape (a released result's old record no more)
-    if (out_ && out_->tape == &tape && (!out_->released || released_node_)) {
-      out_->rec = rec;
-      out_->gen = tape.generation();
+    const std::shared_ptr<TensorImpl> r = result();
+    if (r && r->tape == &tape && (!r->released || released_node_)) {
+      r->rec = rec;
+      r->gen = tape.generation();
     }
   }
   std::size_t bytes() const noexcept override { return kOverhead + value_bytes(); }
@@ -130,7 +131,31 @@ class TNode : public Node {
   void stamp(const std::vector<const Tensor*>& inputs, const Tensor& out);
 
   std::vector<std::uint32_t> in_;     // input records (Tape::kNone: a constant input)
-  std::shared_ptr<TensorImpl> out_;   // the result (its value; its grad if retained)
+  /// The result, held while the record needs its value: its rule reads it (saves_output), a
+  /// hook or retain_grad was registered on it (pin_output), or it is a leaf's. An op record
+  /// whose rule does not read its result lets go of it once recorded (drop_unread_output), as
+  /// PyTorch's graph keeps only what its formulas read: result_ sees it while anything else
+  /// holds it, out_shape_ and out_dtype_ are what the sweeps need of it.
+  std::shared_ptr<TensorImpl> out_;
+  std::weak_ptr<TensorImpl> result_;
+  Shape out_shape_;
+  DType out_dtype_ = DType::Float64;
+  void set_output(const std::shared_ptr<TensorImpl>& r) {
+    out_ = r;
+    result_ = r;
+    if (r) {
+      out_shape_ = r->shape;
+      out_dtype_ = r->dtype;
+    }
+  }
+  /// The result if anything holds it (null once it is gone).
+  std::shared_ptr<TensorImpl> result() const noexcept { return out_ ? out_ : result_.lock(); }
+  void drop_unread_output() noexcept {
+    if (!is_leaf_node_ && !released_node_ && !saves_output() && !scalar_output()) out_.reset();
+  }
+  void pin_output() noexcept {
+    if (!out_) out_ = result_.lock();
+  }
   Tensor grad_;                       // d(output) during a sweep
   Tensor* capture_ = nullptr;         // grad(): where this record's gradient is wanted
   bool is_leaf_node_ = false;         // a leaf's record (grad() does not deliver into .grad)
@@ -165,10 +190,20 @@ class TNode : public Node {
   virtual Tensor jvp(const std::vector<Tensor>& t) = 0;
   bool needs(std::size_t k) const { return in_[k] != Tape::kNone; }
   void give(std::size_t k, const Tensor& gk);
+
+ public:
   /// Whether the rule reads the values of the inputs / of the output (most do; shape ops,
-  /// sums and additions do not, so changing those in place later is harmless).
+  /// sums and additions do not, so changing those in place later is harmless, and a record
+  /// that does not read its output does not keep it).
   virtual bool saves_inputs() const { return true; }
   virtual bool saves_output() const { return true; }
+  /// Whether the rule reads input k, once in_ says which inputs are recorded (saves_inputs()
+  /// by default; a product reads each operand only for the other's gradient).
+  virtual bool saves_input(std::size_t) const { return saves_inputs(); }
+  /// Called once recorded (in_ set): lets go of the captured values saves_input() declines.
+  virtual void trim() {}
+
+ protected:
 
  private:
   struct Saved {
@@ -183,6 +218,9 @@ class TNode : public Node {
   std::vector<Saved> saved_;
   void check_versions() const;
 };
+
+/// Makes t's record hold t (TNode::pin_output), if t is a current result of its tape.
+void pin_result(const Tensor& t);
 
 /// A tangent t of shape (K, *s) viewed as (K, 1, ..., 1, *s) with 1 + `rank` axes, so that
 /// it broadcasts against a value of rank `rank` (K stays in front).

@@ -195,13 +195,16 @@ class ReleasedNode final : public TNode {
 std::unique_ptr<Node> TNode::stand_in() {
   // As PyTorch: what saved values goes (a later sweep through it raises); a record that
   // saved none stays, and can be swept again.
-  if (is_leaf_node_ || released_node_ || !out_ || !releasable() || (!saves_inputs() && !saves_output())) return nullptr;
+  const std::shared_ptr<TensorImpl> res = result();
+  if (is_leaf_node_ || released_node_ || !releasable() || (!saves_inputs() && !saves_output())) return nullptr;
   // The result is released (its value stays, as an operand it is a record that refuses
   // gradients), and what this record kept goes with it.
   const char* n = name();
-  out_->released_name = n;
-  out_->released = true;
-  out_->gen = 0;
+  if (res) {
+    res->released_name = n;
+    res->released = true;
+    res->gen = 0;
+  }
   auto r = std::make_unique<ReleasedNode>(n);
   r->released_node_ = true;
   return r;
@@ -218,7 +221,7 @@ std::uint32_t record_of(const Tensor& t, Tape& tape) {
       if (impl == &p) return rec;
     auto node = std::make_unique<LeafNode>(t.impl_ptr());
     node->is_leaf_node_ = true;
-    node->out_ = t.impl_ptr();
+    node->set_output(t.impl_ptr());
     const std::uint32_t rec = tape.push_node(std::move(node));
     tls_segment->leaves.emplace_back(&p, rec);
     return rec;
@@ -233,7 +236,7 @@ std::uint32_t record_of(const Tensor& t, Tape& tape) {
     node = std::make_unique<ReleasedNode>(p.released_name);
     node->released_node_ = true;
   }
-  node->out_ = t.impl_ptr();
+  node->set_output(t.impl_ptr());
   const std::uint32_t rec = tape.push_node(std::move(node));
   p.tape = &tape;
   p.rec = rec;
@@ -263,14 +266,20 @@ void TNode::tangent(TangentSweep& sweep, std::uint32_t i) {
 }
 
 
+void pin_result(const Tensor& t) {
+  const TensorImpl& p = t.impl();
+  if (p.leaf || p.released || !is_current(p.tape, p.gen) || p.tape->record(p.rec).op != Op::Node) return;
+  if (auto* n = dynamic_cast<TNode*>(&p.tape->node(p.rec))) n->pin_output();
+}
+
 void TNode::add_grad(const Tensor& g) {
   Tensor gd = g;
-  if (gd.dtype() != out_->dtype) gd = astype(gd, out_->dtype);
-  if (gd.shape() != out_->shape) {
-    if (gd.numel() != out_->numel)
+  if (gd.dtype() != out_dtype_) gd = astype(gd, out_dtype_);
+  if (gd.shape() != out_shape_) {
+    if (gd.numel() != shape_numel(out_shape_))
       throw_error("tapegrad: internal error: a gradient of shape " + shape_str(gd.shape()) +
-                  " for a result of shape " + shape_str(out_->shape));
-    gd = reshaped(gd, out_->shape);
+                  " for a result of shape " + shape_str(out_shape_));
+    gd = reshaped(gd, out_shape_);
   }
   if (!grad_.defined()) {
     grad_ = gd;
@@ -296,8 +305,8 @@ void TNode::save(const Tensor& t) {
 }
 
 void TNode::stamp(const std::vector<const Tensor*>& inputs, const Tensor& out) {
-  if (saves_inputs())
-    for (const Tensor* t : inputs) save(*t);
+  for (std::size_t k = 0; k < inputs.size(); ++k)
+    if (saves_input(k)) save(*inputs[k]);
   if (saves_output()) save(out);
 }
 
@@ -357,9 +366,9 @@ Tensor TNode::tangent_from(const std::vector<Tensor>& t, std::int64_t K) {
   check_versions();
   Tensor r = jvp(t);
   if (!r.defined()) return r;
-  if (r.dtype() != out_->dtype) r = astype(r, out_->dtype);
+  if (r.dtype() != out_dtype_) r = astype(r, out_dtype_);
   Shape want{K};
-  want.insert(want.end(), out_->shape.begin(), out_->shape.end());
+  want.insert(want.end(), out_shape_.begin(), out_shape_.end());
   if (r.shape() != want) r = r.numel() == shape_numel(want) ? reshaped(r, want) : broadcast_to(r, want);
   return r;
 }
@@ -386,18 +395,19 @@ void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
   // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
   // are then results on the tape, differentiable again.
   GradModeGuard mode(sweep.recorded);
-  if (out_ && out_->hooks && sweep.hooks_at(i) && !released_node_ && !(is_leaf_node_ && tls_segment_sweep))
-    g = run_grad_hooks(*out_, std::move(g));
+  const std::shared_ptr<TensorImpl> res = result();  // (a hook or retain_grad pins it: see pin_output)
+  if (res && res->hooks && sweep.hooks_at(i) && !released_node_ && !(is_leaf_node_ && tls_segment_sweep))
+    g = run_grad_hooks(*res, std::move(g));
   if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
   if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
-  if (out_ && out_->retains_grad && sweep.deliver) {
+  if (res && res->retains_grad && sweep.deliver) {
     if (grad_enabled()) {
-      const Tensor old = Tensor(out_).grad();
-      assign_grad(*out_, (old.defined() ? add(old, g) : g).impl_ptr());
-    } else if (!out_->grad) {
-      out_->grad = clone_values(g).impl_ptr();
+      const Tensor old = Tensor(res).grad();
+      assign_grad(*res, (old.defined() ? add(old, g) : g).impl_ptr());
+    } else if (!res->grad) {
+      res->grad = clone_values(g).impl_ptr();
     } else {
-      accumulate_into(out_->grad, g);
+      accumulate_into(res->grad, g);
     }
   }
   sweep_ = &sweep;
@@ -443,8 +453,10 @@ Tensor Recorder::record(std::unique_ptr<TNode> node, Tensor out) {
   node->in_.resize(inputs_.size());
   for (std::size_t k = 0; k < inputs_.size(); ++k)
     node->in_[k] = inputs_[k]->requires_grad() ? record_of(*inputs_[k], *tape_) : Tape::kNone;
-  node->out_ = out.impl_ptr();
+  node->set_output(out.impl_ptr());
   node->stamp(inputs_, out);
+  node->drop_unread_output();
+  node->trim();
   const std::uint32_t rec = tape_->push_node(std::move(node));
   mark_recorded(out.impl(), *tape_, rec);
   return out;

@@ -188,6 +188,7 @@ void Tensor::retain_grad() {
   TensorImpl& p = impl();
   if (p.leaf) return;  // leaves keep their gradient anyway
   p.retains_grad = true;
+  detail::pin_result(*this);
 }
 
 Tensor Tensor::detach() const {
@@ -250,6 +251,7 @@ std::uint64_t Tensor::register_hook(std::function<Tensor(const Tensor&)> fn) {
   if (!p.hooks) p.hooks = std::make_shared<TensorHooks>();
   const std::uint64_t id = g_next_hook_id.fetch_add(1);
   p.hooks->pre.push_back(TensorHooks::Pre{id, std::move(fn)});
+  detail::pin_result(*this);  // (its record runs the hook even once the tensor is gone, as PyTorch's)
   return id;
 }
 
