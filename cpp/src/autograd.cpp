@@ -20,24 +20,6 @@ namespace tapegrad {
 
 namespace detail {
 
-// The records up to `from` on a path from one of `targets` (a grad()'s inputs): only their
-// gradients are asked for, so only their hooks run.
-std::vector<char> on_path(const Tape& tape, const std::vector<std::uint32_t>& targets, std::uint32_t from) {
-  std::vector<char> needed(std::size_t(from) + 1, 0);
-  std::uint32_t lo = from + 1;
-  for (std::uint32_t t : targets)
-    if (t <= from) {
-      needed[t] = 1;
-      lo = std::min(lo, t);
-    }
-  for (std::uint32_t i = lo; i <= from; ++i)
-    if (!needed[i])
-      tape.for_each_operand(i, [&](std::uint32_t q) {
-        if (q != Tape::kNone && needed[q]) needed[i] = 1;
-      });
-  return needed;
-}
-
 std::vector<std::uint32_t> sink_records(const Tape& tape, std::uint32_t slot, std::uint32_t to) {
   std::vector<std::uint32_t> recs;
   for (std::uint32_t i = 0; i <= to && i < tape.size(); ++i)
@@ -119,7 +101,7 @@ std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Va
   if (live) {
     std::vector<std::uint32_t> targets;
     for (const auto& recs : xs) targets.insert(targets.end(), recs.begin(), recs.end());
-    const std::vector<char> needed = on_path(tape, targets, from);
+    const std::vector<char> needed = tape.reached_from(targets, from);  // (only their hooks run)
     if (options.create_graph) {
       adj.assign(from + 1, Var());
       has.assign(from + 1, 0);
@@ -360,17 +342,7 @@ void Tensor::backward(const Tensor& gradient, bool create_graph, bool retain_gra
   if (p.leaf) {
     // A leaf's gradient is the seed itself (as in PyTorch), through its hooks.
     GradModeGuard mode(create_graph);
-    const Tensor seed = detail::run_grad_hooks(p, gradient);
-    if (create_graph) {
-      const Tensor gd = astype(seed, p.dtype);
-      const Tensor old = grad();
-      detail::assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
-    } else {
-      Tensor g = detail::clone_values(detail::convert(seed, p.dtype));
-      if (!p.grad) p.grad = g.impl_ptr();
-      else if (p.grad->requires_grad) detail::assign_grad(p, add(Tensor(p.grad).detach(), g).impl_ptr());
-      else detail::accumulate_into(p.grad, g, true);
-    }
+    detail::accumulate_grad(impl_ptr(), detail::run_grad_hooks(p, gradient), true);
     detail::run_post_accumulate_hooks(impl_ptr());
     return;
   }
@@ -574,7 +546,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
       }
     }
     // No .grad changes: the sweep delivers nothing, its captures are the results.
-    const std::vector<char> needed = detail::on_path(*tape, targets, from);
+    const std::vector<char> needed = tape->reached_from(targets, from);
     if (create_graph) {
       std::vector<Var> adj(from + 1);
       std::vector<char> has(from + 1, 0);

@@ -211,9 +211,18 @@ class Tape {
   std::size_t node_bytes() const noexcept;
 
   std::uint32_t size() const noexcept { return size_; }
+  // The two walks of the graph (record order is topological, so each is one pass):
   /// Which records up to `upto` lead to one of the records `seeds[0..n)` (the seeds included):
-  /// a mark per record, by one backwards pass over the operands (record order is topological).
-  std::vector<char> leading_to(const std::uint32_t* seeds, std::size_t n, std::uint32_t upto) const;
+  /// a mark per record, by one backwards pass over the operands from `upto` down to `lo`.
+  /// Records marked in `stop` (indexed by record) are reached but not walked through (a tangent
+  /// sweep's seeds: what they read does not matter). With `last`, last[j] becomes the last
+  /// marked record that reads j (kNone for a seed; records before lo stay unmarked).
+  std::vector<char> leading_to(const std::uint32_t* seeds, std::size_t n, std::uint32_t upto, std::uint32_t lo = 0,
+                               const std::vector<char>* stop = nullptr,
+                               std::vector<std::uint32_t>* last = nullptr) const;
+  /// Which records up to `upto` one of `targets` leads to (the targets included): the
+  /// records on a path from them forwards, by one pass over the operands.
+  std::vector<char> reached_from(const std::vector<std::uint32_t>& targets, std::uint32_t upto) const;
   /// Calls f(j) for each record j that record i reads (its operands; a Node's inputs, where
   /// Tape::kNone stands for a constant input).
   template <class F>

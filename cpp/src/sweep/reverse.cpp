@@ -6,6 +6,7 @@
 #include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -147,16 +148,39 @@ bool Tape::zero_adjoint_passes(ReverseSweep& sweep, std::uint32_t i) {
   return i < sweep.leads_.size() && sweep.leads_[i];
 }
 
-std::vector<char> Tape::leading_to(const std::uint32_t* seeds, std::size_t n, std::uint32_t upto) const {
+std::vector<char> Tape::leading_to(const std::uint32_t* seeds, std::size_t n, std::uint32_t upto, std::uint32_t lo,
+                                   const std::vector<char>* stop, std::vector<std::uint32_t>* last) const {
   std::vector<char> leads(std::size_t(upto) + 1, 0);
+  if (last) last->assign(std::size_t(upto) + 1, 0);
   for (std::size_t k = 0; k < n; ++k)
-    if (seeds[k] <= upto) leads[seeds[k]] = 1;
-  for (std::uint32_t j = upto + 1; j-- > 0;)
-    if (leads[j])
+    if (seeds[k] <= upto && seeds[k] >= lo) {
+      leads[seeds[k]] = 1;
+      if (last) (*last)[seeds[k]] = kNone;
+    }
+  for (std::uint32_t j = upto + 1; j-- > lo;)
+    if (leads[j] && !(stop && (*stop)[j]))
       for_each_operand(j, [&](std::uint32_t q) {
-        if (q != kNone) leads[q] = 1;
+        if (q == kNone || q < lo || q >= j) return;
+        leads[q] = 1;
+        if (last && (*last)[q] != kNone) (*last)[q] = std::max((*last)[q], j);
       });
   return leads;
+}
+
+std::vector<char> Tape::reached_from(const std::vector<std::uint32_t>& targets, std::uint32_t upto) const {
+  std::vector<char> reached(std::size_t(upto) + 1, 0);
+  std::uint32_t lo = upto + 1;
+  for (std::uint32_t t : targets)
+    if (t <= upto) {
+      reached[t] = 1;
+      lo = std::min(lo, t);
+    }
+  for (std::uint32_t i = lo; i <= upto; ++i)
+    if (!reached[i])
+      for_each_operand(i, [&](std::uint32_t q) {
+        if (q != kNone && reached[q]) reached[i] = 1;
+      });
+  return reached;
 }
 
 Var Tape::run_hooks(std::uint32_t rec, const Var& g) {

@@ -63,44 +63,29 @@ std::vector<Tensor> tangent_sweep(Tape& tape, const std::vector<std::pair<std::u
     if (sd.first <= to) from = std::min(from, sd.first);
   std::vector<Tensor> result(outs.size());
   if (from == Tape::kNone) return result;
-  const std::uint32_t n = to - from + 1;
   Tape::SweepScope running(tape);
   detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)
   TangentSweep sweep(tape, from, to, K);
-  std::vector<char> is_seed(n, 0), need(n, 0);
+  std::vector<char> is_seed(std::size_t(to) + 1, 0);
   for (const auto& [rec, t] : seeds) {
     if (rec > to) continue;
     sweep.add(rec, t);
-    is_seed[rec - from] = 1;
+    is_seed[rec] = 1;
   }
-  // Only the records between the seeds and the outputs matter: mark them backwards, noting
-  // each one's last reader, after which its tangent is dropped (outputs are kept).
-  std::vector<std::uint32_t> last(n, 0);
-  for (std::uint32_t o : outs)
-    if (o >= from) {
-      need[o - from] = 1;
-      last[o - from] = Tape::kNone;
-    }
-  auto reads = [&](std::uint32_t i, auto&& f) { tape.for_each_operand(i, f); };
-  for (std::uint32_t i = to + 1; i-- > from;) {
-    if (!need[i - from] || is_seed[i - from]) continue;
-    reads(i, [&](std::uint32_t j) {
-      if (j != Tape::kNone && j >= from && j < i) {
-        need[j - from] = 1;
-        last[j - from] = std::max(last[j - from], i);
-      }
-    });
-  }
+  // Only the records between the seeds and the outputs matter: marked backwards from the
+  // outputs (not through the seeds), with each one's last reader, after which its tangent is
+  // dropped (the outputs' are kept).
+  std::vector<std::uint32_t> last;
+  const std::vector<char> need = tape.leading_to(outs.data(), outs.size(), to, from, &is_seed, &last);
   // The sweep: one forward loop over the records that matter.
-  std::vector<Tensor> ts;
   for (std::uint32_t i = from; i <= to; ++i) {
-    if (!need[i - from] || is_seed[i - from]) continue;
+    if (!need[i] || is_seed[i]) continue;
     if (tape.record(i).op == Op::Node)
       tape.node(i).tangent(sweep, i);
     else
       scalar_tangent_step(sweep, i);
-    reads(i, [&](std::uint32_t j) {
-      if (j != Tape::kNone && j >= from && j < i && last[j - from] == i) sweep.set(j, Tensor());
+    tape.for_each_operand(i, [&](std::uint32_t j) {
+      if (j != Tape::kNone && j >= from && j < i && last[j] == i) sweep.set(j, Tensor());
     });
   }
   for (std::size_t o = 0; o < outs.size(); ++o)

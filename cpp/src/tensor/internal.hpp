@@ -33,6 +33,12 @@ std::int64_t checked_numel(const Shape& s, const char* what);
 /// Throws the error that says why tensor t (a recorded result) cannot be used.
 [[noreturn]] void throw_unusable_tensor(const Tensor& t);
 /// Sets p's .grad to g (keeping a recorded g rooted on its tape, so it survives collect()).
+/// Adds g into target's .grad: the one accumulation of leaves (backward's sweeps, a leaf's own
+/// backward) and retained results. Recorded (create_graph) when grad mode is on; else the first
+/// gradient is taken if nothing else shares it, and later ones added in place where `in_place`
+/// (a leaf's .grad, as PyTorch's AccumulateGrad) or where .grad's memory is its own. Locks
+/// the target's leaf mutex (threads may deliver into one leaf).
+void accumulate_grad(const std::shared_ptr<TensorImpl>& target, const Tensor& g, bool in_place);
 /// A copy of x's values in fresh memory: not recorded.
 Tensor clone_values(const Tensor& x);
 /// grad += g: in place when `always` (a leaf's .grad, as PyTorch does) or when grad's memory

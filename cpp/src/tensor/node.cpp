@@ -116,6 +116,35 @@ GraphNode graph_node(const Tape& tape, std::uint32_t rec) {
   throw_error("tapegrad: this Tensor was recorded on another tape");
 }
 
+void accumulate_grad(const std::shared_ptr<TensorImpl>& target, const Tensor& g, bool in_place) {
+  TensorImpl& p = *target;
+  // Several threads' sweeps may deliver into one leaf: one at a time.
+  std::lock_guard<std::recursive_mutex> lock(leaf_mutex(&p));
+  NoUnlock keep_host_lock;
+  if (grad_enabled()) {  // create_graph: .grad is a recorded result
+    Tensor gd = astype(g, p.dtype);
+    if (gd.impl_ptr() == target) gd = gd.clone();  // (a hook returned the tensor: .grad is a copy, as PyTorch's)
+    const Tensor old = current_grad(p);
+    assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
+    return;
+  }
+  Tensor gd = convert(g, p.dtype);
+  if (p.grad && p.grad->requires_grad) {  // a recorded gradient from an earlier create_graph
+    assign_grad(p, add(Tensor(p.grad).detach(), gd).impl_ptr());
+    return;
+  }
+  if (!p.grad) {
+    // Take the gradient if nothing else shares it, else keep a private copy.
+    if (gd.impl_ptr().use_count() == 1 + (gd.same(g) ? 1 : 0) && gd.impl().storage.use_count() == 1) {
+      p.grad = gd.impl_ptr();
+    } else {
+      p.grad = clone_values(gd).impl_ptr();
+    }
+    return;
+  }
+  accumulate_into(p.grad, gd, in_place);
+}
+
 namespace {
 // A leaf's record on a tape: its gradient goes into the leaf's grad.
 class LeafNode final : public TNode {
@@ -125,37 +154,8 @@ class LeafNode final : public TNode {
 
  protected:
   void vjp(const Tensor& g) override {
-    accumulate(g);
+    accumulate_grad(leaf_, g, true);
     run_post_accumulate_hooks(leaf_);
-  }
-
-  void accumulate(const Tensor& g) {
-    TensorImpl& p = *leaf_;
-    // Several threads' sweeps may deliver into one leaf: one at a time.
-    std::lock_guard<std::recursive_mutex> lock(leaf_mutex(&p));
-    NoUnlock keep_host_lock;
-    if (grad_enabled()) {  // create_graph: .grad is a recorded result
-      Tensor gd = astype(g, p.dtype);
-      if (gd.impl_ptr() == leaf_) gd = gd.clone();  // (a hook returned the leaf: .grad is a copy, as PyTorch's)
-      const Tensor old = current_grad(p);
-      assign_grad(p, (old.defined() ? add(old, gd) : gd).impl_ptr());
-      return;
-    }
-    Tensor gd = convert(g, p.dtype);
-    if (p.grad && p.grad->requires_grad) {  // a recorded gradient from an earlier create_graph
-      assign_grad(p, add(Tensor(p.grad).detach(), gd).impl_ptr());
-      return;
-    }
-    if (!p.grad) {
-      // Take the gradient if nothing else shares it, else keep a private copy.
-      if (gd.impl_ptr().use_count() == 1 + (gd.same(g) ? 1 : 0) && gd.impl().storage.use_count() == 1) {
-        p.grad = gd.impl_ptr();
-      } else {
-        p.grad = clone_values(gd).impl_ptr();
-      }
-      return;
-    }
-    accumulate_into(p.grad, gd, true);
   }
 
   // A leaf has no inputs: its tangent is the seed a sweep gives it, or zero.
@@ -400,16 +400,7 @@ void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
     g = run_grad_hooks(*res, std::move(g));
   if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
   if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
-  if (res && res->retains_grad && sweep.deliver) {
-    if (grad_enabled()) {
-      const Tensor old = Tensor(res).grad();
-      assign_grad(*res, (old.defined() ? add(old, g) : g).impl_ptr());
-    } else if (!res->grad) {
-      res->grad = clone_values(g).impl_ptr();
-    } else {
-      accumulate_into(res->grad, g);
-    }
-  }
+  if (res && res->retains_grad && sweep.deliver) accumulate_grad(res, g, false);
   sweep_ = &sweep;
   vjp(g);
 }
