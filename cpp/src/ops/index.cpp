@@ -58,9 +58,10 @@ bool ordered_before(K a, K b) {
 
 // --- scans ----------------------------------------------------------------------------------
 
-// Running sums of x along axis (from the end when `reverse`), accumulated in double for the
-// floating dtypes and rounded once per element; int64 (wrapping) for the others.
-Tensor scan_sum(const Tensor& x, int a, bool reverse) {
+// Running sums (products, with `prod`) of x along axis a, from the end when `reverse`:
+// accumulated in double for the floating dtypes and rounded once per element; int64
+// (wrapping) for the others.
+Tensor scan(const Tensor& x, int a, bool prod, bool reverse) {
   const bool fl = is_floating(x.dtype());
   const Tensor src = fl ? x : convert(x, DType::Int64);
   Tensor r = empty_tensor(x.shape(), src.dtype());
@@ -70,10 +71,10 @@ Tensor scan_sum(const Tensor& x, int a, bool reverse) {
     if constexpr (!std::is_same_v<T, bool>) {
       const T* s = src.data<T>();
       T* d = r.data<T>();
-      using Acc = std::conditional_t<std::is_same_v<T, std::int64_t>, std::uint64_t, double>;
+      using Acc = std::conditional_t<std::is_same_v<T, std::int64_t>, std::uint64_t, double>;  // (uint64 wraps)
       std::vector<Acc> acc(static_cast<std::size_t>(l.inner));
       for (std::int64_t o = 0; o < l.outer; ++o) {
-        std::fill(acc.begin(), acc.end(), Acc(0));
+        std::fill(acc.begin(), acc.end(), Acc(prod ? 1 : 0));
         const std::int64_t off = o * l.n * l.inner;
         for (std::int64_t jj = 0; jj < l.n; ++jj) {
           const std::int64_t j = reverse ? l.n - 1 - jj : jj;
@@ -81,39 +82,10 @@ Tensor scan_sum(const Tensor& x, int a, bool reverse) {
           T* dp = d + off + j * l.inner;
           for (std::int64_t i = 0; i < l.inner; ++i) {
             Acc& c = acc[static_cast<std::size_t>(i)];
-            if constexpr (std::is_same_v<T, std::int64_t>) c += static_cast<std::uint64_t>(sp[i]);  // (wraps)
-            else c += cast_to<double>(sp[i]);
-            dp[i] = static_cast<T>(c);
-          }
-        }
-      }
-    }
-  });
-  return r;
-}
-
-Tensor scan_prod(const Tensor& x, int a) {
-  const bool fl = is_floating(x.dtype());
-  const Tensor src = fl ? x : convert(x, DType::Int64);
-  Tensor r = empty_tensor(x.shape(), src.dtype());
-  const Lines l = lines_of(x.shape(), a);
-  Unlocked unlocked(x.numel());
-  TG_ANY_DISPATCH(src.dtype(), T, {
-    if constexpr (!std::is_same_v<T, bool>) {
-      const T* s = src.data<T>();
-      T* d = r.data<T>();
-      using Acc = std::conditional_t<std::is_same_v<T, std::int64_t>, std::uint64_t, double>;
-      std::vector<Acc> acc(static_cast<std::size_t>(l.inner));
-      for (std::int64_t o = 0; o < l.outer; ++o) {
-        std::fill(acc.begin(), acc.end(), Acc(1));
-        const std::int64_t off = o * l.n * l.inner;
-        for (std::int64_t j = 0; j < l.n; ++j) {
-          const T* sp = s + off + j * l.inner;
-          T* dp = d + off + j * l.inner;
-          for (std::int64_t i = 0; i < l.inner; ++i) {
-            Acc& c = acc[static_cast<std::size_t>(i)];
-            if constexpr (std::is_same_v<T, std::int64_t>) c *= static_cast<std::uint64_t>(sp[i]);
-            else c *= cast_to<double>(sp[i]);
+            Acc v;
+            if constexpr (std::is_same_v<T, std::int64_t>) v = static_cast<std::uint64_t>(sp[i]);
+            else v = cast_to<double>(sp[i]);
+            c = prod ? c * v : c + v;
             dp[i] = static_cast<T>(c);
           }
         }
@@ -146,7 +118,7 @@ class CumsumNode final : public TNode {
 
 Tensor cumsum_dir(const Tensor& x, int a, bool reverse) {
   Recorder rec({&x}, "cumsum");
-  Tensor r = scan_sum(x, a, reverse);
+  Tensor r = scan(x, a, false, reverse);
   if (!rec.on() || !is_floating(x.dtype())) return r;
   return rec.record(std::make_unique<CumsumNode>(a, reverse), r);
 }
@@ -471,7 +443,7 @@ Tensor cumprod(const Tensor& x0, int axis) {
   const Tensor x = detail::autocast_wide(x0);
   const int a = axis_of(x, axis, "cumprod");
   Recorder rec({&x}, "cumprod");
-  Tensor r = scan_prod(x, a);
+  Tensor r = scan(x, a, true, false);
   if (!rec.on() || !is_floating(x.dtype())) return r;
   return rec.record(std::make_unique<CumprodNode>(x, a), r);
 }
