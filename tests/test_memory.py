@@ -21,7 +21,7 @@ from numpy.testing import assert_allclose
 
 import tapegrad as tg
 
-MIN_COLLECT = 1 << 18  # PyTape::kMinCollect
+MIN_COLLECT = 1 << 18  # Tape::kMinCollect (the core's collection policy)
 RECORD_BYTES = 12 + 8  # a record and its value
 CONSTANT_BYTES = 8
 

@@ -108,6 +108,32 @@ TEST_CASE("scoped tapes nest and restore the previous tape") {
   CHECK(a.tape() == &outer);
 }
 
+TEST_CASE("the collection policy: collect once the tape doubles past what the last collection left") {
+  // (what the Python module runs after every op, for an embedder whose live handles are roots)
+  Tape tape;
+  ScopedTape scope(tape);
+  Var x = 0.5;
+  const auto rx = tape.add_root(x.index(), nullptr, true);
+  Var y = x * x;  // kept: a root reaches it
+  const auto ry = tape.add_root(y.index(), nullptr, false);
+  std::uint32_t collections = 0;
+  for (int i = 0; i < 3 * static_cast<int>(Tape::kMinCollect); ++i) {
+    const Var garbage = sin(x) + 1.0;  // two records no root reaches
+    (void)garbage;
+    if (tape.maybe_collect()) {
+      ++collections;
+      CHECK(tape.size() == 2);  // x and x * x
+      x = Var(tape.value(tape.root_record(rx)), tape.root_record(rx), tape.generation(), &tape);
+    }
+    CHECK(tape.size() <= Tape::kMinCollect + 2);
+  }
+  CHECK(collections >= 5);
+  tape.reverse(tape.root_record(ry));
+  CHECK(tape.adjoint(tape.root_record(rx)) == 1.0);  // d(x^2)/dx at 0.5
+  tape.clear();  // the policy starts afresh: nothing to collect on an empty tape
+  CHECK_FALSE(tape.maybe_collect());
+}
+
 TEST_CASE("leaf records deliver their adjoints into their sink, removed sinks are reused after collect()") {
   Tape tape;
   ScopedTape scope(tape);

@@ -15,18 +15,9 @@ namespace tgpy {
 /// so it lives as long as any Var recorded on it.
 struct PyTape {
   // Python code never clears a tape by hand: when the last non-leaf Var of a tape dies, the
-  // tape is cleared (O(1)); while Vars live, it is collected (mark-compact from the live
-  // Vars) each time it doubles past the size it had after the last collection.
-  static constexpr std::uint32_t kMinCollect = 1u << 18;
-  // Tensor records are few but large: the tape is also collected when the tensor records
-  // pushed since the last collection hold more than max(4 MiB, what was live then) (their
-  // values plus a fixed estimate of each record's own size). Collection costs O(records),
-  // a few microseconds for a training step's graph.
-  static constexpr std::size_t kMinCollectBytes = std::size_t(4) << 20;
-
+  // tape is cleared (O(1)); while Vars live, the core's collection policy runs after each op
+  // (Tape::maybe_collect: every live Python result is a root).
   tapegrad::Tape tape;
-  std::uint32_t collect_at = kMinCollect;
-  std::size_t collect_bytes_at = kMinCollectBytes;
   // The thread sweeping this tape with the GIL released in its kernels (0: none). Set and
   // read with the GIL held; every other thread's use of the tape waits while it is set.
   unsigned long busy_owner = 0;
@@ -44,12 +35,6 @@ struct PyTape {
   PyTape& operator=(const PyTape&) = delete;
   ~PyTape() { delete prev_cache; }
 
-  /// After a clear(): the policy starts afresh.
-  void reset_policy() {
-    collect_at = kMinCollect;
-    collect_bytes_at = kMinCollectBytes;
-  }
-
   /// Whether dropping its last result may clear it, or a growing tape be collected: not while
   /// a sweep runs on it (a hook or a custom function's Python code makes and drops tensors
   /// then), nor for a checkpointed segment's own tape (pinned: it goes as a whole).
@@ -57,14 +42,7 @@ struct PyTape {
   bool pinned = false;
 
   void maybe_collect() {
-    if (!may_clear()) return;
-    if (tape.size() >= collect_at || tape.node_bytes_pushed() >= collect_bytes_at) {
-      tape.collect();
-      const std::size_t live = tape.node_bytes();
-      collect_bytes_at = live > kMinCollectBytes ? live : kMinCollectBytes;
-      const std::uint64_t next = 2ull * tape.size();
-      collect_at = next > kMinCollect ? (next > 0xF0000000ull ? 0xF0000000u : std::uint32_t(next)) : kMinCollect;
-    }
+    if (may_clear()) tape.maybe_collect();
   }
 };
 

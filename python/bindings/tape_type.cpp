@@ -117,8 +117,7 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
             enter(&t);
             if (t.tape.sweeping())
               throw tapegrad::Error("tapegrad: Tape.clear() during a sweep of the same tape (from a hook or a custom function)");
-            t.tape.clear();
-            t.reset_policy();
+            t.tape.clear();  // (the collection policy starts afresh)
           }, "Rewind to empty in O(1), keeping the memory. Non-leaf Vars on it become stale.")
       .def("collect", [](PyTape& t) {
             enter(&t);

@@ -58,7 +58,6 @@ struct PyTensor {
       tp.remove_root(root);
       if (tp.live_nonleaf_roots() == 0 && tape->may_clear()) {
         tp.clear();
-        tape->reset_policy();
       }
     }
     root = Tape::kNone;

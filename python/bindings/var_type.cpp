@@ -155,7 +155,6 @@ void release_root(VarObject* v) {
     t.remove_root(v->root);
     if (!(v->flags & kLeaf) && t.live_nonleaf_roots() == 0 && v->tape->may_clear()) {
       t.clear();
-      v->tape->reset_policy();
     }
   }
   v->root = Tape::kNone;

@@ -333,6 +333,20 @@ class Tape {
   /// remaps the roots. A new generation starts: handles that are not roots become stale.
   void collect();
 
+  // --- the collection policy (what the Python module runs after every op) ---------------
+  /// Collects when the tape has grown enough since the last collection: when its records
+  /// reach twice the number the last collection left (at least kMinCollect), or when the
+  /// tensor records pushed since hold more than what was live then (at least
+  /// kMinCollectBytes: a few tensor records can hold gigabytes). Collection costs O(records),
+  /// so the policy keeps its cost proportional to the recording. Not while a sweep runs.
+  /// For a program whose live handles are all roots (add_root), as the Python module's are:
+  /// every other handle goes stale. Returns whether it collected.
+  bool maybe_collect();
+  /// Starts the policy afresh (after a clear()).
+  void reset_collect_policy() noexcept;
+  static constexpr std::uint32_t kMinCollect = 1u << 18;
+  static constexpr std::size_t kMinCollectBytes = std::size_t(4) << 20;
+
   TapeStats stats() const;
 
   /// Whether a sweep (reverse, recorded or tangent) is running on this tape: user code it calls
@@ -384,6 +398,8 @@ class Tape {
   double* constants_ = nullptr;
   std::uint32_t size_ = 0, capacity_ = 0;
   std::uint32_t nconst_ = 0, const_capacity_ = 0;
+  std::uint32_t collect_at_ = kMinCollect;          // the collection policy's thresholds
+  std::size_t collect_bytes_at_ = kMinCollectBytes;
   std::uint32_t generation_;
   std::uint32_t birth_;
   std::uint32_t epoch_ = 0;

@@ -17,6 +17,21 @@
 
 
 namespace tapegrad {
+
+bool Tape::maybe_collect() {
+  if (sweeping() || (size() < collect_at_ && node_bytes_pushed() < collect_bytes_at_)) return false;
+  collect();
+  const std::size_t live = node_bytes();
+  collect_bytes_at_ = live > kMinCollectBytes ? live : kMinCollectBytes;
+  const std::uint64_t next = 2ull * size();
+  collect_at_ = next > kMinCollect ? (next > 0xF0000000ull ? 0xF0000000u : std::uint32_t(next)) : kMinCollect;
+  return true;
+}
+
+void Tape::reset_collect_policy() noexcept {
+  collect_at_ = kMinCollect;
+  collect_bytes_at_ = kMinCollectBytes;
+}
 namespace {
 
 std::atomic<std::uint32_t> g_next_generation{1};
@@ -195,6 +210,7 @@ std::size_t Tape::node_bytes() const noexcept {
 void Tape::clear() noexcept {
   nodes_.clear();  // releases what tensor records held (values, leaves)
   node_bytes_pushed_ = 0;
+  reset_collect_policy();
   size_ = 0;
   nconst_ = 0;
   adjoint_size_ = 0;
