@@ -467,3 +467,72 @@ def test_scans_sorts_and_selections_with_hostile_arguments() -> None:
     """)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert int(proc.stdout.split()[-1]) > 1000
+
+
+def test_the_forward_sweep_at_new_inputs_with_hostile_arguments() -> None:
+    """tapegrad._core._forward_at (the forward sweep at new inputs, replay's engine) fed random
+    mixes of outputs, leaves and values: results, leaves, constants, stale and released results,
+    custom functions' and checkpointed results, values of the wrong shape or dtype, None, strings,
+    NaN; plain and recorded. Exceptions that name the problem, never a crash; the calls that
+    succeed give the value a fresh run gives."""
+    proc = run_child("""
+        import numpy as np, tapegrad as tg
+        class Twice(tg.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x * 2
+            @staticmethod
+            def backward(ctx, g):
+                return g * 2
+        rng = np.random.default_rng(1)
+        ok = errors = 0
+        for trial in range(400):
+            with tg.Tape() as t:
+                t.keep_constants = bool(trial % 3)
+                x = tg.tensor(rng.uniform(-1, 1, 3), requires_grad=True)
+                w = tg.tensor(rng.uniform(-1, 1, (2, 3)), requires_grad=True)
+                y = (w @ x.exp()).tanh()
+                s = y.sum()
+                c = Twice.apply(x).sum()
+                k = tg.utils.checkpoint.checkpoint(lambda a: (a * a).sum(), x) if trial % 5 == 0 else s
+                r = (x * 3).sum()
+                if trial % 7 == 0:
+                    r.backward()
+                stale_tape = tg.Tape()
+                with stale_tape:
+                    z = tg.tensor([1.0], requires_grad=True)
+                    zz = z * 2
+                stale_tape.clear()
+                outs = [y, s, c, k, r, zz, x, w, tg.tensor(1.0), None, 3.0]
+                leaves = [x, w, y, tg.tensor([1.0, 2.0, 3.0]), z, None, "x"]
+                vals = [np.zeros(3), np.ones((2, 3)), np.zeros(4), np.zeros(3, dtype=np.float32),
+                        np.array([np.nan] * 3), None, "abc", x, tg.tensor(2.0), [1.0, 2.0, 3.0]]
+                if trial % 4 < 2 and t.keep_constants:  # a valid call: the checks of its value below
+                    xv = rng.uniform(-1, 1, 3)
+                    args = ([s], [x], [xv])
+                    if trial % 8 < 4:
+                        args = ([s, y], [x, w], [xv, rng.uniform(-1, 1, (2, 3))])
+                    got = tg._core._forward_at(*args, record=bool(trial % 2))
+                    wv = args[2][1] if len(args[1]) == 2 else w.detach().numpy()
+                    want = np.tanh(wv @ np.exp(xv))
+                    first = got[0] if isinstance(got, tuple) else got
+                    assert np.allclose(first.detach().numpy(), want.sum())
+                    if isinstance(got, tuple):
+                        assert np.allclose(got[1].detach().numpy(), want)
+                    ok += 1
+                    continue
+                n = int(rng.integers(0, 3))
+                args = ([outs[int(i)] for i in rng.integers(len(outs), size=int(rng.integers(0, 3)))],
+                        [leaves[int(i)] for i in rng.integers(len(leaves), size=n)],
+                        [vals[int(i)] for i in rng.integers(len(vals), size=max(0, n + int(rng.integers(-1, 2))))])
+                try:
+                    got = tg._core._forward_at(*args, record=bool(trial % 2))
+                    ok += 1
+                except (TypeError, ValueError, IndexError, RuntimeError) as e:
+                    assert str(e), type(e)
+                    errors += 1
+        print("ok", ok, errors)
+    """)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ok, errors = (int(v) for v in proc.stdout.split()[-2:])
+    assert ok > 100 and errors > 100, (ok, errors)

@@ -77,6 +77,14 @@ class MultiNode : public TNode {
   // (its OutputNodes point at it; a custom op's name is its own string)
   bool releasable() const override { return false; }
 
+  // A custom function's forward and a checkpointed segment's are user code (Python, or a C++
+  // callable) that the tape did not record: a replay cannot run them.
+  Tensor forward_at(const std::vector<Tensor>&) override {
+    throw Error(std::string("tapegrad: ") + name() +
+                " cannot run forward at new inputs: its forward is user code (a custom Function or a checkpointed "
+                "function) that the tape did not record; to run it again, record its ops themselves");
+  }
+
   void reset_grad() noexcept override {
     TNode::reset_grad();
     unreached0_ = false;

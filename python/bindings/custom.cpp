@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core.hpp"
+#include "tapegrad/sweep.hpp"
 #include "tensor_conv.hpp"
 
 namespace py = pybind11;
@@ -195,6 +196,50 @@ void register_custom(py::module_& m) {
       py::arg("name"), py::arg("backward"), py::arg("jvp"), py::arg("inputs"), py::arg("outputs"),
       py::arg("differentiable"), py::arg("saved"), py::arg("materialize_grads") = true,
       "Records a custom function's outputs (tapegrad.autograd.Function.apply's core).");
+
+  m.def(
+      "_forward_at",
+      [](const py::list& outputs, const py::list& leaves, const py::list& values, bool record) {
+        if (leaves.size() != values.size())
+          throw py::value_error("tapegrad._forward_at: " + std::to_string(leaves.size()) + " leaves and " +
+                                std::to_string(values.size()) + " values");
+        const std::size_t n_out = outputs.size(), n_leaf = leaves.size();
+        if (n_out == 0) throw py::value_error("tapegrad._forward_at: no outputs");
+        std::vector<py::handle> operands;
+        for (py::handle h : outputs) operands.push_back(h);
+        for (py::handle h : leaves) operands.push_back(h);
+        for (py::handle h : values) operands.push_back(h);
+        return tensor_call(operands, [&](const std::vector<Tensor>& a) {
+          Tape* tape = nullptr;
+          std::vector<std::uint32_t> outs;
+          for (std::size_t k = 0; k < n_out; ++k) {
+            const tapegrad::TensorImpl& i = a[k].impl();
+            if (i.leaf || !i.requires_grad || i.released)
+              throw py::value_error("tapegrad._forward_at: output " + std::to_string(k) +
+                                    " is not a recorded result (a leaf, a constant or a released result)");
+            if (!tapegrad::detail::is_current(i.tape, i.gen))
+              throw tapegrad::Error("tapegrad: output " + std::to_string(k) + " is stale: its tape was cleared after it was recorded");
+            if (tape && tape != i.tape) throw py::value_error("tapegrad._forward_at: the outputs were recorded on different tapes");
+            tape = i.tape;
+            outs.push_back(i.rec);
+          }
+          tapegrad::ForwardSweep fw(*tape, record);
+          for (std::size_t j = 0; j < n_leaf; ++j) {
+            const Tensor& leaf = a[n_out + j];
+            if (!leaf.impl().leaf || !leaf.requires_grad())
+              throw py::value_error("tapegrad._forward_at: leaf " + std::to_string(j) + " is not a leaf that requires grad");
+            fw.set(tapegrad::detail::record_of(leaf, *tape), a[n_out + n_leaf + j]);
+          }
+          fw.run_records(outs);
+          std::vector<Tensor> r;
+          for (std::uint32_t rec : outs) r.push_back(fw.tensor(rec));
+          return r;
+        });
+      },
+      py::arg("outputs"), py::arg("leaves"), py::arg("values"), py::arg("record") = false,
+      "Runs the records that lead to `outputs` (recorded results of one tape) again with the leaves' new values "
+      "(the forward sweep at new inputs, replay's engine; the tape must keep its constants, Tape.keep_constants): "
+      "the outputs' new values, recorded (differentiable) with record=True.");
 
   m.def(
       "_graph",

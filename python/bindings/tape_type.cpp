@@ -138,6 +138,11 @@ every non-leaf Var recorded on it becomes stale, and using one raises RuntimeErr
             return d;
           }, "Records, constants and live handles on the tape, the bytes they use, and saved_bytes: the tensor "
              "values its records keep for the sweeps (a leaf's data excluded).")
+      .def_property(
+          "keep_constants", [](const PyTape& t) { return t.tape.keeps_constants(); },
+          [](PyTape& t, bool on) { t.tape.set_keep_constants(on); },
+          "Whether tensor records keep their constant inputs, as a program run again at new inputs must "
+          "(off by default: a record keeps only what its derivative reads). Set it before recording.")
       .def("__len__", [](const PyTape& t) { return t.tape.size(); })
       .def("__enter__", [](py::object self) {
             PyTape& t = self.cast<PyTape&>();

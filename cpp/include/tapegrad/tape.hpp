@@ -61,6 +61,7 @@ static_assert(sizeof(Record) == 12);
 class Tape;
 class Var;
 class TangentSweep;
+class ForwardSweep;
 
 /// What a reverse sweep is doing: made once by its front end (backward, autograd.grad) and
 /// handed to every record's step, so that no step reads a mode from anywhere else.
@@ -99,9 +100,9 @@ struct ReverseSweep {
 /// Nodes keep what their rules need (input values, attributes) and their own output
 /// gradient, so the tape only orders them.
 ///
-/// Every sweep asks a node the same questions, and never what kind of node it is: its reverse
-/// step on numbers, its reverse step recorded (for higher order) and its tangent step. (Replay
-/// at new inputs will be a fourth.)
+/// Every sweep asks a node the same four questions, and never what kind of node it is: its
+/// reverse step on numbers, its reverse step recorded (for higher order), its tangent step and
+/// its forward step at new inputs (the engine of replay: ForwardSweep).
 class Node {
  public:
   virtual ~Node() = default;
@@ -116,6 +117,12 @@ class Node {
   /// The tangent step of record `i`: its tangent from its inputs' tangents (see TangentSweep;
   /// nothing where every input's tangent is zero).
   virtual void tangent(TangentSweep& sweep, std::uint32_t i) = 0;
+  /// The forward step of record `i` at new inputs: its value from its inputs' values in
+  /// `sweep` (ForwardSweep::tensor), stored there (ForwardSweep::set), computed by the op's
+  /// kernel with no Python; recorded on the active tape only where the sweep records. A record
+  /// that cannot (a custom function whose forward is Python code, a checkpointed segment, a
+  /// released record) raises an Error that says so, as this default does.
+  virtual void forward(ForwardSweep& sweep, std::uint32_t i);
   /// The record indices this node reads (`collect()` marks and remaps them in place).
   virtual std::uint32_t* inputs(std::size_t& count) noexcept = 0;
   /// Drops any gradient a sweep left (a sweep interrupted by an exception).
@@ -349,6 +356,12 @@ class Tape {
 
   TapeStats stats() const;
 
+  /// Whether tensor records keep their constant inputs, as a program that is run again at new
+  /// inputs must (ForwardSweep reads them). Off by default: a record keeps only what its rules
+  /// read, so `x + c` lets go of c (as PyTorch's graph does). Set it before recording.
+  void set_keep_constants(bool on) noexcept { keep_constants_ = on; }
+  bool keeps_constants() const noexcept { return keep_constants_; }
+
   /// Whether a sweep (reverse, recorded or tangent) is running on this tape: user code it calls
   /// (hooks, custom functions, checkpointed segments) may record, but nothing may clear() or
   /// collect() the tape meanwhile (collect() raises then).
@@ -418,6 +431,7 @@ class Tape {
 
   struct HookTable;
   std::unique_ptr<HookTable> hooks_;       // null until the first hook
+  bool keep_constants_ = false;
   std::uint32_t sweeping_ = 0;             // sweeps running (see sweeping())
   std::thread::id sweep_thread_{};         // the thread of the outermost one
 

@@ -7,6 +7,7 @@
 #include "tapegrad/op.hpp"
 #include "tapegrad/optim.hpp"
 #include "tapegrad/rules.hpp"
+#include "tapegrad/sweep.hpp"
 #include "tapegrad/tape.hpp"
 #include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"

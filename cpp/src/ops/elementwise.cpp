@@ -99,10 +99,13 @@ namespace {
 // a recorded sweep: constant, yet a result of its operands with a zero derivative, as PyTorch's
 // threshold_backward and sgn are. A gradient made from it is then on the graph, and a second
 // backward through it (a gradient penalty) gives zeros where a constant would raise.
+// Which slope (what its forward at new inputs computes).
+enum class Slope { Step, Sign, Lesser, Zero };
+
 class ZeroSlopeNode final : public TNode {
  public:
   const char* name() const noexcept override { return "ZeroSlopeBackward"; }
-  explicit ZeroSlopeNode(std::vector<std::pair<Shape, DType>> inputs) : inputs_(std::move(inputs)) {}
+  ZeroSlopeNode(Slope kind, std::vector<std::pair<Shape, DType>> inputs) : kind_(kind), inputs_(std::move(inputs)) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -111,22 +114,24 @@ class ZeroSlopeNode final : public TNode {
     for (std::size_t k = 0; k < inputs_.size(); ++k) give(k, Tensor::zeros(inputs_[k].first, inputs_[k].second));
   }
   Tensor jvp(const std::vector<Tensor>&) override { return Tensor(); }  // (a zero tangent)
+  Tensor forward_at(const std::vector<Tensor>& in) override;
 
  private:
+  Slope kind_;
   std::vector<std::pair<Shape, DType>> inputs_;
 };
 
-Tensor zero_slope(const Tensor& value, const Tensor& x) {
+Tensor zero_slope(Slope kind, const Tensor& value, const Tensor& x) {
   Recorder rec({&x}, "slope");
   if (!rec.on()) return value;
-  return rec.record(std::make_unique<ZeroSlopeNode>(std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()}}),
-                    value);
+  return rec.record(
+      std::make_unique<ZeroSlopeNode>(kind, std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()}}), value);
 }
-Tensor zero_slope(const Tensor& value, const Tensor& x, const Tensor& y) {
+Tensor zero_slope(Slope kind, const Tensor& value, const Tensor& x, const Tensor& y) {
   Recorder rec({&x, &y}, "slope");
   if (!rec.on()) return value;
-  return rec.record(std::make_unique<ZeroSlopeNode>(std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()},
-                                                                                          {y.shape(), y.dtype()}}),
+  return rec.record(std::make_unique<ZeroSlopeNode>(
+                        kind, std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()}, {y.shape(), y.dtype()}}),
                     value);
 }
 }  // namespace
@@ -140,7 +145,7 @@ Tensor step(const Tensor& x) {
     NoGrad ng;
     v = astype(greater(x, weak_scalar(0.0, x.dtype())), x.dtype());
   }
-  return zero_slope(v, x);
+  return zero_slope(Slope::Step, v, x);
 }
 Tensor sign(const Tensor& x) {
   Tensor v;
@@ -149,7 +154,7 @@ Tensor sign(const Tensor& x) {
     const Tensor zero = weak_scalar(0.0, x.dtype());
     v = where(not_equal(x, x), x, astype(greater(x, zero), x.dtype()) - astype(less(x, zero), x.dtype()));
   }
-  return zero_slope(v, x);
+  return zero_slope(Slope::Sign, v, x);
 }
 Tensor lesser(const Tensor& x, const Tensor& y) {
   Tensor v;
@@ -157,8 +162,20 @@ Tensor lesser(const Tensor& x, const Tensor& y) {
     NoGrad ng;
     v = astype(less(x, y), x.dtype()) + 0.5 * astype(equal(x, y), x.dtype());
   }
-  return zero_slope(v, x, y);
+  return zero_slope(Slope::Lesser, v, x, y);
 }
+namespace {
+Tensor ZeroSlopeNode::forward_at(const std::vector<Tensor>& in) {
+  switch (kind_) {
+    case Slope::Step: return tapegrad::step(in[0]);
+    case Slope::Sign: return tapegrad::sign(in[0]);
+    case Slope::Lesser: return tapegrad::lesser(in[0], in[1]);
+    case Slope::Zero: break;
+  }
+  return zero_slope(Slope::Zero, Tensor::zeros({}, out_dtype_), in[0]);
+}
+}  // namespace
+
 Tensor pow_dx(const Tensor& x, const Tensor& y) {
   return where(equal(y, weak_scalar(0.0, y.dtype())), weak_scalar(0.0, x.dtype()), y * pow(x, y - 1.0));
 }
@@ -182,6 +199,11 @@ struct RuleUses {
   static constexpr bool inputs = (Rule<op>::reads & (reads::X | reads::Y)) != 0;
   static constexpr bool output = (Rule<op>::reads & reads::Z) != 0;
 };
+
+template <Op op>
+Tensor unary(const Tensor& x0, const char* name);
+template <Op op>
+Tensor binary(const Tensor& x0, const Tensor& y0, const char* name);
 
 template <Op op>
 class UnaryNode final : public TNode {
@@ -215,6 +237,7 @@ class UnaryNode final : public TNode {
     give(0, gx);
   }
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0] * Rule<op>::dx(x_, Tensor(out_)); }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return unary<op>(in[0], Rule<op>::name); }
 
  private:
   Tensor x_;
@@ -342,6 +365,7 @@ class BinaryNode final : public TNode {
     }
     return res;
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return binary<op>(in[0], in[1], Rule<op>::name); }
 
  private:
   Tensor x_, y_;
@@ -423,6 +447,7 @@ class AstypeNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override { give(0, g); }  // add_grad converts to the input's dtype
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() converts
+  Tensor forward_at(const std::vector<Tensor>& in) override { return astype(in[0], out_dtype_); }
 };
 
 class ClipNode final : public TNode {
@@ -446,7 +471,7 @@ class ClipNode final : public TNode {
   Tensor jvp(const std::vector<Tensor>& t) override { return where(inside(), t[0], weak_scalar(0.0, t[0].dtype())); }
   void vjp(const Tensor& g) override {
     if (grad_enabled()) {  // create_graph: g where lo <= x <= hi, recorded (and a result of x: zero_slope)
-      give(0, where(inside(), g, zero_slope(Tensor::zeros({}, g.dtype()), x_)));
+      give(0, where(inside(), g, zero_slope(Slope::Zero, Tensor::zeros({}, g.dtype()), x_)));
       return;
     }
     Tensor gx = empty_tensor(x_.shape(), x_.dtype());
@@ -460,6 +485,7 @@ class ClipNode final : public TNode {
     });
     give(0, gx);
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return clip(in[0], lo_, hi_); }
 
  private:
   Tensor x_;
@@ -486,6 +512,7 @@ class WhereNode final : public TNode {
     const Tensor tb = t[2].defined() ? tangent_as_rank(t[2], r) : weak_scalar(0.0, dt);
     return where(c_, ta, tb);
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return where(in[0], in[1], in[2]); }
 
  private:
   Tensor c_;

@@ -110,6 +110,7 @@ class CumsumNode final : public TNode {
   Tensor jvp(const std::vector<Tensor>& t) override {
     return cumsum_dir(tangent_as_rank(t[0], out_shape_.size()), axis_ + 1, reverse_);
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return cumsum_dir(in[0], axis_, reverse_); }
 
  private:
   int axis_;
@@ -173,6 +174,7 @@ class CumprodNode final : public TNode {
  public:
   const char* name() const noexcept override { return "CumprodBackward0"; }
   CumprodNode(Tensor x, int axis) : x_(std::move(x)), axis_(axis) {}
+  Tensor forward_at(const std::vector<Tensor>& in) override { return cumprod(in[0], axis_); }
 
  protected:
   // d(out_j)/d(x_m) = prod_{i <= j, i != m} x_i for m <= j. Before a line's first zero that
@@ -341,6 +343,8 @@ const char* pick_name(Pick p) {
   return "SelectBackward";
 }
 
+std::pair<Tensor, Tensor> select(const Tensor& x, Selection sel, const char* op);
+
 // Values picked from x at flat offsets: the gradient goes back to those offsets (repeats
 // accumulate), the tangent is picked at the same offsets.
 class SelectNode final : public TNode {
@@ -356,6 +360,8 @@ class SelectNode final : public TNode {
   Tensor jvp(const std::vector<Tensor>& t) override {
     return take(t[0], batched_index(offsets_, t[0].shape()[0], shape_numel(in_shape_)));
   }
+  // (the selection computed afresh from the new values: a sort sorts them again)
+  Tensor forward_at(const std::vector<Tensor>& in) override { return select(in[0], sel_, name()).first; }
 
  private:
   Selection sel_;  // (what a forward at new inputs selects by)

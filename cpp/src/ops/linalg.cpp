@@ -72,6 +72,8 @@ Tensor times_transposed(const Tensor& x, const Tensor& a) {
   return gemm_2d(convert(x, a.dtype()), false, a, true);
 }
 
+Tensor matmul_nd(const Tensor& a0, const Tensor& b0);
+
 class MatmulNode final : public TNode {
  public:
   const char* name() const noexcept override { return "MmBackward0"; }
@@ -156,6 +158,7 @@ class MatmulNode final : public TNode {
     }
     return res;
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return matmul_nd(in[0], in[1]); }
 
  private:
   Tensor a_, b_;
@@ -239,6 +242,11 @@ class LinearNode final : public TNode {
   Tensor x_, w_;
   Shape xs_, ws_;
   bool bias_;
+
+ protected:
+  Tensor forward_at(const std::vector<Tensor>& in) override {
+    return linear(in[0], in[1], bias_ ? in[2] : Tensor());
+  }
 };
 
 }  // namespace

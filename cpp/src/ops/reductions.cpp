@@ -2,6 +2,7 @@
 // sum_to (the reverse of broadcasting).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include "tensor/internal.hpp"
 
@@ -148,9 +149,11 @@ Tensor int_reduce(const Tensor& x0, const std::vector<int>& axes, Reduce kind, c
 class SumNode final : public TNode {
  public:
   const char* name() const noexcept override { return name_; }
-  SumNode(Shape in, Shape kept) : in_shape_(std::move(in)), kept_(std::move(kept)) {}
-  SumNode(Shape in, Shape kept, double divisor, const char* name)
-      : in_shape_(std::move(in)), kept_(std::move(kept)), divisor_(divisor), divided_(true), name_(name) {}
+  SumNode(Shape in, Shape kept, std::vector<int> axes)
+      : in_shape_(std::move(in)), kept_(std::move(kept)), axes_(std::move(axes)) {}
+  SumNode(Shape in, Shape kept, std::vector<int> axes, double divisor, const char* name)
+      : in_shape_(std::move(in)), kept_(std::move(kept)), axes_(std::move(axes)), divisor_(divisor), divided_(true),
+        name_(name) {}
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -166,6 +169,7 @@ class SumNode final : public TNode {
     const Tensor s = sum(t[0], Axes(axes), true);
     return divided_ ? divided(s) : s;
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override;
   // g / divisor, rounded once: a 16-bit g is divided in float32 (as PyTorch's opmath), not by
   // the divisor rounded to 16 bits (3000 is 3008 in bfloat16).
   Tensor divided(const Tensor& g) const {
@@ -175,6 +179,7 @@ class SumNode final : public TNode {
 
  private:
   Shape in_shape_, kept_;
+  std::vector<int> axes_;
   double divisor_ = 1.0;
   bool divided_ = false;  // a mean (or var's mean of squares): the sum divided by divisor_
   const char* name_ = "SumBackward0";
@@ -192,8 +197,11 @@ class ReductionNode : public TNode {
 
 class ExtremeNode final : public ReductionNode {  // amax / amin
  public:
-  const char* name() const noexcept override { return "AmaxBackward0"; }
-  using ReductionNode::ReductionNode;
+  const char* name() const noexcept override { return max_ ? "AmaxBackward0" : "AminBackward0"; }
+  ExtremeNode(Tensor x, Tensor zk, std::vector<int> axes, bool max)
+      : ReductionNode(std::move(x), std::move(zk), std::move(axes)), max_(max) {}
+  Tensor forward_at(const std::vector<Tensor>& in) override;
+  bool max_;
 
  protected:
   void vjp(const Tensor& g) override {
@@ -212,6 +220,7 @@ class ProdNode final : public ReductionNode {
  public:
   const char* name() const noexcept override { return "ProdBackward0"; }
   using ReductionNode::ReductionNode;
+  Tensor forward_at(const std::vector<Tensor>& in) override;
 
  protected:
   void vjp(const Tensor& g) override { give(0, others() * detail::reshaped(g, zk_.shape())); }
@@ -236,6 +245,7 @@ class LogsumexpNode final : public ReductionNode {
  public:
   const char* name() const noexcept override { return "LogsumexpBackward0"; }
   using ReductionNode::ReductionNode;
+  Tensor forward_at(const std::vector<Tensor>& in) override;
 
  protected:
   // softmax(x) along the axes: d logsumexp / dx.
@@ -263,6 +273,7 @@ class SoftmaxNode final : public TNode {
     const Tensor y(out_);
     return y * (t[0] - sum(t[0] * y, axis_ + 1, true));
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return softmax(in[0], axis_); }
 
  private:
   int axis_;
@@ -284,6 +295,7 @@ class LogSoftmaxNode final : public TNode {
     const Tensor y(out_);
     return t[0] - sum(exp(y) * t[0], axis_ + 1, true);
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return log_softmax(in[0], axis_); }
 
  private:
   int axis_;
@@ -330,8 +342,8 @@ Tensor lse_kept(const Tensor& x, const std::vector<int>& ax) {
 
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(x, axes, keepdims, Reduce::Sum, "sum",
-                   [](const Tensor& xx, const Tensor& zk, const std::vector<int>&) {
-                     return std::make_unique<SumNode>(xx.shape(), zk.shape());
+                   [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
+                     return std::make_unique<SumNode>(xx.shape(), zk.shape(), ax);
                    });
 }
 
@@ -343,8 +355,8 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
   if (!is_floating(x.dtype())) return sum(x, axes, keepdims) * (1.0 / n);  // an int64 sum, then float64
   return reduction(
       x, axes, keepdims, Reduce::Sum, "mean",
-      [n](const Tensor& xx, const Tensor& zk, const std::vector<int>&) {
-        return std::make_unique<SumNode>(xx.shape(), zk.shape(), n, "MeanBackward0");
+      [n](const Tensor& xx, const Tensor& zk, const std::vector<int>& axs) {
+        return std::make_unique<SumNode>(xx.shape(), zk.shape(), axs, n, "MeanBackward0");
       },
       n);
 }
@@ -352,14 +364,14 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
 Tensor amax(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(x, axes, keepdims, Reduce::Max, "max",
                    [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
-                     return std::make_unique<ExtremeNode>(xx, zk, ax);
+                     return std::make_unique<ExtremeNode>(xx, zk, ax, true);
                    });
 }
 
 Tensor amin(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(x, axes, keepdims, Reduce::Min, "min",
                    [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
-                     return std::make_unique<ExtremeNode>(xx, zk, ax);
+                     return std::make_unique<ExtremeNode>(xx, zk, ax, false);
                    });
 }
 
@@ -386,8 +398,8 @@ Tensor var(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
   if (!is_floating(d.dtype())) return sum(d * d, axes, keepdims) * (1.0 / divisor);
   return reduction(
       d * d, axes, keepdims, Reduce::Sum, "var",
-      [divisor](const Tensor& xx, const Tensor& zk, const std::vector<int>&) {
-        return std::make_unique<SumNode>(xx.shape(), zk.shape(), divisor, "VarBackward0");
+      [divisor](const Tensor& xx, const Tensor& zk, const std::vector<int>& axs) {
+        return std::make_unique<SumNode>(xx.shape(), zk.shape(), axs, divisor, "VarBackward0");
       },
       divisor);
 }
@@ -423,15 +435,11 @@ class StdSqrtNode final : public TNode {
     const Tensor zero = weak_scalar(0.0, z.dtype());
     return where(equal(z, zero), zero, t[0] * (0.5 / z));
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override;
 };
-}  // namespace
 
-Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
-  if (is_half(x.dtype())) {
-    const Tensor wide = std(astype(x, DType::Float32), axes, ddof, keepdims);
-    return detail::tls_autocast.enabled ? wide : astype(wide, x.dtype());
-  }
-  const Tensor v = var(x, axes, ddof, keepdims);
+// std's square root of var's v (recorded as StdSqrtNode).
+Tensor std_sqrt(const Tensor& v) {
   Recorder rec({&v}, "std");
   Tensor z;
   {
@@ -440,6 +448,16 @@ Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
   }
   if (!rec.on()) return z;
   return rec.record(std::make_unique<StdSqrtNode>(), z);
+}
+Tensor StdSqrtNode::forward_at(const std::vector<Tensor>& in) { return std_sqrt(in[0]); }
+}  // namespace
+
+Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
+  if (is_half(x.dtype())) {
+    const Tensor wide = std(astype(x, DType::Float32), axes, ddof, keepdims);
+    return detail::tls_autocast.enabled ? wide : astype(wide, x.dtype());
+  }
+  return std_sqrt(var(x, axes, ddof, keepdims));
 }
 
 Tensor logsumexp(const Tensor& x00, const Axes& axes, bool keepdims) {
@@ -486,6 +504,34 @@ Tensor log_softmax(const Tensor& x00, int axis) {
   }
   if (!rec.on()) return y;
   return rec.record(std::make_unique<LogSoftmaxNode>(ax), y);
+}
+
+// The reductions' forward steps at new inputs: the same reduction over the same axes, with
+// keepdims as the record's output has it.
+namespace {
+bool kept_dims(const Shape& in, const Shape& out) { return in.size() == out.size(); }
+}  // namespace
+Tensor SumNode::forward_at(const std::vector<Tensor>& in) {
+  const bool keep = kept_dims(in_shape_, out_shape_);
+  if (!divided_) return sum(in[0], Axes(axes_), keep);
+  const double divisor = divisor_;
+  const char* name = name_;
+  return reduction(
+      in[0], Axes(axes_), keep, Reduce::Sum, std::strcmp(name, "MeanBackward0") == 0 ? "mean" : "var",
+      [divisor, name](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
+        return std::make_unique<SumNode>(xx.shape(), zk.shape(), ax, divisor, name);
+      },
+      divisor);
+}
+Tensor ExtremeNode::forward_at(const std::vector<Tensor>& in) {
+  const bool keep = kept_dims(x_.shape(), out_shape_);
+  return max_ ? amax(in[0], Axes(axes_), keep) : amin(in[0], Axes(axes_), keep);
+}
+Tensor ProdNode::forward_at(const std::vector<Tensor>& in) {
+  return prod(in[0], Axes(axes_), kept_dims(x_.shape(), out_shape_));
+}
+Tensor LogsumexpNode::forward_at(const std::vector<Tensor>& in) {
+  return logsumexp(in[0], Axes(axes_), kept_dims(x_.shape(), out_shape_));
 }
 
 namespace detail {

@@ -66,6 +66,7 @@ class ReshapeNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override { give(0, detail::reshaped(g, in_shape_)); }
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() reshapes
+  Tensor forward_at(const std::vector<Tensor>& in) override { return reshape(in[0], out_shape_); }
 
  private:
   Shape in_shape_;
@@ -85,6 +86,11 @@ class TransposeNode final : public TNode {
     for (std::size_t i = 0; i < inverse_.size(); ++i) perm[static_cast<std::size_t>(inverse_[i]) + 1] = static_cast<int>(i) + 1;
     return transpose(t[0], perm);
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override {
+    std::vector<int> perm(inverse_.size(), 0);
+    for (std::size_t i = 0; i < inverse_.size(); ++i) perm[static_cast<std::size_t>(inverse_[i])] = static_cast<int>(i);
+    return transpose(in[0], perm);
+  }
 
  private:
   std::vector<int> inverse_;
@@ -100,6 +106,7 @@ class BroadcastNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override { give(0, detail::sum_to(g, in_shape_)); }
   Tensor jvp(const std::vector<Tensor>& t) override { return tangent_as_rank(t[0], out_shape_.size()); }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return broadcast_to(in[0], out_shape_); }
 
  private:
   Shape in_shape_;
@@ -131,6 +138,7 @@ class TakeNode final : public TNode {
   Tensor jvp(const std::vector<Tensor>& t) override {
     return take(t[0], batched_index(index_, t[0].shape()[0], shape_numel(in_shape_)));
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return take(in[0], index_); }
 
  private:
   Shape in_shape_;
@@ -181,6 +189,7 @@ class StridedNode final : public TNode {
     const std::int64_t K = t[0].shape()[0];
     return gather_strided(t[0], base_, batched_strides(strides_, shape_numel(in_shape_)), batched_shape(K, out_shape_));
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return gather_strided(in[0], base_, strides_, out_shape_); }
 
  private:
   Shape in_shape_;
@@ -220,6 +229,7 @@ class ConcatNode final : public TNode {
     }
     return concatenate(parts, axis_ + 1);
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return concatenate(in, axis_); }
 
  private:
   int axis_;
@@ -416,6 +426,7 @@ class ScatterStridedNode final : public TNode {
     const std::int64_t K = t[0].shape()[0];
     return scatter_strided(t[0], batched_shape(K, out_shape_), base_, batched_strides(strides_, shape_numel(out_shape_)));
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return scatter_strided(in[0], out_shape_, base_, strides_); }
 
  private:
   Shape g_shape_;
@@ -453,6 +464,7 @@ class ScatterAddNode final : public TNode {
     const std::int64_t K = t[0].shape()[0];
     return scatter_add(t[0], batched_index(index_, K, shape_numel(out_shape_)), batched_shape(K, out_shape_));
   }
+  Tensor forward_at(const std::vector<Tensor>& in) override { return scatter_add(in[0], index_, out_shape_); }
 
  private:
   Tensor index_;

@@ -83,4 +83,25 @@ TAPEGRAD_ALWAYS_INLINE void for_each_partial(const Record& r, std::uint32_t i, A
       [](int s) { return s; });
 }
 
+/// The value of scalar record `r` by its op's forward formula on the sweep's numbers T
+/// (double, or Var in a recorded sweep): `at(j)` is record j's value, `constant(k)` entry k of
+/// the constant pool as a T. A record without a rule (Leaf, Node) is an internal error.
+template <class T, class At, class Constant>
+T forward_value(const Record& r, At&& at, Constant&& constant) {
+  switch (r.op) {
+#define TAPEGRAD_UNARY(Name, ...) \
+  case Op::Name: return Rule<Op::Name>::forward(T(at(r.a)));
+#define TAPEGRAD_BINARY(Name, ...)                                                    \
+  case Op::Name: return Rule<Op::Name>::forward(T(at(r.a)), T(at(r.b)));              \
+  case Op::Name##VC: return Rule<Op::Name>::forward(T(at(r.a)), T(constant(r.b)));   \
+  case Op::Name##CV: return Rule<Op::Name>::forward(T(constant(r.b)), T(at(r.a)));
+#include "tapegrad/ops.def"
+    case Op::Leaf:
+    case Op::Node:
+    case Op::Count_:
+      break;
+  }
+  throw Error("tapegrad: internal error: forward_value of a record without a rule");
+}
+
 }  // namespace tapegrad::detail

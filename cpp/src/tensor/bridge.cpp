@@ -19,6 +19,8 @@ class ScalarNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override { give(0, g); }
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
+  // (the sweep gives the scalar record's new value as a 0-d tensor, on the graph if it records)
+  Tensor forward_at(const std::vector<Tensor>& in) override { return in[0]; }
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 };
@@ -47,6 +49,7 @@ class ItemNode final : public TNode {
  protected:
   void vjp(const Tensor& g) override { give(0, g); }  // add_grad reshapes to the input's shape
   Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() makes it (K,)
+  Tensor forward_at(const std::vector<Tensor>& in) override { return reshape(astype(in[0], DType::Float64), {}); }
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 };

@@ -108,6 +108,8 @@ class TNode : public Node {
   void reverse(ReverseSweep& sweep, std::uint32_t i) final { step(sweep, i); }
   void reverse_recorded(ReverseSweep& sweep, std::uint32_t i) final;
   void tangent(TangentSweep& sweep, std::uint32_t i) final;
+  /// Gathers its inputs' new values (constant inputs from consts_) and stores forward_at's.
+  void forward(ForwardSweep& sweep, std::uint32_t i) final;
   std::uint32_t* inputs(std::size_t& count) noexcept final {
     count = in_.size();
     return in_.data();
@@ -137,6 +139,9 @@ class TNode : public Node {
   void stamp(const std::vector<const Tensor*>& inputs, const Tensor& out);
 
   std::vector<std::uint32_t> in_;     // input records (Tape::kNone: a constant input)
+  /// The constant inputs (where in_ is kNone), kept when the tape keeps constants
+  /// (Tape::keeps_constants: a program run again at new inputs reads them); else empty.
+  std::vector<Tensor> consts_;
   /// The result, held while the record needs its value: its rule reads it (saves_output), a
   /// hook or retain_grad was registered on it (pin_output), or it is a leaf's. An op record
   /// whose rule does not read its result lets go of it once recorded (drop_unread_output), as
@@ -194,6 +199,12 @@ class TNode : public Node {
   /// that), and may be null for a zero tangent. Written with tensor ops, so it is recorded
   /// when grad mode is on (a jvp that is itself differentiable).
   virtual Tensor jvp(const std::vector<Tensor>& t) = 0;
+  /// The forward step at new inputs: the output from `in` (one value per entry of in_, in its
+  /// order, constants included), by the same op call that recorded this node, with its
+  /// attributes. The sweep sets the modes (grad mode on only when it records; autocast off),
+  /// so the call records a new node exactly when the sweep records. The default raises (a
+  /// node that cannot run forward at new inputs).
+  virtual Tensor forward_at(const std::vector<Tensor>& in);
   bool needs(std::size_t k) const { return in_[k] != Tape::kNone; }
   void give(std::size_t k, const Tensor& gk);
 

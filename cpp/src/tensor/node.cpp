@@ -160,6 +160,8 @@ class LeafNode final : public TNode {
 
   // A leaf has no inputs: its tangent is the seed a sweep gives it, or zero.
   Tensor jvp(const std::vector<Tensor>&) override { return Tensor(); }
+  // Run forward without a new value (ForwardSweep::set): the leaf as it is now.
+  Tensor forward_at(const std::vector<Tensor>&) override { return Tensor(leaf_); }
 
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -185,6 +187,7 @@ class ReleasedNode final : public TNode {
  protected:
   void vjp(const Tensor&) override { throw_released(); }
   Tensor jvp(const std::vector<Tensor>&) override { throw_released(); }
+  Tensor forward_at(const std::vector<Tensor>&) override { throw_released(); }
 
  private:
   const char* name_;
@@ -266,6 +269,28 @@ void TNode::tangent(TangentSweep& sweep, std::uint32_t i) {
 }
 
 
+void TNode::forward(ForwardSweep& sweep, std::uint32_t i) {
+  if (released_node_ && !out_) throw_released();
+  std::vector<Tensor> in(in_.size());
+  for (std::size_t k = 0; k < in_.size(); ++k) {
+    if (in_[k] != Tape::kNone) {
+      in[k] = sweep.tensor(in_[k]);
+    } else if (k < consts_.size() && consts_[k].defined()) {
+      in[k] = consts_[k];
+    } else {
+      throw_error(std::string("tapegrad: record ") + std::to_string(i) + " (" + name() +
+                  ") cannot run forward at new inputs: its constant input " + std::to_string(k) +
+                  " was not kept (record the program on a tape that keeps its constants: Tape::set_keep_constants(true), "
+                  "in Python Tape.keep_constants = True)");
+    }
+  }
+  sweep.set(i, forward_at(in));
+}
+
+Tensor TNode::forward_at(const std::vector<Tensor>&) {
+  throw_error(std::string("tapegrad: ") + name() + " cannot run forward at new inputs");
+}
+
 void pin_result(const Tensor& t) {
   const TensorImpl& p = t.impl();
   if (p.leaf || p.released || !is_current(p.tape, p.gen) || p.tape->record(p.rec).op != Op::Node) return;
@@ -319,6 +344,8 @@ void TNode::held_values(std::vector<std::pair<const void*, std::size_t>>& into) 
   if (out_ && !is_leaf_node_) into.emplace_back(out_->storage.get(), value_bytes());
   for (const Saved& s : saved_)
     if (s.storage) into.emplace_back(s.storage, s.bytes);
+  for (const Tensor& c : consts_)
+    if (c.defined()) into.emplace_back(c.impl().storage.get(), static_cast<std::size_t>(c.numel()) * dtype_size(c.dtype()));
 }
 
 void TNode::give(std::size_t k, const Tensor& gk) {
@@ -444,6 +471,11 @@ Tensor Recorder::record(std::unique_ptr<TNode> node, Tensor out) {
   node->in_.resize(inputs_.size());
   for (std::size_t k = 0; k < inputs_.size(); ++k)
     node->in_[k] = inputs_[k]->requires_grad() ? record_of(*inputs_[k], *tape_) : Tape::kNone;
+  if (tape_->keeps_constants()) {
+    node->consts_.resize(inputs_.size());
+    for (std::size_t k = 0; k < inputs_.size(); ++k)
+      if (node->in_[k] == Tape::kNone) node->consts_[k] = *inputs_[k];
+  }
   node->set_output(out.impl_ptr());
   node->stamp(inputs_, out);
   node->drop_unread_output();
