@@ -274,7 +274,8 @@ std::vector<double> grad(const Var& y, const std::vector<Var>& xs) {
   for (const Var& x : xs)
     if (!x.is_constant() && (x.tape() != &t || x.generation() != t.generation()))
       detail::throw_unusable(x, "grad() with respect to a Var of another tape or generation");
-  t.reverse(y.index());
+  ReverseSweep sweep{t, /*recorded=*/false, /*deliver=*/false};  // no .grad changes (tensor leaves' too)
+  t.reverse(sweep, y.index(), 1.0);
   for (std::size_t i = 0; i < xs.size(); ++i)
     if (!xs[i].is_constant()) g[i] = t.adjoint(xs[i].index());
   return g;
