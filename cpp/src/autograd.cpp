@@ -354,10 +354,10 @@ void Tensor::backward(const Tensor& gradient, bool create_graph, bool retain_gra
     detail::recorded_backward(*this, gradient, adj, has);
   } else {
     Tape& tape = *p.tape;
-    auto& node = static_cast<detail::TNode&>(tape.node(p.rec));
-    node.grad_ = Tensor();
-    node.add_grad(gradient);
+    detail::Workspace ws(tape);
+    static_cast<detail::TNode&>(tape.node(p.rec)).add_grad(ws, p.rec, gradient);
     ReverseSweep sweep{tape};
+    sweep.ws = &ws;
     sweep.release = !retain_graph;  // the graph's values are freed as the sweep passes them
     tape.reverse(sweep, p.rec, 1.0);
     tape.accumulate_root_grads();
@@ -416,21 +416,13 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
   // The derivatives: a plain sweep that delivers nothing and runs no hooks, each tensor
   // record's gradient captured on its way.
   std::vector<Tensor> captured(out.size());
-  std::vector<TNode*> capturing;
-  struct Cleanup {
-    std::vector<TNode*>& nodes;
-    ~Cleanup() {
-      for (TNode* n : nodes) n->capture_ = nullptr;
-    }
-  } cleanup{capturing};
+  Workspace ws(tape);
   for (std::size_t k = 0; k < out.size(); ++k)
-    if (tape.record(out[k].rec).op == Op::Node)
-      if (auto* t = dynamic_cast<TNode*>(&tape.node(out[k].rec)); t && !t->capture_) {
-        t->capture_ = &captured[k];
-        capturing.push_back(t);
-      }
+    if (tape.record(out[k].rec).op == Op::Node && dynamic_cast<TNode*>(&tape.node(out[k].rec)))
+      ws.capture(out[k].rec, &captured[k]);
   ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};
   sweep.hooks = false;
+  sweep.ws = &ws;
   NoGrad ng;
   // The last sweep's adjoints are what a Var's .grad reads for records it had not met (Var._prev):
   // this sweep only looks, so they are put back after it.
@@ -447,8 +439,7 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
   if (tape.record(from).op == Op::Node) {
     auto* t = dynamic_cast<TNode*>(&tape.node(from));
     if (!t) throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " is not a tensor's");
-    t->grad_ = Tensor();
-    t->add_grad(Tensor::ones(t->out_shape_, is_floating(t->out_dtype_) ? t->out_dtype_ : DType::Float64));
+    t->add_grad(ws, from, Tensor::ones(t->out_shape_, is_floating(t->out_dtype_) ? t->out_dtype_ : DType::Float64));
   }
   {
     Restore restore{tape, before};
@@ -473,15 +464,14 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
 std::uint32_t recorded_backward(const Tensor& y, const Tensor& gradient, std::vector<Var>& adj, std::vector<char>& has) {
   const TensorImpl& p = y.impl();
   Tape& tape = *p.tape;
-  auto& node = static_cast<TNode&>(tape.node(p.rec));
-  node.grad_ = Tensor();
+  Workspace ws(tape);
   {
     EnableGrad eg;
-    node.add_grad(gradient);
+    static_cast<TNode&>(tape.node(p.rec)).add_grad(ws, p.rec, gradient);
   }
   adj.assign(p.rec + 1, Var());
   has.assign(p.rec + 1, 0);
-  recorded_backward_sweep(tape, p.rec, adj, has);
+  recorded_backward_sweep(tape, p.rec, adj, has, &ws);
   return p.rec;
 }
 }  // namespace detail
@@ -510,24 +500,14 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     return grad_outputs.empty() || !grad_outputs[k].defined() ? Tensor::ones(outputs[k].shape(), outputs[k].dtype())
                                                               : grad_outputs[k];
   };
-  std::vector<detail::TNode*> captured;
   std::vector<std::uint32_t> marks;
   std::vector<std::uint32_t> targets;
-  struct Cleanup {
-    std::vector<detail::TNode*>& nodes;
-    ~Cleanup() {
-      for (detail::TNode* n : nodes) n->capture_ = nullptr;
-    }
-  } cleanup{captured};
   std::vector<Tensor> capture_slots(inputs.size());
+  std::optional<detail::Workspace> ws;
   if (tape) {
-    auto capture = [&](detail::TNode& node, std::size_t k) {
-      if (node.capture_) return;  // the same input twice: the first slot
-      node.capture_ = &capture_slots[k];
-      captured.push_back(&node);
-    };
+    ws.emplace(*tape);
     for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) {
-      capture(static_cast<detail::TNode&>(tape->node(rec)), k);
+      ws->capture(rec, &capture_slots[k]);  // (the same input twice: the first slot)
       targets.push_back(rec);
     });
     std::uint32_t from = 0;
@@ -541,7 +521,7 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
         if (s.shape() != p.shape)
           throw_error("tapegrad: grad(): grad_outputs[" + std::to_string(k) + "] has shape " + shape_str(s.shape()) +
                       " but the output has shape " + shape_str(p.shape));
-        node.add_grad(s);
+        node.add_grad(*ws, p.rec, s);
         marks.push_back(p.rec);
         from = std::max(from, p.rec);
       }
@@ -551,10 +531,11 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     if (create_graph) {
       std::vector<Var> adj(from + 1);
       std::vector<char> has(from + 1, 0);
-      detail::recorded_sweep(*tape, from, adj, has, /*deliver=*/false, 0, &needed);
+      detail::recorded_sweep(*tape, from, adj, has, /*deliver=*/false, 0, &needed, &*ws);
     } else {
       ReverseSweep sweep{*tape, /*recorded=*/false, /*deliver=*/false};
       sweep.needed = &needed;
+      sweep.ws = &*ws;
       tape->reverse(sweep, from, 1.0, marks.data(), marks.size());
     }
   }

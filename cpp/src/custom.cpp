@@ -96,8 +96,8 @@ class MultiNode : public TNode {
     grads_[k] = grads_[k].defined() ? add(grads_[k], g) : g;
     // Output 0 got nothing: its readers were all swept before this record (they follow the
     // OutputNodes on the tape), so it gets none; zeros make this record's step run.
-    if (!grad_.defined()) {
-      add_grad(Tensor::zeros(out_shape_, out_dtype_));
+    if (!sweep.ws->has(me)) {
+      add_grad(*sweep.ws, me, Tensor::zeros(out_shape_, out_dtype_));
       unreached0_ = true;
     }
     if (!sweep.recorded) sweep.tape.mark_reached(me);
@@ -359,7 +359,7 @@ void nested_recorded_sweep(ReverseSweep& outer, std::uint32_t lo, std::uint32_t 
     adj.resize(top + 1);
     has.resize(top + 1, 0);
   }
-  recorded_sweep(outer.tape, top, adj, has, outer.deliver, lo);
+  recorded_sweep(outer.tape, top, adj, has, outer.deliver, lo, nullptr, outer.ws);
 }
 
 // A checkpointed segment's record: its reverse step recomputes the segment and sweeps it, on
@@ -450,7 +450,7 @@ class TensorSegmentNode final : public SegmentNode {
     for (std::size_t j = 0; j < outs.size(); ++j) {
       if (which_[j] < 0 || !outs[j].requires_grad()) continue;
       const std::uint32_t r = record_of(outs[j], tape);
-      static_cast<TNode&>(tape.node(r)).add_grad(g[j]);  // below lo: it joins the running sweep
+      static_cast<TNode&>(tape.node(r)).add_grad(*sweep.ws, r, g[j]);  // below lo: it joins the running sweep
       if (r >= lo && (top == Tape::kNone || r > top)) top = r;
     }
     if (top != Tape::kNone) nested_recorded_sweep(sweep, lo, top);

@@ -62,6 +62,9 @@ class Tape;
 class Var;
 class TangentSweep;
 class ForwardSweep;
+namespace detail {
+class Workspace;
+}
 
 /// What a reverse sweep is doing: made once by its front end (backward, autograd.grad) and
 /// handed to every record's step, so that no step reads a mode from anywhere else.
@@ -85,6 +88,10 @@ struct ReverseSweep {
   /// A grad() sweep: the records on a path to a requested input (`(*needed)[i]`); only their
   /// hooks run, as only their gradients are asked for (null: every record's).
   const std::vector<char>* needed = nullptr;
+  /// The sweep's workspace: the gradients its tensor records receive and grad()'s captures,
+  /// by record (the records keep no sweep state). Made by the front end that seeds the sweep
+  /// (Tape::reverse makes one if none is given); a nested range sweep shares its sweep's.
+  detail::Workspace* ws = nullptr;
   bool hooks_at(std::uint32_t i) const noexcept { return hooks && (!needed || (i < needed->size() && (*needed)[i])); }
 
   // (Tape::reverse's own: its seeds, and the records that lead to them, marked when first
@@ -97,8 +104,8 @@ struct ReverseSweep {
 
 /// A record whose work is done by code outside the op table: every tensor op, and tensor
 /// leaves. Its record is `{Op::Node, a = index of this object in the tape's node list}`.
-/// Nodes keep what their rules need (input values, attributes) and their own output
-/// gradient, so the tape only orders them.
+/// Nodes keep what their rules need (input values, attributes); the gradients a sweep brings
+/// them live in the sweep's workspace (ReverseSweep::ws), so the tape only orders them.
 ///
 /// Every sweep asks a node the same four questions, and never what kind of node it is: its
 /// reverse step on numbers, its reverse step recorded (for higher order), its tangent step and

@@ -265,17 +265,19 @@ std::vector<Var> recorded_tangents(Tape& tape, const std::vector<std::pair<std::
 /// their rules recorded too (create_graph).
 void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vector<Var>& adj, std::vector<char>& has);
 /// The same sweep with the seeds already placed: in adj/has (sized from + 1) for scalar
-/// records, in the tensor records' gradients for tensor ones. With `deliver`, leaf records also
+/// records, in workspace `ws` (ReverseSweep::ws) for tensor ones (null: none). With `deliver`, leaf records also
 /// add their adjoint's value into their sinks and tensor leaves accumulate into their .grad (a
 /// backward); without, no .grad changes (grad()). With `lo`, only records [lo, from] are
 /// swept: a sweep nested in a running one that shares its adj/has (sized from + 1), whose
-/// records below lo receive what the swept ones give them. (sweep/reverse_recorded.cpp)
+/// records below lo receive what the swept ones give them (its workspace too).
+/// (sweep/reverse_recorded.cpp)
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver,
-                    std::uint32_t lo = 0, const std::vector<char>* needed = nullptr);
+                    std::uint32_t lo = 0, const std::vector<char>* needed = nullptr, Workspace* ws = nullptr);
 /// A backward with create_graph from record `from`, its seeds already placed as for
 /// recorded_sweep (adj/has sized from + 1): the recorded sweep with delivery, then the
 /// values of the scalar adjoints into the roots that keep their gradient (retain_grad).
-void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has);
+void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has,
+                             Workspace* ws = nullptr);
 }  // namespace detail
 
 }  // namespace tapegrad

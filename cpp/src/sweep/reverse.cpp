@@ -3,6 +3,7 @@
 // rule's partials inline (sweep/partials.hpp); every other record answers Node::reverse.
 #include "sweep/partials.hpp"
 #include "tapegrad/tape.hpp"
+#include "tensor/internal.hpp"
 #include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
 
@@ -44,6 +45,15 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
   adjoints_[from] = seed;
   SweepScope running(*this);
   detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)
+  detail::Workspace own(*this);  // (the tensor records' gradients, unless the front end seeded some)
+  if (!sweep.ws) sweep.ws = &own;
+  struct Unset {
+    ReverseSweep& s;
+    detail::Workspace* own;
+    ~Unset() {
+      if (s.ws == own) s.ws = nullptr;
+    }
+  } unset{sweep, &own};
   sweep_segments(sweep, n);
 }
 

@@ -10,6 +10,7 @@
 #include "tapegrad/tape.hpp"
 #include "tapegrad/tensor.hpp"
 #include "tapegrad/var.hpp"
+#include "tensor/internal.hpp"
 
 namespace tapegrad::detail {
 
@@ -24,8 +25,9 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
   recorded_sweep(tape, from, adj, has, false);
 }
 
-void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has) {
-  recorded_sweep(tape, from, adj, has, true);
+void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has,
+                             Workspace* ws) {
+  recorded_sweep(tape, from, adj, has, true, 0, nullptr, ws);
   tape.zero_adjoints(from + 1);
   for (std::uint32_t i = 0; i <= from; ++i)
     if (has[i] && tape.record(i).op != Op::Node) tape.add_adjoint(i, adj[i].value());
@@ -33,13 +35,15 @@ void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& a
 }
 
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver,
-                    std::uint32_t lo, const std::vector<char>* needed) {
+                    std::uint32_t lo, const std::vector<char>* needed, Workspace* ws) {
   if (lo == 0 && tape.sweeping()) tape.throw_nested_sweep();  // (a nested range sweep is checkpoint's)
   ScopedTape scope(tape);  // the rules record on this tape
   Tape::SweepScope running(tape);
   detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)
   ReverseSweep sweep{tape, /*recorded=*/true, deliver, &adj, &has};
   sweep.needed = needed;
+  Workspace own(tape);  // (the tensor records' gradients, unless the front end seeded some)
+  sweep.ws = ws ? ws : &own;
   const std::uint32_t gen = tape.generation();
   auto at = [&](std::uint32_t j) { return Var(tape.value(j), j, gen, &tape); };
   auto constant = [&](std::uint32_t k) { return tape.constant(k); };

@@ -99,8 +99,42 @@ Tensor convert(const Tensor& x, DType dtype);
 std::vector<int> normalize_axes(const Axes& axes, int ndim, const char* op);
 int normalize_axis(int axis, int ndim, const char* op);
 
-/// A tape record done by tensor code: keeps its output gradient, its input records and the
-/// output it produced. Subclasses implement vjp() and jvp(); TNode answers the sweeps'
+/// A reverse sweep's workspace (ReverseSweep::ws): the gradients its tensor records receive
+/// and grad()'s captures (where a record's gradient is wanted), by record, so that the records
+/// keep no sweep state. It dies with its sweep: an interrupted sweep leaves nothing behind.
+class Workspace {
+ public:
+  explicit Workspace(const Tape& tape) : tape_(tape) {}
+  /// Node record rec's gradient so far (undefined while none came). The reference lasts until
+  /// the next call (a recorded sweep's new records grow the workspace).
+  Tensor& grad(std::uint32_t rec) {
+    const std::uint32_t s = tape_.record(rec).a;
+    if (s >= grads_.size()) grads_.resize(std::size_t(s) + 1);
+    return grads_[s];
+  }
+  bool has(std::uint32_t rec) const noexcept {
+    const std::uint32_t s = tape_.record(rec).a;
+    return s < grads_.size() && grads_[s].defined();
+  }
+  /// grad(): node record rec's gradient is wanted in *slot (the first slot asked for stays).
+  void capture(std::uint32_t rec, Tensor* slot) {
+    const std::uint32_t s = tape_.record(rec).a;
+    if (s >= captures_.size()) captures_.resize(std::size_t(s) + 1, nullptr);
+    if (!captures_[s]) captures_[s] = slot;
+  }
+  Tensor* capture_of(std::uint32_t rec) const noexcept {
+    const std::uint32_t s = tape_.record(rec).a;
+    return s < captures_.size() ? captures_[s] : nullptr;
+  }
+
+ private:
+  const Tape& tape_;
+  std::vector<Tensor> grads_;      // by node (the record's index into the tape's node list)
+  std::vector<Tensor*> captures_;
+};
+
+/// A tape record done by tensor code: keeps its input records, what its rules read and its
+/// attributes. Subclasses implement vjp() and jvp(); TNode answers the sweeps'
 /// questions with them (the same vjp serves the plain and the recorded reverse step: it is
 /// written with tensor ops, which record when the sweep turns grad mode on).
 class TNode : public Node {
@@ -114,7 +148,7 @@ class TNode : public Node {
     count = in_.size();
     return in_.data();
   }
-  void reset_grad() noexcept override { grad_ = Tensor(); }
+  void reset_grad() noexcept override {}  // (its gradient is the sweep's: ReverseSweep::ws)
   // The value, plus an estimate of what a record costs besides it (this object, its
   // vectors, the output's TensorImpl, shape and control blocks: about 1 KiB measured).
   static constexpr std::size_t kOverhead = 1024;
@@ -132,8 +166,9 @@ class TNode : public Node {
   }
   void held_values(std::vector<std::pair<const void*, std::size_t>>& into) const override;
 
-  /// Adds `g` into this node's output gradient (from a consumer's vjp).
-  void add_grad(const Tensor& g);
+  /// Adds `g` into the output gradient of this node, record `me`, in workspace `ws` (from a
+  /// consumer's vjp, or a front end's seed): converted to the output's dtype and shape.
+  void add_grad(Workspace& ws, std::uint32_t me, const Tensor& g);
   /// Notes the version of the values this node's rule reads (see saves_inputs/_output),
   /// so that backward() can refuse values changed in place since.
   void stamp(const std::vector<const Tensor*>& inputs, const Tensor& out);
@@ -167,8 +202,6 @@ class TNode : public Node {
   void pin_output() noexcept {
     if (!out_) out_ = result_.lock();
   }
-  Tensor grad_;                       // d(output) during a sweep
-  Tensor* capture_ = nullptr;         // grad(): where this record's gradient is wanted
   bool is_leaf_node_ = false;         // a leaf's record (grad() does not deliver into .grad)
   bool released_node_ = false;        // stands for a released result (see TensorImpl::released)
   /// The leaf a leaf record delivers to (null for op records).

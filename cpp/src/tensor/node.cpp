@@ -252,7 +252,7 @@ std::uint32_t record_of(const Tensor& t, Tape& tape) {
 void TNode::reverse_recorded(ReverseSweep& sweep, std::uint32_t i) {
   if (scalar_output() && (*sweep.has)[i]) {  // its adjoint is a Var: back into tensors, recorded
     EnableGrad eg;
-    add_grad(Tensor::from_var((*sweep.adj)[i]));
+    add_grad(*sweep.ws, i, Tensor::from_var((*sweep.adj)[i]));
   }
   step(sweep, i);
 }
@@ -297,7 +297,7 @@ void pin_result(const Tensor& t) {
   if (auto* n = dynamic_cast<TNode*>(&p.tape->node(p.rec))) n->pin_output();
 }
 
-void TNode::add_grad(const Tensor& g) {
+void TNode::add_grad(Workspace& ws, std::uint32_t me, const Tensor& g) {
   Tensor gd = g;
   if (gd.dtype() != out_dtype_) gd = astype(gd, out_dtype_);
   if (gd.shape() != out_shape_) {
@@ -306,18 +306,20 @@ void TNode::add_grad(const Tensor& g) {
                   " for a result of shape " + shape_str(out_shape_));
     gd = reshaped(gd, out_shape_);
   }
-  if (!grad_.defined()) {
-    grad_ = gd;
+  Tensor& slot = ws.grad(me);
+  if (!slot.defined()) {
+    slot = gd;
     return;
   }
-  if (grad_.requires_grad() || gd.requires_grad()) {  // create_graph: recorded
-    grad_ = add(grad_, gd);
+  if (slot.requires_grad() || gd.requires_grad()) {  // create_graph: recorded
+    Tensor sum = add(slot, gd);  // (may record: the workspace may grow meanwhile)
+    ws.grad(me) = std::move(sum);
     return;
   }
   // A second contribution: added in place when our gradient's memory is ours alone.
-  std::shared_ptr<TensorImpl> mine = std::move(grad_.impl_ptr_ref());
+  std::shared_ptr<TensorImpl> mine = std::move(slot.impl_ptr_ref());
   accumulate_into(mine, gd);
-  grad_ = Tensor(std::move(mine));
+  slot = Tensor(std::move(mine));
 }
 
 void TNode::save(const Tensor& t) {
@@ -360,7 +362,7 @@ void TNode::give(std::size_t k, const Tensor& gk) {
   if (node && (sweep.recorded || !tape.node(rec).scalar_output())) {
     TNode& target = static_cast<TNode&>(tape.node(rec));
     if (target.released_node_ && !target.out_) throw_released();  // (a released record's stand-in)
-    target.add_grad(gk);
+    target.add_grad(*sweep.ws, rec, gk);
     if (!sweep.recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
   } else if (sweep.recorded) {  // the scalar record's adjoint is a Var
     const Var v = var_of(gk.numel() == 1 ? gk : sum(gk));
@@ -411,21 +413,25 @@ Tensor tangent_as_rank(const Tensor& t, std::size_t rank) {
 
 void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
   Tape& tape = sweep.tape;
-  if (!grad_.defined()) {
+  Workspace& ws = *sweep.ws;
+  Tensor g;
+  if (ws.has(i)) {
+    Tensor& slot = ws.grad(i);
+    g = std::move(slot);
+    slot = Tensor();
+  } else {
     // A record that scalar records read: in a plain sweep its adjoint slot is its adjoint.
-    if (!scalar_output() || sweep.recorded || !out_ || tape.adjoint(out_->rec) == 0.0) return;
-    grad_ = Tensor::full({}, tape.adjoint(out_->rec));
+    if (!scalar_output() || sweep.recorded || tape.adjoint(i) == 0.0) return;
+    g = Tensor::full({}, tape.adjoint(i));
   }
   check_versions();
-  Tensor g = std::move(grad_);
-  grad_ = Tensor();
   // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
   // are then results on the tape, differentiable again.
   GradModeGuard mode(sweep.recorded);
   const std::shared_ptr<TensorImpl> res = result();  // (a hook or retain_grad pins it: see pin_output)
   if (res && res->hooks && sweep.hooks_at(i) && !released_node_ && !(is_leaf_node_ && tls_segment_sweep))
     g = run_grad_hooks(*res, std::move(g));
-  if (capture_) *capture_ = capture_->defined() ? add(*capture_, g) : g;
+  if (Tensor* c = ws.capture_of(i)) *c = c->defined() ? add(*c, g) : g;
   if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
   if (res && res->retains_grad && sweep.deliver) accumulate_grad(res, g, false);
   sweep_ = &sweep;
