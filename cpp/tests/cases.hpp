@@ -21,6 +21,17 @@ inline Tensor random_tensor(const Shape& shape, std::mt19937& rng, double lo = -
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
+/// Fresh leaves that require grad, with the values of xs.
+inline std::vector<Tensor> leaves(const std::vector<Tensor>& xs) {
+  std::vector<Tensor> r;
+  for (const Tensor& x : xs) {
+    Tensor c = Tensor::from_values(x.to_vector(), x.shape());
+    c.requires_grad_();
+    r.push_back(c);
+  }
+  return r;
+}
+
 struct Case {
   std::string name;
   Fn f;

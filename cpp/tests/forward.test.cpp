@@ -14,19 +14,10 @@
 using namespace tapegrad;
 using testing::Case;
 using testing::Fn;
+using testing::leaves;
 using testing::random_tensor;
 
 namespace {
-
-std::vector<Tensor> leaves(const std::vector<Tensor>& xs) {
-  std::vector<Tensor> r;
-  for (const Tensor& x : xs) {
-    Tensor c = Tensor::from_values(x.to_vector(), x.shape());
-    c.requires_grad_();
-    r.push_back(c);
-  }
-  return r;
-}
 
 // f at xs + s * v, unrecorded.
 std::vector<double> shifted(const Fn& f, const std::vector<Tensor>& xs, const std::vector<Tensor>& v, double s) {

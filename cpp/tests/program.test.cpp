@@ -20,16 +20,6 @@ using testing::Fn;
 
 namespace {
 
-std::vector<Tensor> leaves_of(const std::vector<Tensor>& xs) {
-  std::vector<Tensor> r;
-  for (const Tensor& x : xs) {
-    Tensor c = Tensor::from_values(x.to_vector(), x.shape());
-    c.requires_grad_();
-    r.push_back(c);
-  }
-  return r;
-}
-
 // xs moved by up to `by` per element (a new point near the recorded one, inside the domains).
 std::vector<Tensor> moved(const std::vector<Tensor>& xs, std::mt19937& rng, double by) {
   std::uniform_real_distribution<double> u(-by, by);
@@ -70,7 +60,7 @@ void check_forward_at(const std::string& name, const Fn& f, const std::vector<Te
   Shape out_shape;
   {
     ScopedTape scope(program);
-    const std::vector<Tensor> x = leaves_of(xs0);
+    const std::vector<Tensor> x = testing::leaves(xs0);
     const Tensor y = f(x);
     REQUIRE(y.requires_grad());
     for (const Tensor& xk : x) leaf_recs.push_back(detail::record_of(xk, program));
@@ -83,7 +73,7 @@ void check_forward_at(const std::string& name, const Fn& f, const std::vector<Te
   // the reference: a fresh recording at xs1
   Tape fresh;
   ScopedTape scope(fresh);
-  const std::vector<Tensor> x1 = leaves_of(xs1);
+  const std::vector<Tensor> x1 = testing::leaves(xs1);
   const Tensor y1 = f(x1);
   const std::vector<Tensor> g1 = grad({sum(y1 * w)}, x1, {}, false, true);
 
@@ -99,7 +89,7 @@ void check_forward_at(const std::string& name, const Fn& f, const std::vector<Te
   }
   // the recorded forward sweep: its result is differentiable at the new inputs
   {
-    const std::vector<Tensor> x1r = leaves_of(xs1);
+    const std::vector<Tensor> x1r = testing::leaves(xs1);
     ForwardSweep fw(program, /*record=*/true);
     for (std::size_t k = 0; k < xs1.size(); ++k) fw.set(leaf_recs[k], x1r[k]);
     fw.run_records({out_rec});
