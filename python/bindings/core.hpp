@@ -42,7 +42,7 @@ struct PyTape {
   bool pinned = false;
 
   void maybe_collect() {
-    if (may_clear()) tape.maybe_collect();
+    if (!pinned) tape.maybe_collect();  // (inline; not during a sweep: the core's policy checks)
   }
 };
 

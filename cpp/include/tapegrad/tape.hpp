@@ -355,7 +355,11 @@ class Tape {
   /// so the policy keeps its cost proportional to the recording. Not while a sweep runs.
   /// For a program whose live handles are all roots (add_root), as the Python module's are:
   /// every other handle goes stale. Returns whether it collected.
-  bool maybe_collect();
+  bool maybe_collect() {
+    // (inline: the Python module asks after every op, and nearly always the answer is no)
+    if (TAPEGRAD_LIKELY(size_ < collect_at_ && node_bytes_pushed_ < collect_bytes_at_)) return false;
+    return collect_by_policy();
+  }
   /// Starts the policy afresh (after a clear()).
   void reset_collect_policy() noexcept;
   static constexpr std::uint32_t kMinCollect = 1u << 18;
@@ -438,6 +442,7 @@ class Tape {
 
   struct HookTable;
   std::unique_ptr<HookTable> hooks_;       // null until the first hook
+  bool collect_by_policy();  // maybe_collect()'s collection, past its size check
   bool keep_constants_ = false;
   std::uint32_t sweeping_ = 0;             // sweeps running (see sweeping())
   std::thread::id sweep_thread_{};         // the thread of the outermost one

@@ -18,8 +18,8 @@
 
 namespace tapegrad {
 
-bool Tape::maybe_collect() {
-  if (sweeping() || (size() < collect_at_ && node_bytes_pushed() < collect_bytes_at_)) return false;
+bool Tape::collect_by_policy() {
+  if (sweeping()) return false;
   collect();
   const std::size_t live = node_bytes();
   collect_bytes_at_ = live > kMinCollectBytes ? live : kMinCollectBytes;
