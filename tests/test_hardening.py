@@ -519,6 +519,9 @@ def test_the_forward_sweep_at_new_inputs_with_hostile_arguments() -> None:
                     assert np.allclose(first.detach().numpy(), want.sum())
                     if isinstance(got, tuple):
                         assert np.allclose(got[1].detach().numpy(), want)
+                    # a leaf among the outputs is its new value
+                    same = tg._core._forward_at([x, s], [x], [xv], record=bool(trial % 2))
+                    assert np.array_equal(same[0].detach().numpy(), xv)
                     ok += 1
                     continue
                 n = int(rng.integers(0, 3))
