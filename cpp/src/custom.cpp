@@ -70,8 +70,7 @@ class MultiNode : public TNode {
   std::vector<int> which_;
   std::vector<Shape> out_shapes_;
   std::vector<DType> out_dtypes_;
-  std::vector<Tensor> grads_;     // during a reverse sweep: recorded outputs 1.. (0 unused)
-  bool unreached0_ = false;       // during a reverse sweep: output 0's gradient is the zeros above
+  std::size_t n_recorded_ = 1;    // its recorded outputs (output 0's record is this one)
   std::vector<Tensor> tangents_;  // during a tangent sweep: recorded outputs 1..
 
   // (its OutputNodes point at it; a custom op's name is its own string)
@@ -85,20 +84,18 @@ class MultiNode : public TNode {
                 "function) that the tape did not record; to run it again, record its ops themselves");
   }
 
-  void reset_grad() noexcept override {
-    TNode::reset_grad();
-    unreached0_ = false;
-    for (Tensor& g : grads_) g = Tensor();
-  }
-
-  // From OutputNode k's vjp: its gradient, and this record is reached.
+  // From OutputNode k's vjp: its gradient (in the sweep's workspace), and this record is reached.
   void add_output_grad(std::size_t k, const Tensor& g, ReverseSweep& sweep, std::uint32_t me) {
-    grads_[k] = grads_[k].defined() ? add(grads_[k], g) : g;
+    {
+      Tensor& slot = sweep.ws->outputs(me, n_recorded_).grads[k];
+      Tensor sum = slot.defined() ? add(slot, g) : g;  // (may record: the workspace may grow meanwhile)
+      sweep.ws->outputs(me, n_recorded_).grads[k] = std::move(sum);
+    }
     // Output 0 got nothing: its readers were all swept before this record (they follow the
     // OutputNodes on the tape), so it gets none; zeros make this record's step run.
     if (!sweep.ws->has(me)) {
       add_grad(*sweep.ws, me, Tensor::zeros(out_shape_, out_dtype_));
-      unreached0_ = true;
+      sweep.ws->outputs(me, n_recorded_).unreached0 = true;
     }
     if (!sweep.recorded) sweep.tape.mark_reached(me);
   }
@@ -113,16 +110,16 @@ class MultiNode : public TNode {
   // gradients), given recorded output 0's; takes them.
   // With `materialize` false, null Tensors instead of zeros.
   std::vector<Tensor> output_grads(const Tensor& g0, bool materialize = true) {
+    ReverseSweep& sweep = current_sweep();
+    Workspace::Outputs others = sweep.ws->take_outputs(sweep.at);
     std::vector<Tensor> all(which_.size());
     for (std::size_t j = 0; j < which_.size(); ++j) {
       const int k = which_[j];
-      if (k == 0 && !unreached0_) all[j] = g0;
-      else if (k > 0) all[j] = std::move(grads_[static_cast<std::size_t>(k)]);
-      if (k > 0) grads_[static_cast<std::size_t>(k)] = Tensor();
+      if (k == 0 && !others.unreached0) all[j] = g0;
+      else if (k > 0 && static_cast<std::size_t>(k) < others.grads.size()) all[j] = std::move(others.grads[static_cast<std::size_t>(k)]);
       if (!all[j].defined() && materialize)
         all[j] = Tensor::zeros(out_shapes_[j], is_floating(out_dtypes_[j]) ? out_dtypes_[j] : DType::Float64);
     }
-    unreached0_ = false;
     return all;
   }
   // Places the op's output tangents (one per output, (K, *shape) or null): recorded outputs
@@ -170,7 +167,7 @@ void record_outputs(Recorder* rec, Tape* tape, std::unique_ptr<MultiNode> node, 
   while (m->which_[first] != 0) ++first;
   std::size_t n_recorded = 0;
   for (int k : m->which_) n_recorded += k >= 0;
-  m->grads_.assign(n_recorded, Tensor());
+  m->n_recorded_ = n_recorded;
   m->tangents_.assign(n_recorded, Tensor());
   if (rec) {
     rec->record(std::move(node), outs[first]);
@@ -367,7 +364,7 @@ void nested_recorded_sweep(ReverseSweep& outer, std::uint32_t lo, std::uint32_t 
 class SegmentNode : public MultiNode {
  public:
   const char* name() const noexcept override { return "CheckpointFunctionBackward"; }
-  bool releasable() const override { return grads_.size() <= 1; }  // (no OutputNode reads it)
+  bool releasable() const override { return n_recorded_ <= 1; }  // (no OutputNode reads it)
   CheckpointOptions options_;
 
  protected:

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -126,11 +127,32 @@ class Workspace {
     const std::uint32_t s = tape_.record(rec).a;
     return s < captures_.size() ? captures_[s] : nullptr;
   }
+  /// A record of an op with several outputs (a custom function's, a checkpointed segment's):
+  /// the gradients its other outputs' records passed it (grads[k] for recorded output k >= 1),
+  /// and whether output 0 got none (its zeros only make the record's step run).
+  struct Outputs {
+    std::vector<Tensor> grads;
+    bool unreached0 = false;
+  };
+  Outputs& outputs(std::uint32_t rec, std::size_t n) {
+    Outputs& o = outputs_[tape_.record(rec).a];
+    if (o.grads.size() < n) o.grads.resize(n);
+    return o;
+  }
+  /// Takes record rec's Outputs (empty if none came).
+  Outputs take_outputs(std::uint32_t rec) {
+    const auto it = outputs_.find(tape_.record(rec).a);
+    if (it == outputs_.end()) return Outputs{};
+    Outputs o = std::move(it->second);
+    outputs_.erase(it);
+    return o;
+  }
 
  private:
   const Tape& tape_;
   std::vector<Tensor> grads_;      // by node (the record's index into the tape's node list)
   std::vector<Tensor*> captures_;
+  std::unordered_map<std::uint32_t, Outputs> outputs_;  // by node (few: the multi-output records)
 };
 
 /// A tape record done by tensor code: keeps its input records, what its rules read and its

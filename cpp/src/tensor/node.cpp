@@ -435,6 +435,7 @@ void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
   if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
   if (res && res->retains_grad && sweep.deliver) accumulate_grad(res, g, false);
   sweep_ = &sweep;
+  sweep.at = i;
   vjp(g);
 }
 
