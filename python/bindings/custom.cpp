@@ -210,48 +210,27 @@ void register_custom(py::module_& m) {
         for (py::handle h : leaves) operands.push_back(h);
         for (py::handle h : values) operands.push_back(h);
         return tensor_call(operands, [&](const std::vector<Tensor>& a) {
-          // A leaf among the outputs is its new value (or itself, if it gets none).
-          auto leaf_output = [&](std::size_t k) {
-            for (std::size_t j = 0; j < n_leaf; ++j) {
-              if (!a[n_out + j].same(a[k])) continue;
-              const Tensor& v = a[n_out + n_leaf + j];
-              if (v.shape() != a[k].shape() || v.dtype() != a[k].dtype())
-                throw tapegrad::ValueError(std::string("tapegrad: a new value for leaf ") + std::to_string(j) + ": it is a " +
-                                           tapegrad::dtype_name(a[k].dtype()) + " tensor of shape " +
-                                           tapegrad::shape_str(a[k].shape()) + ", the new value is a " +
-                                           tapegrad::dtype_name(v.dtype()) + " tensor of shape " +
-                                           tapegrad::shape_str(v.shape()));
-              return v;
-            }
-            return a[k];
-          };
           Tape* tape = nullptr;
-          std::vector<std::uint32_t> outs;
           for (std::size_t k = 0; k < n_out; ++k) {
             const tapegrad::TensorImpl& i = a[k].impl();
-            if (i.leaf && i.requires_grad) continue;
             if (!i.requires_grad || i.released)
               throw py::value_error("tapegrad._forward_at: output " + std::to_string(k) +
                                     " is neither a recorded result nor a leaf (a constant, or a released result)");
+            if (i.leaf) continue;  // (a leaf among the outputs is its new value, or itself)
             if (!tapegrad::detail::is_current(i.tape, i.gen))
               throw tapegrad::Error("tapegrad: output " + std::to_string(k) + " is stale: its tape was cleared after it was recorded");
             if (tape && tape != i.tape) throw py::value_error("tapegrad._forward_at: the outputs were recorded on different tapes");
             tape = i.tape;
-            outs.push_back(i.rec);
           }
           for (std::size_t j = 0; j < n_leaf; ++j)
             if (!a[n_out + j].impl().leaf || !a[n_out + j].requires_grad())
               throw py::value_error("tapegrad._forward_at: leaf " + std::to_string(j) + " is not a leaf that requires grad");
-          std::vector<Tensor> r(n_out);
-          if (tape) {
-            tapegrad::ForwardSweep fw(*tape, record);
-            for (std::size_t j = 0; j < n_leaf; ++j) fw.set(tapegrad::detail::record_of(a[n_out + j], *tape), a[n_out + n_leaf + j]);
-            fw.run_records(outs);
-            for (std::size_t k = 0, o = 0; k < n_out; ++k)
-              if (!a[k].impl().leaf) r[k] = fw.tensor(outs[o++]);
-          }
-          for (std::size_t k = 0; k < n_out; ++k)
-            if (a[k].impl().leaf) r[k] = leaf_output(k);
+          tapegrad::ForwardSweep fw(tape ? *tape : tapegrad::Tape::active(), record);
+          for (std::size_t j = 0; j < n_leaf; ++j) fw.set(a[n_out + j], a[n_out + n_leaf + j]);
+          const std::vector<Tensor> outs(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n_out));
+          fw.run(outs);
+          std::vector<Tensor> r;
+          for (const Tensor& y : outs) r.push_back(fw.tensor(y));
           return r;
         });
       },

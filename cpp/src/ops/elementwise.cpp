@@ -98,8 +98,8 @@ namespace {
 // A piecewise-constant slope (relu's step, abs's sign, minimum's split) computed from x, y in
 // a recorded sweep: constant, yet a result of its operands with a zero derivative, as PyTorch's
 // threshold_backward and sgn are. A gradient made from it is then on the graph, and a second
-// backward through it (a gradient penalty) gives zeros where a constant would raise.
-// Which slope (what its forward at new inputs computes).
+// backward through it (a gradient penalty) gives zeros where a constant would raise. Its kind
+// says which slope its forward at new inputs computes.
 enum class Slope { Step, Sign, Lesser, Zero };
 
 class ZeroSlopeNode final : public TNode {
