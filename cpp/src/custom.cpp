@@ -53,8 +53,8 @@ class OutputNode final : public TNode {
   const char* name() const noexcept override;
 
  protected:
-  void vjp(const Tensor& g) override;
-  Tensor jvp(const std::vector<Tensor>&) override;
+  void vjp(OpCtx& c, const Tensor& g) override;
+  Tensor jvp(OpCtx& c, const std::vector<Tensor>&) override;
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 
@@ -78,7 +78,7 @@ class MultiNode : public TNode {
 
   // A custom function's forward and a checkpointed segment's are user code (Python, or a C++
   // callable) that the tape did not record: a replay cannot run them.
-  Tensor forward_at(const std::vector<Tensor>&) override {
+  Tensor forward_at(OpCtx&, const std::vector<Tensor>&) override {
     throw Error(std::string("tapegrad: ") + name() +
                 " cannot run forward at new inputs: its forward is user code (a custom Function or a checkpointed "
                 "function) that the tape did not record; to run it again, record its ops themselves");
@@ -109,9 +109,8 @@ class MultiNode : public TNode {
   // The gradient of every output of the op (zeros where none came: PyTorch's materialized
   // gradients), given recorded output 0's; takes them.
   // With `materialize` false, null Tensors instead of zeros.
-  std::vector<Tensor> output_grads(const Tensor& g0, bool materialize = true) {
-    ReverseSweep& sweep = current_sweep();
-    Workspace::Outputs others = sweep.ws->take_outputs(sweep.at);
+  std::vector<Tensor> output_grads(OpCtx& c, const Tensor& g0, bool materialize = true) {
+    Workspace::Outputs others = c.sweep().ws->take_outputs(c.me());
     std::vector<Tensor> all(which_.size());
     for (std::size_t j = 0; j < which_.size(); ++j) {
       const int k = which_[j];
@@ -140,8 +139,8 @@ class MultiNode : public TNode {
 };
 
 const char* OutputNode::name() const noexcept { return parent_->name(); }
-void OutputNode::vjp(const Tensor& g) { parent_->add_output_grad(k_, g, current_sweep(), in_[0]); }
-Tensor OutputNode::jvp(const std::vector<Tensor>&) { return parent_->take_tangent(k_); }
+void OutputNode::vjp(OpCtx& c, const Tensor& g) { parent_->add_output_grad(k_, g, c.sweep(), in_[0]); }
+Tensor OutputNode::jvp(OpCtx&, const std::vector<Tensor>&) { return parent_->take_tangent(k_); }
 
 // The outputs of an op made from `inputs` as fresh handles: an output that is also an input or
 // an earlier output, or that is recorded already, gets a handle of its own on the same data.
@@ -234,8 +233,8 @@ class CustomNode final : public MultiNode {
   std::vector<Shape> in_shapes_;
 
  protected:
-  void vjp(const Tensor& g0) override {
-    const std::vector<Tensor> gi = rule_->backward(output_grads(g0, rule_->materialize_grads()));
+  void vjp(OpCtx& c, const Tensor& g0) override {
+    const std::vector<Tensor> gi = rule_->backward(output_grads(c, g0, rule_->materialize_grads()));
     if (gi.size() != in_.size())
       throw Error("tapegrad: function " + name_ + " returned an incorrect number of gradients (expected " +
                   std::to_string(in_.size()) + ", got " + std::to_string(gi.size()) + ")");
@@ -244,10 +243,10 @@ class CustomNode final : public MultiNode {
       if (!is_floating(gi[k].dtype()))
         throw TypeError(std::string("tapegrad: function ") + name_ + " returned a gradient of dtype " +
                         dtype_name(gi[k].dtype()) + " for input " + std::to_string(k));
-      give(k, gradient_for_input(name_, k, gi[k], in_shapes_[k]));
+      c.give(k, gradient_for_input(name_, k, gi[k], in_shapes_[k]));
     }
   }
-  Tensor jvp(const std::vector<Tensor>& t) override {
+  Tensor jvp(OpCtx&, const std::vector<Tensor>& t) override {
     if (!rule_->has_jvp()) rule_->jvp({});  // raises, naming the function
     std::int64_t K = 1;
     for (const Tensor& x : t)
@@ -368,15 +367,15 @@ class SegmentNode : public MultiNode {
   CheckpointOptions options_;
 
  protected:
-  void vjp(const Tensor& g0) override {
-    std::vector<Tensor> g = output_grads(g0);
-    if (current_sweep().recorded) recompute_recorded(g);
-    else recompute_plain(g);
+  void vjp(OpCtx& c, const Tensor& g0) override {
+    std::vector<Tensor> g = output_grads(c, g0);
+    if (c.recorded()) recompute_recorded(c, g);
+    else recompute_plain(c, g);
   }
-  Tensor jvp(const std::vector<Tensor>&) override { throw_no_jvp(); }
+  Tensor jvp(OpCtx&, const std::vector<Tensor>&) override { throw_no_jvp(); }
   bool saves_output() const override { return false; }
-  virtual void recompute_plain(const std::vector<Tensor>& g) = 0;
-  virtual void recompute_recorded(const std::vector<Tensor>& g) = 0;
+  virtual void recompute_plain(OpCtx& c, const std::vector<Tensor>& g) = 0;
+  virtual void recompute_recorded(OpCtx& c, const std::vector<Tensor>& g) = 0;
 };
 
 class TensorSegmentNode final : public SegmentNode {
@@ -389,7 +388,7 @@ class TensorSegmentNode final : public SegmentNode {
   bool saves_inputs() const override { return true; }  // its inputs are read again by the recompute
 
  private:
-  void recompute_plain(const std::vector<Tensor>& g) override {
+  void recompute_plain(OpCtx& c, const std::vector<Tensor>& g) override {
     std::shared_ptr<Tape> tape = segment_tape(options_);
     std::vector<Tensor> grads;
     std::vector<std::size_t> wrt_index;  // which of this record's inputs each wrt is
@@ -429,11 +428,11 @@ class TensorSegmentNode final : public SegmentNode {
     }
     NoGrad ng;
     for (std::size_t q = 0; q < grads.size(); ++q)
-      if (grads[q].defined()) give(wrt_index[q], grads[q]);
+      if (grads[q].defined()) c.give(wrt_index[q], grads[q]);
   }
 
-  void recompute_recorded(const std::vector<Tensor>& g) override {
-    ReverseSweep& sweep = current_sweep();
+  void recompute_recorded(OpCtx& c, const std::vector<Tensor>& g) override {
+    ReverseSweep& sweep = c.sweep();
     Tape& tape = sweep.tape;
     const std::uint32_t lo = tape.size();
     std::vector<Tensor> outs;
@@ -485,7 +484,7 @@ class VarSegmentNode final : public SegmentNode {
                   " Vars when recomputed, " + std::to_string(which_.size()) + " the first time");
   }
 
-  void recompute_plain(const std::vector<Tensor>& g) override {
+  void recompute_plain(OpCtx& c, const std::vector<Tensor>& g) override {
     std::shared_ptr<Tape> tape = segment_tape(options_);
     std::vector<std::optional<Var>> grads;
     std::vector<std::size_t> wrt_index;
@@ -513,11 +512,11 @@ class VarSegmentNode final : public SegmentNode {
       grads = grad(ys, wrt, seeds, GradOptions{false, true});
     }
     for (std::size_t q = 0; q < grads.size(); ++q)
-      if (grads[q]) give(wrt_index[q], Tensor::full({}, grads[q]->value()));
+      if (grads[q]) c.give(wrt_index[q], Tensor::full({}, grads[q]->value()));
   }
 
-  void recompute_recorded(const std::vector<Tensor>& g) override {
-    ReverseSweep& sweep = current_sweep();
+  void recompute_recorded(OpCtx& c, const std::vector<Tensor>& g) override {
+    ReverseSweep& sweep = c.sweep();
     Tape& tape = sweep.tape;
     const std::uint32_t lo = tape.size();
     ScopedTape scope(tape);

@@ -18,11 +18,13 @@ namespace tapegrad {
 /// itself differentiable).
 class TangentSweep {
  public:
+  /// A recorded sweep when grad mode is on where it is made (the mode is read here, once).
   TangentSweep(Tape& on, std::uint32_t from, std::uint32_t to, std::int64_t directions)
-      : tape(on), K(directions), from_(from), to_(to), tan_(to - from + 1) {}
+      : tape(on), K(directions), recorded(grad_enabled()), from_(from), to_(to), tan_(to - from + 1) {}
 
   Tape& tape;
   const std::int64_t K;  ///< the number of directions
+  const bool recorded;   ///< whether the steps record (their tangents are differentiable)
 
   /// The tangent of record `rec`, or null where it is zero or outside the sweep.
   const Tensor* tangent_of(std::uint32_t rec) const noexcept {

@@ -92,8 +92,6 @@ struct ReverseSweep {
   /// by record (the records keep no sweep state). Made by the front end that seeds the sweep
   /// (Tape::reverse makes one if none is given); a nested range sweep shares its sweep's.
   detail::Workspace* ws = nullptr;
-  /// The record whose step is running (its rules reach their own entries of the workspace).
-  std::uint32_t at = 0xFFFFFFFFu;
   bool hooks_at(std::uint32_t i) const noexcept { return hooks && (!needed || (i < needed->size() && (*needed)[i])); }
 
   // (Tape::reverse's own: its seeds, and the records that lead to them, marked when first

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include "tensor/internal.hpp"
+#include "ops/table.hpp"
 
 namespace tapegrad {
 
 using detail::weak_scalar;
+using detail::make_op;
+using detail::table::Slope;
+namespace tbl = detail::table;
 
 namespace detail {
 Tensor weak_scalar(double c, DType like) {
@@ -95,44 +98,15 @@ Tensor map4(const Tensor& x, const Tensor& y, const Tensor& z, const Tensor& g, 
 }  // namespace
 
 namespace {
-// A piecewise-constant slope (relu's step, abs's sign, minimum's split) computed from x, y in
-// a recorded sweep: constant, yet a result of its operands with a zero derivative, as PyTorch's
-// threshold_backward and sgn are. A gradient made from it is then on the graph, and a second
-// backward through it (a gradient penalty) gives zeros where a constant would raise. Its kind
-// says which slope its forward at new inputs computes.
-enum class Slope { Step, Sign, Lesser, Zero };
-
-class ZeroSlopeNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "ZeroSlopeBackward"; }
-  ZeroSlopeNode(Slope kind, std::vector<std::pair<Shape, DType>> inputs) : kind_(kind), inputs_(std::move(inputs)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor&) override {
-    for (std::size_t k = 0; k < inputs_.size(); ++k) give(k, Tensor::zeros(inputs_[k].first, inputs_[k].second));
-  }
-  Tensor jvp(const std::vector<Tensor>&) override { return Tensor(); }  // (a zero tangent)
-  Tensor forward_at(const std::vector<Tensor>& in) override;
-
- private:
-  Slope kind_;
-  std::vector<std::pair<Shape, DType>> inputs_;
-};
-
 Tensor zero_slope(Slope kind, const Tensor& value, const Tensor& x) {
   Recorder rec({&x}, "slope");
   if (!rec.on()) return value;
-  return rec.record(
-      std::make_unique<ZeroSlopeNode>(kind, std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()}}), value);
+  return rec.record(make_op(tbl::ZeroSlope{kind, {{x.shape(), x.dtype()}}}), value);
 }
 Tensor zero_slope(Slope kind, const Tensor& value, const Tensor& x, const Tensor& y) {
   Recorder rec({&x, &y}, "slope");
   if (!rec.on()) return value;
-  return rec.record(std::make_unique<ZeroSlopeNode>(
-                        kind, std::vector<std::pair<Shape, DType>>{{x.shape(), x.dtype()}, {y.shape(), y.dtype()}}),
-                    value);
+  return rec.record(make_op(tbl::ZeroSlope{kind, {{x.shape(), x.dtype()}, {y.shape(), y.dtype()}}}), value);
 }
 }  // namespace
 
@@ -164,17 +138,15 @@ Tensor lesser(const Tensor& x, const Tensor& y) {
   }
   return zero_slope(Slope::Lesser, v, x, y);
 }
-namespace {
-Tensor ZeroSlopeNode::forward_at(const std::vector<Tensor>& in) {
-  switch (kind_) {
-    case Slope::Step: return tapegrad::step(in[0]);
-    case Slope::Sign: return tapegrad::sign(in[0]);
-    case Slope::Lesser: return tapegrad::lesser(in[0], in[1]);
+Tensor tbl::ZeroSlope::forward(OpCtx& c, const Ins& x) const {
+  switch (kind) {
+    case Slope::Step: return tapegrad::step(x[0]);
+    case Slope::Sign: return tapegrad::sign(x[0]);
+    case Slope::Lesser: return tapegrad::lesser(x[0], x[1]);
     case Slope::Zero: break;
   }
-  return zero_slope(Slope::Zero, Tensor::zeros({}, out_dtype_), in[0]);
+  return zero_slope(Slope::Zero, Tensor::zeros({}, c.out_dtype()), x[0]);
 }
-}  // namespace
 
 Tensor pow_dx(const Tensor& x, const Tensor& y) {
   return where(equal(y, weak_scalar(0.0, y.dtype())), weak_scalar(0.0, x.dtype()), y * pow(x, y - 1.0));
@@ -209,16 +181,17 @@ template <Op op>
 class UnaryNode final : public TNode {
  public:
   const char* name() const noexcept override { return op_info(op).backward_name; }
+  const char* op_name() const noexcept override { return Rule<op>::name; }
   // (the input only if the rule reads it: relu's and exp's records keep their outputs alone)
   explicit UnaryNode(const Tensor& x) : x_(RuleUses<op>::inputs ? x : Tensor()) {}
   bool saves_inputs() const override { return RuleUses<op>::inputs; }
   bool saves_output() const override { return RuleUses<op>::output; }
 
  protected:
-  void vjp(const Tensor& g) override {
+  void vjp(OpCtx& c, const Tensor& g) override {
     const Tensor z(out_);  // (null where the rule does not read it)
-    if (grad_enabled()) {  // create_graph: the table's rule on tensors, recorded
-      give(0, g * Rule<op>::dx(x_, z));
+    if (c.recorded()) {  // create_graph: the table's rule on tensors, recorded
+      c.give(0, g * Rule<op>::dx(x_, z));
       return;
     }
     Tensor gx = empty_tensor(out_shape_, out_dtype_);  // (x's shape and dtype)
@@ -234,10 +207,10 @@ class UnaryNode final : public TNode {
         r[i] = static_cast<T>(gp[i] * Rule<op>::dx(xi, zi));
       }
     });
-    give(0, gx);
+    c.give(0, gx);
   }
-  Tensor jvp(const std::vector<Tensor>& t) override { return t[0] * Rule<op>::dx(x_, Tensor(out_)); }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return unary<op>(in[0], Rule<op>::name); }
+  Tensor jvp(OpCtx&, const std::vector<Tensor>& t) override { return t[0] * Rule<op>::dx(x_, Tensor(out_)); }
+  Tensor forward_at(OpCtx&, const std::vector<Tensor>& in) override { return unary<op>(in[0], Rule<op>::name); }
 
  private:
   Tensor x_;
@@ -283,6 +256,7 @@ template <Op op>
 class BinaryNode final : public TNode {
  public:
   const char* name() const noexcept override { return op_info(op).backward_name; }
+  const char* op_name() const noexcept override { return Rule<op>::name; }
   // (the inputs only if the rule reads them: an addition's record keeps their shapes alone)
   BinaryNode(const Tensor& x, const Tensor& y)
       : x_(RuleUses<op>::inputs ? x : Tensor()), y_(RuleUses<op>::inputs ? y : Tensor()), xs_(x.shape()),
@@ -291,62 +265,62 @@ class BinaryNode final : public TNode {
   bool saves_output() const override { return RuleUses<op>::output; }
 
  protected:
-  void vjp(const Tensor& g) override {
+  void vjp(OpCtx& c, const Tensor& g) override {
     // z: the output where the rule reads it; else g stands in (its shape and dtype, values unread)
     const Tensor z = out_ ? Tensor(out_) : g;
     if constexpr (op == Op::Add || op == Op::Sub) {
-      if (needs(0)) give(0, detail::sum_to(g, xs_));
-      if (needs(1)) give(1, detail::sum_to(op == Op::Add ? g : neg(g), ys_));
+      if (c.needs(0)) c.give(0, detail::sum_to(g, xs_));
+      if (c.needs(1)) c.give(1, detail::sum_to(op == Op::Add ? g : neg(g), ys_));
       return;
     } else {
       static_assert(RuleUses<op>::inputs, "a binary rule that reads neither input needs its shapes in map4");
     }
-    if (grad_enabled()) {  // create_graph: the table's rules on tensors, recorded
+    if (c.recorded()) {  // create_graph: the table's rules on tensors, recorded
       const Tensor zr(out_);  // (null where the rule does not read it)
-      if (needs(0)) give(0, detail::sum_to(g * Rule<op>::dx(x_, y_, zr), xs_));
-      if (needs(1)) give(1, detail::sum_to(g * Rule<op>::dy(x_, y_, zr), ys_));
+      if (c.needs(0)) c.give(0, detail::sum_to(g * Rule<op>::dx(x_, y_, zr), xs_));
+      if (c.needs(1)) c.give(1, detail::sum_to(g * Rule<op>::dy(x_, y_, zr), ys_));
       return;
     }
     TG_FLOAT_DISPATCH(z.dtype(), T, {
       if constexpr (op == Op::Pow) {
-        if (needs(0) && y_.numel() == 1 && x_.shape() == z.shape()) {  // x^c: c x^(c-1)
-          const double c = scalar_value<T>(y_);
+        if (c.needs(0) && y_.numel() == 1 && x_.shape() == z.shape()) {  // x^e: e x^(e-1)
+          const double e = scalar_value<T>(y_);
           Tensor gx = empty_tensor(x_.shape(), x_.dtype());
           const T* xp = x_.data<T>();
           const T* gp = g.data<T>();
           T* r = gx.data<T>();
           const std::int64_t n = gx.numel();
-          if (c == 0.0) {
+          if (e == 0.0) {
             for (std::int64_t i = 0; i < n; ++i) r[i] = T(0);
           } else {
-            const T cc = static_cast<T>(c);
-            for (std::int64_t i = 0; i < n; ++i) r[i] = gp[i] * cc * pow_const(xp[i], c - 1.0);
+            const T cc = static_cast<T>(e);
+            for (std::int64_t i = 0; i < n; ++i) r[i] = gp[i] * cc * pow_const(xp[i], e - 1.0);
           }
-          give(0, gx);
-          if (needs(1)) {
+          c.give(0, gx);
+          if (c.needs(1)) {
             Tensor full = map4<T>(x_, y_, z, g, [](T x, T y, T zz, T gg) {
               return static_cast<T>(gg * Rule<op>::dy(static_cast<double>(x), static_cast<double>(y), static_cast<double>(zz)));
             });
-            give(1, detail::sum_to(full, y_.shape()));
+            c.give(1, detail::sum_to(full, y_.shape()));
           }
           return;
         }
       }
-      if (needs(0)) {
+      if (c.needs(0)) {
         Tensor full = map4<T>(x_, y_, z, g, [](T x, T y, T zz, T gg) {
           return static_cast<T>(gg * Rule<op>::dx(static_cast<double>(x), static_cast<double>(y), static_cast<double>(zz)));
         });
-        give(0, detail::sum_to(full, x_.shape()));
+        c.give(0, detail::sum_to(full, x_.shape()));
       }
-      if (needs(1)) {
+      if (c.needs(1)) {
         Tensor full = map4<T>(x_, y_, z, g, [](T x, T y, T zz, T gg) {
           return static_cast<T>(gg * Rule<op>::dy(static_cast<double>(x), static_cast<double>(y), static_cast<double>(zz)));
         });
-        give(1, detail::sum_to(full, y_.shape()));
+        c.give(1, detail::sum_to(full, y_.shape()));
       }
     });
   }
-  Tensor jvp(const std::vector<Tensor>& t) override {
+  Tensor jvp(OpCtx&, const std::vector<Tensor>& t) override {
     const Tensor z(out_);  // (null where the rule does not read it)
     const std::size_t r = out_shape_.size();
     Tensor res;
@@ -365,7 +339,7 @@ class BinaryNode final : public TNode {
     }
     return res;
   }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return binary<op>(in[0], in[1], Rule<op>::name); }
+  Tensor forward_at(OpCtx&, const std::vector<Tensor>& in) override { return binary<op>(in[0], in[1], Rule<op>::name); }
 
  private:
   Tensor x_, y_;
@@ -437,88 +411,40 @@ Tensor not_equal(const Tensor& x, const Tensor& y) {
 
 // --- astype, clip, where ---------------------------------------------------------------
 
-namespace {
-class AstypeNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "ToCopyBackward0"; }
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override { give(0, g); }  // add_grad converts to the input's dtype
-  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() converts
-  Tensor forward_at(const std::vector<Tensor>& in) override { return astype(in[0], out_dtype_); }
-};
-
-class ClipNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "ClampBackward0"; }
-  ClipNode(Tensor x, double lo, double hi) : x_(std::move(x)), lo_(lo), hi_(hi) {}
-  bool saves_inputs() const override { return true; }
-  bool saves_output() const override { return false; }
-
- protected:
-  // Where lo <= x <= hi: where the gradient passes.
-  Tensor inside() const {
-    Tensor m = empty_tensor(x_.shape(), DType::Bool);
-    TG_FLOAT_DISPATCH(x_.dtype(), T, {
-      const T* x = x_.data<T>();
-      bool* mp = m.data<bool>();
-      for (std::int64_t i = 0; i < x_.numel(); ++i) mp[i] = x[i] >= static_cast<T>(lo_) && x[i] <= static_cast<T>(hi_);
-    });
-    return m;
+namespace detail::table {
+void Clip::vjp(OpCtx& c, const Tensor& g) const {
+  if (c.recorded()) {  // create_graph: g where lo <= x <= hi, recorded (and a result of x: zero_slope)
+    c.give(0, where(inside(), g, zero_slope(Slope::Zero, Tensor::zeros({}, g.dtype()), x)));
+    return;
   }
-  Tensor jvp(const std::vector<Tensor>& t) override { return where(inside(), t[0], weak_scalar(0.0, t[0].dtype())); }
-  void vjp(const Tensor& g) override {
-    if (grad_enabled()) {  // create_graph: g where lo <= x <= hi, recorded (and a result of x: zero_slope)
-      give(0, where(inside(), g, zero_slope(Slope::Zero, Tensor::zeros({}, g.dtype()), x_)));
-      return;
-    }
-    Tensor gx = empty_tensor(x_.shape(), x_.dtype());
-    const std::int64_t n = gx.numel();
-    TG_FLOAT_DISPATCH(x_.dtype(), T, {
-      const T* x = x_.data<T>();
-      const T* gp = g.data<T>();
-      T* r = gx.data<T>();
-      const T lo = static_cast<T>(lo_), hi = static_cast<T>(hi_);
-      for (std::int64_t i = 0; i < n; ++i) r[i] = (x[i] >= lo && x[i] <= hi) ? gp[i] : T(0);
-    });
-    give(0, gx);
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return clip(in[0], lo_, hi_); }
-
- private:
-  Tensor x_;
-  double lo_, hi_;
-};
-
-class WhereNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "WhereBackward0"; }
-  WhereNode(Tensor c, Shape a, Shape b) : c_(std::move(c)), a_(std::move(a)), b_(std::move(b)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    const Tensor zero = weak_scalar(0.0, g.dtype());
-    if (needs(1)) give(1, detail::sum_to(where(c_, g, zero), a_));
-    if (needs(2)) give(2, detail::sum_to(where(c_, zero, g), b_));
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::size_t r = out_shape_.size();
-    const DType dt = t[1].defined() ? t[1].dtype() : t[2].dtype();
-    const Tensor ta = t[1].defined() ? tangent_as_rank(t[1], r) : weak_scalar(0.0, dt);
-    const Tensor tb = t[2].defined() ? tangent_as_rank(t[2], r) : weak_scalar(0.0, dt);
-    return where(c_, ta, tb);
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return where(in[0], in[1], in[2]); }
-
- private:
-  Tensor c_;
-  Shape a_, b_;
-};
-}  // namespace
+  Tensor gx = empty_tensor(x.shape(), x.dtype());
+  const std::int64_t n = gx.numel();
+  TG_FLOAT_DISPATCH(x.dtype(), T, {
+    const T* xp = x.data<T>();
+    const T* gp = g.data<T>();
+    T* r = gx.data<T>();
+    const T l = static_cast<T>(lo), h = static_cast<T>(hi);
+    for (std::int64_t i = 0; i < n; ++i) r[i] = (xp[i] >= l && xp[i] <= h) ? gp[i] : T(0);
+  });
+  c.give(0, gx);
+}
+Tensor Clip::inside() const {
+  Tensor m = empty_tensor(x.shape(), DType::Bool);
+  TG_FLOAT_DISPATCH(x.dtype(), T, {
+    const T* xp = x.data<T>();
+    bool* mp = m.data<bool>();
+    for (std::int64_t i = 0; i < x.numel(); ++i) mp[i] = xp[i] >= static_cast<T>(lo) && xp[i] <= static_cast<T>(hi);
+  });
+  return m;
+}
+Tensor Where::jvp(OpCtx& c, const Ins& t) const {
+  const std::size_t r = c.out_shape().size();
+  const DType dt = t[1].defined() ? t[1].dtype() : t[2].dtype();
+  const Tensor ta = t[1].defined() ? tangent_as_rank(t[1], r) : weak_scalar(0.0, dt);
+  const Tensor tb = t[2].defined() ? tangent_as_rank(t[2], r) : weak_scalar(0.0, dt);
+  return where(cond, ta, tb);
+}
+}  // namespace detail::table
 
 void set_autocast(bool enabled, DType dtype) {
   if (!is_half(dtype))
@@ -543,7 +469,7 @@ Tensor astype(const Tensor& x, DType dtype) {
   if (!is_floating(dtype)) return r;
   Recorder rec({&x}, "astype");
   if (!rec.on()) return r;
-  return rec.record(std::make_unique<AstypeNode>(), r);
+  return rec.record(make_op(tbl::Astype{}), r);
 }
 
 Tensor clip(const Tensor& x0, double lo, double hi) {
@@ -562,7 +488,7 @@ Tensor clip(const Tensor& x0, double lo, double hi) {
     }
   });
   if (!rec.on()) return z;
-  return rec.record(std::make_unique<ClipNode>(x, lo, hi), z);
+  return rec.record(make_op(tbl::Clip{x, lo, hi}), z);
 }
 
 Tensor where(const Tensor& cond, const Tensor& a0, const Tensor& b0) {
@@ -585,7 +511,7 @@ Tensor where(const Tensor& cond, const Tensor& a0, const Tensor& b0) {
                     });
   });
   if (!rec.on()) return z;
-  return rec.record(std::make_unique<WhereNode>(c, a.shape(), b.shape()), z);
+  return rec.record(make_op(tbl::Where{c, a.shape(), b.shape()}), z);
 }
 Tensor where(const Tensor& cond, const Tensor& a, double b) { return where(cond, a, weak_scalar(b, a.dtype())); }
 Tensor where(const Tensor& cond, double a, const Tensor& b) { return where(cond, weak_scalar(a, b.dtype()), b); }

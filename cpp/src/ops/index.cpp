@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include "tensor/internal.hpp"
+#include "ops/table.hpp"
 
 namespace tapegrad {
 
@@ -14,6 +14,10 @@ using detail::batched_index;
 using detail::cast_to;
 using detail::normalize_axis;
 using detail::weak_scalar;
+using detail::make_op;
+using detail::table::cumsum_dir;
+using detail::table::Pick;
+using detail::table::Selection;
 
 namespace {
 
@@ -95,34 +99,16 @@ Tensor scan(const Tensor& x, int a, bool prod, bool reverse) {
   return r;
 }
 
-Tensor cumsum_dir(const Tensor& x, int a, bool reverse);
+}  // namespace
 
-class CumsumNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "CumsumBackward0"; }
-  CumsumNode(int axis, bool reverse) : axis_(axis), reverse_(reverse) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  // d(out_j)/d(x_m) = 1 for m <= j: the gradient is the running sum from the other end.
-  void vjp(const Tensor& g) override { give(0, cumsum_dir(g, axis_, !reverse_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    return cumsum_dir(tangent_as_rank(t[0], out_shape_.size()), axis_ + 1, reverse_);
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return cumsum_dir(in[0], axis_, reverse_); }
-
- private:
-  int axis_;
-  bool reverse_;
-};
-
-Tensor cumsum_dir(const Tensor& x, int a, bool reverse) {
+Tensor detail::table::cumsum_dir(const Tensor& x, int a, bool reverse) {
   Recorder rec({&x}, "cumsum");
   Tensor r = scan(x, a, false, reverse);
   if (!rec.on() || !is_floating(x.dtype())) return r;
-  return rec.record(std::make_unique<CumsumNode>(a, reverse), r);
+  return rec.record(make_op(detail::table::Cumsum{a, reverse}), r);
 }
+
+namespace {
 
 // Per line of x along axis a: `before` is set before the line's first zero, `first` at it
 // (constants of the rules: they do not depend on x's values but through where its zeros are).
@@ -170,89 +156,7 @@ std::vector<Tensor> omitted_products(const Tensor& x, int a) {
   return r;
 }
 
-class CumprodNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "CumprodBackward0"; }
-  CumprodNode(Tensor x, int axis) : x_(std::move(x)), axis_(axis) {}
-  Tensor forward_at(const std::vector<Tensor>& in) override { return cumprod(in[0], axis_); }
-
- protected:
-  // d(out_j)/d(x_m) = prod_{i <= j, i != m} x_i for m <= j. Before a line's first zero that
-  // is out_j / x_m; at the first zero k it is out'_j, the running product with x_k taken as 1
-  // (later zeros make it 0, as they should); after it every term holds x_k = 0. (Those masks
-  // are right for the values, not for their derivatives: a create_graph sweep through zeros
-  // takes omitted_products instead.)
-  void vjp(const Tensor& g) override {
-    const Tensor out(out_);
-    auto [before, first] = zero_masks(x_, axis_);
-    if (!any_true(first)) {
-      give(0, cumsum_dir(g * out, axis_, true) / x_);
-      return;
-    }
-    if (grad_enabled() && x_.ndim() > 0) {
-      const std::vector<Tensor> om = omitted_products(x_, axis_);
-      const std::int64_t n = static_cast<std::int64_t>(om.size());
-      std::vector<Tensor> parts;
-      for (std::int64_t m = 0; m < n; ++m) parts.push_back(sum(slice(g, axis_, m, n) * om[static_cast<std::size_t>(m)], Axes(axis_), true));
-      give(0, concatenate(parts, axis_));
-      return;
-    }
-    const Tensor one = weak_scalar(1.0, x_.dtype());
-    const Tensor x_safe = where(before, x_, one);
-    const Tensor out1 = cumprod(where(first, one, x_), axis_);
-    const Tensor part1 = cumsum_dir(g * out, axis_, true) / x_safe;
-    const Tensor part2 = cumsum_dir(g * out1, axis_, true);
-    give(0, where(before, part1, where(first, part2, 0.0)));
-  }
-  // d out_j = sum_{m <= j} t_m d(out_j)/d(x_m): out_j * cumsum(t / x)_j before the first
-  // zero k, t_k out'_j from it on.
-  Tensor jvp(const std::vector<Tensor>& t0) override {
-    const Tensor t = tangent_as_rank(t0[0], x_.shape().size());
-    const Tensor out(out_);
-    const int a = axis_ + 1;
-    auto [before, first] = zero_masks(x_, axis_);
-    if (!any_true(first)) return out * cumsum_dir(t / x_, a, false);
-    if (grad_enabled() && x_.ndim() > 0) {
-      const std::vector<Tensor> om = omitted_products(x_, axis_);
-      const std::int64_t n = static_cast<std::int64_t>(om.size());
-      Tensor r;
-      for (std::int64_t m = 0; m < n; ++m) {
-        Tensor c = slice(t, a, m, m + 1) * om[static_cast<std::size_t>(m)];  // (K, ..., n - m, ...)
-        if (m > 0) {
-          Shape zs = c.shape();
-          zs[static_cast<std::size_t>(a)] = m;
-          c = concatenate({Tensor::zeros(zs, c.dtype()), c}, a);
-        }
-        r = r.defined() ? r + c : c;
-      }
-      return r;
-    }
-    const Tensor one = weak_scalar(1.0, x_.dtype());
-    const Tensor x_safe = where(before, x_, one);
-    const Tensor out1 = cumprod(where(first, one, x_), axis_);
-    const Tensor part1 = out * cumsum_dir(where(before, t / x_safe, 0.0), a, false);
-    const Tensor part2 = cumsum_dir(where(first, t, 0.0), a, false) * out1;
-    return where(before, part1, part2);
-  }
-
- private:
-  Tensor x_;
-  int axis_;
-};
-
 // --- selections -----------------------------------------------------------------------------
-
-// What a selection picks from x: the elements at flat offsets computed from x's values (sort,
-// topk, max/min along an axis) or from an index tensor (gather).
-enum class Pick { Sort, Topk, Max, Min, Gather };
-
-struct Selection {
-  Pick pick;
-  int axis = 0;
-  bool flag = false;   // sort: descending; topk: largest; max/min: keepdims
-  std::int64_t k = 0;  // topk's k
-  Tensor index;        // gather's index (int64, normalised)
-};
 
 // The flat offsets into x (of x's shape) of what `s` selects, and the indices along the axis
 // (the second result of sort, topk, max and min), both of the result's shape.
@@ -345,30 +249,6 @@ const char* pick_name(Pick p) {
 
 std::pair<Tensor, Tensor> select(const Tensor& x, Selection sel, const char* op);
 
-// Values picked from x at flat offsets: the gradient goes back to those offsets (repeats
-// accumulate), the tangent is picked at the same offsets.
-class SelectNode final : public TNode {
- public:
-  const char* name() const noexcept override { return pick_name(sel_.pick); }
-  SelectNode(Selection sel, Shape in_shape, Tensor offsets)
-      : sel_(std::move(sel)), in_shape_(std::move(in_shape)), offsets_(std::move(offsets)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override { give(0, put_add(g, offsets_, in_shape_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    return take(t[0], batched_index(offsets_, t[0].shape()[0], shape_numel(in_shape_)));
-  }
-  // (the selection computed afresh from the new values: a sort sorts them again)
-  Tensor forward_at(const std::vector<Tensor>& in) override { return select(in[0], sel_, name()).first; }
-
- private:
-  Selection sel_;  // (what a forward at new inputs selects by)
-  Shape in_shape_;
-  Tensor offsets_;
-};
-
 // What `sel` selects from x, recorded; and the indices along the axis.
 std::pair<Tensor, Tensor> select(const Tensor& x, Selection sel, const char* op) {
   Recorder rec({&x}, op);
@@ -382,7 +262,7 @@ std::pair<Tensor, Tensor> select(const Tensor& x, Selection sel, const char* op)
     for (std::int64_t e = 0; e < n; ++e) d[e] = s[ip[e]];
   });
   if (rec.on() && is_floating(x.dtype()))
-    values = rec.record(std::make_unique<SelectNode>(std::move(sel), x.shape(), offsets), values);
+    values = rec.record(make_op(detail::table::Select{std::move(sel), x.shape(), offsets}), values);
   return {values, indices};
 }
 
@@ -426,6 +306,73 @@ Tensor arg_extreme(const Tensor& x, std::optional<int> axis, bool keepdims, bool
 
 }  // namespace
 
+// --- the rules of the entries (ops/table.hpp) defined here ----------------------------------
+
+namespace detail::table {
+const char* Select::grad_fn() const noexcept { return pick_name(sel.pick); }
+// (the selection computed afresh from the new values: a sort sorts them again)
+Tensor Select::forward(OpCtx&, const Ins& x) const { return select(x[0], sel, grad_fn()).first; }
+}  // namespace detail::table
+
+// d(out_j)/d(x_m) = prod_{i <= j, i != m} x_i for m <= j. Before a line's first zero that
+// is out_j / x_m; at the first zero k it is out'_j, the running product with x_k taken as 1
+// (later zeros make it 0, as they should); after it every term holds x_k = 0. (Those masks
+// are right for the values, not for their derivatives: a create_graph sweep through zeros
+// takes omitted_products instead.)
+void detail::table::Cumprod::vjp(OpCtx& c, const Tensor& g) const {
+  const Tensor out = c.out();
+  auto [before, first] = zero_masks(x, axis);
+  if (!any_true(first)) {
+    c.give(0, cumsum_dir(g * out, axis, true) / x);
+    return;
+  }
+  if (c.recorded() && x.ndim() > 0) {
+    const std::vector<Tensor> om = omitted_products(x, axis);
+    const std::int64_t n = static_cast<std::int64_t>(om.size());
+    std::vector<Tensor> parts;
+    for (std::int64_t m = 0; m < n; ++m) parts.push_back(sum(slice(g, axis, m, n) * om[static_cast<std::size_t>(m)], Axes(axis), true));
+    c.give(0, concatenate(parts, axis));
+    return;
+  }
+  const Tensor one = weak_scalar(1.0, x.dtype());
+  const Tensor x_safe = where(before, x, one);
+  const Tensor out1 = cumprod(where(first, one, x), axis);
+  const Tensor part1 = cumsum_dir(g * out, axis, true) / x_safe;
+  const Tensor part2 = cumsum_dir(g * out1, axis, true);
+  c.give(0, where(before, part1, where(first, part2, 0.0)));
+}
+// d out_j = sum_{m <= j} t_m d(out_j)/d(x_m): out_j * cumsum(t / x)_j before the first
+// zero k, t_k out'_j from it on.
+Tensor detail::table::Cumprod::jvp(OpCtx& c, const Ins& t0) const {
+  const Tensor t = tangent_as_rank(t0[0], x.shape().size());
+  const Tensor out = c.out();
+  const int a = axis + 1;
+  auto [before, first] = zero_masks(x, axis);
+  if (!any_true(first)) return out * cumsum_dir(t / x, a, false);
+  if (c.recorded() && x.ndim() > 0) {
+    const std::vector<Tensor> om = omitted_products(x, axis);
+    const std::int64_t n = static_cast<std::int64_t>(om.size());
+    Tensor r;
+    for (std::int64_t m = 0; m < n; ++m) {
+      Tensor term = slice(t, a, m, m + 1) * om[static_cast<std::size_t>(m)];  // (K, ..., n - m, ...)
+      if (m > 0) {
+        Shape zs = term.shape();
+        zs[static_cast<std::size_t>(a)] = m;
+        term = concatenate({Tensor::zeros(zs, term.dtype()), term}, a);
+      }
+      r = r.defined() ? r + term : term;
+    }
+    return r;
+  }
+  const Tensor one = weak_scalar(1.0, x.dtype());
+  const Tensor x_safe = where(before, x, one);
+  const Tensor out1 = cumprod(where(first, one, x), axis);
+  const Tensor part1 = out * cumsum_dir(where(before, t / x_safe, 0.0), a, false);
+  const Tensor part2 = cumsum_dir(where(first, t, 0.0), a, false) * out1;
+  return where(before, part1, part2);
+}
+
+
 namespace detail {
 Tensor batched_index(const Tensor& index, std::int64_t K, std::int64_t numel) {
   Tensor r = empty_tensor(batched_shape(K, index.shape()), DType::Int64);
@@ -451,7 +398,7 @@ Tensor cumprod(const Tensor& x0, int axis) {
   Recorder rec({&x}, "cumprod");
   Tensor r = scan(x, a, true, false);
   if (!rec.on() || !is_floating(x.dtype())) return r;
-  return rec.record(std::make_unique<CumprodNode>(x, a), r);
+  return rec.record(make_op(detail::table::Cumprod{x, a}), r);
 }
 
 Tensor argmax(const Tensor& x) { return arg_extreme(x, std::nullopt, false, true); }

@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
-#include "tensor/internal.hpp"
+#include "ops/table.hpp"
 
 namespace tapegrad {
 
@@ -67,103 +67,13 @@ Tensor gemm_2d(const Tensor& x, bool tx, const Tensor& y, bool ty) {
 }
 
 // x A^T for 2-d x (M, k) and A (m, k): recorded when needed, else one gemm.
-Tensor times_transposed(const Tensor& x, const Tensor& a) {
-  if (grad_enabled() && (x.requires_grad() || a.requires_grad())) return matmul(x, swap_last(a));
+Tensor times_transposed(const Tensor& x, const Tensor& a, bool recorded) {
+  if (recorded && (x.requires_grad() || a.requires_grad())) return matmul(x, swap_last(a));
   return gemm_2d(convert(x, a.dtype()), false, a, true);
 }
 
 Tensor matmul_nd(const Tensor& a0, const Tensor& b0);
 
-class MatmulNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "MmBackward0"; }
-  MatmulNode(Tensor a, Tensor b, Shape batch)
-      : a_(std::move(a)), b_(std::move(b)), as_(a_.shape()), bs_(b_.shape()), batch_(std::move(batch)) {}
-  bool saves_inputs() const override { return true; }
-  bool saves_output() const override { return false; }
-  // dA reads B and dB reads A (the tangents too): each operand is kept only where the other
-  // one is recorded, as PyTorch's mm saves (a layer's input keeps no copy of its weight).
-  bool saves_input(std::size_t k) const override { return k < 2 && needs(1 - k); }
-  void trim() override {
-    if (!needs(1)) a_ = Tensor();
-    if (!needs(0)) b_ = Tensor();
-  }
-
- protected:
-  void vjp(const Tensor& g) override {
-    if (grad_enabled()) {  // create_graph: dA = dC B^T, dB = A^T dC as recorded products
-      if (needs(0)) give(0, detail::sum_to(matmul(g, swap_last(b_)), as_));
-      if (needs(1)) give(1, detail::sum_to(matmul(swap_last(a_), g), bs_));
-      return;
-    }
-    const std::size_t na = as_.size(), nb = bs_.size();
-    const std::int64_t m = as_[na - 2], k = as_[na - 1], n = bs_[nb - 1];
-    Shape full = batch_;
-    if (needs(0)) {  // dA = dC B^T
-      full.resize(batch_.size());
-      full.push_back(m);
-      full.push_back(k);
-      Tensor ga = empty_tensor(full, g.dtype());
-      batched_gemm(false, true, g, b_, ga, batch_, m, k, n);
-      give(0, detail::sum_to(ga, as_));
-    }
-    if (needs(1)) {  // dB = A^T dC
-      full.resize(batch_.size());
-      full.push_back(k);
-      full.push_back(n);
-      Tensor gb = empty_tensor(full, g.dtype());
-      batched_gemm(true, false, a_, g, gb, batch_, k, n, m);
-      give(1, detail::sum_to(gb, bs_));
-    }
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::size_t r = out_shape_.size();
-    if (as_.back() == 0) {  // an empty inner dimension: the product is zeros, so is its tangent
-      const std::int64_t K = (t[0].defined() ? t[0] : t[1]).shape()[0];
-      return Tensor::zeros(batched_shape(K, out_shape_), out_dtype_);
-    }
-    Tensor res;
-    if (t[0].defined()) {  // dA B
-      const Tensor& ta = t[0];
-      if (ta.impl().basis && static_cast<int>(bs_.size()) == 2 && static_cast<int>(as_.size()) == 2 && as_[0] == 1) {
-        // A a row (1, k), dA the basis: e_j B is row j of B, so the tangent is B itself.
-        res = detail::reshaped(b_.clone(), batched_shape(ta.shape()[0], out_shape_));
-      } else if (static_cast<int>(bs_.size()) == 2) {  // one product: (K * batch * m, k) B
-        const Tensor p = matmul(detail::reshaped(ta, {ta.numel() / bs_[0], bs_[0]}), b_);
-        res = detail::reshaped(p, batched_shape(ta.shape()[0], out_shape_));
-      } else {
-        res = matmul(tangent_as_rank(ta, r), b_);
-      }
-    }
-    if (t[1].defined()) {  // A dB
-      const Tensor& tb = t[1];
-      Tensor term;
-      const std::int64_t k = bs_[static_cast<int>(bs_.size()) - 2], n = bs_.back();
-      if (tb.impl().basis && static_cast<int>(as_.size()) == 2 && static_cast<int>(bs_.size()) == 2 && n == 1) {
-        // B a column (k, 1), dB the basis: A e_j is column j of A, so the tangent is A^T.
-        term = detail::reshaped(swap_last(a_), batched_shape(tb.shape()[0], out_shape_));
-      } else if (static_cast<int>(as_.size()) == 2 && n == 1) {  // one product: (K * batch, k) A^T
-        const Tensor p = times_transposed(detail::reshaped(tb, {tb.numel() / k, k}), a_);
-        term = detail::reshaped(p, batched_shape(tb.shape()[0], out_shape_));
-      } else if (static_cast<int>(as_.size()) == 2) {     // (dB^T A^T)^T, one product
-        const Tensor p = times_transposed(detail::reshaped(swap_last(tb), {tb.numel() / k, k}), a_);
-        Shape s = tb.shape();
-        s[s.size() - 2] = n;
-        s.back() = as_[0];
-        term = swap_last(detail::reshaped(p, s));
-      } else {
-        term = matmul(a_, tangent_as_rank(tb, r));
-      }
-      res = res.defined() ? add(res, term) : term;
-    }
-    return res;
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return matmul_nd(in[0], in[1]); }
-
- private:
-  Tensor a_, b_;
-  Shape as_, bs_, batch_;
-};
 
 // Both operands at least 2-d.
 Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
@@ -184,70 +94,11 @@ Tensor matmul_nd(const Tensor& a0, const Tensor& b0) {
   Tensor c = empty_tensor(shape, dt);
   batched_gemm(false, false, a, b, c, batch, m, n, k);
   if (!rec.on()) return c;
-  return rec.record(std::make_unique<MatmulNode>(a, b, batch), c);
+  return rec.record(detail::make_op(detail::table::Matmul{a, b, as, bs, batch}), c);
 }
 
 // The product of all but the last axis: the rows of x as a matrix.
 std::int64_t leading(const Tensor& x) { return shape_numel(Shape(x.shape().begin(), x.shape().end() - 1)); }
-
-// x W^T + b: a layer's product with its weight as stored (out, in), with no transposed copy of
-// W either way (the products run on gemm's transpose flags), and the bias added in the same pass.
-class LinearNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "AddmmBackward0"; }
-  LinearNode(Tensor x, Tensor w, bool bias)
-      : x_(std::move(x)), w_(std::move(w)), xs_(x_.shape()), ws_(w_.shape()), bias_(bias) {}
-  bool saves_inputs() const override { return true; }
-  bool saves_output() const override { return false; }
-  // dx reads W, dW reads x: each kept only where the other is recorded (see MatmulNode).
-  bool saves_input(std::size_t k) const override { return k < 2 && needs(1 - k); }
-  void trim() override {
-    if (!needs(1)) x_ = Tensor();
-    if (!needs(0)) w_ = Tensor();
-  }
-
- protected:
-  void vjp(const Tensor& g) override {
-    const std::int64_t out = ws_[0], in = ws_[1], M = shape_numel(Shape(xs_.begin(), xs_.end() - 1));
-    if (grad_enabled()) {  // create_graph: the same products, recorded
-      const Tensor g2 = detail::reshaped(g, {M, out});
-      if (needs(0)) give(0, detail::reshaped(matmul(g2, w_), xs_));
-      if (needs(1)) give(1, matmul(swap_last(g2), detail::reshaped(x_, {M, in})));
-      if (bias_ && needs(2)) give(2, sum(g2, Axes(0)));
-      return;
-    }
-    const Tensor g2 = view_as_shape(g, {M, out});
-    if (needs(0)) give(0, view_as_shape(gemm_2d(g2, false, w_, false), xs_));     // g W
-    if (needs(1)) give(1, gemm_2d(g2, true, view_as_shape(x_, {M, in}), false));       // g^T x
-    if (bias_ && needs(2)) give(2, detail::sum_to(g2, {out}));
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::size_t r = out_shape_.size();
-    Tensor res;
-    if (t[0].defined()) res = linear(t[0], w_, Tensor());  // (K, ..., in) W^T
-    if (t[1].defined()) {  // x dW^T for each of the K directions
-      const std::int64_t in = ws_[1], K = t[1].shape()[0];
-      const Tensor p = matmul(detail::reshaped(x_, {shape_numel(Shape(xs_.begin(), xs_.end() - 1)), in}), swap_last(t[1]));
-      const Tensor term = detail::reshaped(p, batched_shape(K, out_shape_));
-      res = res.defined() ? add(res, term) : term;
-    }
-    if (bias_ && t[2].defined()) {
-      const Tensor term = tangent_as_rank(t[2], r);
-      res = res.defined() ? add(res, term) : term;
-    }
-    return res;
-  }
-
- private:
-  Tensor x_, w_;
-  Shape xs_, ws_;
-  bool bias_;
-
- protected:
-  Tensor forward_at(const std::vector<Tensor>& in) override {
-    return linear(in[0], in[1], bias_ ? in[2] : Tensor());
-  }
-};
 
 }  // namespace
 
@@ -284,7 +135,7 @@ Tensor linear(const Tensor& x0, const Tensor& w0, const Tensor& b0) {
     });
   }
   if (!rec.on()) return y;
-  return rec.record(std::make_unique<LinearNode>(x, w, b.defined()), y);
+  return rec.record(detail::make_op(detail::table::Linear{x, w, x.shape(), w.shape(), b.defined()}), y);
 }
 
 Tensor matmul(const Tensor& a0, const Tensor& b0) {
@@ -314,5 +165,109 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 }
 
 Tensor outer(const Tensor& a, const Tensor& b) { return reshape(a, {-1, 1}) * reshape(b, {1, -1}); }
+
+// --- the rules of the entries (ops/table.hpp) defined here ----------------------------------
+
+void detail::table::Matmul::vjp(OpCtx& c, const Tensor& g) const {
+  if (c.recorded()) {  // create_graph: dA = dC B^T, dB = A^T dC as recorded products
+    if (c.needs(0)) c.give(0, detail::sum_to(matmul(g, swap_last(b)), as));
+    if (c.needs(1)) c.give(1, detail::sum_to(matmul(swap_last(a), g), bs));
+    return;
+  }
+  const std::size_t na = as.size(), nb = bs.size();
+  const std::int64_t m = as[na - 2], k = as[na - 1], n = bs[nb - 1];
+  Shape full = batch;
+  if (c.needs(0)) {  // dA = dC B^T
+    full.resize(batch.size());
+    full.push_back(m);
+    full.push_back(k);
+    Tensor ga = empty_tensor(full, g.dtype());
+    batched_gemm(false, true, g, b, ga, batch, m, k, n);
+    c.give(0, detail::sum_to(ga, as));
+  }
+  if (c.needs(1)) {  // dB = A^T dC
+    full.resize(batch.size());
+    full.push_back(k);
+    full.push_back(n);
+    Tensor gb = empty_tensor(full, g.dtype());
+    batched_gemm(true, false, a, g, gb, batch, k, n, m);
+    c.give(1, detail::sum_to(gb, bs));
+  }
+}
+Tensor detail::table::Matmul::jvp(OpCtx& c, const Ins& t) const {
+  const std::size_t r = c.out_shape().size();
+  if (as.back() == 0) {  // an empty inner dimension: the product is zeros, so is its tangent
+    const std::int64_t K = (t[0].defined() ? t[0] : t[1]).shape()[0];
+    return Tensor::zeros(batched_shape(K, c.out_shape()), c.out_dtype());
+  }
+  Tensor res;
+  if (t[0].defined()) {  // dA B
+    const Tensor& ta = t[0];
+    if (ta.impl().basis && static_cast<int>(bs.size()) == 2 && static_cast<int>(as.size()) == 2 && as[0] == 1) {
+      // A a row (1, k), dA the basis: e_j B is row j of B, so the tangent is B itself.
+      res = detail::reshaped(b.clone(), batched_shape(ta.shape()[0], c.out_shape()));
+    } else if (static_cast<int>(bs.size()) == 2) {  // one product: (K * batch * m, k) B
+      const Tensor p = matmul(detail::reshaped(ta, {ta.numel() / bs[0], bs[0]}), b);
+      res = detail::reshaped(p, batched_shape(ta.shape()[0], c.out_shape()));
+    } else {
+      res = matmul(tangent_as_rank(ta, r), b);
+    }
+  }
+  if (t[1].defined()) {  // A dB
+    const Tensor& tb = t[1];
+    Tensor term;
+    const std::int64_t k = bs[static_cast<int>(bs.size()) - 2], n = bs.back();
+    if (tb.impl().basis && static_cast<int>(as.size()) == 2 && static_cast<int>(bs.size()) == 2 && n == 1) {
+      // B a column (k, 1), dB the basis: A e_j is column j of A, so the tangent is A^T.
+      term = detail::reshaped(swap_last(a), batched_shape(tb.shape()[0], c.out_shape()));
+    } else if (static_cast<int>(as.size()) == 2 && n == 1) {  // one product: (K * batch, k) A^T
+      const Tensor p = times_transposed(detail::reshaped(tb, {tb.numel() / k, k}), a, c.recorded());
+      term = detail::reshaped(p, batched_shape(tb.shape()[0], c.out_shape()));
+    } else if (static_cast<int>(as.size()) == 2) {     // (dB^T A^T)^T, one product
+      const Tensor p = times_transposed(detail::reshaped(swap_last(tb), {tb.numel() / k, k}), a, c.recorded());
+      Shape s = tb.shape();
+      s[s.size() - 2] = n;
+      s.back() = as[0];
+      term = swap_last(detail::reshaped(p, s));
+    } else {
+      term = matmul(a, tangent_as_rank(tb, r));
+    }
+    res = res.defined() ? add(res, term) : term;
+  }
+  return res;
+}
+Tensor detail::table::Matmul::forward(OpCtx&, const Ins& x) const { return matmul_nd(x[0], x[1]); }
+
+void detail::table::Linear::vjp(OpCtx& c, const Tensor& g) const {
+  const std::int64_t out = ws[0], in = ws[1], M = shape_numel(Shape(xs.begin(), xs.end() - 1));
+  if (c.recorded()) {  // create_graph: the same products, recorded
+    const Tensor g2 = detail::reshaped(g, {M, out});
+    if (c.needs(0)) c.give(0, detail::reshaped(matmul(g2, w), xs));
+    if (c.needs(1)) c.give(1, matmul(swap_last(g2), detail::reshaped(x, {M, in})));
+    if (bias && c.needs(2)) c.give(2, sum(g2, Axes(0)));
+    return;
+  }
+  const Tensor g2 = view_as_shape(g, {M, out});
+  if (c.needs(0)) c.give(0, view_as_shape(gemm_2d(g2, false, w, false), xs));     // g W
+  if (c.needs(1)) c.give(1, gemm_2d(g2, true, view_as_shape(x, {M, in}), false));       // g^T x
+  if (bias && c.needs(2)) c.give(2, detail::sum_to(g2, {out}));
+}
+Tensor detail::table::Linear::jvp(OpCtx& c, const Ins& t) const {
+  const std::size_t r = c.out_shape().size();
+  Tensor res;
+  if (t[0].defined()) res = linear(t[0], w, Tensor());  // (K, ..., in) W^T
+  if (t[1].defined()) {  // x dW^T for each of the K directions
+    const std::int64_t in = ws[1], K = t[1].shape()[0];
+    const Tensor p = matmul(detail::reshaped(x, {shape_numel(Shape(xs.begin(), xs.end() - 1)), in}), swap_last(t[1]));
+    const Tensor term = detail::reshaped(p, batched_shape(K, c.out_shape()));
+    res = res.defined() ? add(res, term) : term;
+  }
+  if (bias && t[2].defined()) {
+    const Tensor term = tangent_as_rank(t[2], r);
+    res = res.defined() ? add(res, term) : term;
+  }
+  return res;
+}
+
 
 }  // namespace tapegrad

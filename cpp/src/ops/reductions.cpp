@@ -4,11 +4,15 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include "tensor/internal.hpp"
+#include "ops/table.hpp"
 
 namespace tapegrad {
 
 using detail::weak_scalar;
+using detail::make_op;
+using detail::view_as_shape;
+using detail::reshaped;
+namespace tbl = detail::table;
 
 // --- reductions -----------------------------------------------------------------------------
 
@@ -144,163 +148,6 @@ Tensor int_reduce(const Tensor& x0, const std::vector<int>& axes, Reduce kind, c
   return keep_dtype ? convert(out, x0.dtype()) : out;
 }
 
-// sum, and mean (the sum divided by the number of elements reduced: one rounding, where a sum
-// stored in x's dtype and then divided rounds twice, visibly in float16 and bfloat16).
-class SumNode final : public TNode {
- public:
-  const char* name() const noexcept override { return name_; }
-  SumNode(Shape in, Shape kept, std::vector<int> axes)
-      : in_shape_(std::move(in)), kept_(std::move(kept)), axes_(std::move(axes)) {}
-  SumNode(Shape in, Shape kept, std::vector<int> axes, double divisor, const char* name)
-      : in_shape_(std::move(in)), kept_(std::move(kept)), axes_(std::move(axes)), divisor_(divisor), divided_(true),
-        name_(name) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    const Tensor gk = detail::reshaped(g, kept_);
-    give(0, broadcast_to(divided_ ? divided(gk) : gk, in_shape_));
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    std::vector<int> axes;
-    for (std::size_t d = 0; d < kept_.size(); ++d)
-      if (kept_[d] != in_shape_[d]) axes.push_back(static_cast<int>(d) + 1);
-    const Tensor s = sum(t[0], Axes(axes), true);
-    return divided_ ? divided(s) : s;
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override;
-  // g / divisor, rounded once: a 16-bit g is divided in float32 (as PyTorch's opmath), not by
-  // the divisor rounded to 16 bits (3000 is 3008 in bfloat16).
-  Tensor divided(const Tensor& g) const {
-    if (!is_half(g.dtype())) return g / weak_scalar(divisor_, g.dtype());
-    return astype(astype(g, DType::Float32) / weak_scalar(divisor_, DType::Float32), g.dtype());
-  }
-
- private:
-  Shape in_shape_, kept_;
-  std::vector<int> axes_;
-  double divisor_ = 1.0;
-  bool divided_ = false;  // a mean (or var's mean of squares): the sum divided by divisor_
-  const char* name_ = "SumBackward0";
-};
-
-// A reduction whose rules read its input x, its kept-dims result zk and its axes.
-class ReductionNode : public TNode {
- public:
-  ReductionNode(Tensor x, Tensor zk, std::vector<int> axes) : x_(std::move(x)), zk_(std::move(zk)), axes_(std::move(axes)) {}
-
- protected:
-  Tensor x_, zk_;
-  std::vector<int> axes_;
-};
-
-class ExtremeNode final : public ReductionNode {  // amax / amin
- public:
-  const char* name() const noexcept override { return max_ ? "AmaxBackward0" : "AminBackward0"; }
-  ExtremeNode(Tensor x, Tensor zk, std::vector<int> axes, bool max)
-      : ReductionNode(std::move(x), std::move(zk), std::move(axes)), max_(max) {}
-  Tensor forward_at(const std::vector<Tensor>& in) override;
-  bool max_;
-
- protected:
-  void vjp(const Tensor& g) override {
-    const Tensor mask = convert(equal(x_, zk_), x_.dtype());
-    const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
-    give(0, mask * (detail::reshaped(g, zk_.shape()) / count));
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {  // the mean tangent over the ties
-    const Tensor mask = convert(equal(x_, zk_), x_.dtype());
-    const Tensor count = detail::view_as_shape(reduce(mask, axes_, Reduce::Sum, "amax"), zk_.shape());
-    return sum(mask * t[0], Axes(tangent_axes(axes_)), true) / count;
-  }
-};
-
-class ProdNode final : public ReductionNode {
- public:
-  const char* name() const noexcept override { return "ProdBackward0"; }
-  using ReductionNode::ReductionNode;
-  Tensor forward_at(const std::vector<Tensor>& in) override;
-
- protected:
-  void vjp(const Tensor& g) override { give(0, others() * detail::reshaped(g, zk_.shape())); }
-  Tensor jvp(const std::vector<Tensor>& t) override { return sum(others() * t[0], Axes(tangent_axes(axes_)), true); }
-
-  Tensor others() const {
-    // d prod / d x_i = prod of the others: prod / x_i without zeros; with one zero, the
-    // product of the nonzero factors at the zero and 0 elsewhere; with two or more, 0.
-    const Tensor zero = weak_scalar(0.0, x_.dtype()), one = weak_scalar(1.0, x_.dtype());
-    const Tensor is0 = equal(x_, zero);
-    const Tensor nzeros = reduce(convert(is0, x_.dtype()), axes_, Reduce::Sum, "prod");
-    const Tensor safe = where(is0, one, x_);
-    const bool rec = grad_enabled();  // create_graph: products recorded, so others depend on x
-    const Tensor pnz = rec ? prod(safe, Axes(axes_), true) : reduce(safe, axes_, Reduce::Prod, "prod");
-    const Tensor zk = rec ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;
-    const Tensor none = equal(nzeros, zero), single = equal(nzeros, one);
-    return where(none, zk / safe, where(single, where(is0, pnz, zero), zero));
-  }
-};
-
-class LogsumexpNode final : public ReductionNode {
- public:
-  const char* name() const noexcept override { return "LogsumexpBackward0"; }
-  using ReductionNode::ReductionNode;
-  Tensor forward_at(const std::vector<Tensor>& in) override;
-
- protected:
-  // softmax(x) along the axes: d logsumexp / dx.
-  Tensor weights() const {
-    const Tensor zk = grad_enabled() ? detail::reshaped(Tensor(out_), zk_.shape()) : zk_;  // create_graph: on the graph
-    return exp(x_ - zk);
-  }
-  void vjp(const Tensor& g) override { give(0, weights() * detail::reshaped(g, zk_.shape())); }
-  Tensor jvp(const std::vector<Tensor>& t) override { return sum(weights() * t[0], Axes(tangent_axes(axes_)), true); }
-};
-
-class SoftmaxNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "SoftmaxBackward0"; }
-  explicit SoftmaxNode(int axis) : axis_(axis) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return true; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    const Tensor y(out_);
-    give(0, y * (g - sum(g * y, axis_, true)));
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const Tensor y(out_);
-    return y * (t[0] - sum(t[0] * y, axis_ + 1, true));
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return softmax(in[0], axis_); }
-
- private:
-  int axis_;
-};
-
-class LogSoftmaxNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "LogSoftmaxBackward0"; }
-  explicit LogSoftmaxNode(int axis) : axis_(axis) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return true; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    const Tensor y(out_);
-    give(0, g - exp(y) * sum(g, axis_, true));
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const Tensor y(out_);
-    return t[0] - sum(exp(y) * t[0], axis_ + 1, true);
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return log_softmax(in[0], axis_); }
-
- private:
-  int axis_;
-};
-
 // The reductions record the kept-dims result, then view it without the axes (recorded).
 template <class MakeNode>
 Tensor reduction(const Tensor& x00, const Axes& axes, bool keepdims, Reduce kind, const char* name, MakeNode make,
@@ -343,7 +190,7 @@ Tensor lse_kept(const Tensor& x, const std::vector<int>& ax) {
 Tensor sum(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(x, axes, keepdims, Reduce::Sum, "sum",
                    [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
-                     return std::make_unique<SumNode>(xx.shape(), zk.shape(), ax);
+                     return make_op(tbl::Sum{xx.shape(), zk.shape(), ax});
                    });
 }
 
@@ -356,7 +203,7 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(
       x, axes, keepdims, Reduce::Sum, "mean",
       [n](const Tensor& xx, const Tensor& zk, const std::vector<int>& axs) {
-        return std::make_unique<SumNode>(xx.shape(), zk.shape(), axs, n, "MeanBackward0");
+        return make_op(tbl::Sum{xx.shape(), zk.shape(), axs, n, true, "MeanBackward0"});
       },
       n);
 }
@@ -364,21 +211,21 @@ Tensor mean(const Tensor& x, const Axes& axes, bool keepdims) {
 Tensor amax(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(x, axes, keepdims, Reduce::Max, "max",
                    [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
-                     return std::make_unique<ExtremeNode>(xx, zk, ax, true);
+                     return make_op(tbl::Extreme{xx, zk, ax, true});
                    });
 }
 
 Tensor amin(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(x, axes, keepdims, Reduce::Min, "min",
                    [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
-                     return std::make_unique<ExtremeNode>(xx, zk, ax, false);
+                     return make_op(tbl::Extreme{xx, zk, ax, false});
                    });
 }
 
 Tensor prod(const Tensor& x, const Axes& axes, bool keepdims) {
   return reduction(x, axes, keepdims, Reduce::Prod, "prod",
                    [](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
-                     return std::make_unique<ProdNode>(xx, zk, ax);
+                     return make_op(tbl::Prod{xx, zk, ax});
                    });
 }
 
@@ -399,46 +246,13 @@ Tensor var(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
   return reduction(
       d * d, axes, keepdims, Reduce::Sum, "var",
       [divisor](const Tensor& xx, const Tensor& zk, const std::vector<int>& axs) {
-        return std::make_unique<SumNode>(xx.shape(), zk.shape(), axs, divisor, "VarBackward0");
+        return make_op(tbl::Sum{xx.shape(), zk.shape(), axs, divisor, true, "VarBackward0"});
       },
       divisor);
 }
 
 namespace {
-// sqrt whose derivative is 0 where the result is 0 (PyTorch's std: a constant slice has
-// zero spread and a zero gradient, not 0 * inf).
-class StdSqrtNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "StdBackward0"; }
-  bool saves_inputs() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    const Tensor z(out_);
-    if (grad_enabled()) {  // create_graph
-      const Tensor zero = weak_scalar(0.0, z.dtype());
-      give(0, where(equal(z, zero), zero, g * 0.5 / z));
-      return;
-    }
-    Tensor gx = empty_tensor(z.shape(), z.dtype());
-    const std::int64_t n = gx.numel();
-    TG_FLOAT_DISPATCH(z.dtype(), T, {
-      const T* zp = z.data<T>();
-      const T* gp = g.data<T>();
-      T* r = gx.data<T>();
-      for (std::int64_t i = 0; i < n; ++i) r[i] = zp[i] == T(0) ? T(0) : T(gp[i] * 0.5f / zp[i]);
-    });
-    give(0, gx);
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const Tensor z(out_);
-    const Tensor zero = weak_scalar(0.0, z.dtype());
-    return where(equal(z, zero), zero, t[0] * (0.5 / z));
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override;
-};
-
-// std's square root of var's v (recorded as StdSqrtNode).
+// std's square root of var's v (recorded as StdSqrt: its derivative is 0 where the result is 0).
 Tensor std_sqrt(const Tensor& v) {
   Recorder rec({&v}, "std");
   Tensor z;
@@ -447,9 +261,8 @@ Tensor std_sqrt(const Tensor& v) {
     z = sqrt(v);
   }
   if (!rec.on()) return z;
-  return rec.record(std::make_unique<StdSqrtNode>(), z);
+  return rec.record(make_op(tbl::StdSqrt{}), z);
 }
-Tensor StdSqrtNode::forward_at(const std::vector<Tensor>& in) { return std_sqrt(in[0]); }
 }  // namespace
 
 Tensor std(const Tensor& x, const Axes& axes, int ddof, bool keepdims) {
@@ -468,7 +281,7 @@ Tensor logsumexp(const Tensor& x00, const Axes& axes, bool keepdims) {
   const Tensor zk = convert(lse_kept(widened(x), ax), x.dtype());
   const Tensor out = keepdims ? zk : detail::view_as_shape(zk, dropped_shape(x.shape(), ax));
   if (!rec.on()) return out;
-  return rec.record(std::make_unique<LogsumexpNode>(x, zk, ax), out);
+  return rec.record(make_op(tbl::Logsumexp{x, zk, ax}), out);
 }
 
 Tensor softmax(const Tensor& x00, int axis) {
@@ -488,7 +301,7 @@ Tensor softmax(const Tensor& x00, int axis) {
     }
   }
   if (!rec.on()) return y;
-  return rec.record(std::make_unique<SoftmaxNode>(ax), y);
+  return rec.record(make_op(tbl::Softmax{ax}), y);
 }
 
 Tensor log_softmax(const Tensor& x00, int axis) {
@@ -503,7 +316,7 @@ Tensor log_softmax(const Tensor& x00, int axis) {
     y = convert(xw - lse_kept(xw, {ax}), x.dtype());
   }
   if (!rec.on()) return y;
-  return rec.record(std::make_unique<LogSoftmaxNode>(ax), y);
+  return rec.record(make_op(tbl::LogSoftmax{ax}), y);
 }
 
 // The reductions' forward steps at new inputs: the same reduction over the same axes, with
@@ -511,28 +324,87 @@ Tensor log_softmax(const Tensor& x00, int axis) {
 namespace {
 bool kept_dims(const Shape& in, const Shape& out) { return in.size() == out.size(); }
 }  // namespace
-Tensor SumNode::forward_at(const std::vector<Tensor>& in) {
-  const bool keep = kept_dims(in_shape_, out_shape_);
-  if (!divided_) return sum(in[0], Axes(axes_), keep);
-  const double divisor = divisor_;
-  const char* name = name_;
+// --- the rules of the entries (ops/table.hpp) defined here ----------------------------------
+
+namespace detail::table {
+Tensor Sum::forward(OpCtx& c, const Ins& x) const {
+  const bool keep = kept_dims(in, c.out_shape());
+  if (!divided) return sum(x[0], Axes(axes), keep);
+  const double d = divisor;
+  const char* n = name;
   return reduction(
-      in[0], Axes(axes_), keep, Reduce::Sum, std::strcmp(name, "MeanBackward0") == 0 ? "mean" : "var",
-      [divisor, name](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
-        return std::make_unique<SumNode>(xx.shape(), zk.shape(), ax, divisor, name);
+      x[0], Axes(axes), keep, Reduce::Sum, std::strcmp(n, "MeanBackward0") == 0 ? "mean" : "var",
+      [d, n](const Tensor& xx, const Tensor& zk, const std::vector<int>& ax) {
+        return make_op(Sum{xx.shape(), zk.shape(), ax, d, true, n});
       },
-      divisor);
+      d);
 }
-Tensor ExtremeNode::forward_at(const std::vector<Tensor>& in) {
-  const bool keep = kept_dims(x_.shape(), out_shape_);
-  return max_ ? amax(in[0], Axes(axes_), keep) : amin(in[0], Axes(axes_), keep);
+Tensor Sum::jvp(OpCtx&, const Ins& t) const {
+  std::vector<int> ax;
+  for (std::size_t d = 0; d < kept.size(); ++d)
+    if (kept[d] != in[d]) ax.push_back(static_cast<int>(d) + 1);
+  const Tensor s = sum(t[0], Axes(ax), true);
+  return divided ? by_divisor(s) : s;
 }
-Tensor ProdNode::forward_at(const std::vector<Tensor>& in) {
-  return prod(in[0], Axes(axes_), kept_dims(x_.shape(), out_shape_));
+Tensor Sum::by_divisor(const Tensor& g) const {
+  if (!is_half(g.dtype())) return g / weak_scalar(divisor, g.dtype());
+  return astype(astype(g, DType::Float32) / weak_scalar(divisor, DType::Float32), g.dtype());
 }
-Tensor LogsumexpNode::forward_at(const std::vector<Tensor>& in) {
-  return logsumexp(in[0], Axes(axes_), kept_dims(x_.shape(), out_shape_));
+
+Tensor Extreme::forward(OpCtx& c, const Ins& in) const {
+  const bool keep = kept_dims(x.shape(), c.out_shape());
+  return max ? amax(in[0], Axes(axes), keep) : amin(in[0], Axes(axes), keep);
 }
+// d max / dx = the mask where x == max, shared by the ties: mask / count
+void Extreme::vjp(OpCtx& c, const Tensor& g) const {
+  const Tensor mask = convert(equal(x, zk), x.dtype());
+  const Tensor count = view_as_shape(reduce(mask, axes, Reduce::Sum, "amax"), zk.shape());
+  c.give(0, mask * (reshaped(g, zk.shape()) / count));
+}
+Tensor Extreme::jvp(OpCtx&, const Ins& t) const {
+  const Tensor mask = convert(equal(x, zk), x.dtype());
+  const Tensor count = view_as_shape(reduce(mask, axes, Reduce::Sum, "amax"), zk.shape());
+  return sum(mask * t[0], Axes(tangent_axes(axes)), true) / count;
+}
+
+Tensor Prod::forward(OpCtx& c, const Ins& in) const { return prod(in[0], Axes(axes), kept_dims(x.shape(), c.out_shape())); }
+Tensor Prod::others(OpCtx& c) const {
+  // d prod / d x_i = prod of the others: prod / x_i without zeros; with one zero, the
+  // product of the nonzero factors at the zero and 0 elsewhere; with two or more, 0.
+  const Tensor zero = weak_scalar(0.0, x.dtype()), one = weak_scalar(1.0, x.dtype());
+  const Tensor is0 = equal(x, zero);
+  const Tensor nzeros = reduce(convert(is0, x.dtype()), axes, Reduce::Sum, "prod");
+  const Tensor safe = where(is0, one, x);
+  const bool rec = c.recorded();  // create_graph: products recorded, so others depend on x
+  const Tensor pnz = rec ? prod(safe, Axes(axes), true) : reduce(safe, axes, Reduce::Prod, "prod");
+  const Tensor z = rec ? reshaped(c.out(), zk.shape()) : zk;
+  const Tensor none = equal(nzeros, zero), single = equal(nzeros, one);
+  return where(none, z / safe, where(single, where(is0, pnz, zero), zero));
+}
+
+Tensor Logsumexp::forward(OpCtx& c, const Ins& in) const {
+  return logsumexp(in[0], Axes(axes), kept_dims(x.shape(), c.out_shape()));
+}
+
+Tensor StdSqrt::forward(OpCtx&, const Ins& x) const { return std_sqrt(x[0]); }
+void StdSqrt::vjp(OpCtx& c, const Tensor& g) const {
+  const Tensor z = c.out();
+  if (c.recorded()) {  // create_graph
+    const Tensor zero = weak_scalar(0.0, z.dtype());
+    c.give(0, where(equal(z, zero), zero, g * 0.5 / z));
+    return;
+  }
+  Tensor gx = empty_tensor(z.shape(), z.dtype());
+  const std::int64_t n = gx.numel();
+  TG_FLOAT_DISPATCH(z.dtype(), T, {
+    const T* zp = z.data<T>();
+    const T* gp = g.data<T>();
+    T* r = gx.data<T>();
+    for (std::int64_t i = 0; i < n; ++i) r[i] = zp[i] == T(0) ? T(0) : T(gp[i] * 0.5f / zp[i]);
+  });
+  c.give(0, gx);
+}
+}  // namespace detail::table
 
 namespace detail {
 Tensor sum_to(const Tensor& x, const Shape& shape) {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
-#include "tensor/internal.hpp"
+#include "ops/table.hpp"
 
 namespace tapegrad {
 
@@ -45,198 +45,57 @@ bool contiguous_run(const Shape& in, const Shape& s, const std::vector<std::int6
   return true;
 }
 
-Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std::int64_t>& st, const Shape& shape);
-Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, const std::vector<std::int64_t>& st);
-Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape);
+}  // namespace
 
-// Batched (tangent) forms of the gathers and scatters: K copies one after another, each of
-// `numel` elements.
+namespace detail::table {
 std::vector<std::int64_t> batched_strides(const std::vector<std::int64_t>& st, std::int64_t numel) {
   std::vector<std::int64_t> r{numel};
   r.insert(r.end(), st.begin(), st.end());
   return r;
 }
-class ReshapeNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "ViewBackward0"; }
-  explicit ReshapeNode(Shape in) : in_shape_(std::move(in)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
 
- protected:
-  void vjp(const Tensor& g) override { give(0, detail::reshaped(g, in_shape_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() reshapes
-  Tensor forward_at(const std::vector<Tensor>& in) override { return reshape(in[0], out_shape_); }
+Tensor Transpose::forward(OpCtx&, const Ins& x) const {
+  std::vector<int> perm(inverse.size(), 0);
+  for (std::size_t i = 0; i < inverse.size(); ++i) perm[static_cast<std::size_t>(inverse[i])] = static_cast<int>(i);
+  return transpose(x[0], perm);
+}
+Tensor Transpose::jvp(OpCtx&, const Ins& t) const {
+  std::vector<int> perm(inverse.size() + 1, 0);  // the forward permutation, after the K axis
+  for (std::size_t i = 0; i < inverse.size(); ++i) perm[static_cast<std::size_t>(inverse[i]) + 1] = static_cast<int>(i) + 1;
+  return transpose(t[0], perm);
+}
 
- private:
-  Shape in_shape_;
-};
-
-class TransposeNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "PermuteBackward0"; }
-  explicit TransposeNode(std::vector<int> inverse) : inverse_(std::move(inverse)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override { give(0, transpose(g, inverse_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    std::vector<int> perm(inverse_.size() + 1, 0);  // the forward permutation, after the K axis
-    for (std::size_t i = 0; i < inverse_.size(); ++i) perm[static_cast<std::size_t>(inverse_[i]) + 1] = static_cast<int>(i) + 1;
-    return transpose(t[0], perm);
+void Concat::vjp(OpCtx& c, const Tensor& g) const {
+  std::int64_t off = 0;
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    if (c.needs(k)) c.give(k, slice(g, axis, off, off + sizes[k], 1));
+    off += sizes[k];
   }
-  Tensor forward_at(const std::vector<Tensor>& in) override {
-    std::vector<int> perm(inverse_.size(), 0);
-    for (std::size_t i = 0; i < inverse_.size(); ++i) perm[static_cast<std::size_t>(inverse_[i])] = static_cast<int>(i);
-    return transpose(in[0], perm);
-  }
-
- private:
-  std::vector<int> inverse_;
-};
-
-class BroadcastNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "ExpandBackward0"; }
-  explicit BroadcastNode(Shape in) : in_shape_(std::move(in)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override { give(0, detail::sum_to(g, in_shape_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override { return tangent_as_rank(t[0], out_shape_.size()); }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return broadcast_to(in[0], out_shape_); }
-
- private:
-  Shape in_shape_;
-};
-
-class TakeNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "IndexBackward0"; }
-  TakeNode(Shape in, Tensor index) : in_shape_(std::move(in)), index_(std::move(index)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    if (grad_enabled()) {  // create_graph
-      give(0, scatter_add(g, index_, in_shape_));
-      return;
+}
+Tensor Concat::jvp(OpCtx& c, const Ins& t) const {
+  std::int64_t K = 0;
+  DType dt = c.out_dtype();
+  for (const Tensor& tk : t)
+    if (tk.defined()) K = tk.shape()[0], dt = tk.dtype();
+  std::vector<Tensor> parts;
+  for (std::size_t k = 0; k < sizes.size(); ++k) {
+    if (t[k].defined()) {
+      parts.push_back(t[k]);
+      continue;
     }
-    Tensor gx = Tensor::zeros(in_shape_, g.dtype());
-    const std::int64_t* ix = index_.data<std::int64_t>();
-    const std::int64_t n = index_.numel();
-    TG_FLOAT_DISPATCH(g.dtype(), T, {
-      T* d = gx.data<T>();
-      const T* s = g.data<T>();
-      for (std::int64_t k = 0; k < n; ++k) d[ix[k]] += s[k];  // repeated offsets accumulate
-    });
-    give(0, gx);
+    Shape s = batched_shape(K, c.out_shape());
+    s[static_cast<std::size_t>(axis) + 1] = sizes[k];
+    parts.push_back(Tensor::zeros(s, dt));
   }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    return take(t[0], batched_index(index_, t[0].shape()[0], shape_numel(in_shape_)));
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return take(in[0], index_); }
+  return concatenate(parts, axis + 1);
+}
+}  // namespace detail::table
 
- private:
-  Shape in_shape_;
-  Tensor index_;  // normalised (non-negative) flat offsets
-};
-
-class StridedNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "SliceBackward0"; }
-  StridedNode(Shape in, std::int64_t base, std::vector<std::int64_t> strides)
-      : in_shape_(std::move(in)), base_(base), strides_(std::move(strides)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    if (grad_enabled()) {  // create_graph
-      give(0, scatter_strided(g, in_shape_, base_, strides_));
-      return;
-    }
-    // A slice that is one contiguous block (x[1:], x[2:5, :]): zeros around one copy.
-    if (contiguous_block(g.shape())) {
-      Tensor gx = empty_tensor(in_shape_, g.dtype());
-      const std::size_t es = dtype_size(g.dtype());
-      char* d = static_cast<char*>(gx.raw_data());
-      const std::size_t before = static_cast<std::size_t>(base_) * es, inside = static_cast<std::size_t>(g.numel()) * es;
-      const std::size_t total = static_cast<std::size_t>(gx.numel()) * es;
-      std::memset(d, 0, before);
-      std::memcpy(d + before, g.raw_data(), inside);
-      std::memset(d + before + inside, 0, total - before - inside);
-      give(0, gx);
-      return;
-    }
-    Tensor gx = Tensor::zeros(in_shape_, g.dtype());
-    TG_FLOAT_DISPATCH(g.dtype(), T, {
-      T* d = gx.data<T>() + base_;
-      const T* s = g.data<T>();
-      for_each_row<2>(g.shape(), {strides_, contiguous_strides(g.shape())},
-                      [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
-                        for (std::int64_t i = 0; i < len; ++i) d[b[0] + i * in[0]] = s[b[1] + i * in[1]];
-                      });
-    });
-    give(0, gx);
-  }
-
-  bool contiguous_block(const Shape& s) const { return contiguous_run(in_shape_, s, strides_); }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::int64_t K = t[0].shape()[0];
-    return gather_strided(t[0], base_, batched_strides(strides_, shape_numel(in_shape_)), batched_shape(K, out_shape_));
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return gather_strided(in[0], base_, strides_, out_shape_); }
-
- private:
-  Shape in_shape_;
-  std::int64_t base_;
-  std::vector<std::int64_t> strides_;
-};
-
-class ConcatNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "CatBackward0"; }
-  ConcatNode(int axis, std::vector<std::int64_t> sizes) : axis_(axis), sizes_(std::move(sizes)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& g) override {
-    std::int64_t off = 0;
-    for (std::size_t k = 0; k < sizes_.size(); ++k) {
-      if (needs(k)) give(k, slice(g, axis_, off, off + sizes_[k], 1));
-      off += sizes_[k];
-    }
-  }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    std::int64_t K = 0;
-    DType dt = out_dtype_;
-    for (const Tensor& tk : t)
-      if (tk.defined()) K = tk.shape()[0], dt = tk.dtype();
-    std::vector<Tensor> parts;
-    for (std::size_t k = 0; k < sizes_.size(); ++k) {
-      if (t[k].defined()) {
-        parts.push_back(t[k]);
-        continue;
-      }
-      Shape s = batched_shape(K, out_shape_);
-      s[static_cast<std::size_t>(axis_) + 1] = sizes_[k];
-      parts.push_back(Tensor::zeros(s, dt));
-    }
-    return concatenate(parts, axis_ + 1);
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return concatenate(in, axis_); }
-
- private:
-  int axis_;
-  std::vector<std::int64_t> sizes_;
-};
-
-}  // namespace
+using detail::table::gather_strided;
+using detail::table::scatter_strided;
+using detail::table::scatter_add;
+using detail::make_op;
+namespace tbl = detail::table;
 
 Tensor reshape(const Tensor& x, const Shape& shape0) {
   Shape shape = shape0;
@@ -267,7 +126,7 @@ Tensor reshape(const Tensor& x, const Shape& shape0) {
   Recorder rec({&x}, "reshape");
   Tensor r = view_as_shape(x, shape);
   if (!rec.on()) return r;
-  return rec.record(std::make_unique<ReshapeNode>(x.shape()), r);
+  return rec.record(make_op(tbl::Reshape{x.shape()}), r);
 }
 
 Tensor transpose(const Tensor& x, const std::vector<int>& axes0) {
@@ -298,7 +157,7 @@ Tensor transpose(const Tensor& x, const std::vector<int>& axes0) {
   Tensor r = empty_tensor(shape, x.dtype());
   strided_copy(x, 0, st, r, shape);
   if (!rec.on()) return r;
-  return rec.record(std::make_unique<TransposeNode>(inverse), r);
+  return rec.record(make_op(tbl::Transpose{inverse}), r);
 }
 
 Tensor squeeze(const Tensor& x, const Axes& axes) {
@@ -335,7 +194,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor r = empty_tensor(shape, x.dtype());
   strided_copy(x, 0, broadcast_strides(x.shape(), shape), r, shape);
   if (!rec.on()) return r;
-  return rec.record(std::make_unique<BroadcastNode>(x.shape()), r);
+  return rec.record(make_op(tbl::Broadcast{x.shape()}), r);
 }
 
 Tensor take(const Tensor& x, const Tensor& index0) {
@@ -361,7 +220,7 @@ Tensor take(const Tensor& x, const Tensor& index0) {
     for (std::int64_t k = 0; k < m; ++k) d[k] = s[np_[k]];
   });
   if (!rec.on()) return r;
-  return rec.record(std::make_unique<TakeNode>(x.shape(), norm), r);
+  return rec.record(make_op(tbl::Take{x.shape(), norm}), r);
 }
 
 Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& step,
@@ -393,7 +252,7 @@ Tensor strided(const Tensor& x, const std::vector<std::int64_t>& start, const st
   return gather_strided(x, base, st, shape);
 }
 
-namespace {
+namespace detail::table {
 Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std::int64_t>& st, const Shape& shape) {
   const bool empty = shape_numel(shape) == 0;
   Recorder rec({&x}, "getitem");
@@ -407,36 +266,27 @@ Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std:
     if (!empty) strided_copy(x, base, st, r, shape);
   }
   if (!rec.on()) return r;
-  return rec.record(std::make_unique<StridedNode>(x.shape(), base, st), r);
+  return rec.record(make_op(Strided{x.shape(), base, st}), r);
 }
-
-// The reverse of gather_strided: g placed at those positions of a zero tensor of `shape`
-// (positions are distinct). Recorded, so that a create_graph sweep can differentiate it.
-class ScatterStridedNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "SliceBackwardBackward0"; }
-  ScatterStridedNode(Shape g_shape, std::int64_t base, std::vector<std::int64_t> strides)
-      : g_shape_(std::move(g_shape)), base_(base), strides_(std::move(strides)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& gg) override { give(0, gather_strided(gg, base_, strides_, g_shape_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::int64_t K = t[0].shape()[0];
-    return scatter_strided(t[0], batched_shape(K, out_shape_), base_, batched_strides(strides_, shape_numel(out_shape_)));
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return scatter_strided(in[0], out_shape_, base_, strides_); }
-
- private:
-  Shape g_shape_;
-  std::int64_t base_;
-  std::vector<std::int64_t> strides_;
-};
 
 Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, const std::vector<std::int64_t>& st) {
   Recorder rec({&g}, "getitem backward");
-  Tensor gx = Tensor::zeros(shape, g.dtype());
+  Tensor gx;
+  if (contiguous_run(shape, g.shape(), st)) {
+    // One contiguous block (the gradient of x[1:], x[2:5, :]): zeros around one copy.
+    gx = empty_tensor(shape, g.dtype());
+    const std::size_t es = dtype_size(g.dtype());
+    char* d = static_cast<char*>(gx.raw_data());
+    const std::size_t total = static_cast<std::size_t>(gx.numel()) * es;
+    const std::size_t before = g.numel() == 0 ? total : static_cast<std::size_t>(base) * es;
+    const std::size_t inside = static_cast<std::size_t>(g.numel()) * es;
+    std::memset(d, 0, before);
+    if (inside) std::memcpy(d + before, g.raw_data(), inside);
+    std::memset(d + before + inside, 0, total - before - inside);
+    if (!rec.on()) return gx;
+    return rec.record(make_op(ScatterStrided{g.shape(), base, st}), gx);
+  }
+  gx = Tensor::zeros(shape, g.dtype());
   TG_FLOAT_DISPATCH(g.dtype(), T, {
     T* d = gx.data<T>() + base;
     const T* src = g.data<T>();
@@ -446,29 +296,8 @@ Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, c
                     });
   });
   if (!rec.on()) return gx;
-  return rec.record(std::make_unique<ScatterStridedNode>(g.shape(), base, st), gx);
+  return rec.record(make_op(ScatterStrided{g.shape(), base, st}), gx);
 }
-
-// The reverse of take: g added at flat offsets `index` of a zero tensor of `shape`
-// (repeated offsets accumulate). Recorded, its own reverse being take.
-class ScatterAddNode final : public TNode {
- public:
-  const char* name() const noexcept override { return "IndexBackwardBackward0"; }
-  explicit ScatterAddNode(Tensor index) : index_(std::move(index)) {}
-  bool saves_inputs() const override { return false; }
-  bool saves_output() const override { return false; }
-
- protected:
-  void vjp(const Tensor& gg) override { give(0, take(gg, index_)); }
-  Tensor jvp(const std::vector<Tensor>& t) override {
-    const std::int64_t K = t[0].shape()[0];
-    return scatter_add(t[0], batched_index(index_, K, shape_numel(out_shape_)), batched_shape(K, out_shape_));
-  }
-  Tensor forward_at(const std::vector<Tensor>& in) override { return scatter_add(in[0], index_, out_shape_); }
-
- private:
-  Tensor index_;
-};
 
 Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape) {
   Recorder rec({&g}, "take backward");
@@ -481,9 +310,9 @@ Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape) {
     for (std::int64_t k = 0; k < n; ++k) d[ix[k]] += src[k];
   });
   if (!rec.on()) return gx;
-  return rec.record(std::make_unique<ScatterAddNode>(index), gx);
+  return rec.record(make_op(ScatterAdd{index}), gx);
 }
-}  // namespace
+}  // namespace detail::table
 
 Tensor put_add(const Tensor& src, const Tensor& index0, const Shape& shape) {
   if (index0.dtype() != DType::Int64)
@@ -572,7 +401,7 @@ Tensor concatenate(const std::vector<Tensor>& xs, int axis) {
     off += chunk;
   }
   if (!rec.on()) return r;
-  return rec.record(std::make_unique<ConcatNode>(a, sizes), r);
+  return rec.record(make_op(tbl::Concat{a, sizes}), r);
 }
 
 Tensor stack(const std::vector<Tensor>& xs, int axis) {

@@ -31,7 +31,7 @@ void scalar_tangent_step(TangentSweep& sweep, std::uint32_t i) {
   const Tensor* ta = sweep.tangent_of(r.a);
   const Tensor* tb = op_info(r.op).kind == OpKind::Binary ? sweep.tangent_of(r.b) : nullptr;
   if (!ta && !tb) return;
-  if (grad_enabled()) {  // create_graph: the partials as recorded Vars, entering tensors
+  if (sweep.recorded) {  // create_graph: the partials as recorded Vars, entering tensors
     Var va, vb;
     scalar_partials_recorded(sweep.tape, i, va, vb);
     const Tensor da = Tensor::from_var(va), db = Tensor::from_var(vb);

@@ -17,10 +17,10 @@ class ScalarNode final : public TNode {
  public:
   const char* name() const noexcept override { return "ScalarTensorBackward0"; }
  protected:
-  void vjp(const Tensor& g) override { give(0, g); }
-  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
+  void vjp(OpCtx& c, const Tensor& g) override { c.give(0, g); }
+  Tensor jvp(OpCtx&, const std::vector<Tensor>& t) override { return t[0]; }  // (K,): the scalar's tangents
   // (the sweep gives the scalar record's new value as a 0-d tensor, on the graph if it records)
-  Tensor forward_at(const std::vector<Tensor>& in) override { return in[0]; }
+  Tensor forward_at(OpCtx&, const std::vector<Tensor>& in) override { return in[0]; }
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 };
@@ -47,9 +47,9 @@ class ItemNode final : public TNode {
   bool scalar_output() const noexcept override { return true; }
 
  protected:
-  void vjp(const Tensor& g) override { give(0, g); }  // add_grad reshapes to the input's shape
-  Tensor jvp(const std::vector<Tensor>& t) override { return t[0]; }  // tangent() makes it (K,)
-  Tensor forward_at(const std::vector<Tensor>& in) override { return reshape(astype(in[0], DType::Float64), {}); }
+  void vjp(OpCtx& c, const Tensor& g) override { c.give(0, g); }  // add_grad reshapes to the input's shape
+  Tensor jvp(OpCtx&, const std::vector<Tensor>& t) override { return t[0]; }  // tangent() makes it (K,)
+  Tensor forward_at(OpCtx&, const std::vector<Tensor>& in) override { return reshape(astype(in[0], DType::Float64), {}); }
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
 };

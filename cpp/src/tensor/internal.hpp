@@ -155,10 +155,45 @@ class Workspace {
   std::unordered_map<std::uint32_t, Outputs> outputs_;  // by node (few: the multi-output records)
 };
 
+class TNode;
+
+/// What a record's rules see while a sweep runs them: the record (its recorded inputs, its
+/// output's value, shape and dtype) and the sweep's mode. The context is passed to every rule
+/// and is the one place the mode is read: a rule that computes differently when its sweep
+/// records (create_graph, a recorded tangent or forward sweep) asks recorded(), never grad
+/// mode's thread-local. A reverse step's context also carries the sweep, whose workspace
+/// receives what give() passes on.
+class OpCtx {
+ public:
+  OpCtx(TNode& node, bool recorded, ReverseSweep* sweep = nullptr, std::uint32_t me = Tape::kNone) noexcept
+      : node_(node), sweep_(sweep), me_(me), recorded_(recorded) {}
+  /// Whether the step records: its ops then run on the graph, so its results are differentiable.
+  bool recorded() const noexcept { return recorded_; }
+  /// Whether input k is recorded (its gradient or tangent is wanted).
+  bool needs(std::size_t k) const noexcept;
+  /// A reverse step: passes d(input k) on to input k's record (nothing for a constant input).
+  void give(std::size_t k, const Tensor& gk) const;
+  /// The output's value (defined where the rule reads it, or while anything else holds it).
+  Tensor out() const;
+  const Shape& out_shape() const noexcept;
+  DType out_dtype() const noexcept;
+  /// The reverse sweep running the step (records that call back into it: checkpointed segments).
+  ReverseSweep& sweep() const noexcept { return *sweep_; }
+  std::uint32_t me() const noexcept { return me_; }
+  TNode& node() const noexcept { return node_; }
+
+ private:
+  TNode& node_;
+  ReverseSweep* sweep_;
+  std::uint32_t me_;
+  bool recorded_;
+};
+
 /// A tape record done by tensor code: keeps its input records, what its rules read and its
-/// attributes. Subclasses implement vjp() and jvp(); TNode answers the sweeps'
-/// questions with them (the same vjp serves the plain and the recorded reverse step: it is
-/// written with tensor ops, which record when the sweep turns grad mode on).
+/// attributes. Op records are OpNode<E>, driven by an entry E of the table of tensor ops
+/// (ops/table.hpp); the elementwise ones are UnaryNode / BinaryNode, driven by ops.def's rows.
+/// TNode answers the sweeps' questions with the rules (the same vjp serves the plain and the
+/// recorded reverse step: it is written with tensor ops, which record when the sweep records).
 class TNode : public Node {
  public:
   void reverse(ReverseSweep& sweep, std::uint32_t i) final { step(sweep, i); }
@@ -239,29 +274,33 @@ class TNode : public Node {
   /// (K, *input shape) with K directions at once, or null for a zero tangent (at least one is
   /// set), returns the output's tangent, (K, *output shape). Checks the saved values'
   /// versions as the reverse step does.
-  Tensor tangent_from(const std::vector<Tensor>& t, std::int64_t K);
+  Tensor tangent_from(const std::vector<Tensor>& t, std::int64_t K, bool recorded);
   /// Notes the versions of `saved` (a custom op's saved tensors): the reverse and tangent
   /// steps refuse them changed in place since.
   void stamp_tensors(const std::vector<Tensor>& saved);
 
  protected:
-  /// The sweep running vjp() (for nodes that call back into it: checkpointed segments).
-  ReverseSweep& current_sweep() const { return *sweep_; }
-  /// Given d(output) = g, calls give(k, d input k) for the inputs k that are recorded.
-  virtual void vjp(const Tensor& g) = 0;
+  /// Given d(output) = g, calls c.give(k, d input k) for the inputs k that are recorded.
+  virtual void vjp(OpCtx& c, const Tensor& g) = 0;
   /// The output's tangent given the inputs' (see tangent()). The result may lack the
   /// output's shape where it broadcasts or reshapes to (K, *output shape) (tangent() does
   /// that), and may be null for a zero tangent. Written with tensor ops, so it is recorded
-  /// when grad mode is on (a jvp that is itself differentiable).
-  virtual Tensor jvp(const std::vector<Tensor>& t) = 0;
+  /// when the sweep records (a jvp that is itself differentiable).
+  virtual Tensor jvp(OpCtx& c, const std::vector<Tensor>& t) = 0;
   /// The forward step at new inputs: the output from `in` (one value per entry of in_, in its
   /// order, constants included), by the same op call that recorded this node, with its
   /// attributes. The sweep sets the modes (grad mode on only when it records; autocast off),
   /// so the call records a new node exactly when the sweep records. The default raises (a
   /// node that cannot run forward at new inputs).
-  virtual Tensor forward_at(const std::vector<Tensor>& in);
+  virtual Tensor forward_at(OpCtx& c, const std::vector<Tensor>& in);
+ public:
+  /// The op table entry this record is (its name: "Reshape", or the ops.def row's name for an
+  /// elementwise op), or null for records that are not ops (leaves, custom functions, bridges).
+  virtual const char* op_name() const noexcept { return nullptr; }
+  /// A reverse step's delivery: d(input k) = gk into input k's record, from the sweep.
+  void give_to(ReverseSweep& sweep, std::size_t k, const Tensor& gk);
+ protected:
   bool needs(std::size_t k) const { return in_[k] != Tape::kNone; }
-  void give(std::size_t k, const Tensor& gk);
 
  public:
   /// Whether the rule reads the values of the inputs / of the output (most do; shape ops,
@@ -285,11 +324,16 @@ class TNode : public Node {
     std::size_t bytes = 0;
   };
   void save(const Tensor& t);
-  ReverseSweep* sweep_ = nullptr;  // the sweep running vjp(), for give()
   void step(ReverseSweep& sweep, std::uint32_t i);
   std::vector<Saved> saved_;
   void check_versions() const;
 };
+
+inline bool OpCtx::needs(std::size_t k) const noexcept { return node_.in_[k] != Tape::kNone; }
+inline void OpCtx::give(std::size_t k, const Tensor& gk) const { node_.give_to(*sweep_, k, gk); }
+inline Tensor OpCtx::out() const { return Tensor(node_.result()); }
+inline const Shape& OpCtx::out_shape() const noexcept { return node_.out_shape_; }
+inline DType OpCtx::out_dtype() const noexcept { return node_.out_dtype_; }
 
 /// Makes t's record hold t (TNode::pin_output), if t is a current result of its tape.
 void pin_result(const Tensor& t);
@@ -447,6 +491,7 @@ using detail::tangent_as_rank;
 using detail::tangent_axes;
 using detail::throw_error;
 using detail::TNode;
+using detail::OpCtx;
 using detail::Unlocked;
 using detail::NoUnlock;
 using detail::leaf_mutex;

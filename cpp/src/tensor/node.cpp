@@ -7,11 +7,20 @@
 #include <mutex>
 #include <new>
 
-#include "tensor/internal.hpp"
+#include "ops/table.hpp"
 
 namespace tapegrad {
 
 namespace detail {
+
+const std::vector<const char*>& tensor_op_names() {
+  static const std::vector<const char*> names{
+#define TAPEGRAD_X(Name) #Name,
+      TAPEGRAD_TENSOR_OPS(TAPEGRAD_X)
+#undef TAPEGRAD_X
+  };
+  return names;
+}
 
 // --- recording ---------------------------------------------------------------------------------
 
@@ -153,15 +162,15 @@ class LeafNode final : public TNode {
   explicit LeafNode(std::shared_ptr<TensorImpl> leaf) : leaf_(std::move(leaf)) {}
 
  protected:
-  void vjp(const Tensor& g) override {
+  void vjp(OpCtx&, const Tensor& g) override {
     accumulate_grad(leaf_, g, true);
     run_post_accumulate_hooks(leaf_);
   }
 
   // A leaf has no inputs: its tangent is the seed a sweep gives it, or zero.
-  Tensor jvp(const std::vector<Tensor>&) override { return Tensor(); }
+  Tensor jvp(OpCtx&, const std::vector<Tensor>&) override { return Tensor(); }
   // Run forward without a new value (ForwardSweep::set): the leaf as it is now.
-  Tensor forward_at(const std::vector<Tensor>&) override { return Tensor(leaf_); }
+  Tensor forward_at(OpCtx&, const std::vector<Tensor>&) override { return Tensor(leaf_); }
 
   bool saves_inputs() const override { return false; }
   bool saves_output() const override { return false; }
@@ -185,9 +194,9 @@ class ReleasedNode final : public TNode {
   bool saves_output() const override { return false; }
 
  protected:
-  void vjp(const Tensor&) override { throw_released(); }
-  Tensor jvp(const std::vector<Tensor>&) override { throw_released(); }
-  Tensor forward_at(const std::vector<Tensor>&) override { throw_released(); }
+  void vjp(OpCtx&, const Tensor&) override { throw_released(); }
+  Tensor jvp(OpCtx&, const std::vector<Tensor>&) override { throw_released(); }
+  Tensor forward_at(OpCtx&, const std::vector<Tensor>&) override { throw_released(); }
 
  private:
   const char* name_;
@@ -265,7 +274,7 @@ void TNode::tangent(TangentSweep& sweep, std::uint32_t i) {
       ts[k] = *t;
       any = true;
     }
-  if (any) sweep.set(i, tangent_from(ts, sweep.K));
+  if (any) sweep.set(i, tangent_from(ts, sweep.K, sweep.recorded));
 }
 
 
@@ -284,10 +293,11 @@ void TNode::forward(ForwardSweep& sweep, std::uint32_t i) {
                   "in Python Tape.keep_constants = True)");
     }
   }
-  sweep.set(i, forward_at(in));
+  OpCtx c(*this, sweep.recorded);
+  sweep.set(i, forward_at(c, in));
 }
 
-Tensor TNode::forward_at(const std::vector<Tensor>&) {
+Tensor TNode::forward_at(OpCtx&, const std::vector<Tensor>&) {
   throw_error(std::string("tapegrad: ") + name() + " cannot run forward at new inputs");
 }
 
@@ -350,10 +360,9 @@ void TNode::held_values(std::vector<std::pair<const void*, std::size_t>>& into) 
     if (c.defined()) into.emplace_back(c.impl().storage.get(), static_cast<std::size_t>(c.numel()) * dtype_size(c.dtype()));
 }
 
-void TNode::give(std::size_t k, const Tensor& gk) {
+void TNode::give_to(ReverseSweep& sweep, std::size_t k, const Tensor& gk) {
   const std::uint32_t rec = in_[k];
   if (rec == Tape::kNone) return;
-  ReverseSweep& sweep = *sweep_;
   Tape& tape = sweep.tape;
   const bool node = tape.record(rec).op == Op::Node;
   // A record that scalar records read as a number (scalar_output) has a real adjoint in a
@@ -391,9 +400,10 @@ void TNode::check_versions() const {
                   std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
 }
 
-Tensor TNode::tangent_from(const std::vector<Tensor>& t, std::int64_t K) {
+Tensor TNode::tangent_from(const std::vector<Tensor>& t, std::int64_t K, bool recorded) {
   check_versions();
-  Tensor r = jvp(t);
+  OpCtx c(*this, recorded);
+  Tensor r = jvp(c, t);
   if (!r.defined()) return r;
   if (r.dtype() != out_dtype_) r = astype(r, out_dtype_);
   Shape want{K};
@@ -434,9 +444,8 @@ void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
   if (Tensor* c = ws.capture_of(i)) *c = c->defined() ? add(*c, g) : g;
   if (!sweep.deliver && is_leaf_node_) return;  // grad(): leaves' .grad untouched
   if (res && res->retains_grad && sweep.deliver) accumulate_grad(res, g, false);
-  sweep_ = &sweep;
-  sweep.at = i;
-  vjp(g);
+  OpCtx c(*this, sweep.recorded, &sweep, i);
+  vjp(c, g);
 }
 
 Recorder::Recorder(std::initializer_list<const Tensor*> inputs, const char* op) {
