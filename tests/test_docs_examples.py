@@ -34,6 +34,17 @@ def test_python_examples(page: pathlib.Path, tmp_path: pathlib.Path) -> None:
 CPP = [(p, i) for p in PAGES for i in range(len(blocks(p, "cpp")))]
 
 
+def test_excerpts_of_the_source_are_the_source() -> None:
+    """A ``c++`` block (not compiled: an excerpt, as the table of tensor ops in the architecture
+    page) is, line for line, in a file of cpp/."""
+    source = "\n".join(p.read_text() for p in sorted((DOCS.parent / "cpp").rglob("*"))
+                       if p.suffix in (".hpp", ".cpp", ".def"))
+    excerpts = [(p, b) for p in PAGES for b in blocks(p, "c++")]
+    assert excerpts, "the architecture page quotes the table of tensor ops"
+    for page, code in excerpts:
+        assert code in source, f"{page.name}: this excerpt is not in cpp/ any more:\n{code}"
+
+
 @pytest.mark.parametrize("page,index", CPP, ids=[f"{p.stem}-{i}" for p, i in CPP])
 def test_cpp_examples(tmp_path: pathlib.Path, page: pathlib.Path, index: int) -> None:
     run_cpp(blocks(page, "cpp")[index], tmp_path)

@@ -394,6 +394,7 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
         g.dtype = t->out_dtype_;
         g.kept = g.tensor && std::binary_search(kept.begin(), kept.end(), static_cast<const void*>(g.tensor->storage.get()));
         g.leaf = t->is_leaf_node_;
+        g.entry = t->op_name();
         if (g.leaf) g.op = "leaf";
       }
     } else {

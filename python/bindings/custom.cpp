@@ -240,6 +240,15 @@ void register_custom(py::module_& m) {
       "the outputs' new values, recorded (differentiable) with record=True.");
 
   m.def(
+      "_op_table",
+      [] {
+        py::list r;
+        for (const char* n : tapegrad::detail::tensor_op_names()) r.append(n);
+        return r;
+      },
+      "The names of the entries of the table of tensor ops (cpp/src/ops/table.hpp), in op id order.");
+
+  m.def(
       "_graph",
       [](py::handle y, bool grads) {
         Tape* tape = nullptr;
@@ -275,6 +284,7 @@ void register_custom(py::module_& m) {
           d["id"] = g.rec;
           d["name"] = g.name;
           d["op"] = g.op;
+          d["entry"] = g.entry ? py::object(py::str(g.entry)) : py::object(py::none());
           d["leaf"] = g.leaf;
           d["inputs"] = g.inputs;
           d["constants"] = g.constants;

@@ -579,6 +579,7 @@ struct GraphRecord {
   std::uint32_t rec = 0;
   const char* name = nullptr;            ///< "MulBackward0"; "AccumulateGrad" for a leaf
   const char* op = nullptr;              ///< the table's op name ("mul"), "leaf", or the node's name
+  const char* entry = nullptr;           ///< a tensor op's entry in the op tables ("Reshape", "mul"), else null
   bool leaf = false;
   std::vector<std::uint32_t> inputs;     ///< the records it reads
   std::vector<double> constants;         ///< a scalar op's constant operand (its VC/CV form)
@@ -598,6 +599,8 @@ struct GraphRecord {
 /// order; with `grads`, the derivative of `from`'s value (summed, for a tensor) with respect
 /// to each, by a sweep that changes no .grad and runs no hooks.
 std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads);
+/// The names of the entries of the table of tensor ops (ops/table.hpp), in op id order.
+const std::vector<const char*>& tensor_op_names();
 }  // namespace detail
 
 }  // namespace tapegrad

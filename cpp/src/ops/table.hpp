@@ -50,8 +50,7 @@ enum class TensorOp : std::uint8_t {
 #undef TAPEGRAD_X
 };
 
-/// The entries' names, in TensorOp's order.
-const std::vector<const char*>& tensor_op_names();
+// (tensor_op_names(), the entries' names in TensorOp's order, is declared in tapegrad/tensor.hpp)
 
 namespace table {
 
