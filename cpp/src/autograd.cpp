@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -67,6 +68,81 @@ Var accumulate_recorded_grad(Tape& tape, double grad_now, const Var* previous, c
   return before.is_constant() && before.value() == 0.0 ? g : before + g;
 }
 
+std::vector<GradOfRecords> grad_records(Tape& tape, std::uint32_t scalar_from,
+                                        const std::vector<std::pair<std::uint32_t, Tensor>>& tensor_seeds,
+                                        const std::vector<std::vector<std::uint32_t>>& xs, bool create_graph) {
+  std::vector<GradOfRecords> result(xs.size());
+  std::uint32_t from = scalar_from;
+  std::vector<std::uint32_t> marks;
+  for (const auto& sd : tensor_seeds) {
+    marks.push_back(sd.first);
+    if (from == Tape::kNone || sd.first > from) from = sd.first;
+  }
+  if (from == Tape::kNone) return result;  // (every output a constant)
+  Workspace ws(tape);
+  {
+    GradModeGuard mode(create_graph);  // (a recorded seed's conversions are recorded)
+    for (const auto& [rec, seed] : tensor_seeds) static_cast<TNode&>(tape.node(rec)).add_grad(ws, rec, seed);
+  }
+  std::vector<Tensor> captures(xs.size());
+  std::vector<std::uint32_t> targets;
+  for (std::size_t k = 0; k < xs.size(); ++k)
+    for (std::uint32_t rec : xs[k]) {
+      if (rec > from) continue;
+      targets.push_back(rec);
+      if (tape.record(rec).op == Op::Node) ws.capture(rec, &captures[k]);  // (a record twice: its first slot)
+    }
+  const std::vector<char> needed = tape.reached_from(targets, from);  // (only their hooks run)
+  std::vector<Var> adj;
+  std::vector<char> has;
+  if (create_graph) {
+    adj.assign(std::size_t(from) + 1, Var());
+    has.assign(std::size_t(from) + 1, 0);
+    if (scalar_from != Tape::kNone) {
+      adj[scalar_from] = Var::constant(1.0);
+      has[scalar_from] = 1;
+    }
+    recorded_sweep(tape, from, adj, has, /*deliver=*/false, 0, &needed, &ws);
+  } else {
+    if (scalar_from != Tape::kNone && scalar_from != from) marks.push_back(scalar_from);  // (a mark's adjoint is 1)
+    ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};  // no .grad changes
+    sweep.needed = &needed;
+    sweep.ws = &ws;
+    tape.reverse(sweep, from, 1.0, marks.data(), marks.size());
+  }
+  // Which records lead to an output: the plain sweep skips zero adjoints, so a scalar input
+  // whose adjoints are all zero is told apart from an unused one by marking backwards.
+  std::vector<char> reached;
+  auto leads_to_output = [&](std::uint32_t i) {
+    if (reached.empty()) {
+      std::vector<std::uint32_t> outs(marks);
+      outs.push_back(from);
+      reached = tape.leading_to(outs.data(), outs.size(), from);
+    }
+    return reached[i] != 0;
+  };
+  for (std::size_t k = 0; k < xs.size(); ++k) {
+    GradOfRecords& r = result[k];
+    for (std::uint32_t i : xs[k]) {
+      if (i > from || tape.record(i).op == Op::Node) continue;  // (a node record's: its capture)
+      if (create_graph) {
+        if (!has[i]) continue;
+        r.var = r.used ? r.var + adj[i] : adj[i];
+      } else {
+        const double a = tape.adjoint(i);
+        if (a == 0.0 && !leads_to_output(i)) continue;
+        r.value += a;
+      }
+      r.used = true;
+    }
+    if (captures[k].defined()) {
+      r.tensor = std::move(captures[k]);
+      r.used = true;
+    }
+  }
+  return result;
+}
+
 std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Var>& ys, const std::vector<Var>& seeds,
                                                 const std::vector<std::vector<std::uint32_t>>& xs, GradOptions options) {
   if (!seeds.empty() && seeds.size() != ys.size())
@@ -94,57 +170,17 @@ std::vector<std::optional<Var>> grad_of_records(Tape& tape, const std::vector<Va
     }
     total = k == 0 ? term : total + term;
   }
-  const bool live = !total.is_constant();
-  const std::uint32_t from = live ? total.index() : 0;
-  std::vector<Var> adj;
-  std::vector<char> has;
-  if (live) {
-    std::vector<std::uint32_t> targets;
-    for (const auto& recs : xs) targets.insert(targets.end(), recs.begin(), recs.end());
-    const std::vector<char> needed = tape.reached_from(targets, from);  // (only their hooks run)
-    if (options.create_graph) {
-      adj.assign(from + 1, Var());
-      has.assign(from + 1, 0);
-      adj[from] = Var::constant(1.0);
-      has[from] = 1;
-      recorded_sweep(tape, from, adj, has, /*deliver=*/false, 0, &needed);
-    } else {
-      ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};  // no .grad changes
-      sweep.needed = &needed;
-      tape.reverse(sweep, from, 1.0);
-    }
-  }
-  // Which records lead to the output: the plain sweep skips zero adjoints, so an input whose
-  // adjoints are all zero is told apart from an unused one by marking backwards from `from`.
-  std::vector<char> reached;
-  auto leads_to_output = [&](std::uint32_t i) {
-    if (reached.empty()) reached = tape.leading_to(&from, 1, from);
-    return reached[i] != 0;
-  };
   std::vector<std::optional<Var>> result(xs.size());
+  const std::vector<GradOfRecords> g =
+      grad_records(tape, total.is_constant() ? Tape::kNone : total.index(), {}, xs, options.create_graph);
   for (std::size_t k = 0; k < xs.size(); ++k) {
-    bool used = false;
-    Var g;
-    double value = 0.0;
-    for (std::uint32_t i : xs[k]) {
-      if (!live || i > from) continue;
-      if (options.create_graph) {
-        if (!has[i]) continue;
-        g = used ? g + adj[i] : adj[i];
-      } else {
-        const double a = tape.adjoint(i);
-        if (a == 0.0 && !leads_to_output(i)) continue;
-        value += a;
-      }
-      used = true;
-    }
-    if (!used) {
+    if (!g[k].used) {
       if (!options.allow_unused)
         throw Error("tapegrad: grad(): input " + std::to_string(k) +
                     " was not used to compute the outputs (pass allow_unused=True to get None for it)");
       continue;
     }
-    result[k] = options.create_graph ? g : Var::constant(value);
+    result[k] = options.create_graph ? g[k].var : Var::constant(g[k].value);
   }
   return result;
 }
@@ -252,34 +288,33 @@ std::vector<Var> jvp(const std::vector<Var>& ys, const std::vector<Var>& xs, con
   return jvp_vars(ys, xs, v);
 }
 
-std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph) {
-  std::vector<Var> g(xs.size());
+namespace {
+// grad(y, xs) on Vars, C++'s: 0 for an x that is a constant or unused.
+template <class R>
+std::vector<R> var_grad(const Var& y, const std::vector<Var>& xs, bool create_graph) {
+  std::vector<R> g(xs.size(), R{});
   if (y.is_constant()) return g;
   Tape& t = detail::checked_tape(y, "grad()");
-  for (const Var& x : xs)
-    if (!x.is_constant() && (x.tape() != &t || x.generation() != t.generation()))
-      detail::throw_unusable(x, "grad() with respect to a Var of another tape or generation");
-  std::vector<Var> adj;
-  std::vector<char> has;
-  detail::recorded_reverse(t, y.index(), Var::constant(1.0), adj, has);
-  for (std::size_t i = 0; i < xs.size(); ++i)
-    if (!xs[i].is_constant() && xs[i].index() < has.size() && has[xs[i].index()]) g[i] = adj[xs[i].index()];
+  std::vector<std::vector<std::uint32_t>> recs(xs.size());
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (xs[i].is_constant()) continue;
+    if (xs[i].tape() != &t || xs[i].generation() != t.generation())
+      detail::throw_unusable(xs[i], "grad() with respect to a Var of another tape or generation");
+    recs[i].push_back(xs[i].index());
+  }
+  const std::vector<detail::GradOfRecords> r = detail::grad_records(t, y.index(), {}, recs, create_graph);
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (!r[i].used) continue;
+    if constexpr (std::is_same_v<R, Var>) g[i] = r[i].var;
+    else g[i] = r[i].value;
+  }
   return g;
 }
+}  // namespace
 
-std::vector<double> grad(const Var& y, const std::vector<Var>& xs) {
-  std::vector<double> g(xs.size(), 0.0);
-  if (y.is_constant()) return g;
-  Tape& t = detail::checked_tape(y, "grad()");
-  for (const Var& x : xs)
-    if (!x.is_constant() && (x.tape() != &t || x.generation() != t.generation()))
-      detail::throw_unusable(x, "grad() with respect to a Var of another tape or generation");
-  ReverseSweep sweep{t, /*recorded=*/false, /*deliver=*/false};  // no .grad changes (tensor leaves' too)
-  t.reverse(sweep, y.index(), 1.0);
-  for (std::size_t i = 0; i < xs.size(); ++i)
-    if (!xs[i].is_constant()) g[i] = t.adjoint(xs[i].index());
-  return g;
-}
+std::vector<Var> grad(const Var& y, const std::vector<Var>& xs, CreateGraph) { return var_grad<Var>(y, xs, true); }
+
+std::vector<double> grad(const Var& y, const std::vector<Var>& xs) { return var_grad<double>(y, xs, false); }
 
 
 // --- Tensor -------------------------------------------------------------------------------
@@ -501,44 +536,22 @@ std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<T
     return grad_outputs.empty() || !grad_outputs[k].defined() ? Tensor::ones(outputs[k].shape(), outputs[k].dtype())
                                                               : grad_outputs[k];
   };
-  std::vector<std::uint32_t> marks;
-  std::vector<std::uint32_t> targets;
   std::vector<Tensor> capture_slots(inputs.size());
-  std::optional<detail::Workspace> ws;
   if (tape) {
-    ws.emplace(*tape);
-    for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) {
-      ws->capture(rec, &capture_slots[k]);  // (the same input twice: the first slot)
-      targets.push_back(rec);
-    });
-    std::uint32_t from = 0;
-    {
-      GradModeGuard mode(create_graph);
-      for (std::size_t k = 0; k < outputs.size(); ++k) {
-        const TensorImpl& p = outputs[k].impl();
-        if (p.leaf) continue;
-        auto& node = static_cast<detail::TNode&>(tape->node(p.rec));
-        Tensor s = seed_of(k);
-        if (s.shape() != p.shape)
-          throw_error("tapegrad: grad(): grad_outputs[" + std::to_string(k) + "] has shape " + shape_str(s.shape()) +
-                      " but the output has shape " + shape_str(p.shape));
-        node.add_grad(*ws, p.rec, s);
-        marks.push_back(p.rec);
-        from = std::max(from, p.rec);
-      }
+    std::vector<std::pair<std::uint32_t, Tensor>> seeds;
+    for (std::size_t k = 0; k < outputs.size(); ++k) {
+      const TensorImpl& p = outputs[k].impl();
+      if (p.leaf) continue;
+      Tensor s = seed_of(k);
+      if (s.shape() != p.shape)
+        throw_error("tapegrad: grad(): grad_outputs[" + std::to_string(k) + "] has shape " + shape_str(s.shape()) +
+                    " but the output has shape " + shape_str(p.shape));
+      seeds.emplace_back(p.rec, std::move(s));
     }
-    // No .grad changes: the sweep delivers nothing, its captures are the results.
-    const std::vector<char> needed = tape->reached_from(targets, from);
-    if (create_graph) {
-      std::vector<Var> adj(from + 1);
-      std::vector<char> has(from + 1, 0);
-      detail::recorded_sweep(*tape, from, adj, has, /*deliver=*/false, 0, &needed, &*ws);
-    } else {
-      ReverseSweep sweep{*tape, /*recorded=*/false, /*deliver=*/false};
-      sweep.needed = &needed;
-      sweep.ws = &*ws;
-      tape->reverse(sweep, from, 1.0, marks.data(), marks.size());
-    }
+    std::vector<std::vector<std::uint32_t>> xs(inputs.size());
+    for_each_record_of(inputs, *tape, [&](std::uint32_t rec, std::size_t k) { xs[k].push_back(rec); });
+    std::vector<detail::GradOfRecords> g = detail::grad_records(*tape, Tape::kNone, seeds, xs, create_graph);
+    for (std::size_t k = 0; k < inputs.size(); ++k) capture_slots[k] = std::move(g[k].tensor);
   }
   for (std::size_t k = 0; k < inputs.size(); ++k) {
     // The same input twice: the capture went to the first slot.

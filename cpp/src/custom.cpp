@@ -71,7 +71,6 @@ class MultiNode : public TNode {
   std::vector<Shape> out_shapes_;
   std::vector<DType> out_dtypes_;
   std::size_t n_recorded_ = 1;    // its recorded outputs (output 0's record is this one)
-  std::vector<Tensor> tangents_;  // during a tangent sweep: recorded outputs 1..
 
   // (its OutputNodes point at it; a custom op's name is its own string)
   bool releasable() const override { return false; }
@@ -99,11 +98,6 @@ class MultiNode : public TNode {
     }
     if (!sweep.recorded) sweep.tape.mark_reached(me);
   }
-  Tensor take_tangent(std::size_t k) {
-    Tensor t = std::move(tangents_[k]);
-    tangents_[k] = Tensor();
-    return t;
-  }
 
  protected:
   // The gradient of every output of the op (zeros where none came: PyTorch's materialized
@@ -122,8 +116,9 @@ class MultiNode : public TNode {
     return all;
   }
   // Places the op's output tangents (one per output, (K, *shape) or null): recorded outputs
-  // 1.. for their OutputNodes; returns recorded output 0's (zeros if only others have one).
-  Tensor place_tangents(std::vector<Tensor> t, std::int64_t K) {
+  // 1.. in the sweep, for their OutputNodes; returns recorded output 0's (zeros if only others
+  // have one).
+  Tensor place_tangents(OpCtx& c, std::vector<Tensor> t, std::int64_t K) {
     Tensor t0;
     bool any = false;
     for (std::size_t j = 0; j < which_.size(); ++j) {
@@ -131,7 +126,7 @@ class MultiNode : public TNode {
       if (k < 0 || !t[j].defined()) continue;
       any = true;
       if (k == 0) t0 = std::move(t[j]);
-      else tangents_[static_cast<std::size_t>(k)] = std::move(t[j]);
+      else c.tangent_sweep().set_output(c.me(), static_cast<std::size_t>(k), std::move(t[j]));
     }
     if (any && !t0.defined()) t0 = Tensor::zeros(batched_shape(K, out_shape_), out_dtype_);
     return t0;
@@ -140,7 +135,7 @@ class MultiNode : public TNode {
 
 const char* OutputNode::name() const noexcept { return parent_->name(); }
 void OutputNode::vjp(OpCtx& c, const Tensor& g) { parent_->add_output_grad(k_, g, c.sweep(), in_[0]); }
-Tensor OutputNode::jvp(OpCtx&, const std::vector<Tensor>&) { return parent_->take_tangent(k_); }
+Tensor OutputNode::jvp(OpCtx& c, const std::vector<Tensor>&) { return c.tangent_sweep().take_output(in_[0], k_); }
 
 // The outputs of an op made from `inputs` as fresh handles: an output that is also an input or
 // an earlier output, or that is recorded already, gets a handle of its own on the same data.
@@ -167,7 +162,6 @@ void record_outputs(Recorder* rec, Tape* tape, std::unique_ptr<MultiNode> node, 
   std::size_t n_recorded = 0;
   for (int k : m->which_) n_recorded += k >= 0;
   m->n_recorded_ = n_recorded;
-  m->tangents_.assign(n_recorded, Tensor());
   if (rec) {
     rec->record(std::move(node), outs[first]);
     tape = outs[first].impl().tape;
@@ -246,7 +240,7 @@ class CustomNode final : public MultiNode {
       c.give(k, gradient_for_input(name_, k, gi[k], in_shapes_[k]));
     }
   }
-  Tensor jvp(OpCtx&, const std::vector<Tensor>& t) override {
+  Tensor jvp(OpCtx& c, const std::vector<Tensor>& t) override {
     if (!rule_->has_jvp()) rule_->jvp({});  // raises, naming the function
     std::int64_t K = 1;
     for (const Tensor& x : t)
@@ -280,7 +274,7 @@ class CustomNode final : public MultiNode {
         rows.push_back(astype(x.defined() ? x : Tensor::zeros(out_shapes_[j], out_dtypes_[j]), out_dtypes_[j]));
       res[j] = stack(rows, 0);
     }
-    return place_tangents(std::move(res), K);
+    return place_tangents(c, std::move(res), K);
   }
   bool saves_inputs() const override { return false; }  // (what it saved is stamped apart)
   bool saves_output() const override { return false; }

@@ -293,3 +293,49 @@ TEST_CASE("a leaf left alone keeps its value, and errors name what cannot run fo
   f3.set(detail::record_of(v, t3), Tensor::from_values({1.0}, {1}));
   CHECK_THROWS_WITH_AS(f3.run_records({detail::record_of(o, t3)}), doctest::Contains("cannot run forward at new inputs"), Error);
 }
+
+TEST_CASE("grad_records: one sweep for scalar and tensor outputs with respect to scalar and tensor inputs") {
+  // L = s + sum(w * t), s = sin(a) b a Var, t = tanh(x a) a tensor: dL/da, dL/db (scalar
+  // records) and dL/dx (a tensor leaf's record) from one sweep, plain and recorded.
+  Tape tape;
+  ScopedTape scope(tape);
+  const double av = 0.7, bv = -1.3;
+  const std::vector<double> xv{0.5, -0.25, 1.5}, w{0.3, -1.0, 2.0};
+  Var a(av), b(bv);
+  Tensor x = Tensor::from_values(xv, {3});
+  x.requires_grad_();
+  const Var s = sin(a) * b;
+  const Tensor t = tanh(x * Tensor::from_var(a));
+  const std::vector<std::pair<std::uint32_t, Tensor>> seeds{{detail::record_of(t, tape), Tensor::from_values(w, {3})}};
+  const std::vector<std::vector<std::uint32_t>> xs{{a.index()}, {b.index()}, {detail::record_of(x, tape)}};
+  double dla = std::cos(av) * bv, dlb = std::sin(av);
+  std::vector<double> dlx(3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const double th = std::tanh(xv[i] * av);
+    dla += w[i] * xv[i] * (1 - th * th);
+    dlx[i] = w[i] * av * (1 - th * th);
+  }
+  const std::vector<detail::GradOfRecords> g = detail::grad_records(tape, s.index(), seeds, xs, false);
+  REQUIRE(g.size() == 3);
+  CHECK(g[0].used);
+  CHECK(g[0].value == doctest::Approx(dla).epsilon(1e-14));
+  CHECK(g[1].value == doctest::Approx(dlb).epsilon(1e-14));
+  REQUIRE(g[2].tensor.defined());
+  for (std::size_t i = 0; i < 3; ++i) CHECK(g[2].tensor.to_vector()[i] == doctest::Approx(dlx[i]).epsilon(1e-14));
+  CHECK(!x.grad().defined());  // (no .grad changes)
+
+  // recorded: the same values, and d(dL/db)/da = cos(a) on the graph
+  const std::vector<detail::GradOfRecords> r = detail::grad_records(tape, s.index(), seeds, xs, true);
+  CHECK(r[0].var.value() == doctest::Approx(dla).epsilon(1e-14));
+  CHECK(r[1].var.value() == doctest::Approx(dlb).epsilon(1e-14));
+  CHECK(r[2].tensor.requires_grad());
+  const std::vector<double> second = tapegrad::grad(r[1].var, {a, b});
+  CHECK(second[0] == doctest::Approx(std::cos(av)).epsilon(1e-14));
+  CHECK(second[1] == 0.0);
+
+  // an input no output reaches is unused; a constant output alone sweeps nothing
+  Var c(2.0);
+  const std::vector<detail::GradOfRecords> u = detail::grad_records(tape, s.index(), {}, {{c.index()}}, false);
+  CHECK(!u[0].used);
+  CHECK(!detail::grad_records(tape, Tape::kNone, {}, {{a.index()}}, false)[0].used);
+}

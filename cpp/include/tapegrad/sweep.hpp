@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -36,10 +37,24 @@ class TangentSweep {
   void set(std::uint32_t rec, Tensor t) { tan_[rec - from_] = std::move(t); }
   /// Adds t into the tangent of record `rec` (a seed given twice).
   void add(std::uint32_t rec, const Tensor& t);
+  /// A record of an op with several outputs (a custom function's) computes the tangents of all
+  /// of them in its step: those of its other outputs k >= 1 wait here until the records that
+  /// stand for them (which follow it on the tape) take them.
+  void set_output(std::uint32_t rec, std::size_t k, Tensor t) {
+    std::vector<Tensor>& o = outputs_[rec];
+    if (o.size() <= k) o.resize(k + 1);
+    o[k] = std::move(t);
+  }
+  Tensor take_output(std::uint32_t rec, std::size_t k) {
+    const auto it = outputs_.find(rec);
+    if (it == outputs_.end() || k >= it->second.size()) return Tensor();
+    return std::move(it->second[k]);
+  }
 
  private:
   std::uint32_t from_, to_;
   std::vector<Tensor> tan_;
+  std::unordered_map<std::uint32_t, std::vector<Tensor>> outputs_;  // (few: multi-output records)
 };
 
 /// The forward sweep at new inputs: the engine of replay (DESIGN principle 5), the fourth

@@ -599,6 +599,23 @@ struct GraphRecord {
 /// order; with `grads`, the derivative of `from`'s value (summed, for a tensor) with respect
 /// to each, by a sweep that changes no .grad and runs no hooks.
 std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads);
+/// One input's gradient from grad_records: the sum over its records of their adjoints (a Var's
+/// scalar records: `value`, or recorded, `var`) and of their tensor gradients (`tensor`).
+struct GradOfRecords {
+  bool used = false;  ///< whether a record of the input leads to an output
+  double value = 0.0;
+  Var var;
+  Tensor tensor;
+};
+/// The one grad() of the core, under every front end (grad on Vars and on Tensors, C++'s and
+/// Python's): the gradient of the outputs with respect to the records of each input, by one
+/// reverse sweep that changes no .grad and runs only the hooks on the paths to the inputs. The
+/// scalar outputs are seeded with 1 at record `scalar_from` (the front end sums them into one
+/// record with their seeds; Tape::kNone: none), each tensor output's record with its seed.
+/// Recorded (differentiable again) with `create_graph`.
+std::vector<GradOfRecords> grad_records(Tape& tape, std::uint32_t scalar_from,
+                                        const std::vector<std::pair<std::uint32_t, Tensor>>& tensor_seeds,
+                                        const std::vector<std::vector<std::uint32_t>>& xs, bool create_graph);
 /// The names of the entries of the table of tensor ops (ops/table.hpp), in op id order.
 const std::vector<const char*>& tensor_op_names();
 }  // namespace detail

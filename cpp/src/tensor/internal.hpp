@@ -167,6 +167,9 @@ class OpCtx {
  public:
   OpCtx(TNode& node, bool recorded, ReverseSweep* sweep = nullptr, std::uint32_t me = Tape::kNone) noexcept
       : node_(node), sweep_(sweep), me_(me), recorded_(recorded) {}
+  /// A tangent step's context.
+  OpCtx(TNode& node, TangentSweep& sweep, std::uint32_t me) noexcept
+      : node_(node), sweep_(nullptr), tangents_(&sweep), me_(me), recorded_(sweep.recorded) {}
   /// Whether the step records: its ops then run on the graph, so its results are differentiable.
   bool recorded() const noexcept { return recorded_; }
   /// Whether input k is recorded (its gradient or tangent is wanted).
@@ -179,12 +182,15 @@ class OpCtx {
   DType out_dtype() const noexcept;
   /// The reverse sweep running the step (records that call back into it: checkpointed segments).
   ReverseSweep& sweep() const noexcept { return *sweep_; }
+  /// The tangent sweep running the step (a multi-output record hands its other outputs' tangents there).
+  TangentSweep& tangent_sweep() const noexcept { return *tangents_; }
   std::uint32_t me() const noexcept { return me_; }
   TNode& node() const noexcept { return node_; }
 
  private:
   TNode& node_;
   ReverseSweep* sweep_;
+  TangentSweep* tangents_ = nullptr;
   std::uint32_t me_;
   bool recorded_;
 };
@@ -274,7 +280,7 @@ class TNode : public Node {
   /// (K, *input shape) with K directions at once, or null for a zero tangent (at least one is
   /// set), returns the output's tangent, (K, *output shape). Checks the saved values'
   /// versions as the reverse step does.
-  Tensor tangent_from(const std::vector<Tensor>& t, std::int64_t K, bool recorded);
+  Tensor tangent_from(TangentSweep& sweep, std::uint32_t me, const std::vector<Tensor>& t);
   /// Notes the versions of `saved` (a custom op's saved tensors): the reverse and tangent
   /// steps refuse them changed in place since.
   void stamp_tensors(const std::vector<Tensor>& saved);

@@ -274,7 +274,7 @@ void TNode::tangent(TangentSweep& sweep, std::uint32_t i) {
       ts[k] = *t;
       any = true;
     }
-  if (any) sweep.set(i, tangent_from(ts, sweep.K, sweep.recorded));
+  if (any) sweep.set(i, tangent_from(sweep, i, ts));
 }
 
 
@@ -400,9 +400,10 @@ void TNode::check_versions() const {
                   std::to_string(sv.version) + "); run backward() before changing it, or change a clone()");
 }
 
-Tensor TNode::tangent_from(const std::vector<Tensor>& t, std::int64_t K, bool recorded) {
+Tensor TNode::tangent_from(TangentSweep& sweep, std::uint32_t me, const std::vector<Tensor>& t) {
   check_versions();
-  OpCtx c(*this, recorded);
+  const std::int64_t K = sweep.K;
+  OpCtx c(*this, sweep, me);
   Tensor r = jvp(c, t);
   if (!r.defined()) return r;
   if (r.dtype() != out_dtype_) r = astype(r, out_dtype_);
