@@ -369,7 +369,40 @@ class SegmentNode : public MultiNode {
   Tensor jvp(OpCtx&, const std::vector<Tensor>&) override { throw_no_jvp(); }
   bool saves_output() const override { return false; }
   virtual void recompute_plain(OpCtx& c, const std::vector<Tensor>& g) = 0;
-  virtual void recompute_recorded(OpCtx& c, const std::vector<Tensor>& g) = 0;
+  /// Runs the segment again on the graph's tape (recording, from the inputs' records): the
+  /// record of each output that gets a gradient (Tape::kNone for the others).
+  virtual std::vector<std::uint32_t> rerun_on(Tape& tape) = 0;
+
+  // A recorded sweep: the segment recomputed on the graph's tape, its outputs' gradients
+  // joining the running sweep (a tensor record's in its workspace, a scalar record's as its
+  // Var adjoint), and the new records swept nested in it.
+  void recompute_recorded(OpCtx& c, const std::vector<Tensor>& g) {
+    ReverseSweep& sweep = c.sweep();
+    Tape& tape = sweep.tape;
+    ScopedTape scope(tape);  // (a gradient that enters scalar arithmetic does so on the graph's tape)
+    const std::uint32_t lo = tape.size();
+    const std::vector<std::uint32_t> outs = rerun_on(tape);
+    std::uint32_t top = Tape::kNone;
+    for (std::size_t j = 0; j < outs.size(); ++j) {
+      const std::uint32_t r = outs[j];
+      if (r == Tape::kNone) continue;
+      if (tape.record(r).op == Op::Node) {
+        static_cast<TNode&>(tape.node(r)).add_grad(*sweep.ws, r, g[j]);  // below lo: it joins the running sweep
+      } else {
+        const Var seed = var_of(g[j]);  // (recorded: the gradient stays differentiable)
+        std::vector<Var>& adj = *sweep.adj;
+        std::vector<char>& has = *sweep.has;
+        if (adj.size() < tape.size()) {
+          adj.resize(tape.size());
+          has.resize(tape.size(), 0);
+        }
+        adj[r] = has[r] ? adj[r] + seed : seed;
+        has[r] = 1;
+      }
+      if (r >= lo && (top == Tape::kNone || r > top)) top = r;
+    }
+    if (top != Tape::kNone) nested_recorded_sweep(sweep, lo, top);
+  }
 };
 
 class TensorSegmentNode final : public SegmentNode {
@@ -425,10 +458,7 @@ class TensorSegmentNode final : public SegmentNode {
       if (grads[q].defined()) c.give(wrt_index[q], grads[q]);
   }
 
-  void recompute_recorded(OpCtx& c, const std::vector<Tensor>& g) override {
-    ReverseSweep& sweep = c.sweep();
-    Tape& tape = sweep.tape;
-    const std::uint32_t lo = tape.size();
+  std::vector<std::uint32_t> rerun_on(Tape& tape) override {
     std::vector<Tensor> outs;
     {
       ScopedTape scope(tape);
@@ -436,14 +466,10 @@ class TensorSegmentNode final : public SegmentNode {
       outs = fn_(args_);
     }
     check_outputs(outs);
-    std::uint32_t top = Tape::kNone;
-    for (std::size_t j = 0; j < outs.size(); ++j) {
-      if (which_[j] < 0 || !outs[j].requires_grad()) continue;
-      const std::uint32_t r = record_of(outs[j], tape);
-      static_cast<TNode&>(tape.node(r)).add_grad(*sweep.ws, r, g[j]);  // below lo: it joins the running sweep
-      if (r >= lo && (top == Tape::kNone || r > top)) top = r;
-    }
-    if (top != Tape::kNone) nested_recorded_sweep(sweep, lo, top);
+    std::vector<std::uint32_t> recs(outs.size(), Tape::kNone);
+    for (std::size_t j = 0; j < outs.size(); ++j)
+      if (which_[j] >= 0 && outs[j].requires_grad()) recs[j] = record_of(outs[j], tape);
+    return recs;
   }
 
   void check_outputs(const std::vector<Tensor>& outs) const {
@@ -509,32 +535,17 @@ class VarSegmentNode final : public SegmentNode {
       if (grads[q]) c.give(wrt_index[q], Tensor::full({}, grads[q]->value()));
   }
 
-  void recompute_recorded(OpCtx& c, const std::vector<Tensor>& g) override {
-    ReverseSweep& sweep = c.sweep();
-    Tape& tape = sweep.tape;
-    const std::uint32_t lo = tape.size();
+  std::vector<std::uint32_t> rerun_on(Tape& tape) override {
     ScopedTape scope(tape);
     std::vector<Var> xs(values_.size());
     for (std::size_t k = 0; k < values_.size(); ++k)
       xs[k] = needs(k) ? Var(values_[k], in_[k], tape.generation(), &tape) : Var::constant(values_[k]);
     const std::vector<Var> outs = fn_(xs);
     check_outputs(outs);
-    std::vector<Var>& adj = *sweep.adj;
-    std::vector<char>& has = *sweep.has;
-    std::uint32_t top = Tape::kNone;
-    for (std::size_t j = 0; j < outs.size(); ++j) {
-      if (which_[j] < 0 || outs[j].is_constant()) continue;
-      const Var seed = var_of(g[j]);  // (recorded: the gradient stays differentiable)
-      const std::uint32_t r = outs[j].index();
-      if (adj.size() < tape.size()) {
-        adj.resize(tape.size());
-        has.resize(tape.size(), 0);
-      }
-      adj[r] = has[r] ? adj[r] + seed : seed;  // below lo: it joins the running sweep
-      has[r] = 1;
-      if (r >= lo && (top == Tape::kNone || r > top)) top = r;
-    }
-    if (top != Tape::kNone) nested_recorded_sweep(sweep, lo, top);
+    std::vector<std::uint32_t> recs(outs.size(), Tape::kNone);
+    for (std::size_t j = 0; j < outs.size(); ++j)
+      if (which_[j] >= 0 && !outs[j].is_constant()) recs[j] = outs[j].index();
+    return recs;
   }
 };
 
