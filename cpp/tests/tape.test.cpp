@@ -175,3 +175,38 @@ TEST_CASE("adjoint() of intermediates is complete, whether a contribution came t
   CHECK(tape.adjoint(a.index()) == 3 * 2 * b.value() + 1.0);
   CHECK(tape.adjoint(x.index()) == (3 * 2 * b.value() + 1.0) * 2 * x.value());
 }
+
+TEST_CASE("a recorded backward hands each scalar leaf's recorded gradient to the tape's receiver, once per leaf") {
+  Tape tape;
+  ScopedTape scope(tape);
+  double grad_w = 0.0;
+  const auto sw = tape.add_sink(&grad_w);
+  // one variable with two leaf records (its value changed between two uses), as Python's Var
+  Var w1(2.0, tape.push_leaf(2.0, sw), tape.generation(), &tape);
+  Var w2(3.0, tape.push_leaf(3.0, sw), tape.generation(), &tape);
+  const Var y = w1 * w1 * w1 + 10.0 * w2 * w2;  // dy/dw1 = 3 w1^2 = 12, dy/dw2 = 20 w2 = 60
+  struct Received {
+    std::vector<std::pair<double*, Var>> got;
+  } received;
+  tape.set_recorded_sink(
+      [](void* self, double* target, const Var& g) { static_cast<Received*>(self)->got.emplace_back(target, g); },
+      &received);
+  std::vector<Var> adj;
+  std::vector<char> has;
+  detail::recorded_backward_from(tape, y.index(), 1.0, adj, has);
+  REQUIRE(received.got.size() == 1);  // one leaf: the sum over its records
+  CHECK(received.got[0].first == &grad_w);
+  CHECK(grad_w == 72.0);  // (the values go into the sink as in a plain backward)
+  const Var g = received.got[0].second;
+  CHECK(g.value() == 72.0);
+  // the gradient is on the tape: d(dy/dw1 + dy/dw2)/dw1 = 6 w1, /dw2 = 20
+  const std::vector<double> second = tapegrad::grad(g, {w1, w2});
+  CHECK(second[0] == 12.0);
+  CHECK(second[1] == 20.0);
+  // without a receiver the values still reach the sink
+  tape.set_recorded_sink(nullptr, nullptr);
+  grad_w = 0.0;
+  detail::recorded_backward_from(tape, y.index(), 1.0, adj, has);
+  CHECK(grad_w == 72.0);
+  CHECK(received.got.size() == 1);
+}

@@ -13,6 +13,9 @@ namespace tgpy {
 
 /// A tape that Python code records on (tapegrad.Tape). Var objects hold a reference to it,
 /// so it lives as long as any Var recorded on it.
+struct PyTape;
+void set_recorded_leaf_grad(PyTape* t, double* target, const tapegrad::Var& g);
+
 struct PyTape {
   // Python code never clears a tape by hand: when the last non-leaf Var of a tape dies, the
   // tape is cleared (O(1)); while Vars live, the core's collection policy runs after each op
@@ -30,7 +33,11 @@ struct PyTape {
   std::unordered_map<std::uint32_t, PyObject*>* prev_cache = nullptr;
   std::uint32_t prev_cache_gen = 0;
 
-  PyTape() = default;
+  PyTape() {
+    tape.set_recorded_sink(
+        [](void* self, double* target, const tapegrad::Var& g) { set_recorded_leaf_grad(static_cast<PyTape*>(self), target, g); },
+        this);
+  }
   PyTape(const PyTape&) = delete;
   PyTape& operator=(const PyTape&) = delete;
   ~PyTape() { delete prev_cache; }
@@ -148,11 +155,10 @@ bool is_var_object(PyObject* o);
 double var_value(PyObject* o);
 ActiveTape var_tape(PyObject* o);
 std::uint32_t var_record_on(PyObject* o, ActiveTape t);
-/// After a recorded sweep (create_graph) on tape t up to record `from` whose leaf records
-/// delivered their values into their sinks: makes each reached Var leaf's .grad the
-/// recorded gradient (adj, has: the sweep's scalar adjoints).
-void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector<tapegrad::Var>& adj,
-                             const std::vector<char>& has);
+/// A recorded backward's (create_graph) gradient g of the Var leaf whose sink is `target`, on
+/// tape t: the leaf's .grad becomes a Var on the tape, added to the recorded gradient it had
+/// (every PyTape's Tape::recorded_sink).
+void set_recorded_leaf_grad(PyTape* t, double* target, const tapegrad::Var& g);
 /// The Var whose .grad is sink target `target` (borrowed).
 PyObject* var_of_sink(double* target);
 /// Where the Var module functions send arguments that are not Vars or numbers.

@@ -546,23 +546,11 @@ py::object do_backward(PyTensor& self, const py::object& gradient, const py::obj
   }
   {
     // The sweep's kernels release the GIL: the tape is this thread's meanwhile (taken after
-    // the conversions above, which may run Python code that uses it).
+    // the conversions above, which may run Python code that uses it). With create_graph, the
+    // Var leaves it reaches get recorded gradients (Tape::recorded_sink).
     TapeUse use(self.tape);
-    // create_graph: the sweep records on the output's tape; the gradients are results there.
-    std::optional<tapegrad::ScopedTape> scope;
-    if (create_graph && tapegrad::detail::is_current(t.impl().tape, t.impl().gen))
-      scope.emplace(*t.impl().tape);
-    if (create_graph && !t.is_leaf() && self.live_root()) {
-      // The recorded sweep; Var leaves it reaches get recorded gradients (Vars) as .grad.
-      if (g.shape() != t.shape()) t.backward(g);  // raises, naming both shapes
-      std::vector<tapegrad::Var> adj;
-      std::vector<char> has;
-      const std::uint32_t from = tapegrad::detail::recorded_backward(t, g, adj, has);
-      set_recorded_leaf_grads(ActiveTape{self.tape_obj, self.tape}, from, adj, has);
-      if (!retain) tapegrad::detail::release_graph(t);
-    } else {
-      t.backward(g, create_graph, retain);
-    }
+    t.backward(g, create_graph, retain);
+    if (create_graph && self.tape) self.tape->maybe_collect();
   }
   // A released graph: this handle no longer keeps it (the tape frees it when no other does).
   if (t.impl().released) self.release();

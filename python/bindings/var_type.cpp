@@ -818,40 +818,30 @@ VarObject* sink_owner(double* target) {
 
 }  // namespace
 
-void set_recorded_leaf_grads(ActiveTape t, std::uint32_t from, const std::vector<tapegrad::Var>& adj,
-                             const std::vector<char>& has) {
-  Tape& tape = t.tape->tape;
-  // Each reached leaf: the sum over its records, by sink (a leaf's records share its sink).
-  std::vector<std::pair<VarObject*, tapegrad::Var>> sums;
-  for (const auto& [slot, g] : tapegrad::detail::sink_adjoints(tape, from, adj, has))
-    if (double* target = tape.sink_target(slot)) sums.emplace_back(sink_owner(target), g);
-  for (auto& [leaf, g] : sums) {
-    // The recorded gradient it had, as a core Var, if it is still on this tape.
-    std::optional<tapegrad::Var> previous;
-    if (leaf->grad_var) {
-      auto* old = reinterpret_cast<VarObject*>(leaf->grad_var);
-      if (old->tape == t.tape && has_live_root(old))
-        previous = tapegrad::Var(old->data, tape.root_record(old->root), tape.generation(), &tape);
-    }
-    const tapegrad::Var total =
-        tapegrad::detail::accumulate_recorded_grad(tape, leaf->grad, previous ? &*previous : nullptr, g);
-    PyObject* obj = wrap_recorded(total, t);
-    if (!obj) throw std::bad_alloc();
-    Py_XSETREF(leaf->grad_var, obj);
-    leaf->grad = total.value();
+void set_recorded_leaf_grad(PyTape* pt, double* target, const tapegrad::Var& g) {
+  Tape& tape = pt->tape;
+  VarObject* leaf = sink_owner(target);
+  // The recorded gradient it had, as a core Var, if it is still on this tape.
+  std::optional<tapegrad::Var> previous;
+  if (leaf->grad_var) {
+    auto* old = reinterpret_cast<VarObject*>(leaf->grad_var);
+    if (old->tape == pt && has_live_root(old))
+      previous = tapegrad::Var(old->data, tape.root_record(old->root), tape.generation(), &tape);
   }
-  t.tape->maybe_collect();
+  const tapegrad::Var total = tapegrad::detail::accumulate_recorded_grad(tape, leaf->grad, previous ? &*previous : nullptr, g);
+  // (the tape's object from the leaf's sink on it: the leaf delivered into that sink)
+  PyObject* tape_obj = leaf->sink.tape == pt ? leaf->sink.tape_obj : nullptr;
+  if (!tape_obj && leaf->more_sinks)
+    for (const SinkRef& r : *leaf->more_sinks)
+      if (r.tape == pt) tape_obj = r.tape_obj;
+  if (!tape_obj) return;  // (not a sink of this tape's: nothing to set)
+  PyObject* obj = wrap_recorded(total, ActiveTape{tape_obj, pt});
+  if (!obj) throw std::bad_alloc();
+  Py_XSETREF(leaf->grad_var, obj);
+  leaf->grad = total.value();
 }
 
 namespace {
-// backward(create_graph=True) from non-leaf `out` (record `from`): the recorded sweep (it
-// also delivers the values), then each reached leaf's .grad becomes a Var on the tape.
-void recorded_var_backward(VarObject* out, std::uint32_t from, double seed) {
-  std::vector<tapegrad::Var> adj;
-  std::vector<char> has;
-  tapegrad::detail::recorded_backward_from(out->tape->tape, from, seed, adj, has);
-  set_recorded_leaf_grads(ActiveTape{out->tape_obj, out->tape}, from, adj, has);
-}
 
 PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kw[] = {"gradient", "retain_graph", "create_graph", nullptr};
@@ -883,8 +873,11 @@ PyObject* var_backward(PyObject* self, PyObject* args, PyObject* kwargs) {
     TapeUse use(v->tape);  // tensor nodes' kernels may release the GIL during the sweep
     Tape& t = v->tape->tape;
     const std::uint32_t from = t.root_record(v->root);
-    if (create_graph) {
-      recorded_var_backward(v, from, seed);
+    if (create_graph) {  // each reached leaf's .grad becomes a Var on the tape (Tape::recorded_sink)
+      std::vector<tapegrad::Var> adj;
+      std::vector<char> has;
+      tapegrad::detail::recorded_backward_from(t, from, seed, adj, has);
+      v->tape->maybe_collect();
       Py_RETURN_NONE;
     }
     tapegrad::detail::backward_from(t, from, seed);

@@ -328,6 +328,24 @@ class Tape {
   void remove_sink(std::uint32_t slot) noexcept;
   /// The target of sink `slot` (null once removed).
   double* sink_target(std::uint32_t slot) const noexcept { return slot < sinks_.size() ? sinks_[slot] : nullptr; }
+  /// Where a recorded (create_graph) backward's gradient of a scalar leaf goes: called once
+  /// per leaf the sweep reached, with its sink's target and the gradient, a Var on this tape
+  /// (the sum over the leaf's records). A front end whose leaves keep a recorded gradient sets
+  /// it (Python's Var: its .grad becomes that Var, added to the one it had); without one, the
+  /// values go into the sinks as in a plain backward (a C++ Var keeps no .grad).
+  /// (A function and its context, not a std::function: the Python tape's layout stays standard.)
+  using RecordedSink = void (*)(void* context, double* target, const Var& grad);
+  void set_recorded_sink(RecordedSink f, void* context) noexcept {
+    recorded_sink_ = f;
+    recorded_sink_context_ = context;
+  }
+  /// Delivers a scalar leaf's recorded gradient (see set_recorded_sink); false without a receiver.
+  bool deliver_recorded(double* target, const Var& grad) const {
+    if (!recorded_sink_) return false;
+    recorded_sink_(recorded_sink_context_, target, grad);
+    return true;
+  }
+  bool has_recorded_sink() const noexcept { return recorded_sink_ != nullptr; }
 
   // --- roots: handles that survive collect() ---------------------------------------------
   /// Registers a root: a handle to record `rec` whose index collect() keeps up to date.
@@ -448,6 +466,8 @@ class Tape {
   std::thread::id sweep_thread_{};         // the thread of the outermost one
 
   std::vector<double*> sinks_;            // null: removed (or free)
+  RecordedSink recorded_sink_ = nullptr;
+  void* recorded_sink_context_ = nullptr;
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to
   std::size_t dead_sinks_ = 0;            // removed slots that records may still refer to
 };

@@ -176,23 +176,18 @@ void detail::table::Matmul::vjp(OpCtx& c, const Tensor& g) const {
   }
   const std::size_t na = as.size(), nb = bs.size();
   const std::int64_t m = as[na - 2], k = as[na - 1], n = bs[nb - 1];
-  Shape full = batch;
-  if (c.needs(0)) {  // dA = dC B^T
-    full.resize(batch.size());
-    full.push_back(m);
-    full.push_back(k);
-    Tensor ga = empty_tensor(full, g.dtype());
-    batched_gemm(false, true, g, b, ga, batch, m, k, n);
-    c.give(0, detail::sum_to(ga, as));
-  }
-  if (c.needs(1)) {  // dB = A^T dC
-    full.resize(batch.size());
-    full.push_back(k);
-    full.push_back(n);
-    Tensor gb = empty_tensor(full, g.dtype());
-    batched_gemm(true, false, a, g, gb, batch, k, n, m);
-    c.give(1, detail::sum_to(gb, bs));
-  }
+  // op(x) op(y) over the batch, (rows, cols) each, summed back to the operand's shape `to`
+  auto product = [&](bool tx, bool ty, const Tensor& x, const Tensor& y, std::int64_t rows, std::int64_t cols,
+                     std::int64_t inner, const Shape& to) {
+    Shape full = batch;
+    full.push_back(rows);
+    full.push_back(cols);
+    Tensor r = empty_tensor(full, g.dtype());
+    batched_gemm(tx, ty, x, y, r, batch, rows, cols, inner);
+    return detail::sum_to(r, to);
+  };
+  if (c.needs(0)) c.give(0, product(false, true, g, b, m, k, n, as));  // dA = dC B^T
+  if (c.needs(1)) c.give(1, product(true, false, a, g, k, n, m, bs));  // dB = A^T dC
 }
 Tensor detail::table::Matmul::jvp(OpCtx& c, const Ins& t) const {
   const std::size_t r = c.out_shape().size();

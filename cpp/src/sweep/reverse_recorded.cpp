@@ -32,6 +32,9 @@ void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& a
   for (std::uint32_t i = 0; i <= from; ++i)
     if (has[i] && tape.record(i).op != Op::Node) tape.add_adjoint(i, adj[i].value());
   tape.accumulate_root_grads();
+  if (tape.has_recorded_sink())  // the scalar leaves' recorded gradients
+    for (const auto& [slot, g] : sink_adjoints(tape, from, adj, has))
+      if (double* target = tape.sink_target(slot)) tape.deliver_recorded(target, g);
 }
 
 void recorded_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has, bool deliver,
