@@ -57,15 +57,17 @@ namespace table {
 enum Reads : unsigned { kNone = 0, kInputs = 1, kOutput = 2, kCrossed = 4 };
 using Ins = std::vector<Tensor>;
 
-// Kernels the rules below call (defined in ops/*.cpp; not recorded unless said).
+// Kernels the rules below call (defined in ops/*.cpp). Each records its own entry where an
+// operand requires grad and grad mode is on, as every op's entry point does.
+/// x's elements at base + i . st, of `shape` (a view where they are one contiguous run).
 Tensor gather_strided(const Tensor& x, std::int64_t base, const std::vector<std::int64_t>& st, const Shape& shape);
-/// g placed at positions base + i . st of zeros of `shape` (recorded: its own reverse is gather_strided).
+/// g placed at positions base + i . st of zeros of `shape` (its own reverse is gather_strided).
 Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, const std::vector<std::int64_t>& st);
-/// g added at flat offsets `index` of zeros of `shape` (recorded: its own reverse is take).
+/// g added at flat offsets `index` of zeros of `shape` (its own reverse is take).
 Tensor scatter_add(const Tensor& g, const Tensor& index, const Shape& shape);
 /// The strides (numel, *st): K copies of a strided selection, one after another.
 std::vector<std::int64_t> batched_strides(const std::vector<std::int64_t>& st, std::int64_t numel);
-/// The running sum along axis a, from the end where `reverse` (recorded).
+/// The running sum along axis a, from the end where `reverse`.
 Tensor cumsum_dir(const Tensor& x, int a, bool reverse);
 
 // --- shape and view ops
