@@ -92,7 +92,12 @@ std::vector<GradOfRecords> grad_records(Tape& tape, std::uint32_t scalar_from,
       targets.push_back(rec);
       if (tape.record(rec).op == Op::Node) ws.capture(rec, &captures[k]);  // (a record twice: its first slot)
     }
-  const std::vector<char> needed = tape.reached_from(targets, from);  // (only their hooks run)
+  // Only the hooks on the paths to the inputs run: the records that lead there, marked where a
+  // hook may be met (a Var hook of the tape, or a tensor's on a node); a scalar tape without
+  // hooks skips the walk.
+  std::vector<char> needed;
+  if (tape.has_hooks() || tape.has_nodes()) needed = tape.reached_from(targets, from);
+  const std::vector<char>* only = needed.empty() ? nullptr : &needed;
   std::vector<Var> adj;
   std::vector<char> has;
   if (create_graph) {
@@ -102,11 +107,11 @@ std::vector<GradOfRecords> grad_records(Tape& tape, std::uint32_t scalar_from,
       adj[scalar_from] = Var::constant(1.0);
       has[scalar_from] = 1;
     }
-    recorded_sweep(tape, from, adj, has, /*deliver=*/false, 0, &needed, &ws);
+    recorded_sweep(tape, from, adj, has, /*deliver=*/false, 0, only, &ws);
   } else {
     if (scalar_from != Tape::kNone && scalar_from != from) marks.push_back(scalar_from);  // (a mark's adjoint is 1)
     ReverseSweep sweep{tape, /*recorded=*/false, /*deliver=*/false};  // no .grad changes
-    sweep.needed = &needed;
+    sweep.needed = only;
     sweep.ws = &ws;
     tape.reverse(sweep, from, 1.0, marks.data(), marks.size());
   }

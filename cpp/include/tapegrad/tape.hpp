@@ -218,6 +218,8 @@ class Tape {
   std::uint32_t push_node(std::unique_ptr<Node> node, double value = 0.0);
   /// The Node of record i (which must be an Op::Node record).
   Node& node(std::uint32_t i) const noexcept { return *nodes_[records_[i].a]; }
+  /// Whether any record is a Node (a tensor op, a custom function's, ...).
+  bool has_nodes() const noexcept { return !nodes_.empty(); }
   /// Bytes that Node records pushed since the last clear() or collect() keep alive (a
   /// collection policy looks at it: a few tensor records can hold gigabytes).
   std::size_t node_bytes_pushed() const noexcept { return node_bytes_pushed_; }
