@@ -465,33 +465,22 @@ std::vector<GraphRecord> graph_of(Tape& tape, std::uint32_t from, bool grads) {
   sweep.hooks = false;
   sweep.ws = &ws;
   NoGrad ng;
-  // The last sweep's adjoints are what a Var's .grad reads for records it had not met (Var._prev):
-  // this sweep only looks, so they are put back after it.
-  std::vector<double> before(tape.adjoint_size());
-  for (std::uint32_t i = 0; i < before.size(); ++i) before[i] = tape.adjoint(i);
-  struct Restore {
-    Tape& tape;
-    const std::vector<double>& before;
-    ~Restore() {
-      tape.zero_adjoints(static_cast<std::uint32_t>(before.size()));
-      for (std::uint32_t i = 0; i < before.size(); ++i) tape.add_adjoint(i, before[i]);
-    }
-  };
+  // The tape's last adjoints are what a Var's .grad reads for records it had not met
+  // (Var._prev): this sweep only looks, so its adjoints are its own.
+  Adjoints adjoints;
+  sweep.adjoints = &adjoints;
   if (tape.record(from).op == Op::Node) {
     auto* t = dynamic_cast<TNode*>(&tape.node(from));
     if (!t) throw Error("tapegrad: graph_of(): record " + std::to_string(from) + " is not a tensor's");
     t->add_grad(ws, from, Tensor::ones(t->out_shape_, is_floating(t->out_dtype_) ? t->out_dtype_ : DType::Float64));
   }
-  {
-    Restore restore{tape, before};
-    tape.reverse(sweep, from, 1.0);
-    for (std::size_t k = 0; k < out.size(); ++k)
-      if (!captured[k].defined() &&
-          (tape.record(out[k].rec).op != Op::Node || dynamic_cast<TNode&>(tape.node(out[k].rec)).scalar_output())) {
-        out[k].adjoint = tape.adjoint(out[k].rec);
-        out[k].has_grad = true;
-      }
-  }
+  tape.reverse(sweep, from, 1.0);
+  for (std::size_t k = 0; k < out.size(); ++k)
+    if (!captured[k].defined() &&
+        (tape.record(out[k].rec).op != Op::Node || dynamic_cast<TNode&>(tape.node(out[k].rec)).scalar_output())) {
+      out[k].adjoint = adjoints[out[k].rec];
+      out[k].has_grad = true;
+    }
   for (std::size_t k = 0; k < out.size(); ++k) {
     GraphRecord& g = out[k];
     if (captured[k].defined()) {

@@ -96,7 +96,7 @@ class MultiNode : public TNode {
       add_grad(*sweep.ws, me, Tensor::zeros(out_shape_, out_dtype_));
       sweep.ws->outputs(me, n_recorded_).unreached0 = true;
     }
-    if (!sweep.recorded) sweep.tape.mark_reached(me);
+    if (!sweep.recorded) sweep.mark_reached(me);
   }
 
  protected:

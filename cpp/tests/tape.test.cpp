@@ -176,6 +176,36 @@ TEST_CASE("adjoint() of intermediates is complete, whether a contribution came t
   CHECK(tape.adjoint(x.index()) == (3 * 2 * b.value() + 1.0) * 2 * x.value());
 }
 
+TEST_CASE("a sweep's adjoints are its own: sweeps into buffers of their own leave the records and the tape's last "
+          "adjoints as they were") {
+  Tape tape;
+  ScopedTape scope(tape);
+  Var x = 1.5;
+  Var a = sin(x) * x;  // da/dx = cos(x) x + sin(x)
+  Var y = a * a + 2.0 * x;
+  const std::uint32_t n = tape.size();
+  std::vector<double> values(n);
+  for (std::uint32_t i = 0; i < n; ++i) values[i] = tape.value(i);
+  tape.reverse(y.index());  // the tape's own buffer: kept as its last adjoints
+  const double dy_dx = 2 * a.value() * (std::cos(1.5) * 1.5 + std::sin(1.5)) + 2.0;
+  CHECK(tape.adjoint(x.index()) == doctest::Approx(dy_dx).epsilon(1e-15));
+  // two sweeps of the same records, from different seeds, into two workspaces
+  Adjoints from_y, from_a;
+  ReverseSweep sy{tape, false, /*deliver=*/false};
+  sy.adjoints = &from_y;
+  ReverseSweep sa{tape, false, /*deliver=*/false};
+  sa.adjoints = &from_a;
+  tape.reverse(sy, y.index(), 3.0);
+  tape.reverse(sa, a.index(), 1.0);
+  CHECK(from_y[x.index()] == doctest::Approx(3 * dy_dx).epsilon(1e-15));
+  CHECK(from_a[x.index()] == doctest::Approx(std::cos(1.5) * 1.5 + std::sin(1.5)).epsilon(1e-15));
+  CHECK(from_a[y.index()] == 0.0);  // (past its seed: not covered)
+  CHECK(tape.adjoint(x.index()) == doctest::Approx(dy_dx).epsilon(1e-15));  // the tape's, unchanged
+  CHECK(tape.size() == n);
+  for (std::uint32_t i = 0; i < n; ++i) CHECK(tape.value(i) == values[i]);
+  CHECK(sy.adjoints == &from_y);  // (a front end's buffer stays its own)
+}
+
 TEST_CASE("a recorded backward hands each scalar leaf's recorded gradient to the tape's receiver, once per leaf") {
   Tape tape;
   ScopedTape scope(tape);

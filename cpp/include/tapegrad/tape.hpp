@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -66,6 +67,48 @@ namespace detail {
 class Workspace;
 }
 
+/// The scalar adjoints of one plain reverse sweep, by record: record i's d(seed)/d(record i)
+/// (a tensor record's slot is only the mark that it was reached). A buffer the sweep owns
+/// while it runs, so that the records keep no sweep state; the tape lends its buffer to the
+/// sweeps of its front ends and keeps the last one's (Tape::adjoint reads them), so that a
+/// sweep allocates only when the tape has grown. Move-only.
+class Adjoints {
+ public:
+  Adjoints() = default;
+  Adjoints(Adjoints&& o) noexcept : p_(o.p_), size_(o.size_), capacity_(o.capacity_) {
+    o.p_ = nullptr;
+    o.size_ = o.capacity_ = 0;
+  }
+  Adjoints& operator=(Adjoints&& o) noexcept {
+    if (this != &o) {
+      std::free(p_);
+      p_ = o.p_;
+      size_ = o.size_;
+      capacity_ = o.capacity_;
+      o.p_ = nullptr;
+      o.size_ = o.capacity_ = 0;
+    }
+    return *this;
+  }
+  Adjoints(const Adjoints&) = delete;
+  Adjoints& operator=(const Adjoints&) = delete;
+  ~Adjoints() { std::free(p_); }
+
+  /// Covers records [0, n), all zero (the memory is kept, and grown when n is larger).
+  void reset(std::uint32_t n);
+  /// Covers no record (keeps the memory).
+  void forget() noexcept { size_ = 0; }
+  /// Record i's adjoint: 0 past the records covered.
+  double operator[](std::uint32_t i) const noexcept { return i < size_ ? p_[i] : 0.0; }
+  double* data() noexcept { return p_; }
+  std::uint32_t size() const noexcept { return size_; }
+  std::size_t bytes() const noexcept { return std::size_t(capacity_) * sizeof(double); }
+
+ private:
+  double* p_ = nullptr;
+  std::uint32_t size_ = 0, capacity_ = 0;
+};
+
 /// What a reverse sweep is doing: made once by its front end (backward, autograd.grad) and
 /// handed to every record's step, so that no step reads a mode from anywhere else.
 struct ReverseSweep {
@@ -92,6 +135,16 @@ struct ReverseSweep {
   /// by record (the records keep no sweep state). Made by the front end that seeds the sweep
   /// (Tape::reverse makes one if none is given); a nested range sweep shares its sweep's.
   detail::Workspace* ws = nullptr;
+  /// The plain sweep's scalar adjoints (Tape::reverse sets it: the front end's buffer, or the
+  /// tape's own lent for the sweep). A node's step adds into them through these.
+  Adjoints* adjoints = nullptr;
+  /// From a Node's reverse step: adds g to the adjoint of scalar record i.
+  void add_adjoint(std::uint32_t i, double g) noexcept { adjoints->data()[i] += g; }
+  /// From a Node's reverse step: record i (a Node) has received a gradient, so the sweep must
+  /// visit it (its adjoint slot is only this mark; the gradient is in the workspace).
+  void mark_reached(std::uint32_t i) noexcept { adjoints->data()[i] = 1.0; }
+  /// Record i's adjoint so far.
+  double adjoint(std::uint32_t i) const noexcept { return (*adjoints)[i]; }
   bool hooks_at(std::uint32_t i) const noexcept { return hooks && (!needed || (i < needed->size() && (*needed)[i])); }
 
   // (Tape::reverse's own: its seeds, and the records that lead to them, marked when first
@@ -114,7 +167,7 @@ class Node {
  public:
   virtual ~Node() = default;
   /// The reverse step of record `i` on numbers: adds this node's contributions into its
-  /// inputs' gradients (`Tape::add_adjoint` for scalar records, `Tape::mark_reached` for
+  /// inputs' gradients (`sweep.add_adjoint` for scalar records, `sweep.mark_reached` for
   /// nodes) and drops its own gradient.
   virtual void reverse(ReverseSweep& sweep, std::uint32_t i) = 0;
   /// The same step recorded (create_graph): the rules run on Var and Tensor, and a scalar
@@ -283,22 +336,23 @@ class Tape {
   void reverse(std::uint32_t from, double seed = 1.0);
   /// The same as `sweep` says (sweep.recorded must be false: the recorded sweep is
   /// detail::recorded_sweep), with the Node records `also[0..n_also)` (before `from`) marked
-  /// as reached: a sweep from several outputs whose Nodes hold their seeds.
+  /// as reached: a sweep from several outputs whose Nodes hold their seeds. The adjoints go
+  /// into `*sweep.adjoints` when the front end gave a buffer (graph_of's, which only looks);
+  /// otherwise the tape lends its own and keeps them as its last (adjoint(i)), even when the
+  /// sweep ends by an exception.
   void reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const std::uint32_t* also = nullptr,
                std::size_t n_also = 0);
-  /// The adjoint of record i after reverse(from): 0 for records after `from`.
-  double adjoint(std::uint32_t i) const noexcept { return i < adjoint_size_ ? adjoints_[i] : 0.0; }
+  /// The adjoint of record i after the last plain sweep of the tape's own buffer (reverse(from),
+  /// a backward, autograd.grad): 0 for records after its `from`.
+  double adjoint(std::uint32_t i) const noexcept { return adjoints_[i]; }
   /// How many records the last sweep's adjoints cover (adjoint(i) is 0 from there on).
-  std::uint32_t adjoint_size() const noexcept { return adjoint_size_; }
-  /// Sizes the adjoint workspace to records [0, n) and zeroes it (a sweep that fills it by
-  /// add_adjoint(), as the recorded one does with its values, for accumulate_root_grads()).
-  void zero_adjoints(std::uint32_t n);
-  /// During reverse(), from a Node's backward(): adds g to the adjoint of scalar record i.
-  void add_adjoint(std::uint32_t i, double g) noexcept { adjoints_[i] += g; }
-  /// During reverse(), from a Node's backward(): record i (a Node) has received a gradient,
-  /// so the sweep must visit it. (A Node's adjoint slot is only this mark; the gradient
-  /// itself is the Node's.)
-  void mark_reached(std::uint32_t i) noexcept { adjoints_[i] = 1.0; }
+  std::uint32_t adjoint_size() const noexcept { return adjoints_.size(); }
+  /// The tape's adjoint buffer, lent to a sweep (ReverseSweep::adjoints) that gives it back with
+  /// keep_adjoints: the tape holds no sweep state while a sweep runs, and the buffer is reused.
+  Adjoints take_adjoints() noexcept { return std::move(adjoints_); }
+  /// A sweep's adjoints become the tape's last ones (what adjoint() and accumulate_root_grads()
+  /// read), their buffer the next sweep's.
+  void keep_adjoints(Adjoints&& a) noexcept { adjoints_ = std::move(a); }
 
   // --- hooks on scalar records (Var.register_hook) ------------------------------------
   /// A hook: called with the gradient of its record when a reverse sweep has summed it
@@ -428,7 +482,6 @@ class Tape {
   // Whether scalar record i, whose adjoint is zero, must pass it on (a partial that is not
   // finite, on a record that leads to the sweep's seeds): the plain sweep's rare case.
   TAPEGRAD_NOINLINE bool zero_adjoint_passes(ReverseSweep& sweep, std::uint32_t i);
-  void reserve_adjoints(std::uint32_t n);  // grows the adjoint array, keeping what it holds
  public:
   /// The error of a sweep started on a tape that is being swept: from a hook's code on the
   /// thread of that sweep, or from another thread while that sweep runs the user's code.
@@ -448,8 +501,7 @@ class Tape {
   std::uint32_t birth_;
   std::uint32_t epoch_ = 0;
 
-  double* adjoints_ = nullptr;
-  std::uint32_t adjoint_size_ = 0, adjoint_capacity_ = 0;
+  Adjoints adjoints_;  // the last plain sweep's (lent to each sweep: see take_adjoints)
 
   std::vector<Root> roots_;
   std::uint32_t free_root_ = kNone;

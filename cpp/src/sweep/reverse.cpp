@@ -39,10 +39,28 @@ void Tape::reverse(ReverseSweep& sweep, std::uint32_t from, double seed, const s
   sweep.also_ = also;
   sweep.n_also_ = n_also;
   sweep.leads_.clear();
-  zero_adjoints(n);
+  // The adjoints: the front end's buffer, or the tape's lent for the sweep and kept after it.
+  struct Lend {
+    Tape& tape;
+    ReverseSweep& sweep;
+    Adjoints own{};
+    bool lent = false;
+    ~Lend() {
+      if (!lent) return;
+      tape.keep_adjoints(std::move(own));
+      sweep.adjoints = nullptr;
+    }
+  } lend{*this, sweep};
+  if (!sweep.adjoints) {
+    lend.own = take_adjoints();
+    lend.lent = true;
+    sweep.adjoints = &lend.own;
+  }
+  Adjoints& adj = *sweep.adjoints;
+  adj.reset(n);
   for (std::size_t k = 0; k < n_also; ++k)
-    if (also[k] < n) adjoints_[also[k]] = 1.0;
-  adjoints_[from] = seed;
+    if (also[k] < n) adj.data()[also[k]] = 1.0;
+  adj.data()[from] = seed;
   SweepScope running(*this);
   detail::NoAutocast plain;  // (ops in a sweep run in their forward's dtypes)
   detail::Workspace own(*this);  // (the tensor records' gradients, unless the front end seeded some)
@@ -73,24 +91,25 @@ void Tape::sweep_segments(ReverseSweep& sweep, std::uint32_t n) {
     sweep_records(sweep, seg_lo, hi, carry);
     if (h == 0) break;
     const std::uint32_t i = stops[--h];  // (carry is record i's: the loop stopped after i + 1)
-    const double g = adjoints_[i] + carry;
+    double* adj = sweep.adjoints->data();
+    const double g = adj[i] + carry;
     carry = 0.0;
     if (g != 0.0 && sweep.hooks_at(i)) {
       try {
-        adjoints_[i] = run_hooks(i, g);
+        adj[i] = run_hooks(i, g);
       } catch (...) {
         reset_node_grads(i);
         throw;
       }
     } else {
-      adjoints_[i] = g;
+      adj[i] = g;
     }
     hi = i + 1;
   }
 }
 
 void Tape::sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi, double& carry_io) {
-  double* __restrict adj = adjoints_;
+  double* __restrict adj = sweep.adjoints->data();  // (the sweep's: the records keep none)
   const double* __restrict v = values_;
   const double* __restrict c = constants_;
   const Record* __restrict rec = records_;
@@ -129,7 +148,6 @@ void Tape::sweep_records(ReverseSweep& sweep, std::uint32_t lo, std::uint32_t hi
       // A node's rule may append records (a checkpointed segment recomputes, a custom
       // function's backward may record): the arenas may have moved. (Anything appended lies
       // after the records swept here, so the loop never visits it.)
-      adj = adjoints_;
       v = values_;
       c = constants_;
       rec = records_;

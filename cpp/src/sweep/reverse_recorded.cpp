@@ -28,9 +28,12 @@ void recorded_reverse(Tape& tape, std::uint32_t from, const Var& seed, std::vect
 void recorded_backward_sweep(Tape& tape, std::uint32_t from, std::vector<Var>& adj, std::vector<char>& has,
                              Workspace* ws) {
   recorded_sweep(tape, from, adj, has, true, 0, nullptr, ws);
-  tape.zero_adjoints(from + 1);
+  // The values of the scalar adjoints become the tape's last adjoints, as a plain sweep's do.
+  Adjoints values = tape.take_adjoints();
+  values.reset(from + 1);
   for (std::uint32_t i = 0; i <= from; ++i)
-    if (has[i] && tape.record(i).op != Op::Node) tape.add_adjoint(i, adj[i].value());
+    if (has[i] && tape.record(i).op != Op::Node) values.data()[i] = adj[i].value();
+  tape.keep_adjoints(std::move(values));
   tape.accumulate_root_grads();
   if (tape.has_recorded_sink())  // the scalar leaves' recorded gradients
     for (const auto& [slot, g] : sink_adjoints(tape, from, adj, has))

@@ -153,8 +153,11 @@ std::vector<Tape::Hook> Tape::hooks_of(std::uint32_t rec) const {
   return fns;
 }
 
-void Tape::reserve_adjoints(std::uint32_t n) {
-  grow_array(adjoints_, adjoint_capacity_, n, adjoint_size_);
+void Adjoints::reset(std::uint32_t n) {
+  size_ = 0;
+  if (capacity_ < n) grow_array(p_, capacity_, n, 0);
+  std::fill_n(p_, n, 0.0);
+  size_ = n;
 }
 
 Tape::Tape() : generation_(next_generation()), birth_(generation_) {
@@ -173,7 +176,6 @@ Tape::~Tape() {
   std::free(records_);
   std::free(values_);
   std::free(constants_);
-  std::free(adjoints_);
 }
 
 std::uint32_t Tape::push_slow(Op op, std::uint32_t a, std::uint32_t b, double value) {
@@ -213,7 +215,7 @@ void Tape::clear() noexcept {
   reset_collect_policy();
   size_ = 0;
   nconst_ = 0;
-  adjoint_size_ = 0;
+  adjoints_.forget();
   generation_ = next_generation();
   ++epoch_;
   roots_.clear();
@@ -223,13 +225,6 @@ void Tape::clear() noexcept {
   dead_sinks_ = 0;
   live_roots_ = live_leaf_roots_ = 0;
   if (hooks_) hooks_->entries.clear();
-}
-
-void Tape::zero_adjoints(std::uint32_t n) {
-  adjoint_size_ = 0;
-  if (adjoint_capacity_ < n) grow_array(adjoints_, adjoint_capacity_, n, 0);
-  std::fill_n(adjoints_, n, 0.0);
-  adjoint_size_ = n;
 }
 
 std::uint32_t Tape::add_root(std::uint32_t rec, double* grad, bool leaf) {
@@ -279,7 +274,7 @@ void Tape::remove_sink(std::uint32_t slot) noexcept {
 
 void Tape::accumulate_root_grads() noexcept {
   for (const Root& r : roots_)
-    if (r.grad && r.rec < adjoint_size_) *r.grad += adjoints_[r.rec];
+    if (r.grad && r.rec < adjoints_.size()) *r.grad += adjoints_[r.rec];
 }
 
 void Tape::collect() {
@@ -364,7 +359,7 @@ void Tape::collect() {
       else free_sinks_.push_back(s);
     }
   }
-  adjoint_size_ = 0;
+  adjoints_.forget();
   generation_ = next_generation();
   // Tell the surviving nodes where their records went: a value a node saved and shares with
   // another node's output stays usable in a recorded sweep (create_graph) after a collect.
@@ -379,7 +374,7 @@ TapeStats Tape::stats() const {
   s.roots = live_roots_;
   s.nodes = nodes_.size();
   s.bytes_in_use = std::size_t(size_) * (sizeof(Record) + sizeof(double)) + std::size_t(nconst_) * sizeof(double);
-  s.adjoint_bytes = std::size_t(adjoint_capacity_) * sizeof(double);
+  s.adjoint_bytes = adjoints_.bytes();
   s.saved_bytes = 0;
   {
     std::vector<std::pair<const void*, std::size_t>> held;

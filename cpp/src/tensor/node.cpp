@@ -372,7 +372,7 @@ void TNode::give_to(ReverseSweep& sweep, std::size_t k, const Tensor& gk) {
     TNode& target = static_cast<TNode&>(tape.node(rec));
     if (target.released_node_ && !target.out_) throw_released();  // (a released record's stand-in)
     target.add_grad(*sweep.ws, rec, gk);
-    if (!sweep.recorded) tape.mark_reached(rec);  // (a recorded sweep visits every tensor record)
+    if (!sweep.recorded) sweep.mark_reached(rec);  // (a recorded sweep visits every tensor record)
   } else if (sweep.recorded) {  // the scalar record's adjoint is a Var
     const Var v = var_of(gk.numel() == 1 ? gk : sum(gk));
     std::vector<Var>& adj = *sweep.adj;
@@ -388,7 +388,7 @@ void TNode::give_to(ReverseSweep& sweep, std::size_t k, const Tensor& gk) {
       const T* p = gk.data<T>();
       for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]);
     });
-    tape.add_adjoint(rec, s);
+    sweep.add_adjoint(rec, s);
   }
 }
 
@@ -423,7 +423,6 @@ Tensor tangent_as_rank(const Tensor& t, std::size_t rank) {
 }
 
 void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
-  Tape& tape = sweep.tape;
   Workspace& ws = *sweep.ws;
   Tensor g;
   if (ws.has(i)) {
@@ -432,8 +431,8 @@ void TNode::step(ReverseSweep& sweep, std::uint32_t i) {
     slot = Tensor();
   } else {
     // A record that scalar records read: in a plain sweep its adjoint slot is its adjoint.
-    if (!scalar_output() || sweep.recorded || tape.adjoint(i) == 0.0) return;
-    g = Tensor::full({}, tape.adjoint(i));
+    if (!scalar_output() || sweep.recorded || sweep.adjoint(i) == 0.0) return;
+    g = Tensor::full({}, sweep.adjoint(i));
   }
   check_versions();
   // The rules run on plain tensors, or, for create_graph, recorded: the gradients they make
