@@ -66,3 +66,17 @@ def test_the_bindings_call_no_sweep() -> None:
         text = path.read_text()
         for pattern in sweeps:
             assert not re.search(pattern, text), f"{path.name} calls a sweep ({pattern}) instead of a front end"
+
+
+def test_no_source_file_of_the_core_or_the_bindings_is_over_700_lines() -> None:
+    """A file a newcomer reads whole: the core's sources and headers and the bindings stay
+    under 700 lines each (a longer one is split by what it does, as var_type.cpp and
+    var_graph.cpp are)."""
+    bindings = ROOT / "python" / "bindings"
+    if not bindings.is_dir():
+        pytest.skip("the sources are not beside the tests")
+    files = [p for d in (SRC, INCLUDE, bindings) for p in sorted(d.rglob("*")) if p.suffix in {".cpp", ".hpp", ".def"}]
+    assert len(files) > 40
+    lines = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in files}
+    long = {name: n for name, n in lines.items() if n > 700}
+    assert not long, f"source files over 700 lines: {long}"
