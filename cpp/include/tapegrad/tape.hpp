@@ -534,6 +534,9 @@ Tape& init_active_tape();
 // pointers: `t` is looked up in the registry of live tapes (under its lock) before use.
 enum class HandleState { Current, Stale, Destroyed };
 HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept;
+/// Whether `t` (null or dangling allowed) is a live tape born in generation `birth` (not a new
+/// tape at a destroyed one's address).
+bool tape_alive(const Tape* t, std::uint32_t birth) noexcept;
 /// Whether a handle of generation `gen` on `t` is current (t may be null or dangling).
 inline bool is_current(const Tape* t, std::uint32_t gen) noexcept {
   return t && handle_state(t, gen) == HandleState::Current;

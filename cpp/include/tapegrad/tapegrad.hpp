@@ -4,6 +4,7 @@
 #include "tapegrad/custom.hpp"
 #include "tapegrad/dual.hpp"
 #include "tapegrad/functional.hpp"
+#include "tapegrad/leaf.hpp"
 #include "tapegrad/op.hpp"
 #include "tapegrad/optim.hpp"
 #include "tapegrad/rules.hpp"

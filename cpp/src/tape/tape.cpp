@@ -99,6 +99,13 @@ HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept {
   if (!r.live.count(t) || gen < t->birth_generation()) return HandleState::Destroyed;
   return t->generation() == gen ? HandleState::Current : HandleState::Stale;
 }
+
+bool tape_alive(const Tape* t, std::uint32_t birth) noexcept {
+  if (!t) return false;
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  return r.live.count(t) && t->birth_generation() == birth;
+}
 }  // namespace detail
 
 struct Tape::HookTable {
