@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import threading
@@ -501,6 +502,32 @@ def test_leaf_back_on_its_first_tape_gets_its_whole_gradient():
     assert a.grad == 3.0
     q.backward()
     assert a.grad == 6.0
+
+
+def test_a_leaf_outlives_the_tapes_it_was_used_on_and_tapes_outlive_their_leaves():
+    # the leaves' bookkeeping is the core's (tapegrad::detail::LeafRecords): a tape that went
+    # first is not touched again, a tape at a dead one's address is a new tape to the leaf, and
+    # a leaf that went first delivers nowhere (the Python core's ASan run reads these paths)
+    x = tg.Var(1.5)
+    for k in range(20):
+        with tg.Tape():
+            y = x * x * (k + 1)
+        y.backward()
+        del y
+        gc.collect()  # the tape of step k is gone: the leaf's sink there with it
+    assert x.grad == pytest.approx(2 * 1.5 * sum(range(1, 21)), rel=1e-15)
+    with tg.Tape() as t:
+        gone = tg.Var(2.0)
+        z = gone * gone + x
+        del gone  # its record stays on the tape; its .grad went with it
+        z.backward()
+    assert x.grad == pytest.approx(2 * 1.5 * sum(range(1, 21)) + 1.0, rel=1e-15)
+    x.data = 4.0  # a new value: the next use records it; older records keep delivering
+    with t:
+        w = z + x * x
+    w.backward()
+    assert x.grad == pytest.approx(2 * 1.5 * sum(range(1, 21)) + 2.0 + 8.0, rel=1e-15)
+    assert tg.autograd.grad(w, [x])[0].data == pytest.approx(1.0 + 8.0, rel=1e-15)
 
 
 def test_tapes_nest():

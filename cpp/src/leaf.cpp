@@ -8,63 +8,20 @@
 namespace tapegrad {
 namespace detail {
 
-bool LeafRecords::live(const Sink& s) const noexcept {
-  return s.tape && tape_alive(s.tape, s.birth) && s.epoch == s.tape->epoch();
-}
-
-std::uint32_t LeafRecords::record_slow(Tape& t, double value, double* grad) {
-  // Its sink on t: a live one, else a slot taken on t (in an entry that is empty or whose
-  // tape is gone or was cleared since).
-  Sink* sink = nullptr;
-  Sink* spare = nullptr;
-  auto visit = [&](Sink& s) {
-    if (sink) return;
-    if (s.tape == &t && s.birth == t.birth_generation()) {  // t's own: current, or of a cleared epoch
-      if (s.epoch == t.epoch()) sink = &s;
-      else spare = &s;
-    } else if (!spare && !live(s)) {  // (the registry's lock only for another tape's entry)
-      spare = &s;
-    }
-  };
-  visit(first_);
-  for (Sink& s : more_) visit(s);
-  if (!sink) {
-    if (!spare) {
-      more_.push_back(Sink{nullptr, 0, 0, 0});
-      spare = &more_.back();
-    }
-    *spare = Sink{&t, t.birth_generation(), t.epoch(), t.add_sink(grad)};
-    sink = spare;
+void LeafRecords::tape_gone(const Tape& t) noexcept {
+  if (first_.tape == &t) first_.tape = nullptr;
+  for (Sink& s : more_)
+    if (s.tape == &t) s.tape = nullptr;
+  if (tape_ == &t) {
+    tape_ = nullptr;
+    root_ = Tape::kNone;
   }
-  forget();  // older records stay (where reachable), delivering through the same sink
-  const std::uint32_t rec = t.push_leaf(value, sink->slot);
-  root_ = t.add_root(rec, nullptr, true);
-  tape_ = &t;
-  epoch_ = t.epoch();
-  birth_ = t.birth_generation();
-  return rec;
-}
-
-void LeafRecords::forget() noexcept {
-  if (root_ != Tape::kNone && tape_alive(tape_, birth_) && epoch_ == tape_->epoch()) tape_->remove_root(root_);
-  root_ = Tape::kNone;
-}
-
-void LeafRecords::drop() noexcept {
-  forget();
-  auto remove = [this](Sink& s) {
-    if (live(s)) s.tape->remove_sink(s.slot);
-    s.tape = nullptr;
-  };
-  remove(first_);
-  for (Sink& s : more_) remove(s);
-  more_.clear();
 }
 
 std::uint32_t LeafRecords::sink_on(const Tape& t) const noexcept {
-  if (first_.tape == &t && first_.birth == t.birth_generation() && first_.epoch == t.epoch()) return first_.slot;
+  if (first_.tape == &t) return first_.slot;
   for (const Sink& s : more_)
-    if (s.tape == &t && s.birth == t.birth_generation() && s.epoch == t.epoch()) return s.slot;
+    if (s.tape == &t) return s.slot;
   return Tape::kNone;
 }
 

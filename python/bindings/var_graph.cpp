@@ -2,6 +2,8 @@
 // register_hook, micrograd's graph walk (_prev, _op), and tapegrad.autograd.grad and jvp on
 // Vars: each converts its arguments and calls the core (detail::backward_from,
 // grad_of_records, jvp_of_records).
+#include <pybind11/pybind11.h>
+
 #include <cmath>
 #include <optional>
 #include <string>
@@ -91,9 +93,12 @@ PyObject* var_register_hook(PyObject* self, PyObject* fn) {
     v->hooks->push_back(VarHook{id, PyRef(fn), {}});
     VarHook& h = v->hooks->back();
     // a result's record, or the leaf's current record (later ones get it as they are made)
-    if (has_live_root(v)) {
+    const bool leaf_current = (v->flags & kLeaf) && v->tape && v->records().current_on(v->tape->tape);
+    if (has_live_root(v) || leaf_current) {
       enter(v->tape);
-      const std::uint64_t tid = v->tape->tape.add_hook(v->tape->tape.root_record(v->root), var_hook(fn, v->tape_obj, v->tape));
+      Tape& tape = v->tape->tape;
+      const std::uint32_t rec = leaf_current ? v->records().record_on(tape, v->data, &v->grad) : tape.root_record(v->root);
+      const std::uint64_t tid = tape.add_hook(rec, var_hook(fn, v->tape_obj, v->tape));
       h.attached.push_back(VarHook::On{PyRef(v->tape_obj), v->tape, tid});
     }
     return PyObject_CallFunction(g_handle_type, "OK", self, static_cast<unsigned long long>(id));
@@ -222,13 +227,12 @@ void set_recorded_leaf_grad(PyTape* pt, double* target, const tapegrad::Var& g) 
       previous = tapegrad::Var(old->data, tape.root_record(old->root), tape.generation(), &tape);
   }
   const tapegrad::Var total = tapegrad::detail::accumulate_recorded_grad(tape, leaf->grad, previous ? &*previous : nullptr, g);
-  // (the tape's object from the leaf's sink on it: the leaf delivered into that sink)
-  PyObject* tape_obj = leaf->sink.tape == pt ? leaf->sink.tape_obj : nullptr;
-  if (!tape_obj && leaf->more_sinks)
-    for (const SinkRef& r : *leaf->more_sinks)
-      if (r.tape == pt) tape_obj = r.tape_obj;
-  if (!tape_obj) return;  // (not a sink of this tape's: nothing to set)
-  PyObject* obj = wrap_recorded(total, ActiveTape{tape_obj, pt});
+  if (leaf->records().sink_on(tape) == Tape::kNone) return;  // (not a sink of this tape's: nothing to set)
+  // (the tape's Python object: the one the leaf keeps, or pybind11's for this PyTape)
+  const pybind11::object tape_obj =
+      leaf->tape == pt ? pybind11::reinterpret_borrow<pybind11::object>(leaf->tape_obj)
+                       : pybind11::cast(pt, pybind11::return_value_policy::reference);
+  PyObject* obj = wrap_recorded(total, ActiveTape{tape_obj.ptr(), pt});
   if (!obj) throw std::bad_alloc();
   Py_XSETREF(leaf->grad_var, obj);
   leaf->grad = total.value();
@@ -333,7 +337,6 @@ std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t) {
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
   std::vector<std::vector<std::uint32_t>> recs(static_cast<std::size_t>(n));
   const Tape& tape = t->tape;
-  const std::uint32_t to = tape.size() ? tape.size() - 1 : 0;
   for (Py_ssize_t k = 0; k < n; ++k) {
     auto* x = reinterpret_cast<VarObject*>(PySequence_Fast_GET_ITEM(seq, k));
     if (!(x->flags & kRequiresGrad)) continue;
@@ -341,14 +344,7 @@ std::vector<std::vector<std::uint32_t>> records_of(PyObject* seq, PyTape* t) {
       if (has_live_root(x) && x->tape == t) recs[static_cast<std::size_t>(k)].push_back(tape.root_record(x->root));
       continue;
     }
-    std::uint32_t slot = Tape::kNone;
-    auto visit = [&](const SinkRef& sr) {
-      if (sr.tape == t && sr.live()) slot = sr.slot;
-    };
-    visit(x->sink);
-    if (x->more_sinks)
-      for (const SinkRef& sr : *x->more_sinks) visit(sr);
-    if (slot != Tape::kNone && tape.size()) recs[static_cast<std::size_t>(k)] = tapegrad::detail::sink_records(tape, slot, to);
+    recs[static_cast<std::size_t>(k)] = x->records().records_on(tape);
   }
   return recs;
 }

@@ -23,28 +23,23 @@ enum : std::uint8_t {
   kCached = 8,        // made by _prev for its record: in its tape's prev_cache while alive
 };
 
-// Where a leaf's records on one tape deliver their adjoints: its .grad, through a sink slot.
-struct SinkRef {
-  PyObject* tape_obj;  // strong reference
-  PyTape* tape;
-  std::uint32_t epoch;
-  std::uint32_t slot;
-  bool live() const { return tape && epoch == tape->tape.epoch(); }
-};
-
 struct VarObject {
   PyObject_HEAD
   double data;
   double grad;
   PyObject* tape_obj;  // strong reference to the tape holding our current record, or null
   PyTape* tape;
-  std::uint32_t root;   // the root of our current record on that tape (Tape::kNone: none)
+  std::uint32_t root;   // a result: the root of its record on that tape (Tape::kNone: none)
   std::uint32_t epoch;  // the tape's epoch when the root was made
   std::uint8_t flags;
-  // Leaves: one sink per tape they were recorded on (a leaf shared by threads, or used
-  // inside and outside a `with Tape()` block, collects its gradient from all of them).
-  SinkRef sink;                     // the first; the rest in more_sinks
-  std::vector<SinkRef>* more_sinks;
+  // A leaf that requires grad (has_records): where it stands on the tapes it was used on, the
+  // core's bookkeeping of a Leaf (a sink per tape, all delivering into .grad; its current
+  // record). Constructed in alloc_var for such leaves only (results never need it), in bytes
+  // of its own so that VarObject stays standard-layout (sink_owner's offsetof).
+  alignas(tapegrad::detail::LeafRecords) unsigned char records_storage[sizeof(tapegrad::detail::LeafRecords)];
+  tapegrad::detail::LeafRecords& records() noexcept {
+    return *std::launder(reinterpret_cast<tapegrad::detail::LeafRecords*>(records_storage));
+  }
   // A recorded gradient (backward(create_graph=True)): a Var whose value is `grad`, on the
   // tape, so that it can be differentiated again. Dropped when .grad is set or changes.
   PyObject* grad_var;
@@ -88,6 +83,8 @@ extern PyObject* g_tensor_ops;    // tapegrad._core.tensor_ops (set by register_
 extern PyObject* g_handle_type;   // tapegrad.utils.hooks.RemovableHandle (set at import)
 
 inline bool is_var(PyObject* o) { return Py_TYPE(o) == &VarType; }
+/// Whether v is a leaf that requires grad: the kind that is recorded, with LeafRecords.
+inline bool has_records(const VarObject* v) { return (v->flags & (kLeaf | kRequiresGrad)) == (kLeaf | kRequiresGrad); }
 inline bool needs_grad(const VarObject* v) { return v && (v->flags & kRequiresGrad) && tapegrad::grad_enabled(); }
 inline bool has_live_root(const VarObject* v) {
   return v->tape && v->root != Tape::kNone && v->epoch == v->tape->tape.epoch();
@@ -118,6 +115,11 @@ VarObject* alloc_var(double data, std::uint8_t flags);
 void release_root(VarObject* v);
 void set_tape(VarObject* v, PyObject* obj, PyTape* tape);
 [[noreturn]] void throw_stale();
+/// Before a leaf changes what tape t holds (its root, its sink): waits while another thread
+/// sweeps t (LeafRecords' `before`; every tape a Var is recorded on is a PyTape).
+struct EnterTape {
+  void operator()(Tape& t) const noexcept { enter(reinterpret_cast<PyTape*>(&t)); }
+};
 /// The record of operand v on tape t. A leaf is recorded on first use (and again after its
 /// value changed, or on another tape); all its records deliver into its .grad.
 std::uint32_t operand_record(VarObject* v, PyObject* tobj, PyTape* t);

@@ -49,8 +49,7 @@ VarObject* alloc_var(double data, std::uint8_t flags) {
   v->root = Tape::kNone;
   v->epoch = 0;
   v->flags = flags;
-  v->sink = SinkRef{nullptr, nullptr, 0, 0};
-  v->more_sinks = nullptr;
+  if (has_records(v)) new (v->records_storage) tapegrad::detail::LeafRecords();
   v->grad_var = nullptr;
   v->hooks = nullptr;
   return v;
@@ -77,13 +76,6 @@ void set_tape(VarObject* v, PyObject* obj, PyTape* tape) {
   v->tape = tape;
 }
 
-void drop_sink(SinkRef& s) {
-  enter(s.tape);  // a sweep of another thread may be about to deliver into this sink
-  if (s.live()) s.tape->tape.remove_sink(s.slot);
-  Py_CLEAR(s.tape_obj);
-  s.tape = nullptr;
-}
-
 void var_dealloc(PyObject* self) {
   auto* v = reinterpret_cast<VarObject*>(self);
   // (an entry of an older generation is dropped with the whole cache on its next use)
@@ -99,40 +91,12 @@ void var_dealloc(PyObject* self) {
   Py_CLEAR(v->tape_obj);
   Py_CLEAR(v->grad_var);
   delete v->hooks;  // (hooks attached to records stay with them: the graph may still reach them)
-  drop_sink(v->sink);
-  if (v->more_sinks) {
-    for (SinkRef& s : *v->more_sinks) drop_sink(s);
-    delete v->more_sinks;
+  if (has_records(v)) {
+    v->records().drop(EnterTape{});  // (a sweep of another thread may be about to deliver into .grad)
+    v->records().~LeafRecords();
   }
   PyObject_Free(self);
 }
-
-// The sink slot of leaf v on tape t (made on first use in each epoch of t).
-std::uint32_t sink_on(VarObject* v, PyObject* tobj, PyTape* t) {
-  SinkRef* spare = nullptr;  // an entry that is empty or from a tape's older epoch
-  auto visit = [&](SinkRef& s) -> bool {
-    if (s.tape == t && s.live()) return true;
-    if (!spare && !s.live()) spare = &s;
-    return false;
-  };
-  if (visit(v->sink)) return v->sink.slot;
-  if (v->more_sinks)
-    for (SinkRef& s : *v->more_sinks)
-      if (visit(s)) return s.slot;
-  if (!spare) {
-    if (!v->more_sinks) v->more_sinks = new std::vector<SinkRef>();
-    v->more_sinks->push_back(SinkRef{nullptr, nullptr, 0, 0});
-    spare = &v->more_sinks->back();
-  }
-  const std::uint32_t slot = t->tape.add_sink(&v->grad);
-  if (spare->tape_obj != tobj) {
-    Py_INCREF(tobj);
-    Py_XSETREF(spare->tape_obj, tobj);
-  }
-  *spare = SinkRef{spare->tape_obj, t, t->tape.epoch(), slot};
-  return slot;
-}
-
 
 void throw_stale() {
   throw tapegrad::Error(
@@ -143,14 +107,14 @@ void throw_stale() {
 // The record of operand v on tape t. A leaf is recorded on first use (and again after its
 // value changed, or on another tape); all its records deliver into its .grad.
 std::uint32_t operand_record(VarObject* v, PyObject* tobj, PyTape* t) {
-  if (has_live_root(v) && v->tape == t) return t->tape.root_record(v->root);
-  if (!(v->flags & kLeaf)) throw_stale();
-  const std::uint32_t slot = sink_on(v, tobj, t);
-  release_root(v);  // older records stay (if reachable), delivering through the same sink
-  const std::uint32_t rec = t->tape.push_leaf(v->data, slot);
-  v->root = t->tape.add_root(rec, nullptr, true);
-  v->epoch = t->tape.epoch();
-  set_tape(v, tobj, t);
+  if (!(v->flags & kLeaf)) {
+    if (has_live_root(v) && v->tape == t) return t->tape.root_record(v->root);
+    throw_stale();
+  }
+  Tape& tape = t->tape;
+  if (TAPEGRAD_LIKELY(v->records().current_on(tape))) return v->records().record_on(tape, v->data, &v->grad);
+  const std::uint32_t rec = v->records().record_on(tape, v->data, &v->grad, EnterTape{});  // a new record
+  if (v->tape != t) set_tape(v, tobj, t);  // (the leaf keeps the tape of its current record alive)
   if (v->hooks) attach_hooks(v, tobj, t, rec);
   return rec;
 }
@@ -447,7 +411,7 @@ int set_data(PyObject* self, PyObject* value, void*) {
   if (r < 0) return -1;
   // Graphs recorded before keep the old value (and still deliver gradients to this leaf);
   // the next operation records the new one.
-  release_root(v);
+  if (has_records(v)) v->records().forget(EnterTape{});
   v->data = d;
   return 0;
 }

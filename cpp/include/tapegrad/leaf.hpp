@@ -15,45 +15,98 @@ namespace detail {
 /// Where a leaf stands on the tapes it was used on: a sink per tape (every record of it there
 /// delivers into its gradient through that sink) and its current record (a root, so that
 /// `collect()` keeps and moves it). The bookkeeping of `Leaf`, and of Python's Var leaves.
-/// Tapes are checked for liveness (and for a new tape at a dead one's address) before use.
-class LeafRecords {
+/// Each tape it has a sink on tells it when the tape is cleared or destroyed (SinkOwner), so a
+/// tape it names is always alive and in the epoch it was used in: no check costs anything.
+/// Not movable (the tapes know its address).
+class LeafRecords final : public SinkOwner {
  public:
+  /// The default `before`: nothing. A `before(Tape&)` callable is called with a tape just
+  /// before the leaf changes what that tape holds (a root or a sink): the Python module waits
+  /// there while another thread sweeps that tape.
+  struct NoWait {
+    void operator()(Tape&) const noexcept {}
+  };
+
   LeafRecords() = default;
   LeafRecords(const LeafRecords&) = delete;
   LeafRecords& operator=(const LeafRecords&) = delete;
   ~LeafRecords() { drop(); }
 
+  /// Whether its current record is on tape t (the next use there returns it).
+  bool current_on(const Tape& t) const noexcept { return tape_ == &t && root_ != Tape::kNone; }
   /// The leaf's record on tape t for its value `value`: its current one there, or a new leaf
-  /// record (the first use on t, in t's epoch, or since forget()), which delivers into *grad.
-  std::uint32_t record_on(Tape& t, double value, double* grad) {
-    if (TAPEGRAD_LIKELY(tape_ == &t && root_ != Tape::kNone && epoch_ == t.epoch() && birth_ == t.birth_generation()))
-      return t.root_record(root_);
-    return record_slow(t, value, grad);
+  /// record (the first use on t, since t's clear(), or since forget()), which delivers into
+  /// *grad.
+  template <class Before = NoWait>
+  std::uint32_t record_on(Tape& t, double value, double* grad, Before before = {}) {
+    if (TAPEGRAD_LIKELY(current_on(t))) return t.root_record(root_);
+    before(t);  // (the caller holds t already when it records there: a no-op then)
+    const std::uint32_t slot = sink_for(t, grad);
+    forget(before);  // older records stay (where reachable), delivering through the same sink
+    const std::uint32_t rec = t.push_leaf(value, slot);
+    root_ = t.add_root(rec, nullptr, true);
+    tape_ = &t;
+    return rec;
   }
   /// The value changed: the next use records it anew (older records keep the old value and
   /// still deliver into the same gradient).
-  void forget() noexcept;
-  /// Removes its sinks and its root from the tapes still alive (the leaf is going away).
-  void drop() noexcept;
-  /// Its sink slot on tape t (Tape::kNone: none in t's current epoch).
+  template <class Before = NoWait>
+  void forget(Before before = {}) noexcept {
+    if (tape_ && root_ != Tape::kNone) {
+      before(*tape_);  // (may let other threads run: what it names is read again after)
+      if (tape_ && root_ != Tape::kNone) tape_->remove_root(root_);
+    }
+    tape_ = nullptr;
+    root_ = Tape::kNone;
+  }
+  /// Removes its sinks and its root from the tapes it is on (the leaf is going away).
+  template <class Before = NoWait>
+  void drop(Before before = {}) noexcept {
+    forget(before);
+    auto remove = [&](Sink& s) {
+      if (s.tape) {
+        before(*s.tape);
+        if (s.tape) s.tape->remove_sink(s.slot);  // (the tape may have gone meanwhile)
+      }
+      s.tape = nullptr;
+    };
+    remove(first_);
+    for (Sink& s : more_) remove(s);
+    more_.clear();
+  }
+  /// Its sink slot on tape t (Tape::kNone: none since t's last clear()).
   std::uint32_t sink_on(const Tape& t) const noexcept;
   /// Its records on tape t, one per value it had when used there (for grad()).
   std::vector<std::uint32_t> records_on(const Tape& t) const;
-  /// The tape of its current record (null: none).
-  Tape* tape() const noexcept { return root_ == Tape::kNone ? nullptr : tape_; }
+  void tape_gone(const Tape& t) noexcept override;
 
  private:
   struct Sink {
-    Tape* tape;
-    std::uint32_t birth, epoch, slot;
+    Tape* tape;  // null: a free entry (a tape that was cleared or destroyed frees its entry)
+    std::uint32_t slot;
   };
-  std::uint32_t record_slow(Tape& t, double value, double* grad);
-  bool live(const Sink& s) const noexcept;
+  // Its sink slot on t, else a slot taken on t (in a free entry, or a new one).
+  std::uint32_t sink_for(Tape& t, double* grad) {
+    Sink* spare = nullptr;
+    if (first_.tape == &t) return first_.slot;
+    if (!first_.tape) spare = &first_;
+    for (Sink& s : more_) {
+      if (s.tape == &t) return s.slot;
+      if (!s.tape && !spare) spare = &s;
+    }
+    if (!spare) {
+      more_.push_back(Sink{nullptr, 0});
+      spare = &more_.back();
+    }
+    const std::uint32_t slot = t.add_sink(grad, this);
+    *spare = Sink{&t, slot};
+    return slot;
+  }
 
-  Sink first_{nullptr, 0, 0, 0};
+  Sink first_{nullptr, 0};
   std::vector<Sink> more_;  // a leaf used on several tapes (threads, nested tapes)
-  Tape* tape_ = nullptr;    // its current record's tape, root, and that tape's epoch and birth
-  std::uint32_t root_ = Tape::kNone, epoch_ = 0, birth_ = 0;
+  Tape* tape_ = nullptr;    // its current record's tape and root there
+  std::uint32_t root_ = Tape::kNone;
 };
 
 }  // namespace detail

@@ -65,7 +65,19 @@ class TangentSweep;
 class ForwardSweep;
 namespace detail {
 class Workspace;
-}
+
+/// What keeps where its sinks are on tapes (a Leaf's bookkeeping, detail::LeafRecords): each
+/// tape it has a sink on tells it when the tape is cleared or destroyed, so that it never
+/// reads a tape that is gone and never pays to ask.
+class SinkOwner {
+ public:
+  /// Tape t is being cleared or destroyed: forget every sink and record on it.
+  virtual void tape_gone(const Tape& t) noexcept = 0;
+
+ protected:
+  ~SinkOwner() = default;
+};
+}  // namespace detail
 
 /// The scalar adjoints of one plain reverse sweep, by record: record i's d(seed)/d(record i)
 /// (a tensor record's slot is only the mark that it was reached). A buffer the sweep owns
@@ -378,7 +390,8 @@ class Tape {
   /// Registers `*target` as a sink: every leaf record pushed with this slot adds its
   /// adjoint into it during reverse(). One variable may have many leaf records (its value
   /// changed, it was used again after a collect()); they all share its sink.
-  std::uint32_t add_sink(double* target);
+  /// `owner` (if given) is told when this tape is cleared or destroyed (SinkOwner).
+  std::uint32_t add_sink(double* target, detail::SinkOwner* owner = nullptr);
   /// The target is gone: its leaf records deliver nowhere from now on. The slot is reused
   /// once no record refers to it any more (after a collect() or clear()).
   void remove_sink(std::uint32_t slot) noexcept;
@@ -520,6 +533,8 @@ class Tape {
   std::thread::id sweep_thread_{};         // the thread of the outermost one
 
   std::vector<double*> sinks_;            // null: removed (or free)
+  std::vector<detail::SinkOwner*> sink_owners_;  // each slot's owner, told of clear() and ~Tape
+  void release_sink_owners() noexcept;
   RecordedSink recorded_sink_ = nullptr;
   void* recorded_sink_context_ = nullptr;
   std::vector<std::uint32_t> free_sinks_; // slots that no record refers to
@@ -534,9 +549,6 @@ Tape& init_active_tape();
 // pointers: `t` is looked up in the registry of live tapes (under its lock) before use.
 enum class HandleState { Current, Stale, Destroyed };
 HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept;
-/// Whether `t` (null or dangling allowed) is a live tape born in generation `birth` (not a new
-/// tape at a destroyed one's address).
-bool tape_alive(const Tape* t, std::uint32_t birth) noexcept;
 /// Whether a handle of generation `gen` on `t` is current (t may be null or dangling).
 inline bool is_current(const Tape* t, std::uint32_t gen) noexcept {
   return t && handle_state(t, gen) == HandleState::Current;

@@ -99,13 +99,6 @@ HandleState handle_state(const Tape* t, std::uint32_t gen) noexcept {
   if (!r.live.count(t) || gen < t->birth_generation()) return HandleState::Destroyed;
   return t->generation() == gen ? HandleState::Current : HandleState::Stale;
 }
-
-bool tape_alive(const Tape* t, std::uint32_t birth) noexcept {
-  if (!t) return false;
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mutex);
-  return r.live.count(t) && t->birth_generation() == birth;
-}
 }  // namespace detail
 
 struct Tape::HookTable {
@@ -180,6 +173,7 @@ Tape::~Tape() {
     r.live.erase(this);
   }
   if (detail::tls_active == this) detail::tls_active = nullptr;
+  release_sink_owners();
   std::free(records_);
   std::free(values_);
   std::free(constants_);
@@ -227,7 +221,9 @@ void Tape::clear() noexcept {
   ++epoch_;
   roots_.clear();
   free_root_ = kNone;
+  release_sink_owners();
   sinks_.clear();
+  sink_owners_.clear();
   free_sinks_.clear();
   dead_sinks_ = 0;
   live_roots_ = live_leaf_roots_ = 0;
@@ -262,21 +258,34 @@ void Tape::remove_root(std::uint32_t slot) noexcept {
   free_root_ = slot;
 }
 
-std::uint32_t Tape::add_sink(double* target) {
+std::uint32_t Tape::add_sink(double* target, detail::SinkOwner* owner) {
   if (!free_sinks_.empty()) {
     const std::uint32_t slot = free_sinks_.back();
     free_sinks_.pop_back();
     sinks_[slot] = target;
+    sink_owners_[slot] = owner;
     return slot;
   }
   if (sinks_.size() >= kNone) throw Error("tapegrad: too many sinks on one tape");
   sinks_.push_back(target);
+  try {
+    sink_owners_.push_back(owner);
+  } catch (...) {
+    sinks_.pop_back();
+    throw;
+  }
   return static_cast<std::uint32_t>(sinks_.size() - 1);
 }
 
 void Tape::remove_sink(std::uint32_t slot) noexcept {
   sinks_[slot] = nullptr;  // its records may live on: the slot is freed by collect()
+  sink_owners_[slot] = nullptr;
   ++dead_sinks_;
+}
+
+void Tape::release_sink_owners() noexcept {
+  for (detail::SinkOwner* o : sink_owners_)
+    if (o) o->tape_gone(*this);
 }
 
 void Tape::accumulate_root_grads() noexcept {
@@ -393,7 +402,7 @@ TapeStats Tape::stats() const {
   s.bytes_reserved = std::size_t(capacity_) * (sizeof(Record) + sizeof(double)) +
                      std::size_t(const_capacity_) * sizeof(double) + s.adjoint_bytes +
                      roots_.capacity() * sizeof(Root) + scratch_.capacity() * sizeof(std::uint32_t) +
-                     sinks_.capacity() * sizeof(double*) + free_sinks_.capacity() * sizeof(std::uint32_t) +
+                     sinks_.capacity() * sizeof(double*) + sink_owners_.capacity() * sizeof(void*) + free_sinks_.capacity() * sizeof(std::uint32_t) +
                      nodes_.capacity() * sizeof(std::unique_ptr<Node>);
   return s;
 }
