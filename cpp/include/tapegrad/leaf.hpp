@@ -126,7 +126,8 @@ class LeafRecords final : public SinkOwner {
 /// the first time, and again after `set_value` (records made before keep the value they had),
 /// and once on each other tape it is used on. Every backward pass that reaches any of its
 /// records adds into `grad()`. Its state lives on the heap, so a Leaf can move (into a
-/// `std::vector`) while tapes deliver into it. Not thread-safe: one thread uses a Leaf at a time.
+/// `std::vector`) while tapes deliver into it; a moved-from Leaf may only be assigned to or
+/// destroyed. Not thread-safe: one thread uses a Leaf (and the tapes it is on) at a time.
 class Leaf {
  public:
   Leaf(double value = 0.0);  // NOLINT(google-explicit-constructor): `Leaf w = 0.5;`
