@@ -20,7 +20,8 @@ HEADER_LAYER = {
     "tapegrad/tape.hpp": 1,
     "tapegrad/var.hpp": 2, "tapegrad/dual.hpp": 2,
     "tapegrad/tensor.hpp": 3, "tapegrad/sweep.hpp": 3,
-    "tapegrad/functional.hpp": 5, "tapegrad/leaf.hpp": 5, "tapegrad/optim.hpp": 5, "tapegrad/custom.hpp": 5, "tapegrad/tapegrad.hpp": 6,
+    "tapegrad/functional.hpp": 5, "tapegrad/leaf.hpp": 5, "tapegrad/optim.hpp": 5, "tapegrad/custom.hpp": 5,
+    "tapegrad/tapegrad.hpp": 6,
 }
 FOLDER_LAYER = {"tape": 1, "scalar": 2, "tensor": 3, "ops": 3, "sweep": 4, "optim": 5}
 FRONT_ENDS = {"autograd.cpp": 5, "functional.cpp": 5, "custom.cpp": 5, "leaf.cpp": 5}
