@@ -6,7 +6,8 @@ call that did it and a minimal reproducer found by bisection.
 
 Targets: the public callables of ``tapegrad``, ``tapegrad.autograd``,
 ``tapegrad.functional``, ``tapegrad.nn``, ``tapegrad.utils.checkpoint``,
-``tapegrad.utils.hooks``, ``tapegrad.viz`` and ``tapegrad.amp``; every public method and property, and the
+``tapegrad.utils.hooks``, ``tapegrad.viz``, ``tapegrad.amp`` and the device modules (``tapegrad.cuda``,
+``tapegrad.cuda.amp``, ``tapegrad.accelerator``, ``tapegrad.backends.*``); every public method and property, and the
 dunders tapegrad defines, of
 ``Tensor``, ``Var`` and ``Tape`` bound to live instances (a leaf that requires grad, a
 recorded result, a stale tensor whose tape was cleared, 0-d, empty, int64, bool, a
@@ -575,6 +576,14 @@ WORKER = WORKER_PREAMBLE + textwrap.dedent(r'''
     if hasattr(tg, "viz"):
         MODULES.append(("tg.viz", tg.viz))
     MODULES.append(("tg.amp", tg.amp))
+    if hasattr(tg, "cuda"):  # the device boilerplate (tapegrad/_device.py and its modules)
+        import tapegrad.backends.cuda
+        import tapegrad.backends.cudnn
+        import tapegrad.backends.mps
+        import tapegrad.cuda.amp
+        MODULES += [("tg.cuda", tg.cuda), ("tg.cuda.amp", tg.cuda.amp), ("tg.accelerator", tg.accelerator),
+                    ("tg.backends.mps", tg.backends.mps), ("tg.backends.cudnn", tg.backends.cudnn),
+                    ("tg.backends.cuda", tg.backends.cuda)]
     NOT_FUZZED_DUNDERS = {"__new__", "__class__", "__getattribute__", "__setattr__", "__delattr__", "__dir__",
                           "__init_subclass__", "__subclasshook__", "__sizeof__", "__reduce_ex__", "__getstate__",
                           "__doc__", "__module__", "__dict__", "__weakref__", "__slots__", "__annotations__",
@@ -582,7 +591,7 @@ WORKER = WORKER_PREAMBLE + textwrap.dedent(r'''
                           "__match_args__", "__orig_bases__", "__parameters__", "__qualname__", "__field_defaults__",
                           "__fields__", "_fields", "__getnewargs__", "__class_getitem__"}
     COMMON_KWARGS = ["axis", "keepdims", "dtype", "requires_grad", "create_graph", "allow_unused", "batched",
-                     "argnums", "has_aux"]
+                     "argnums", "has_aux", "device"]
 
     OP_ARITY = {row.name: row.arity for row in tg.op_table}
 

@@ -502,7 +502,7 @@ def test_to_dtype_replaces_parameters() -> None:
     assert shared.bias.dtype == np.float32
     with pytest.raises(TypeError, match="only accepts floating point dtypes"):
         model.to(np.int64)
-    with pytest.raises(ValueError, match="CPU only"):
+    with pytest.raises(RuntimeError, match="no device 'cuda'"):
         model.to("cuda")
 
 

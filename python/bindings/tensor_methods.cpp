@@ -501,6 +501,14 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
   });
 
   // --- creation ----------------------------------------------------------------------------------
+  // device= and pin_memory= as PyTorch's factories take them: the CPU only (tapegrad/_device.py
+  // checks the device and names any other in its error).
+  auto check_device = [](py::handle device, bool pin_memory, const char* who) {
+    if (!device.is_none()) py::module_::import("tapegrad._device").attr("check")(device, who);
+    if (pin_memory)
+      throw py::value_error(std::string("tapegrad.") + who + ": pin_memory=True pins memory for an accelerator, "
+                            "and tapegrad computes on the CPU only");
+  };
   auto make = [](const py::object& data, const py::object& dtype, bool requires_grad) {
     std::optional<DType> dt = dtype_arg(dtype);
     Tensor t;
@@ -522,11 +530,18 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
     if (requires_grad) t.requires_grad_(true);
     return std::make_unique<PyTensor>(std::move(t));
   };
-  m.def("tensor", make, py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false,
-        "A tensor holding a copy of data (a number, nested lists, an ndarray or a Tensor).");
+  m.def("tensor", [make, check_device](const py::object& data, const py::object& dtype, bool requires_grad, const py::object& device,
+                         bool pin_memory) {
+    check_device(device, pin_memory, "tensor");
+    return make(data, dtype, requires_grad);
+  }, py::arg("data"), py::arg("dtype") = py::none(), py::arg("requires_grad") = false, py::kw_only(),
+        py::arg("device") = py::none(), py::arg("pin_memory") = false,
+        "A tensor holding a copy of data (a number, nested lists, an ndarray or a Tensor). device= is "
+        "the CPU's (None, 'cpu' or tapegrad.device('cpu')): any other device raises, naming it.");
   // tapegrad.Tensor(data) copies as tensor() does; tapegrad.Tensor(2, 3), as torch.Tensor(2, 3),
   // is a tensor of that shape in the default dtype (zeros, where torch leaves memory unset).
-  cls.def(py::init([make](const py::args& args, const py::kwargs& kwargs) {
+  cls.def(py::init([make, check_device](const py::args& args, const py::kwargs& kwargs) {
+    if (kwargs.contains("device")) check_device(kwargs["device"], false, "Tensor");
     bool sizes = args.size() > 0;
     for (py::handle a : args) sizes = sizes && PyLong_Check(a.ptr()) && !PyBool_Check(a.ptr());
     if (sizes) {
@@ -549,7 +564,7 @@ grad are recorded on the tape; ``backward()`` fills ``.grad`` of the leaves, as 
                                     : (kwargs.contains("requires_grad") && py::bool_(kwargs["requires_grad"]).cast<bool>());
     for (auto kv : kwargs) {
       const std::string k = py::str(kv.first);
-      if (k != "data" && k != "dtype" && k != "requires_grad")
+      if (k != "data" && k != "dtype" && k != "requires_grad" && k != "device")
         throw py::type_error("tapegrad.Tensor() got an unexpected keyword argument '" + k + "'");
     }
     if (data.is_none()) return std::make_unique<PyTensor>(Tensor::zeros({0}, dtype_or_default(dtype)));

@@ -60,8 +60,11 @@ for _row in op_table:
 
 from . import (  # noqa: E402
     _torch,  # noqa: E402, F401  (PyTorch's names on Tensor)
+    accelerator,
     amp,
     autograd,
+    backends,
+    cuda,
     functional,
     nn,
     optim,
@@ -72,6 +75,7 @@ from . import (  # noqa: E402
 
 _core._set_hook_handle_type(utils.hooks._var_hook_handle)  # what Var.register_hook returns
 
+from ._device import device, get_default_device, set_default_device  # noqa: E402
 from ._dtypes import bfloat16  # noqa: E402
 from ._tensor import (  # noqa: E402
     amax,
@@ -129,13 +133,13 @@ from ._torch import (  # noqa: E402
     argmax,
     argmin,
     argsort,
+    as_tensor,
     bmm,
     cat,
     clamp,
     concat,
     cumprod,
     cumsum,
-    device,
     empty,
     empty_like,
     eq,
@@ -228,6 +232,8 @@ __all__ = [
     "inference_mode", "set_grad_enabled", "Generator", "bernoulli", "initial_seed", "manual_seed", "multinomial",
     "normal", "rand", "rand_like", "randint", "randint_like", "randn", "randn_like", "randperm", "seed",
     "float", "double", "long", "bool",
+    # the device boilerplate (tapegrad/_device.py, cuda/, accelerator.py, backends/)
+    "as_tensor", "accelerator", "backends", "cuda", "get_default_device", "set_default_device",
 ]
 
 # PyTorch's dtype aliases (last: they shadow builtins' names in this module's namespace).

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor, Var
+from ._device import check as _check_device
 from ._dtypes import numpy_values
 
 _ops = _core.tensor_ops
@@ -44,17 +45,20 @@ def _shape(shape: Tuple[Any, ...]) -> Any:
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A tensor of zeros (of the default dtype, float64 unless set_default_dtype changed it)."""
+    _check_device(device, "zeros")
     return _core._full(_shape(shape), 0.0, dtype, requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """A tensor of ones (of the default dtype unless ``dtype`` says otherwise)."""
+    _check_device(device, "ones")
     return _core._full(_shape(shape), 1.0, dtype, requires_grad)
 
 
 def full(shape: ShapeLike, fill_value: float, dtype: Any = None, requires_grad: bool = False,
          device: Any = None) -> Tensor:
     """A tensor of ``shape`` filled with ``fill_value``."""
+    _check_device(device, "full")
     return _core._full(_shape((shape,)), float(fill_value), dtype, requires_grad)
 
 
@@ -62,6 +66,7 @@ def arange(start: float, stop: Optional[float] = None, step: float = 1, dtype: A
            end: Optional[float] = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """Evenly spaced values in [start, stop), as ``numpy.arange`` and ``torch.arange`` (int64
     for integer arguments, else the default dtype); ``end=`` is PyTorch's name for stop."""
+    _check_device(device, "arange")
     if end is not None:
         stop = end
     if stop is None:
@@ -73,9 +78,12 @@ def arange(start: float, stop: Optional[float] = None, step: float = 1, dtype: A
     return r.requires_grad_() if requires_grad else r
 
 
-def eye(n: int, m: Optional[int] = None, dtype: Any = None) -> Tensor:
+def eye(n: int, m: Optional[int] = None, dtype: Any = None, *, requires_grad: bool = False,
+        device: Any = None) -> Tensor:
     """The n x m identity (m = n by default)."""
-    return _core._eye(n, -1 if m is None else m, dtype)
+    _check_device(device, "eye")
+    r = _core._eye(n, -1 if m is None else m, dtype)
+    return r.requires_grad_() if requires_grad else r
 
 
 def _like(t: Any) -> Tensor:
@@ -83,20 +91,24 @@ def _like(t: Any) -> Tensor:
     return t if isinstance(t, Tensor) else _core.tensor(t)
 
 
-def zeros_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def zeros_like(t: Any, dtype: Any = None, requires_grad: bool = False, *, device: Any = None) -> Tensor:
     """A tensor of zeros with t's shape (and dtype unless ``dtype`` says otherwise)."""
+    _check_device(device, "zeros_like")
     t = _like(t)
     return _core._full(t.shape, 0.0, t.dtype if dtype is None else dtype, requires_grad)
 
 
-def ones_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def ones_like(t: Any, dtype: Any = None, requires_grad: bool = False, *, device: Any = None) -> Tensor:
     """A tensor of ones with t's shape (and dtype unless ``dtype`` says otherwise)."""
+    _check_device(device, "ones_like")
     t = _like(t)
     return _core._full(t.shape, 1.0, t.dtype if dtype is None else dtype, requires_grad)
 
 
-def full_like(t: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full_like(t: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False, *,
+              device: Any = None) -> Tensor:
     """A tensor of t's shape filled with ``fill_value`` (t's dtype unless ``dtype`` says otherwise)."""
+    _check_device(device, "full_like")
     t = _like(t)
     return _core._full(t.shape, float(fill_value), t.dtype if dtype is None else dtype, requires_grad)
 

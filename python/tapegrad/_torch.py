@@ -35,6 +35,9 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
+from ._device import CPU as _CPU
+from ._device import check as _check_device
+from ._device import device
 from ._dtypes import as_dtype, is_dtype, is_float
 
 _ops = _core.tensor_ops
@@ -117,34 +120,6 @@ def is_floating_point(t: Tensor) -> bool:
     return is_float(t.dtype)
 
 
-class device:  # noqa: N801 (PyTorch's name)
-    """Where a tensor lives: tapegrad computes on the CPU, so ``device('cpu')`` is the only one."""
-
-    type: str
-
-    def __init__(self, kind: Union[str, "device"] = "cpu", index: Optional[int] = None) -> None:
-        name = kind.type if isinstance(kind, device) else str(kind).split(":")[0]
-        if name != "cpu":
-            raise RuntimeError(f"tapegrad computes on the CPU; there is no device {kind!r}")
-        self.type = "cpu"
-        self.index = index
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, (device, str)) and str(other).split(":")[0] == "cpu"
-
-    def __hash__(self) -> int:
-        return hash("cpu")
-
-    def __repr__(self) -> str:
-        return "device(type='cpu')"
-
-    def __str__(self) -> str:
-        return "cpu"
-
-
-_CPU = device("cpu")
-
-
 # --- dtype conversion --------------------------------------------------------------------------------
 
 
@@ -160,12 +135,12 @@ def _to(t: Tensor, *args: Any, **kwargs: Any) -> Tensor:
     for a in args:
         if isinstance(a, Tensor):
             dtype = a.dtype
-        elif isinstance(a, device) or (isinstance(a, str) and not is_dtype(a)):
-            dev = a
+        elif isinstance(a, device) or (isinstance(a, str) and not is_dtype(a)) or \
+                (isinstance(a, int) and not isinstance(a, bool)):
+            dev = a  # (an int is PyTorch's accelerator ordinal: t.to(0) is t.to('cuda:0'))
         elif a is not None:
             dtype = a
-    if dev is not None:
-        device(dev)  # only the CPU
+    _check_device(dev, "Tensor.to()")
     if dtype is None or as_dtype(dtype) == t.dtype:
         return t
     return t.astype(dtype)
@@ -183,6 +158,25 @@ def _type_as(t: Tensor, other: Tensor) -> Tensor:
     if not isinstance(other, Tensor):
         raise TypeError(f"tapegrad: type_as() takes a Tensor, not {type(other).__name__}")
     return _to(t, other.dtype)
+
+
+# PyTorch's legacy tensor type names, by dtype name (t.type() gives them, t.type(name) takes them).
+_TYPE_NAMES = {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor", "float16": "torch.HalfTensor",
+               "bfloat16": "torch.BFloat16Tensor", "int64": "torch.LongTensor", "bool": "torch.BoolTensor"}
+
+
+def _type(t: Tensor, dtype: Any = None, non_blocking: bool = False) -> Any:
+    """``t.type()``: PyTorch's name of the tensor's type (``'torch.FloatTensor'`` for float32);
+    ``t.type(dtype)`` (a dtype or such a name): the tensor in that dtype (t itself if it has it)."""
+    if dtype is None:
+        return _TYPE_NAMES[as_dtype(t.dtype).name]
+    if isinstance(dtype, str) and dtype.startswith("torch."):
+        names = {v: k for k, v in _TYPE_NAMES.items()}
+        if dtype not in names:
+            raise TypeError(f"tapegrad: Tensor.type(): {dtype!r} is not a tensor type tapegrad has "
+                            f"(it has {', '.join(sorted(names))})")
+        dtype = names[dtype]
+    return _to(t, dtype)
 
 
 # --- shapes -----------------------------------------------------------------------------------------
@@ -697,17 +691,33 @@ def set_default_dtype(d: Any) -> None:
 
 def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
     """``torch.empty``: a tensor of the shape; tapegrad fills it with zeros (never garbage)."""
+    _check_device(device, "empty")
     return _core._full(_sizes(size), 0.0, dtype, requires_grad)
 
 
-def empty_like(t: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def empty_like(t: Any, dtype: Any = None, requires_grad: bool = False, *, device: Any = None) -> Tensor:
     """``torch.empty_like`` (zeros)."""
+    _check_device(device, "empty_like")
     x = _as_tensor(t)
     return _core._full(x.shape, 0.0, x.dtype if dtype is None else dtype, requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``torch.as_tensor``: data itself when it is a tensor of that dtype (else converted); an
+    ndarray of a tensor dtype shares its memory, as ``from_numpy``; anything else is copied, as
+    ``tensor(data, dtype)``."""
+    _check_device(device, "as_tensor")
+    if isinstance(data, Tensor):
+        return data if dtype is None or as_dtype(dtype) == data.dtype else data.astype(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or as_dtype(dtype) == data.dtype):
+        return _core.from_numpy(data)
+    return _tensor(data, dtype)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False, *,
+             device: Any = None) -> Tensor:
     """``torch.linspace``: `steps` evenly spaced values from start to end, both included."""
+    _check_device(device, "linspace")
     if operator.index(steps) < 0:
         raise ValueError(f"tapegrad.linspace: steps must be non-negative, not {steps}")
     dt = as_dtype(dtype or _default_float())
@@ -716,7 +726,9 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_g
 
 
 def _new_factory(value: Optional[float]) -> Callable[..., Tensor]:
-    def f(t: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False, **_: Any) -> Tensor:
+    def f(t: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+          pin_memory: bool = False, layout: Any = None) -> Tensor:
+        _check_device(device, "Tensor.new_*")
         shape = _sizes(size[:-1] if value is None else size)
         fill = float(size[-1]) if value is None else value
         return _core._full(shape, fill, t.dtype if dtype is None else dtype, requires_grad)
@@ -724,7 +736,9 @@ def _new_factory(value: Optional[float]) -> Callable[..., Tensor]:
     return f
 
 
-def _new_tensor(t: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False, **_: Any) -> Tensor:
+def _new_tensor(t: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+                pin_memory: bool = False) -> Tensor:
+    _check_device(device, "Tensor.new_tensor")
     return _tensor(data, t.dtype if dtype is None else dtype, requires_grad)
 
 
@@ -799,7 +813,7 @@ def _normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = No
 _METHODS: dict[str, Any] = {
     "numel": numel, "nelement": numel, "dim": _dim, "ndimension": _dim, "element_size": _element_size,
     "is_floating_point": is_floating_point,
-    "to": _to, "cpu": _cpu, "cuda": _cuda, "type_as": _type_as,
+    "to": _to, "cpu": _cpu, "cuda": _cuda, "type_as": _type_as, "type": _type,
     "float": lambda t: _to(t, np.float32), "double": lambda t: _to(t, np.float64),
     "long": lambda t: _to(t, np.int64), "bool": lambda t: _to(t, np.bool_),
     "half": lambda t: _to(t, np.float16), "int": lambda t: _to(t, np.int64),

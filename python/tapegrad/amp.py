@@ -17,11 +17,14 @@ import enum
 import functools
 import math
 import numbers
+import os
+import sys
+import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, TypeVar, cast
 
 import numpy as np
 
-from . import _core
+from . import _core, _device
 from ._core import Tensor
 from ._dtypes import is_half, numpy_values
 
@@ -30,20 +33,40 @@ __all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype"
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _check_device(device_type: str, who: str) -> None:
-    if device_type != "cpu":
-        raise ValueError(f"tapegrad.{who}: tapegrad runs on the CPU, so device_type must be 'cpu', not {device_type!r}")
+def _check_device(device_type: str, who: str) -> bool:
+    """Whether device_type is the CPU's. Another device PyTorch has ('cuda', 'mps', ...) is one
+    without hardware here: False, and the caller disables itself with a warning, as PyTorch's
+    autocast and GradScaler do on a machine without a GPU. Anything else is a ValueError."""
+    if device_type == "cpu":
+        return True
+    if isinstance(device_type, str) and device_type in _device._KNOWN:
+        return False
+    raise ValueError(f"tapegrad.{who}: device_type must be a device type ('cpu'; 'cuda', 'mps', ... disable it), "
+                     f"not {device_type!r}")
+
+
+def _disabled_warning(device_type: str, who: str) -> None:
+    level, frame = 1, sys._getframe(0)  # the warning names the user's line: the first frame outside tapegrad
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(f"tapegrad.{who}: device_type {device_type!r} is not available (tapegrad computes on the CPU); "
+                  "disabling", UserWarning, stacklevel=level)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 def is_autocast_enabled(device_type: str = "cpu") -> bool:
     """Whether autocast is on in this thread (``torch.is_autocast_enabled``)."""
-    _check_device(device_type, "is_autocast_enabled")
+    if not _check_device(device_type, "is_autocast_enabled"):
+        return False  # (no autocast on a device that is not there)
     return bool(_core._autocast_state()[0])
 
 
 def get_autocast_dtype(device_type: str = "cpu") -> Any:
     """The dtype autocast runs matrix products in (``torch.get_autocast_dtype``): bfloat16 unless set."""
-    _check_device(device_type, "get_autocast_dtype")
+    if not _check_device(device_type, "get_autocast_dtype"):
+        return np.dtype(np.float16)  # (PyTorch's default for a GPU)
     return _core._autocast_state()[1]
 
 
@@ -66,23 +89,32 @@ class autocast:
 
     def __init__(self, device_type: str = "cpu", dtype: Any = None, enabled: bool = True,
                  cache_enabled: Optional[bool] = None) -> None:
-        _check_device(device_type, "autocast")
+        on_cpu = _check_device(device_type, "autocast")
         if not isinstance(enabled, bool):
             raise TypeError(f"tapegrad.autocast: enabled must be a bool, not {type(enabled).__name__}")
+        if not on_cpu:
+            if enabled:
+                _disabled_warning(device_type, "autocast")
+            dtype = None  # (a GPU's dtype, float16 by default, is never used here)
         if dtype is not None:
             _check_dtype(dtype)
         self.device = device_type
         self.fast_dtype = dtype
-        self._enabled = enabled
+        self._enabled = enabled and on_cpu
+        self._on_cpu = on_cpu  # a block for another device leaves the CPU's autocast state as it is
         self._saved: List[Tuple[bool, Any]] = []
 
     def __enter__(self) -> "autocast":
+        if not self._on_cpu:
+            return self
         state = _core._autocast_state()
         self._saved.append(state)
         _core._set_autocast(self._enabled, state[1] if self.fast_dtype is None else self.fast_dtype)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if not self._on_cpu:
+            return
         if not self._saved:
             raise RuntimeError("tapegrad.autocast: __exit__ without a matching __enter__")
         enabled, dtype = self._saved.pop()
@@ -192,7 +224,10 @@ class GradScaler:
 
     def __init__(self, device: str = "cpu", init_scale: float = 2.0**16, growth_factor: float = 2.0,
                  backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
-        _check_device(device, "amp.GradScaler")
+        if not _check_device(device, "amp.GradScaler"):
+            if enabled:
+                _disabled_warning(device, "amp.GradScaler")
+            enabled = False
         self._device = device
         self._enabled = bool(enabled)
         self._init_scale = _scale_value(init_scale, "init_scale")

@@ -17,6 +17,8 @@ import numpy as np
 import tapegrad as tg
 
 from ._core import Tensor
+from . import _device
+from ._device import check as _check_device
 from ._dtypes import as_dtype, is_float, is_half
 
 _TORCH_DEFAULT_SEED = 67280421310721
@@ -33,7 +35,11 @@ def _int(value: Any, what: str) -> int:
 class Generator:
     """A random number generator: ``torch.Generator`` on NumPy's PCG64."""
 
-    def __init__(self, seed: Optional[int] = None) -> None:
+    def __init__(self, seed: Any = None, device: Any = "cpu") -> None:
+        if isinstance(seed, (str, _device.device)):  # torch.Generator("cpu"): PyTorch's first argument is the device
+            seed, device = None, seed
+        _device.check(device, "Generator")
+        self.device = _device.CPU
         self._np = np.random.Generator(np.random.PCG64(0))
         self._seed = 0
         self.manual_seed(_TORCH_DEFAULT_SEED if seed is None else seed)
@@ -186,22 +192,25 @@ def _gaussian(g: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype[An
 
 
 def rand(*size: Any, generator: Optional[Generator] = None, dtype: Any = None,
-         requires_grad: bool = False) -> Tensor:
+         requires_grad: bool = False, device: Any = None) -> Tensor:
     """Uniform samples in [0, 1): ``torch.rand``."""
+    _check_device(device, "rand")
     dt = _float_dtype(dtype)
     return _make(_gen(generator).random(_size(size), dtype=_drawn(dt)), dt, requires_grad)
 
 
 def randn(*size: Any, generator: Optional[Generator] = None, dtype: Any = None,
-          requires_grad: bool = False) -> Tensor:
+          requires_grad: bool = False, device: Any = None) -> Tensor:
     """Standard normal samples: ``torch.randn``."""
+    _check_device(device, "randn")
     dt = _float_dtype(dtype)
     return _make(_gen(generator).standard_normal(_size(size), dtype=_drawn(dt)), dt, requires_grad)
 
 
 def randint(low: Any = 0, high: Any = None, size: Any = None, *, generator: Optional[Generator] = None,
-            dtype: Any = np.int64, requires_grad: bool = False) -> Tensor:
+            dtype: Any = np.int64, requires_grad: bool = False, device: Any = None) -> Tensor:
     """Uniform integers in [low, high): ``torch.randint`` (``randint(high, size)`` or ``randint(low, high, size)``)."""
+    _check_device(device, "randint")
     if size is None and high is not None and not isinstance(high, (int, np.integer)):
         low, high, size = 0, low, high  # randint(high, size)
     elif high is None:
@@ -215,8 +224,9 @@ def randint(low: Any = 0, high: Any = None, size: Any = None, *, generator: Opti
 
 
 def randperm(n: int, *, generator: Optional[Generator] = None, dtype: Any = np.int64,
-             requires_grad: bool = False) -> Tensor:
+             requires_grad: bool = False, device: Any = None) -> Tensor:
     """A random permutation of 0, ..., n - 1: ``torch.randperm``."""
+    _check_device(device, "randperm")
     count = _int(n, "randperm(): n")
     if count < 0:
         raise ValueError(f"randperm(): n must be >= 0, got {count}")
@@ -230,30 +240,34 @@ def _like(input: Any, dtype: Any) -> Tuple[Tuple[int, ...], Any]:
     return input.shape, input.dtype if dtype is None else dtype
 
 
-def rand_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
+def rand_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False, device: Any = None,
               generator: Optional[Generator] = None) -> Tensor:
     """``rand`` of ``input``'s shape and dtype: ``torch.rand_like``."""
+    _check_device(device, "rand_like")
     shape, dt = _like(input, dtype)
     return rand(shape, generator=generator, dtype=dt, requires_grad=requires_grad)
 
 
-def randn_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False,
+def randn_like(input: Tensor, *, dtype: Any = None, requires_grad: bool = False, device: Any = None,
                generator: Optional[Generator] = None) -> Tensor:
     """``randn`` of ``input``'s shape and dtype: ``torch.randn_like``."""
+    _check_device(device, "randn_like")
     shape, dt = _like(input, dtype)
     return randn(shape, generator=generator, dtype=dt, requires_grad=requires_grad)
 
 
 def randint_like(input: Tensor, low: Any = 0, high: Any = None, *, dtype: Any = None, requires_grad: bool = False,
-                 generator: Optional[Generator] = None) -> Tensor:
+                 device: Any = None, generator: Optional[Generator] = None) -> Tensor:
     """``randint`` of ``input``'s shape and dtype: ``torch.randint_like`` (``(t, high)`` or ``(t, low, high)``)."""
+    _check_device(device, "randint_like")
     shape, dt = _like(input, dtype)
     return randint(low, high, shape, generator=generator, dtype=dt, requires_grad=requires_grad)
 
 
 def normal(mean: Any, std: Any = 1.0, size: Any = None, *, generator: Optional[Generator] = None, dtype: Any = None,
-           requires_grad: bool = False) -> Tensor:
+           requires_grad: bool = False, device: Any = None) -> Tensor:
     """Normal samples of (tensor or float) ``mean`` and ``std``, broadcast: ``torch.normal``."""
+    _check_device(device, "normal")
     tensors = [x.dtype for x in (mean, std) if isinstance(x, Tensor)]
     if not tensors and size is None:
         raise TypeError("normal(): with a float mean and a float std, give a size")

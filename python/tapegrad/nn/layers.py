@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .._core import Tensor
+from .._device import check as _check_device
 from . import functional as F
 from . import init
 from .module import Module, Parameter, _default_dtype
@@ -35,7 +36,9 @@ class Linear(Module):
     weight: Parameter
     bias: Optional[Parameter]
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype: Any = None) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, device: Any = None,
+                 dtype: Any = None) -> None:
+        _check_device(device, type(self).__name__)
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -68,7 +71,9 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None,
                  max_norm: Optional[float] = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                 sparse: bool = False, _weight: Any = None, _freeze: bool = False, *, dtype: Any = None) -> None:
+                 sparse: bool = False, _weight: Any = None, _freeze: bool = False, *, device: Any = None,
+                 dtype: Any = None) -> None:
+        _check_device(device, type(self).__name__)
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
@@ -137,7 +142,8 @@ class LayerNorm(Module):
     bias: Optional[Parameter]
 
     def __init__(self, normalized_shape: Union[int, Sequence[int]], eps: float = 1e-5,
-                 elementwise_affine: bool = True, bias: bool = True, *, dtype: Any = None) -> None:
+                 elementwise_affine: bool = True, bias: bool = True, *, device: Any = None, dtype: Any = None) -> None:
+        _check_device(device, type(self).__name__)
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.normalized_shape = tuple(int(n) for n in shape)

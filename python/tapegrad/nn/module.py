@@ -31,6 +31,7 @@ from typing import (
 import numpy as np
 
 from .._core import Tensor, Var
+from .._device import check as _check_device
 from .._dtypes import as_dtype, is_dtype, is_float, numpy_values
 from ..utils.hooks import RemovableHandle
 from .init import _assign
@@ -527,8 +528,7 @@ class Module:
                 dtype = arg
             else:
                 device = arg
-        if device is not None and str(device).split(":")[0] != "cpu":
-            raise ValueError(f"to(): tapegrad runs on the CPU only, not on device {device!r}")
+        _check_device(device, "Module.to()")
         if dtype is None:
             return self
         if not is_dtype(dtype):
@@ -576,6 +576,12 @@ class Module:
     def cpu(self: T) -> T:
         """The module itself (tapegrad runs on the CPU)."""
         return self
+
+    def cuda(self: T, device: Any = None) -> T:
+        """Raises RuntimeError: there is no CUDA device (tapegrad runs on the CPU; PyTorch raises
+        there too). Write ``model.to(device)`` with ``device = "cuda" if tapegrad.cuda.is_available() else "cpu"``."""
+        raise RuntimeError("tapegrad: Module.cuda(): there is no CUDA device: tapegrad computes on the CPU only "
+                           "(use .to(device) with `device = 'cuda' if tapegrad.cuda.is_available() else 'cpu'`)")
 
     # --- printing -------------------------------------------------------------------------------------------
 
