@@ -112,7 +112,7 @@ def run_fuzz_worker(script: str, seed: int, n: int, tmp_path: pathlib.Path) -> T
     path.write_text(script)
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, str(path), str(seed), str(n)], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)  # (in its own folder: a fuzzed tg.save writes files)
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and lines and lines[-1].startswith("done"), (
         f"fuzz seed {seed} ended with exit code {proc.returncode} at: {lines[-1] if lines else '(nothing)'}\n"

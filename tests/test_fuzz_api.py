@@ -1260,7 +1260,7 @@ def _run_worker(seed: int, first: int, n: int, tmp_path: pathlib.Path, **env: st
     full_env = dict(os.environ, PYTHONWARNINGS="ignore", TG_FUZZ_FIRST=str(first), **env)
     try:
         return subprocess.run([sys.executable, str(path), str(seed), str(n)], capture_output=True, text=True,
-                              env=full_env, timeout=300)
+                              env=full_env, timeout=300, cwd=tmp_path)  # (tg.save may write files named by a string)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         return subprocess.CompletedProcess(e.cmd, -9999, out, "timed out")
@@ -1329,7 +1329,7 @@ def _bisect(seed: int, first: int, last: int, tmp_path: pathlib.Path) -> str:
     repro = tmp_path / f"reproducer_{seed}_{last}.py"
     repro.write_text(script)
     check = subprocess.run([sys.executable, str(repro)], capture_output=True, text=True, timeout=300,
-                           env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                           env=dict(os.environ, PYTHONWARNINGS="ignore"), cwd=tmp_path)
     verdict = f"the script alone: {_how(check)}" if check.returncode != 0 else "the script alone does not die"
     lines = script.splitlines()
     shown = "\n".join(lines if len(lines) <= 200 else lines[:40] + ["..."] + lines[-150:])
@@ -1453,7 +1453,7 @@ def test_found_crash_is_fixed(crash: dict, tmp_path: pathlib.Path) -> None:
     path = tmp_path / "reproducer.py"
     path.write_text(textwrap.dedent(crash["code"]))
     try:
-        proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"{crash['name']}: hang (no end in 60 s)") from None
     assert proc.returncode >= 0 and proc.returncode != HANG_EXIT, (
@@ -2192,7 +2192,7 @@ def _sf_run(seed: int, n: int, tmp_path: pathlib.Path, timeout: float = 600, **e
     full_env = dict(os.environ, PYTHONWARNINGS="ignore", TG_SF_AVOID=_stateful_avoid(), **env)
     try:
         return subprocess.run([sys.executable, str(path), str(seed), str(n)], capture_output=True, text=True,
-                              env=full_env, timeout=timeout)
+                              env=full_env, timeout=timeout, cwd=tmp_path)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
@@ -2292,7 +2292,7 @@ def _sf_shrink(seed: int, first: int, proc: subprocess.CompletedProcess, tmp_pat
     repro.write_text(script)
     try:
         check = subprocess.run([sys.executable, str(repro)], capture_output=True, text=True, timeout=120,
-                               env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                               env=dict(os.environ, PYTHONWARNINGS="ignore"), cwd=tmp_path)
         verdict = f"the script alone: {_sf_how(check)}" if check.returncode != 0 else "the script alone does not die"
     except subprocess.TimeoutExpired:
         verdict = "the script alone: hang (no end in 120 s)"

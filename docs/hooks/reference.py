@@ -29,6 +29,7 @@ MODULES: List[Tuple[str, Optional[str], str]] = [
     ("tapegrad.optim", "torch.optim", "Optimizers."),
     ("tapegrad.optim.lr_scheduler", "torch.optim.lr_scheduler", "Learning-rate schedules."),
     ("tapegrad.amp", "torch.amp", "Mixed precision: autocast and GradScaler."),
+    ("tapegrad.serialization", "torch.serialization", "save and load: files that loading never runs code from."),
     ("tapegrad.cuda", "torch.cuda", "The CUDA probes, answering as PyTorch's do without a GPU."),
     ("tapegrad.cuda.amp", "torch.cuda.amp", "The old GPU spellings of mixed precision, disabled here."),
     ("tapegrad.accelerator", "torch.accelerator", "The accelerator probes: there is none."),

@@ -69,6 +69,7 @@ from . import (  # noqa: E402
     nn,
     optim,
     random,
+    serialization,
     utils,
     viz,
 )
@@ -199,6 +200,7 @@ from .random import (  # noqa: E402
     randperm,
     seed,
 )
+from .serialization import load, save  # noqa: E402
 
 
 def get_cmake_dir() -> str:
@@ -234,6 +236,8 @@ __all__ = [
     "float", "double", "long", "bool",
     # the device boilerplate (tapegrad/_device.py, cuda/, accelerator.py, backends/)
     "as_tensor", "accelerator", "backends", "cuda", "get_default_device", "set_default_device",
+    # saving and loading (tapegrad/serialization.py)
+    "save", "load", "serialization",
 ]
 
 # PyTorch's dtype aliases (last: they shadow builtins' names in this module's namespace).

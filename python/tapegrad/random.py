@@ -16,8 +16,8 @@ import numpy as np
 
 import tapegrad as tg
 
-from ._core import Tensor
 from . import _device
+from ._core import Tensor
 from ._device import check as _check_device
 from ._dtypes import as_dtype, is_float, is_half
 
