@@ -78,6 +78,7 @@ _core._set_hook_handle_type(utils.hooks._var_hook_handle)  # what Var.register_h
 
 from ._device import device, get_default_device, set_default_device  # noqa: E402
 from ._dtypes import bfloat16  # noqa: E402
+from ._einsum import einsum  # noqa: E402
 from ._tensor import (  # noqa: E402
     amax,
     amin,
@@ -237,7 +238,7 @@ __all__ = [
     # the device boilerplate (tapegrad/_device.py, cuda/, accelerator.py, backends/)
     "as_tensor", "accelerator", "backends", "cuda", "get_default_device", "set_default_device",
     # saving and loading (tapegrad/serialization.py)
-    "save", "load", "serialization",
+    "save", "load", "serialization", "einsum",
 ]
 
 # PyTorch's dtype aliases (last: they shadow builtins' names in this module's namespace).
