@@ -79,6 +79,7 @@ def _everything() -> Dict[str, Any]:
                    np.bool_(True)],
         "dtypes": [tg.float32, np.dtype("int64"), tg.bfloat16],
         "device": tg.device("cpu"),
+        "devices named": [tg.device("cuda:1"), tg.device("meta")],  # (named, as PyTorch may name them)
         "var": tg.Var(2.5),
         "var no grad": tg.Var(-1.0, requires_grad=False),
     }
@@ -271,7 +272,7 @@ HOSTILE_MANIFESTS: Dict[str, Any] = {
     "int huge": (lambda m: m.update(root={"type": "int", "value": "9" * 6000}), None, "digits"),
     "float text": (lambda m: m.update(root={"type": "float", "value": "__import__('os')"}), None, "not a number"),
     "bool as int": (lambda m: m.update(root={"type": "bool", "value": 1}), None, "'value'"),
-    "device cuda": (lambda m: m.update(root={"type": "device", "value": "cuda"}), None, "device"),
+    "device bogus": (lambda m: m.update(root={"type": "device", "value": "quantum:x"}), None, "device"),
     "dtype object": (lambda m: m.update(root={"type": "dtype", "value": "object"}), None, "dtype"),
     "pair not pair": (lambda m: m.update(root={"type": "dict", "ordered": False, "items": [[1]]}), None, "pair"),
     "unhashable key": (lambda m: m.update(root={"type": "dict", "ordered": False,

@@ -128,6 +128,12 @@ from ._tensor import (  # noqa: E402
     zeros_like,
 )
 from ._torch import (  # noqa: E402
+    BFloat16Tensor,
+    BoolTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    LongTensor,
     Size,
     all,
     allclose,
@@ -142,6 +148,7 @@ from ._torch import (  # noqa: E402
     concat,
     cumprod,
     cumsum,
+    diag,
     empty,
     empty_like,
     eq,
@@ -237,6 +244,7 @@ __all__ = [
     "float", "double", "long", "bool",
     # the device boilerplate (tapegrad/_device.py, cuda/, accelerator.py, backends/)
     "as_tensor", "accelerator", "backends", "cuda", "get_default_device", "set_default_device",
+    "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "LongTensor", "BoolTensor", "diag",
     # saving and loading (tapegrad/serialization.py)
     "save", "load", "serialization", "einsum",
 ]

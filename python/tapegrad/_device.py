@@ -1,8 +1,9 @@
-"""Devices, as PyTorch programs name them. tapegrad computes on the CPU: ``device("cpu")`` is
-the only device, every ``device=`` argument accepts it (and ``None``), and asking for any other
-raises a ``RuntimeError`` that names it. The probes that PyTorch programs open with answer as
-PyTorch does on a machine without an accelerator (``cuda.is_available()`` is False), so the
-usual ``device = "cuda" if torch.cuda.is_available() else "cpu"`` picks the CPU.
+"""Devices, as PyTorch programs name them. tapegrad computes on the CPU: every ``device=``
+argument accepts it (and ``None``); any device PyTorch knows can be named (``device("cuda")``)
+and compared, but making a tensor or a module on one raises a ``RuntimeError`` that names it.
+The probes that PyTorch programs open with answer as PyTorch does on a machine without an
+accelerator (``cuda.is_available()`` is False), so the usual
+``device = "cuda" if torch.cuda.is_available() else "cpu"`` picks the CPU.
 """
 
 from __future__ import annotations
@@ -38,47 +39,59 @@ def _no_device(kind: Any, who: str) -> RuntimeError:
 
 
 class device:  # noqa: N801 (PyTorch's name)
-    """Where a tensor lives: tapegrad computes on the CPU, so ``device('cpu')`` (or ``'cpu:0'``)
-    is the only one; any other device raises a RuntimeError naming it."""
+    """A device, as ``torch.device`` names one: ``device('cpu')``, ``device('cuda:0')``,
+    ``device('cuda', 1)``. Any device PyTorch knows can
+    be named and compared (a program may test ``device('cuda').index``), but tapegrad computes on
+    the CPU only: making a tensor or a module on another device, or entering ``with device(...)``
+    for one, raises a RuntimeError naming it."""
 
     type: str
     index: Optional[int]
 
     def __init__(self, kind: Union[str, int, "device"] = "cpu", index: Optional[int] = None) -> None:
         name = _type_of(kind)
-        if name != "cpu":
-            raise _no_device(kind if index is None else f"{kind}:{index}", "device()")
         if isinstance(kind, str) and ":" in kind:
+            if index is not None:
+                raise RuntimeError(f"tapegrad: device({kind!r}, {index!r}): the index is given twice")
             index = int(kind.partition(":")[2])
-        if isinstance(kind, device):
-            index = kind.index
+        elif isinstance(kind, device):
+            index = kind.index if index is None else index
+        elif isinstance(kind, int):  # the accelerator's ordinal: there is no accelerator (PyTorch raises too)
+            raise _no_device(kind, "device()")
         if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
             raise RuntimeError(f"tapegrad: device index must be a non-negative int, not {index!r}")
-        self.type = "cpu"
+        self.type = name
         self.index = index
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, device):
-            return other.type == "cpu"
-        return isinstance(other, str) and other.partition(":")[0] == "cpu"
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except (RuntimeError, TypeError):
+                return False
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and (self.index == other.index or None in (self.index, other.index))
 
     def __hash__(self) -> int:
-        return hash("cpu")
+        return hash(self.type)
 
     def __repr__(self) -> str:
-        return "device(type='cpu')" if self.index is None else f"device(type='cpu', index={self.index})"
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type={self.type!r}{index})"
 
     def __str__(self) -> str:
-        return "cpu" if self.index is None else f"cpu:{self.index}"
+        return self.type if self.index is None else f"{self.type}:{self.index}"
 
-    def __enter__(self) -> "device":  # `with torch.device("cpu"):` makes it the default: it is
+    def __enter__(self) -> "device":  # `with tapegrad.device("cpu"):` makes it the default: it is
+        check(self, "with device()")
         return self
 
     def __exit__(self, *exc: Any) -> None:
         return None
 
     def __reduce__(self) -> Any:
-        return (device, ("cpu", self.index))
+        return (device, (self.type, self.index))
 
 
 CPU = device("cpu")

@@ -43,22 +43,37 @@ def _shape(shape: Tuple[Any, ...]) -> Any:
     return tuple(shape)
 
 
-def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def _size_kw(shape: Tuple[Any, ...], size: Any, who: str) -> Tuple[Any, ...]:
+    """The shape given positionally or as PyTorch's ``size=`` keyword (not both)."""
+    if size is None:
+        return shape
+    if shape:
+        raise TypeError(f"tapegrad.{who}(): the shape given both positionally and as size=")
+    return (size,)
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None, size: Any = None) -> Tensor:
     """A tensor of zeros (of the default dtype, float64 unless set_default_dtype changed it)."""
     _check_device(device, "zeros")
-    return _core._full(_shape(shape), 0.0, dtype, requires_grad)
+    return _core._full(_shape(_size_kw(shape, size, "zeros")), 0.0, dtype, requires_grad)
 
 
-def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None, size: Any = None) -> Tensor:
     """A tensor of ones (of the default dtype unless ``dtype`` says otherwise)."""
     _check_device(device, "ones")
-    return _core._full(_shape(shape), 1.0, dtype, requires_grad)
+    return _core._full(_shape(_size_kw(shape, size, "ones")), 1.0, dtype, requires_grad)
 
 
-def full(shape: ShapeLike, fill_value: float, dtype: Any = None, requires_grad: bool = False,
-         device: Any = None) -> Tensor:
-    """A tensor of ``shape`` filled with ``fill_value``."""
+def full(shape: Optional[ShapeLike] = None, fill_value: Optional[float] = None, dtype: Any = None,
+         requires_grad: bool = False, device: Any = None, *, size: Optional[ShapeLike] = None) -> Tensor:
+    """A tensor of ``shape`` (PyTorch's ``size=``) filled with ``fill_value``."""
     _check_device(device, "full")
+    if size is not None:
+        if shape is not None:
+            raise TypeError("tapegrad.full(): the shape given both positionally and as size=")
+        shape = size
+    if shape is None or fill_value is None:
+        raise TypeError("tapegrad.full(): needs a shape (or size=) and a fill_value")
     return _core._full(_shape((shape,)), float(fill_value), dtype, requires_grad)
 
 
@@ -502,6 +517,6 @@ def _rebuild(shape: Any, dtype: Any, data: Any, requires_grad: Any) -> Tensor:
 
 
 def _format(t: Tensor, spec: str) -> str:
-    if t.ndim == 0 and spec:
+    if t.ndim == 0:  # (f"{t}" of a 0-d tensor is its number, as PyTorch's)
         return format(t.item(), spec)
     return format(_repr(t), spec)

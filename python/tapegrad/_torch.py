@@ -689,9 +689,18 @@ def set_default_dtype(d: Any) -> None:
     _core._set_default_dtype(d)
 
 
-def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None) -> Tensor:
+def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None,
+          **kwargs: Any) -> Tensor:
     """``torch.empty``: a tensor of the shape; tapegrad fills it with zeros (never garbage)."""
     _check_device(device, "empty")
+    if kwargs:  # size= (PyTorch's keyword), and its memory options (nothing to choose on the CPU)
+        extra = set(kwargs) - {"size", "pin_memory", "memory_format", "layout"}
+        if extra:
+            raise TypeError(f"tapegrad.empty() got unexpected keyword arguments {sorted(extra)}")
+        if "size" in kwargs:
+            if size:
+                raise TypeError("tapegrad.empty(): the shape given both positionally and as size=")
+            size = (kwargs["size"],)
     return _core._full(_sizes(size), 0.0, dtype, requires_grad)
 
 
@@ -712,6 +721,58 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
     if isinstance(data, np.ndarray) and (dtype is None or as_dtype(dtype) == data.dtype):
         return _core.from_numpy(data)
     return _tensor(data, dtype)
+
+
+class _LegacyTensorType(type):
+    """The metaclass of PyTorch's legacy tensor types (``FloatTensor``, ...): calling one makes a
+    tensor of its dtype, and ``isinstance(t, FloatTensor)`` asks the tensor's dtype."""
+
+    _dtype: Any
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor) and obj.dtype == as_dtype(cls._dtype)
+
+    def __call__(cls, *args: Any, device: Any = None) -> Tensor:
+        _check_device(device, cls.__name__)
+        if builtins.all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in args):
+            return _core._full(tuple(int(a) for a in args) if args else (0,), 0.0, cls._dtype, False)
+        if len(args) == 1:  # data: a copy in the type's dtype
+            return _tensor(args[0], cls._dtype)
+        raise TypeError(f"tapegrad.{cls.__name__}(): takes sizes (ints) or one sequence of data, not {args!r}")
+
+
+def _legacy_type(name: str, dtype: Any) -> Any:
+    return _LegacyTensorType(name, (), {"_dtype": dtype, "__module__": "tapegrad", "__doc__": (
+        f"PyTorch's legacy ``torch.{name}``: ``{name}(data)`` copies data into a {as_dtype(dtype).name} tensor, "
+        f"``{name}(2, 3)`` is one of that shape (zeros); ``isinstance(t, {name})`` asks t's dtype.")})
+
+
+FloatTensor = _legacy_type("FloatTensor", np.float32)
+DoubleTensor = _legacy_type("DoubleTensor", np.float64)
+HalfTensor = _legacy_type("HalfTensor", np.float16)
+BFloat16Tensor = _legacy_type("BFloat16Tensor", "bfloat16")
+LongTensor = _legacy_type("LongTensor", np.int64)
+BoolTensor = _legacy_type("BoolTensor", np.bool_)
+
+
+def diag(input: Any, diagonal: int = 0) -> Tensor:
+    """``torch.diag``: of a vector, the square matrix with it on diagonal ``diagonal`` (0 the main,
+    > 0 above, < 0 below); of a matrix, that diagonal as a vector. Differentiable (the core's
+    recorded products, sums and slices)."""
+    x = _as_tensor(input)
+    k = operator.index(diagonal)
+    if x.ndim == 1:
+        n = x.shape[0]
+        size = n + builtins.abs(k)
+        mask = _tensor(np.eye(size, k=k), x.dtype)
+        w = _ops.concatenate([x, _core._full((builtins.abs(k),), 0.0, x.dtype, False)]) if k else x
+        return (_ops.reshape(w, (size, 1)) if k >= 0 else _ops.reshape(w, (1, size))) * mask
+    if x.ndim == 2:
+        r, c = x.shape
+        mask = _tensor(np.eye(r, c, k=k), x.dtype)
+        length = builtins.max(0, builtins.min(r, c - k) if k >= 0 else builtins.min(r + k, c))
+        return _ops.sum(x * mask, axis=1 if k >= 0 else 0)[:length]
+    raise ValueError(f"tapegrad.diag: needs a 1-d or 2-d tensor, not one of shape {x.shape}")
 
 
 def linspace(start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False, *,
@@ -813,7 +874,7 @@ def _normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, generator: Any = No
 _METHODS: dict[str, Any] = {
     "numel": numel, "nelement": numel, "dim": _dim, "ndimension": _dim, "element_size": _element_size,
     "is_floating_point": is_floating_point,
-    "to": _to, "cpu": _cpu, "cuda": _cuda, "type_as": _type_as, "type": _type,
+    "to": _to, "cpu": _cpu, "cuda": _cuda, "type_as": _type_as, "type": _type, "diag": diag,
     "float": lambda t: _to(t, np.float32), "double": lambda t: _to(t, np.float64),
     "long": lambda t: _to(t, np.int64), "bool": lambda t: _to(t, np.bool_),
     "half": lambda t: _to(t, np.float16), "int": lambda t: _to(t, np.int64),

@@ -379,4 +379,19 @@ def once_differentiable(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["Function", "FunctionCtx", "grad", "jvp", "once_differentiable"]
+class _VariableMeta(type):
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableMeta):
+    """``torch.autograd.Variable``, PyTorch's old name: since PyTorch 0.4 every tensor is one.
+    ``Variable(t)`` is ``t.detach()`` (``requires_grad_()`` when ``requires_grad=True``); data
+    that is not a tensor becomes one; ``isinstance(t, Variable)`` holds for every tensor."""
+
+    def __new__(cls, data: Any, requires_grad: bool = False, volatile: bool = False) -> Any:
+        t = data.detach() if isinstance(data, Tensor) else _core.tensor(data)
+        return t.requires_grad_() if requires_grad else t
+
+
+__all__ = ["Function", "FunctionCtx", "grad", "jvp", "once_differentiable", "Variable"]

@@ -146,6 +146,18 @@ def _drawn(dt: Any) -> np.dtype[Any]:
     return np.dtype(np.float32) if dt.itemsize == 2 else np.dtype(dt)
 
 
+def _size_kw(size: Tuple[Any, ...], kwargs: Dict[str, Any], who: str) -> Tuple[Any, ...]:
+    """The sizes given positionally or as PyTorch's ``size=`` (not both); no other keyword."""
+    extra = set(kwargs) - {"size", "pin_memory", "layout"}
+    if extra:
+        raise TypeError(f"tapegrad.{who}() got unexpected keyword arguments {sorted(extra)}")
+    if "size" not in kwargs:
+        return size
+    if size:
+        raise TypeError(f"tapegrad.{who}(): the shape given both positionally and as size=")
+    return (kwargs["size"],)
+
+
 def _size(size: Sequence[Any]) -> Tuple[int, ...]:
     """``(2, 3)`` from ``f(2, 3)``, ``f((2, 3))`` or ``f([2, 3])``; ``()`` from ``f(())``; ``(5,)`` from ``(5,)``."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
@@ -192,17 +204,19 @@ def _gaussian(g: np.random.Generator, shape: Tuple[int, ...], dtype: np.dtype[An
 
 
 def rand(*size: Any, generator: Optional[Generator] = None, dtype: Any = None,
-         requires_grad: bool = False, device: Any = None) -> Tensor:
+         requires_grad: bool = False, device: Any = None, **kwargs: Any) -> Tensor:
     """Uniform samples in [0, 1): ``torch.rand``."""
     _check_device(device, "rand")
+    size = _size_kw(size, kwargs, "rand")
     dt = _float_dtype(dtype)
     return _make(_gen(generator).random(_size(size), dtype=_drawn(dt)), dt, requires_grad)
 
 
 def randn(*size: Any, generator: Optional[Generator] = None, dtype: Any = None,
-          requires_grad: bool = False, device: Any = None) -> Tensor:
+          requires_grad: bool = False, device: Any = None, **kwargs: Any) -> Tensor:
     """Standard normal samples: ``torch.randn``."""
     _check_device(device, "randn")
+    size = _size_kw(size, kwargs, "randn")
     dt = _float_dtype(dtype)
     return _make(_gen(generator).standard_normal(_size(size), dtype=_drawn(dt)), dt, requires_grad)
 

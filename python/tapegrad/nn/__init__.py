@@ -16,6 +16,8 @@ from .layers import (
     ELU,
     GELU,
     Dropout,
+    Dropout1d,
+    Dropout2d,
     Embedding,
     Flatten,
     Identity,
@@ -44,7 +46,8 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList",
-    "ModuleDict", "Neuron", "Layer", "MLP", "Identity", "Linear", "Embedding", "LayerNorm", "Dropout", "Flatten",
+    "ModuleDict", "Neuron", "Layer", "MLP", "Identity", "Linear", "Embedding", "LayerNorm", "Dropout", "Dropout1d",
+    "Dropout2d", "Flatten",
     "ReLU", "LeakyReLU", "ELU", "SiLU", "Tanh", "Sigmoid", "Softplus", "GELU", "Softmax", "LogSoftmax",
     "L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

@@ -176,6 +176,34 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return input * (keep * (1.0 / (1.0 - p))).astype(input.dtype)
 
 
+def _channel_dropout(input: Tensor, p: float, training: bool, dims: int, name: str) -> Tensor:
+    """Dropout of whole channels: input (N, C, *spatial) or (C, *spatial) with `dims` spatial
+    axes; each channel is zeroed with probability p (one draw per channel) and the rest scaled."""
+    _dropout_p(p)
+    if input.ndim not in (dims + 1, dims + 2):
+        raise ValueError(f"{name}: expected a {dims + 1}-d (unbatched) or {dims + 2}-d (batched) input, "
+                         f"got one of shape {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    mask_shape = tuple(input.shape[:input.ndim - dims]) + (1,) * dims
+    keep = _np_generator(None).random(mask_shape) >= p
+    return input * (keep * (1.0 / (1.0 - p))).astype(input.dtype)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of an (N, C, L) or (C, L) input with probability ``p`` in training, and
+    scales the rest by 1 / (1 - p) (``torch.nn.functional.dropout1d``)."""
+    return _channel_dropout(input, p, training, 1, "dropout1d")
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of an (N, C, H, W) or (C, H, W) input with probability ``p`` in training,
+    and scales the rest by 1 / (1 - p) (``torch.nn.functional.dropout2d``)."""
+    return _channel_dropout(input, p, training, 2, "dropout2d")
+
+
 # --- layers -------------------------------------------------------------------------------------------------
 
 
@@ -493,7 +521,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
 
 __all__ = [
     "relu", "leaky_relu", "elu", "silu", "softplus", "logsigmoid", "gelu", "tanh", "sigmoid", "softmax",
-    "log_softmax", "dropout", "linear", "embedding", "layer_norm", "one_hot", "normalize", "mse_loss", "l1_loss",
+    "log_softmax", "dropout", "dropout1d", "dropout2d", "linear", "embedding", "layer_norm", "one_hot", "normalize",
+    "mse_loss", "l1_loss",
     "huber_loss", "smooth_l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
 ]

@@ -36,7 +36,7 @@ class Linear(Module):
     weight: Parameter
     bias: Optional[Parameter]
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, device: Any = None,
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Any = None,
                  dtype: Any = None) -> None:
         _check_device(device, type(self).__name__)
         super().__init__()
@@ -71,7 +71,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None,
                  max_norm: Optional[float] = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                 sparse: bool = False, _weight: Any = None, _freeze: bool = False, *, device: Any = None,
+                 sparse: bool = False, _weight: Any = None, _freeze: bool = False, device: Any = None,
                  dtype: Any = None) -> None:
         _check_device(device, type(self).__name__)
         super().__init__()
@@ -142,7 +142,7 @@ class LayerNorm(Module):
     bias: Optional[Parameter]
 
     def __init__(self, normalized_shape: Union[int, Sequence[int]], eps: float = 1e-5,
-                 elementwise_affine: bool = True, bias: bool = True, *, device: Any = None, dtype: Any = None) -> None:
+                 elementwise_affine: bool = True, bias: bool = True, device: Any = None, dtype: Any = None) -> None:
         _check_device(device, type(self).__name__)
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -181,6 +181,22 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Dropout):
+    """Zeroes whole channels of an (N, C, L) input with probability ``p`` in training mode, scaling
+    the rest by 1/(1 - p) (``torch.nn.Dropout1d``)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout1d(input, self.p, self.training, self.inplace)
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels of an (N, C, H, W) input with probability ``p`` in training mode,
+    scaling the rest by 1/(1 - p) (``torch.nn.Dropout2d``)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class Flatten(Module):
