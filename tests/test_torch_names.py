@@ -189,3 +189,35 @@ def test_channel_dropout_zeroes_whole_channels(layer: Any, fn: Any, shape: Any) 
         fn(tg.ones(*((2,) * (len(shape) + 2))), 0.5)
     with pytest.raises(ValueError, match="probability"):
         layer(1.5)
+
+
+def test_out_and_alpha_on_the_arithmetic_functions() -> None:
+    x, y = tg.tensor([1.0, 2.0]), tg.tensor([3.0, 4.0])
+    r = tg.zeros(2)
+    assert tg.add(x, y, out=r) is r and r.numpy().tolist() == [4.0, 6.0]
+    assert tg.mul(x, y, out=r) is r and r.numpy().tolist() == [3.0, 8.0]
+    assert tg.sub(x, y, out=r).numpy().tolist() == [-2.0, -2.0] and tg.div(x, y, out=r) is r
+    m = tg.zeros(2, 2)
+    assert tg.matmul(tg.ones(2, 3), tg.ones(3, 2), out=m) is m and m.numpy().tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    assert tg.add(x, y, alpha=2).numpy().tolist() == [7.0, 10.0]
+    assert tg.sub(x, y, alpha=0.5).numpy().tolist() == [-0.5, 0.0]
+    assert x.add(y, alpha=3).numpy().tolist() == [10.0, 14.0] and x.sub(y).numpy().tolist() == [-2.0, -2.0]
+    v = tg.add(tg.Var(1.0), 2.0, alpha=3)
+    assert isinstance(v, tg.Var) and v.data == 7.0 and tg.add(1.0, 2.0) == 3.0
+    a = tg.ones(2, requires_grad=True)
+    (tg.add(a, a, alpha=3) * tg.tensor([1.0, 2.0])).sum().backward()
+    assert a.grad.numpy().tolist() == [4.0, 8.0]
+    with pytest.raises(RuntimeError, match="don't support automatic differentiation"):
+        tg.add(a, 1.0, out=tg.zeros(2))
+    with pytest.raises(RuntimeError, match="does not resize"):
+        tg.add(x, y, out=tg.zeros(3))
+    with pytest.raises(TypeError, match="must be a Tensor"):
+        tg.mul(x, y, out=[0.0, 0.0])
+    with pytest.raises(TypeError, match="int64"):
+        tg.add(x, y, out=tg.tensor([1, 2]))
+    torch = _torch()
+    tx, ty = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0])
+    for ours, theirs in [(tg.add(x, y, alpha=2), torch.add(tx, ty, alpha=2)),
+                         (tg.sub(x, y, alpha=3), torch.sub(tx, ty, alpha=3)),
+                         (x.add(y, alpha=-1), tx.add(ty, alpha=-1))]:
+        assert_array_equal(ours.numpy(), theirs.numpy())

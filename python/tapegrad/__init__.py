@@ -102,7 +102,6 @@ from ._tensor import (  # noqa: E402
     is_grad_enabled,
     log_softmax,
     logsumexp,
-    matmul,
     max,
     maximum,
     mean,
@@ -135,6 +134,7 @@ from ._torch import (  # noqa: E402
     HalfTensor,
     LongTensor,
     Size,
+    add,  # noqa: F401 (the op table's, with out= and alpha=; in __all__ through op_table)
     all,
     allclose,
     any,
@@ -149,6 +149,7 @@ from ._torch import (  # noqa: E402
     cumprod,
     cumsum,
     diag,
+    div,  # noqa: F401 (the op table's, with out= and alpha=; in __all__ through op_table)
     empty,
     empty_like,
     eq,
@@ -174,7 +175,9 @@ from ._torch import (  # noqa: E402
     linspace,
     lt,
     masked_fill,
+    matmul,
     mm,
+    mul,  # noqa: F401 (the op table's, with out= and alpha=; in __all__ through op_table)
     mv,
     ne,
     norm,
@@ -186,6 +189,7 @@ from ._torch import (  # noqa: E402
     sign,
     sort,
     stack,
+    sub,  # noqa: F401 (the op table's, with out= and alpha=; in __all__ through op_table)
     take_along_dim,
     topk,
     transpose,

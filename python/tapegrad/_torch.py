@@ -361,6 +361,67 @@ def _unbind(t: Tensor, dim: int = 0) -> Tuple[Tensor, ...]:
     return tuple(out)
 
 
+# --- out= and alpha= on the arithmetic functions --------------------------------------------------
+
+
+def _into(out: Any, result: Any, name: str) -> Any:
+    """PyTorch's out=: the result written into the tensor ``out`` (same shape; a dtype of the
+    same kind), which is returned. As in PyTorch, not while recording a graph."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"tapegrad.{name}(): out= must be a Tensor, not {type(out).__name__}")
+    if isinstance(result, Tensor) and result.requires_grad:
+        raise RuntimeError(f"tapegrad.{name}(): functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad")
+    r = _as_tensor(result)
+    if r.shape != out.shape:
+        raise RuntimeError(f"tapegrad.{name}(): out= has shape {out.shape} but the result has shape {r.shape} "
+                           "(tapegrad does not resize out=)")
+    return out._assign_(r, f"{name}(out=)")
+
+
+def add(input: Any, other: Any, *, alpha: Any = 1, out: Any = None) -> Any:
+    """``input + alpha * other`` (the op table's ``add``), as ``torch.add``; ``out=`` writes the
+    result into a tensor."""
+    r = _core.add(input, other if alpha == 1 else _core.mul(other, alpha))
+    return r if out is None else _into(out, r, "add")
+
+
+def sub(input: Any, other: Any, *, alpha: Any = 1, out: Any = None) -> Any:
+    """``input - alpha * other`` (the op table's ``sub``), as ``torch.sub``; ``out=`` writes the
+    result into a tensor."""
+    r = _core.sub(input, other if alpha == 1 else _core.mul(other, alpha))
+    return r if out is None else _into(out, r, "sub")
+
+
+def mul(input: Any, other: Any, *, out: Any = None) -> Any:
+    """``input * other`` (the op table's ``mul``), as ``torch.mul``; ``out=`` writes the result into
+    a tensor."""
+    r = _core.mul(input, other)
+    return r if out is None else _into(out, r, "mul")
+
+
+def div(input: Any, other: Any, *, out: Any = None) -> Any:
+    """``input / other`` (the op table's ``div``), as ``torch.div``; ``out=`` writes the result into
+    a tensor."""
+    r = _core.div(input, other)
+    return r if out is None else _into(out, r, "div")
+
+
+def matmul(input: Any, other: Any, *, out: Any = None) -> Tensor:
+    """The matrix product of two tensors (any rank, broadcast batches), as ``torch.matmul``;
+    ``out=`` writes the result into a tensor."""
+    r = _ops.matmul(input, other)
+    return r if out is None else _into(out, r, "matmul")
+
+
+def _add(t: Tensor, other: Any, *, alpha: Any = 1, out: Any = None) -> Any:
+    return add(t, other, alpha=alpha, out=out)
+
+
+def _sub(t: Tensor, other: Any, *, alpha: Any = 1, out: Any = None) -> Any:
+    return sub(t, other, alpha=alpha, out=out)
+
+
 # --- products -----------------------------------------------------------------------------------------
 
 
@@ -893,6 +954,7 @@ _METHODS: dict[str, Any] = {
     "norm": norm,
     "new_zeros": _new_factory(0.0), "new_ones": _new_factory(1.0), "new_empty": _new_factory(0.0),
     "new_full": _new_factory(None), "new_tensor": _new_tensor,
+    "add": _add, "sub": _sub,
     "zero_": _zero_, "fill_": _fill_, "copy_": _copy_, "add_": _add_, "sub_": _sub_, "mul_": _mul_, "div_": _div_,
     "clamp_": _clamp_, "masked_fill_": _masked_fill_, "uniform_": _uniform_, "normal_": _normal_,
 }
