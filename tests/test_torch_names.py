@@ -221,3 +221,9 @@ def test_out_and_alpha_on_the_arithmetic_functions() -> None:
                          (tg.sub(x, y, alpha=3), torch.sub(tx, ty, alpha=3)),
                          (x.add(y, alpha=-1), tx.add(ty, alpha=-1))]:
         assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_zero__on_every_dtype() -> None:
+    """(found through BatchNorm's num_batches_tracked: zero_ refused an int64 tensor)"""
+    for t in (tg.tensor([1, 2]), tg.tensor([True, False]), tg.ones(2), tg.ones(2, dtype=tg.float16)):
+        assert t.zero_().numpy().tolist() == [0, 0]

@@ -868,7 +868,7 @@ def _new_tensor(t: Tensor, data: Any, dtype: Any = None, requires_grad: bool = F
 
 
 def _zero_(t: Tensor) -> Tensor:
-    return t._assign_(0.0, "zero_")
+    return t._assign_(False, "zero_")  # (a bool zero: storable in a tensor of any dtype, int64 and bool too)
 
 
 def _fill_(t: Tensor, value: Any) -> Tensor:

@@ -15,6 +15,8 @@ from ._micrograd import MLP, Layer, Neuron
 from .layers import (
     ELU,
     GELU,
+    BatchNorm1d,
+    BatchNorm2d,
     Dropout,
     Dropout1d,
     Dropout2d,
@@ -47,7 +49,7 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList",
     "ModuleDict", "Neuron", "Layer", "MLP", "Identity", "Linear", "Embedding", "LayerNorm", "Dropout", "Dropout1d",
-    "Dropout2d", "Flatten",
+    "Dropout2d", "Flatten", "BatchNorm1d", "BatchNorm2d",
     "ReLU", "LeakyReLU", "ELU", "SiLU", "Tanh", "Sigmoid", "Softplus", "GELU", "Softmax", "LogSoftmax",
     "L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

@@ -21,6 +21,7 @@ from .._core import Tensor
 from .._dtypes import is_float
 from .._tensor import log_softmax as _log_softmax
 from .._tensor import maximum, minimum, where
+from .._tensor import no_grad as _core_no_grad
 from .._tensor import softmax as _softmax
 from .._tensor import tensor as _make_tensor
 from ..amp import _float32_under_autocast
@@ -265,6 +266,46 @@ def layer_norm(input: Tensor, normalized_shape: Union[int, Sequence[int]], weigh
     if weight is not None:
         out = out * weight
     return out if bias is None else out + bias
+
+
+def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
+               weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalisation of each channel (axis 1) over the batch and the other axes, then ``* weight +
+    bias`` per channel (``torch.nn.functional.batch_norm``). In training (or without running
+    statistics) the batch's mean and biased variance are used, and the running statistics, if
+    given, move toward the batch's (mean, unbiased variance) by ``momentum``, in place; otherwise
+    the running statistics are used. Differentiable (the core's recorded ops)."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of at least 2 dimensions (N, C, ...), got shape {input.shape}")
+    channels = input.shape[1]
+    for what, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (channels,):
+            raise ValueError(f"batch_norm: {what} has shape {t.shape}, expected ({channels},) for the input's "
+                             f"{channels} channels")
+    per_channel = (1, channels) + (1,) * (input.ndim - 2)
+    axes = (0,) + tuple(range(2, input.ndim))
+    if training or running_mean is None or running_var is None:
+        n = input.numel() // max(channels, 1)
+        if training and n <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape "
+                             f"{input.shape}")
+        mean = input.mean(axis=axes, keepdims=True)
+        centred = input - mean
+        var = (centred * centred).mean(axis=axes, keepdims=True)
+        out = centred / (var + eps).sqrt()
+        if training and running_mean is not None and running_var is not None:
+            with _core_no_grad():
+                m = float(momentum)
+                batch_mean = mean.detach().reshape(channels).astype(running_mean.dtype)
+                batch_var = (var.detach().reshape(channels) * (n / max(n - 1, 1))).astype(running_var.dtype)
+                running_mean.copy_(running_mean * (1.0 - m) + batch_mean * m)
+                running_var.copy_(running_var * (1.0 - m) + batch_var * m)
+    else:
+        out = (input - running_mean.reshape(per_channel)) / (running_var.reshape(per_channel) + eps).sqrt()
+    if weight is not None:
+        out = out * weight.reshape(per_channel)
+    return out if bias is None else out + bias.reshape(per_channel)
 
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
@@ -521,7 +562,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
 
 __all__ = [
     "relu", "leaky_relu", "elu", "silu", "softplus", "logsigmoid", "gelu", "tanh", "sigmoid", "softmax",
-    "log_softmax", "dropout", "dropout1d", "dropout2d", "linear", "embedding", "layer_norm", "one_hot", "normalize",
+    "log_softmax", "dropout", "dropout1d", "dropout2d", "linear", "embedding", "layer_norm", "batch_norm", "one_hot",
+    "normalize",
     "mse_loss", "l1_loss",
     "huber_loss", "smooth_l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy",
     "binary_cross_entropy_with_logits",

@@ -167,6 +167,82 @@ class LayerNorm(Module):
                 f"bias={self.bias is not None}")
 
 
+class _BatchNorm(Module):
+    """PyTorch's batch normalisation layers' shared body: per-channel weight (ones) and bias
+    (zeros), running mean (zeros) and variance (ones) as buffers with ``num_batches_tracked``."""
+
+    _dims: Tuple[int, ...] = ()  # the input ranks the layer takes
+    weight: Optional[Parameter]
+    bias: Optional[Parameter]
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device: Any = None, dtype: Any = None, *, bias: bool = True) -> None:
+        _check_device(device, type(self).__name__)
+        super().__init__()
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = _empty((self.num_features,), dtype)
+            init.ones_(self.weight)
+        else:
+            self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = _empty((self.num_features,), dtype)
+        else:
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            dt = _default_dtype() if dtype is None else dtype
+            self.register_buffer("running_mean", Tensor(np.zeros(self.num_features, dtype=dt)))
+            self.register_buffer("running_var", Tensor(np.ones(self.num_features, dtype=dt)))
+            self.register_buffer("num_batches_tracked", Tensor(np.array(0, dtype=np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        """Running mean to zeros, variance to ones, the batch count to 0."""
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in self._dims:
+            raise ValueError(f"expected {' or '.join(f'{d}D' for d in self._dims)} input (got {input.ndim}D input)")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # a cumulative average
+                factor = 1.0 / float(self.num_batches_tracked.item())
+        use_batch = self.training or self.running_mean is None
+        mean, var = (self.running_mean, self.running_var) if self.track_running_stats else (None, None)
+        return F.batch_norm(input, mean, var, self.weight, self.bias, use_batch, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel (``torch.nn.BatchNorm1d``):
+    in training the batch's statistics (and a running average of them, ``momentum`` 0.1; None: a
+    cumulative average), in eval mode the running ones; then ``* weight + bias``."""
+
+    _dims = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs, per channel (``torch.nn.BatchNorm2d``): in
+    training the batch's statistics (and a running average of them), in eval mode the running
+    ones; then ``* weight + bias``."""
+
+    _dims = (4,)
+
+
 class Dropout(Module):
     """In training mode, zeroes elements with probability ``p`` and scales the rest by 1/(1 - p); the identity
     in eval mode (``torch.nn.Dropout``)."""
