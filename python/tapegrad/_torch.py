@@ -415,10 +415,14 @@ def matmul(input: Any, other: Any, *, out: Any = None) -> Tensor:
 
 
 def _add(t: Tensor, other: Any, *, alpha: Any = 1, out: Any = None) -> Any:
+    if alpha == 1 and out is None:  # (the method's own path: tensor_ops, not the Var-or-tensor function)
+        return _ops.add(t, other)
     return add(t, other, alpha=alpha, out=out)
 
 
 def _sub(t: Tensor, other: Any, *, alpha: Any = 1, out: Any = None) -> Any:
+    if alpha == 1 and out is None:
+        return _ops.sub(t, other)
     return sub(t, other, alpha=alpha, out=out)
 
 
