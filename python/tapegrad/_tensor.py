@@ -43,25 +43,31 @@ def _shape(shape: Tuple[Any, ...]) -> Any:
     return tuple(shape)
 
 
-def _size_kw(shape: Tuple[Any, ...], size: Any, who: str) -> Tuple[Any, ...]:
-    """The shape given positionally or as PyTorch's ``size=`` keyword (not both)."""
-    if size is None:
+def _size_kw(shape: Tuple[Any, ...], kwargs: Any, who: str,
+             options: Tuple[str, ...] = ("pin_memory", "layout")) -> Tuple[Any, ...]:
+    """The shape given positionally or as PyTorch's ``size=`` keyword (not both), for the factories that
+    take ``*size``; ``kwargs`` may also hold PyTorch's memory ``options`` (nothing to choose on the CPU)
+    and nothing else."""
+    extra = set(kwargs) - {"size", *options}
+    if extra:
+        raise TypeError(f"tapegrad.{who}() got unexpected keyword arguments {sorted(extra)}")
+    if kwargs.get("size") is None:
         return shape
     if shape:
         raise TypeError(f"tapegrad.{who}(): the shape given both positionally and as size=")
-    return (size,)
+    return (kwargs["size"],)
 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None, size: Any = None) -> Tensor:
     """A tensor of zeros (of the default dtype, float64 unless set_default_dtype changed it)."""
     _check_device(device, "zeros")
-    return _core._full(_shape(_size_kw(shape, size, "zeros")), 0.0, dtype, requires_grad)
+    return _core._full(_shape(_size_kw(shape, {"size": size}, "zeros")), 0.0, dtype, requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False, device: Any = None, size: Any = None) -> Tensor:
     """A tensor of ones (of the default dtype unless ``dtype`` says otherwise)."""
     _check_device(device, "ones")
-    return _core._full(_shape(_size_kw(shape, size, "ones")), 1.0, dtype, requires_grad)
+    return _core._full(_shape(_size_kw(shape, {"size": size}, "ones")), 1.0, dtype, requires_grad)
 
 
 def full(shape: Optional[ShapeLike] = None, fill_value: Optional[float] = None, dtype: Any = None,

@@ -39,6 +39,7 @@ from ._device import CPU as _CPU
 from ._device import check as _check_device
 from ._device import device
 from ._dtypes import as_dtype, is_dtype, is_float
+from ._tensor import _size_kw
 
 _ops = _core.tensor_ops
 _tensor = _core.tensor
@@ -758,14 +759,7 @@ def empty(*size: Any, dtype: Any = None, requires_grad: bool = False, device: An
           **kwargs: Any) -> Tensor:
     """``torch.empty``: a tensor of the shape; tapegrad fills it with zeros (never garbage)."""
     _check_device(device, "empty")
-    if kwargs:  # size= (PyTorch's keyword), and its memory options (nothing to choose on the CPU)
-        extra = set(kwargs) - {"size", "pin_memory", "memory_format", "layout"}
-        if extra:
-            raise TypeError(f"tapegrad.empty() got unexpected keyword arguments {sorted(extra)}")
-        if "size" in kwargs:
-            if size:
-                raise TypeError("tapegrad.empty(): the shape given both positionally and as size=")
-            size = (kwargs["size"],)
+    size = _size_kw(size, kwargs, "empty", ("pin_memory", "memory_format", "layout"))
     return _core._full(_sizes(size), 0.0, dtype, requires_grad)
 
 

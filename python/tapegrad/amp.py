@@ -33,7 +33,7 @@ __all__ = ["autocast", "GradScaler", "is_autocast_enabled", "get_autocast_dtype"
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _check_device(device_type: str, who: str) -> bool:
+def _is_cpu_device_type(device_type: str, who: str) -> bool:
     """Whether device_type is the CPU's. Another device PyTorch has ('cuda', 'mps', ...) is one
     without hardware here: False, and the caller disables itself with a warning, as PyTorch's
     autocast and GradScaler do on a machine without a GPU. Anything else is a ValueError."""
@@ -58,14 +58,14 @@ _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 def is_autocast_enabled(device_type: str = "cpu") -> bool:
     """Whether autocast is on in this thread (``torch.is_autocast_enabled``)."""
-    if not _check_device(device_type, "is_autocast_enabled"):
+    if not _is_cpu_device_type(device_type, "is_autocast_enabled"):
         return False  # (no autocast on a device that is not there)
     return bool(_core._autocast_state()[0])
 
 
 def get_autocast_dtype(device_type: str = "cpu") -> Any:
     """The dtype autocast runs matrix products in (``torch.get_autocast_dtype``): bfloat16 unless set."""
-    if not _check_device(device_type, "get_autocast_dtype"):
+    if not _is_cpu_device_type(device_type, "get_autocast_dtype"):
         return np.dtype(np.float16)  # (PyTorch's default for a GPU)
     return _core._autocast_state()[1]
 
@@ -89,7 +89,7 @@ class autocast:
 
     def __init__(self, device_type: str = "cpu", dtype: Any = None, enabled: bool = True,
                  cache_enabled: Optional[bool] = None) -> None:
-        on_cpu = _check_device(device_type, "autocast")
+        on_cpu = _is_cpu_device_type(device_type, "autocast")
         if not isinstance(enabled, bool):
             raise TypeError(f"tapegrad.autocast: enabled must be a bool, not {type(enabled).__name__}")
         if not on_cpu:
@@ -224,7 +224,7 @@ class GradScaler:
 
     def __init__(self, device: str = "cpu", init_scale: float = 2.0**16, growth_factor: float = 2.0,
                  backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True) -> None:
-        if not _check_device(device, "amp.GradScaler"):
+        if not _is_cpu_device_type(device, "amp.GradScaler"):
             if enabled:
                 _disabled_warning(device, "amp.GradScaler")
             enabled = False

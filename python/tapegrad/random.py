@@ -18,6 +18,7 @@ import tapegrad as tg
 
 from . import _device
 from ._core import Tensor
+from ._tensor import _size_kw
 from ._device import check as _check_device
 from ._dtypes import as_dtype, is_float, is_half
 
@@ -144,18 +145,6 @@ def _float_dtype(dtype: Any) -> Any:
 def _drawn(dt: Any) -> np.dtype[Any]:
     """The dtype NumPy draws samples of ``dt`` in: float32 for the 16-bit ones, rounded once after."""
     return np.dtype(np.float32) if dt.itemsize == 2 else np.dtype(dt)
-
-
-def _size_kw(size: Tuple[Any, ...], kwargs: Dict[str, Any], who: str) -> Tuple[Any, ...]:
-    """The sizes given positionally or as PyTorch's ``size=`` (not both); no other keyword."""
-    extra = set(kwargs) - {"size", "pin_memory", "layout"}
-    if extra:
-        raise TypeError(f"tapegrad.{who}() got unexpected keyword arguments {sorted(extra)}")
-    if "size" not in kwargs:
-        return size
-    if size:
-        raise TypeError(f"tapegrad.{who}(): the shape given both positionally and as size=")
-    return (kwargs["size"],)
 
 
 def _size(size: Sequence[Any]) -> Tuple[int, ...]:
