@@ -12,6 +12,8 @@ The code of each step is written once and run with ``lib`` = ``tapegrad`` and ``
     optimizer step.
 (b) MLP 784-256-256-10, batch 128, float32, ``nn.Sequential`` of Linear/ReLU,
     ``CrossEntropyLoss``, ``optim.SGD(lr=0.01)``; one step as above without clipping.
+(c) LeNet-5 as PyTorch's tutorials write it (Conv2d 1-6-5 padding 2, ReLU, MaxPool2d, Conv2d 6-16-5,
+    ReLU, MaxPool2d, Flatten, Linear 400-120-84-10), batch 64 of 28 x 28 images, float32, the step of (b).
 
 Both engines start from the same weights (PyTorch's initialisation copied into tapegrad) and
 the same data, and the runs' final losses must agree (rtol 1e-4 in float32). The engines
@@ -72,34 +74,40 @@ def mlp_step(lib: Any, d: Dict[str, Any]) -> Callable[[], float]:
     return step
 
 
-def setup(lib: Any, sizes: List[int], X: np.ndarray, y: np.ndarray, state: Dict[str, np.ndarray]) -> Dict[str, Any]:
-    nn = lib.nn
+def mlp(nn: Any, sizes: List[int]) -> Any:
     layers: List[Any] = []
     for k in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[k], sizes[k + 1]))
         if k < len(sizes) - 2:
             layers.append(nn.ReLU())
-    model = nn.Sequential(*layers)
+    return nn.Sequential(*layers)
+
+
+def lenet(nn: Any) -> Any:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+def setup(lib: Any, build: Callable[[Any], Any], X: np.ndarray, y: np.ndarray,
+          state: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    model = build(lib.nn)
     model.load_state_dict({k: lib.tensor(v) for k, v in state.items()})
     return dict(model=model, X=lib.tensor(X), y=lib.tensor(y))
 
 
-def workload(name: str, make: Callable[[Any, Dict[str, Any]], Callable[[], Any]], sizes: List[int], batch: int,
-             labels: str, steps: int, rounds: int) -> Tuple[str, Dict[str, List[float]]]:
+def workload(name: str, make: Callable[[Any, Dict[str, Any]], Callable[[], Any]], build: Callable[[Any], Any],
+             shape: Tuple[int, ...], classes: int, labels: str, steps: int,
+             rounds: int) -> Tuple[str, Dict[str, List[float]]]:
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    X = rng.standard_normal(shape).astype(np.float32)
     if labels == "xor":
         y = (X[:, 0] * X[:, 1] > 0).astype(np.float32)
     else:
-        y = rng.integers(0, sizes[-1], batch)
+        y = rng.integers(0, classes, shape[0])
     torch.manual_seed(0)  # the initial weights: PyTorch's initialisation, copied into both engines
-    tmodel_layers: List[Any] = []
-    for k in range(len(sizes) - 1):
-        tmodel_layers.append(torch.nn.Linear(sizes[k], sizes[k + 1]))
-        if k < len(sizes) - 2:
-            tmodel_layers.append(torch.nn.ReLU())
-    state = {k: v.detach().numpy().copy() for k, v in torch.nn.Sequential(*tmodel_layers).state_dict().items()}
-    runs = {lib.__name__: make(lib, setup(lib, sizes, X, y, state)) for lib in (tg, torch)}
+    state = {k: v.detach().numpy().copy() for k, v in build(torch.nn).state_dict().items()}
+    runs = {lib.__name__: make(lib, setup(lib, build, X, y, state)) for lib in (tg, torch)}
     times: Dict[str, List[float]] = {k: [] for k in runs}
     last: Dict[str, float] = {}
     for _ in range(3):  # warm-up
@@ -130,12 +138,15 @@ def main() -> None:
     print(f"{rounds} alternated rounds of {steps} steps per engine\n")
     print("| workload | tapegrad median (min) | PyTorch median (min) | PyTorch / tapegrad |")
     print("|---|---|---|---|")
-    for name, make, sizes, batch, labels in [
-        ("(a) issue 11's loop: 2-16-1, batch 256, BCEWithLogits, Adam, clip_grad_norm_", loop_step, [2, 16, 1], 256,
-         "xor"),
-        ("(b) MLP 784-256-256-10, batch 128, CrossEntropyLoss, SGD", mlp_step, [784, 256, 256, 10], 128, "classes"),
+    for name, make, build, shape, classes, labels, n in [
+        ("(a) issue 11's loop: 2-16-1, batch 256, BCEWithLogits, Adam, clip_grad_norm_", loop_step,
+         lambda nn: mlp(nn, [2, 16, 1]), (256, 2), 1, "xor", steps),
+        ("(b) MLP 784-256-256-10, batch 128, CrossEntropyLoss, SGD", mlp_step, lambda nn: mlp(nn, [784, 256, 256, 10]),
+         (128, 784), 10, "classes", steps),
+        ("(c) LeNet-5, batch 64 of 1 x 28 x 28, CrossEntropyLoss, SGD", mlp_step, lenet, (64, 1, 28, 28), 10, "classes",
+         max(steps // 5, 4)),
     ]:
-        _, times = workload(name, make, sizes, batch, labels, steps, rounds)
+        _, times = workload(name, make, build, shape, classes, labels, n, rounds)
         med = {k: statistics.median(v) for k, v in times.items()}
         cell = {k: f"{med[k] * 1e6:.1f} µs ({min(v) * 1e6:.1f})" for k, v in times.items()}
         print(f"| {name} | {cell['tapegrad']} | {cell['torch']} | {med['torch'] / med['tapegrad']:.2f} |")

@@ -122,3 +122,52 @@ def test_batch_norm_errors() -> None:
         F.batch_norm(tg.ones(3), None, None)
     with pytest.raises(RuntimeError, match="no device 'cuda'"):
         nn.BatchNorm2d(3, device="cuda")
+
+
+@pytest.mark.parametrize("groups,shape,options", [(2, (3, 4, 5), {}), (1, (2, 6, 3, 2), {}),
+                                                  (3, (2, 6, 4, 4), {"affine": False}), (6, (4, 6), {"bias": False})])
+def test_group_norm_against_pytorch(groups: int, shape: Any, options: Dict[str, Any]) -> None:
+    """nn.GroupNorm and F.group_norm: outputs and gradients from the same weights as PyTorch's."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    c = shape[1]
+    ours, theirs = nn.GroupNorm(groups, c, **options), torch.nn.GroupNorm(groups, c, **options).double()
+    assert repr(ours) == repr(theirs) and list(ours.state_dict()) == list(theirs.state_dict())
+    values = {k: rng.standard_normal(c) for k in theirs.state_dict()}
+    ours.load_state_dict(values)
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in values.items()})
+    x, g = rng.standard_normal(shape), rng.standard_normal(shape)
+    ox, tx = tg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = ours(ox), theirs(tx)
+    assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (y * tg.tensor(g)).sum().backward()
+    (ty * torch.tensor(g)).sum().backward()
+    assert_allclose(ox.grad.numpy(), tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+def test_group_norm_gradient_against_finite_differences_and_errors() -> None:
+    rng = np.random.default_rng(3)
+    x0, w0 = rng.standard_normal((2, 4, 3)), rng.standard_normal(4)
+    g = rng.standard_normal((2, 4, 3))
+
+    def f(x: np.ndarray) -> float:
+        z = x.reshape(2, 2, 6)
+        z = (z - z.mean(2, keepdims=True)) / np.sqrt(z.var(2, keepdims=True) + 1e-5)
+        return float((z.reshape(2, 4, 3) * w0.reshape(1, 4, 1) * g).sum())
+
+    x = tg.tensor(x0, requires_grad=True)
+    (F.group_norm(x, 2, tg.tensor(w0)) * tg.tensor(g)).sum().backward()
+    h, fd = 1e-6, np.zeros_like(x0)
+    for idx in np.ndindex(x0.shape):
+        up, dn = x0.copy(), x0.copy()
+        up[idx] += h
+        dn[idx] -= h
+        fd[idx] = (f(up) - f(dn)) / (2 * h)
+    assert_allclose(x.grad.numpy(), fd, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match=r"group_norm: the input's 4 channels \(shape \(2, 4, 3\)\) must split into "
+                                         r"num_groups \(3\) equal groups"):
+        F.group_norm(x, 3)
+    with pytest.raises(ValueError, match=r"num_channels \(4\) must be divisible by num_groups \(3\)"):
+        nn.GroupNorm(3, 4)

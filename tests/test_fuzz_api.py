@@ -5,7 +5,7 @@ abort, SIGFPE), a hang or a worker that does not finish is a failure, reported w
 call that did it and a minimal reproducer found by bisection.
 
 Targets: the public callables of ``tapegrad``, ``tapegrad.autograd``,
-``tapegrad.functional``, ``tapegrad.nn``, ``tapegrad.utils.checkpoint``,
+``tapegrad.functional``, ``tapegrad.nn``, ``tapegrad.nn.functional``, ``tapegrad.utils.checkpoint``,
 ``tapegrad.utils.hooks``, ``tapegrad.viz``, ``tapegrad.amp`` and the device modules (``tapegrad.cuda``,
 ``tapegrad.cuda.amp``, ``tapegrad.accelerator``, ``tapegrad.backends.*``); every public method and property, and the
 dunders tapegrad defines, of
@@ -569,7 +569,8 @@ WORKER = WORKER_PREAMBLE + textwrap.dedent(r'''
 
     MODULES = [("tg", tg), ("tg.autograd", tg.autograd), ("tg.functional", tg.functional)]
     if hasattr(tg, "nn"):
-        MODULES.append(("tg.nn", tg.nn))
+        import tapegrad.nn.functional
+        MODULES += [("tg.nn", tg.nn), ("tg.nn.functional", tg.nn.functional)]
     import tapegrad.utils.checkpoint
     import tapegrad.utils.hooks
     MODULES += [("tg.utils.checkpoint", tg.utils.checkpoint), ("tg.utils.hooks", tg.utils.hooks)]

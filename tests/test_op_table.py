@@ -58,6 +58,8 @@ ROWS: List[Row] = [
     Row("Select", "max(x, 1).values", lambda m, x: m.max(x, 1)[0], [(3, 4)]),
     Row("Select", "gather(x, 1, index)",
         lambda m, x: m.gather(x, 1, m.tensor([[0, 0], [2, 1], [1, 2]])), [(3, 3)]),
+    Row("MaxPool", "max_pool2d(x, 3, 2, padding=1)", lambda m, x: m.nn.functional.max_pool2d(x, 3, 2, padding=1),
+        [(1, 2, 5, 4)]),
     Row("Sum", "x.sum(1)", lambda m, x: x.sum(1), [(3, 4)]),
     Row("Sum", "x.mean((0, 2))", lambda m, x: x.mean((0, 2)), [(2, 3, 4)]),
     Row("Sum", "x.var(1)", lambda m, x: x.var(1), [(3, 4)]),

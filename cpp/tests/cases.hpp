@@ -139,6 +139,23 @@ inline std::vector<Case> structural_cases(std::mt19937& rng) {
        {random_tensor({2, 3}, rng)}},
       {"norms", [](const V& v) { return norm(v[0], 2.0, 1) + norm(v[0], 3.0, 1) * norm(v[0], 1.0, 1); },
        {random_tensor({2, 3}, rng)}},
+      // convolution and pooling (compositions of the entries above, checked as wholes)
+      {"conv 2-d: stride, padding, dilation, groups, bias",
+       [](const V& v) { return tanh(conv(v[0], v[1], v[2], {{2, 1}, {1, 2}, {1, 2}, 2, "conv2d"})); },
+       {random_tensor({2, 4, 5, 4}, rng), random_tensor({2, 2, 3, 2}, rng), random_tensor({2}, rng)}},
+      {"conv 1-d, overlapping windows", [](const V& v) { return sin(conv(v[0], v[1], Tensor(), {{1}, {0}, {1}, 1, "conv1d"})); },
+       {random_tensor({1, 2, 6}, rng), random_tensor({3, 2, 3}, rng)}},
+      {"conv_transpose 2-d: stride, padding, output_padding",
+       [](const V& v) { return tanh(conv_transpose(v[0], v[1], v[2], {{2, 2}, {1, 0}, {1, 1}, 1, "conv_transpose2d"}, {1, 0})); },
+       {random_tensor({1, 2, 3, 2}, rng), random_tensor({2, 3, 3, 2}, rng), random_tensor({3}, rng)}},
+      {"pad, cropping too", [](const V& v) { return exp(pad(v[0] * v[0], {1, -1}, {0, 2})); }, {random_tensor({2, 3}, rng)}},
+      {"max_pool: padded, ceil_mode", [](const V& v) { return max_pool(v[0] * v[0], {{3, 2}, {2, 2}, {1, 1}, {1, 1}, true, "max_pool2d"}).values; },
+       {random_tensor({1, 2, 5, 4}, rng)}},
+      {"avg_pool: padding left out", [](const V& v) {
+         return sin(avg_pool(v[0], {{3, 3}, {2, 1}, {1, 1}, {1, 1}, true, "avg_pool2d"}, false)); },
+       {random_tensor({2, 5, 4}, rng)}},
+      {"adaptive_avg_pool, 3 axes", [](const V& v) { return exp(adaptive_avg_pool(v[0] * v[0], {2, 3, 2})); },
+       {random_tensor({1, 3, 4, 3}, rng)}},
   };
 }
 

@@ -781,3 +781,43 @@ TEST_CASE("matmul's threads: one below the threshold, set_num_threads above, the
   set_gemm_threads(nullptr, 0);
   set_num_threads(before);
 }
+
+TEST_CASE("convolution and pooling: values of small known cases, and the errors") {
+  const Tensor x = Tensor::arange(0, 16, 1, DType::Float64);
+  const Tensor img = reshape(x, {1, 1, 4, 4});
+  // each output is the sum of a 2 x 2 window
+  CHECK(conv(img, Tensor::ones({1, 1, 2, 2}), Tensor(), {{1, 1}, {0, 0}, {1, 1}, 1, "conv2d"}).to_vector() ==
+        std::vector<double>{10, 14, 18, 26, 30, 34, 42, 46, 50});
+  // stride 2 and a bias; padding 1 adds zeros around
+  CHECK(conv(img, Tensor::ones({1, 1, 2, 2}), Tensor::from_values({0.5}, {1}), {{2, 2}, {0, 0}, {1, 1}, 1, "conv2d"})
+            .to_vector() == std::vector<double>{10.5, 18.5, 42.5, 50.5});
+  CHECK(conv(img, Tensor::ones({1, 1, 3, 3}), Tensor(), {{3, 3}, {1, 1}, {1, 1}, 1, "conv2d"}).to_vector() ==
+        std::vector<double>{0 + 1 + 4 + 5, 2 + 3 + 6 + 7, 8 + 9 + 12 + 13, 10 + 11 + 14 + 15});
+  // the transposed convolution spreads each input over a window, the overlaps summed
+  const Tensor small = Tensor::from_values({1, 2, 3, 4}, {1, 1, 2, 2});
+  CHECK(conv_transpose(small, Tensor::ones({1, 1, 2, 2}), Tensor(), {{1, 1}, {0, 0}, {1, 1}, 1, "conv_transpose2d"}, {0, 0})
+            .to_vector() == std::vector<double>{1, 3, 2, 4, 10, 6, 3, 7, 4});
+  const ValuesIndices mp = max_pool(img, {{2, 2}, {2, 2}, {0, 0}, {1, 1}, false, "max_pool2d"});
+  CHECK(mp.values.to_vector() == std::vector<double>{5, 7, 13, 15});
+  CHECK(mp.indices.to_vector() == std::vector<double>{5, 7, 13, 15});
+  CHECK(mp.values.shape() == Shape{1, 1, 2, 2});
+  CHECK(avg_pool(img, {{2, 2}, {2, 2}, {0, 0}, {1, 1}, false, "avg_pool2d"}).to_vector() ==
+        std::vector<double>{2.5, 4.5, 10.5, 12.5});
+  CHECK(adaptive_avg_pool(img, {1, 1}).to_vector() == std::vector<double>{7.5});
+  CHECK(pad(Tensor::from_values({1, 2}, {2}), {1}, {2}).to_vector() == std::vector<double>{0, 1, 2, 0, 0});
+  CHECK_THROWS_WITH_AS(conv(img, Tensor::ones({2, 3, 2, 2}), Tensor(), {{1, 1}, {0, 0}, {1, 1}, 1, "conv2d"}),
+                       "tapegrad: conv2d: with groups=1, weight of shape (2, 3, 2, 2) expects 3 input channels, but the "
+                       "input of shape (1, 1, 4, 4) has 1",
+                       ValueError);
+  CHECK_THROWS_WITH_AS(conv(img, Tensor::ones({1, 1, 5, 5}), Tensor(), {{1, 1}, {0, 0}, {1, 1}, 1, "conv2d"}),
+                       "tapegrad: conv2d: input of shape (1, 1, 4, 4) (padding (0, 0)) is smaller than the (dilated) "
+                       "kernel of the weight (1, 1, 5, 5)",
+                       ValueError);
+  CHECK_THROWS_WITH_AS(conv(img, Tensor::ones({1, 1, 2, 2}, DType::Float32), Tensor(), {{1, 1}, {0, 0}, {1, 1}, 1, "conv2d"}),
+                       "tapegrad: conv2d: input (float64) and weight (float32) must have the same dtype", TypeError);
+  CHECK_THROWS_WITH_AS(max_pool(img, {{2, 2}, {2}, {0, 0}, {1, 1}, false, "max_pool2d"}),
+                       "tapegrad: max_pool2d: stride needs 2 value(s), one per spatial axis, got (2,)", ValueError);
+  CHECK_THROWS_WITH_AS(max_pool(img, {{2, 2}, {2, 2}, {2, 0}, {1, 1}, false, "max_pool2d"}),
+                       "tapegrad: max_pool2d: padding (2, 0) must be at most half of kernel_size (2, 2) (dilated)",
+                       ValueError);
+}

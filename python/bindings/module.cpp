@@ -15,6 +15,7 @@ void register_transforms(py::module_& m);
 void register_optim(py::module_& m);
 void register_custom(py::module_& m);
 void register_index_ops(py::module_& ops);
+void register_nn_ops(py::module_& ops);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -25,6 +26,7 @@ PYBIND11_MODULE(_core, m) {
   {
     py::module_ ops = m.attr("tensor_ops");
     tgpy::register_index_ops(ops);
+    tgpy::register_nn_ops(ops);
   }
   tgpy::register_blas(m);
   tgpy::register_transforms(m);

@@ -18,9 +18,9 @@ import tapegrad as tg
 
 from . import _device
 from ._core import Tensor
-from ._tensor import _size_kw
 from ._device import check as _check_device
 from ._dtypes import as_dtype, is_float, is_half
+from ._tensor import _size_kw
 
 _TORCH_DEFAULT_SEED = 67280421310721
 _SEED_RANGE = (-(2**63), 2**64)

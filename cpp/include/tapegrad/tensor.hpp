@@ -489,6 +489,45 @@ Tensor scatter_add(const Tensor& x, int axis, const Tensor& index, const Tensor&
 /// zero vector is 0, as PyTorch's.
 Tensor norm(const Tensor& x, double ord = 2.0, const Axes& axes = {}, bool keepdims = false);
 
+// --- convolution and pooling (ops/conv.cpp): compositions of the table's strided gather and
+// scatter and its matrix product, so every sweep differentiates them
+
+/// x padded with zeros: before[i] and after[i] elements on axis i (negative values crop).
+Tensor pad(const Tensor& x, const std::vector<std::int64_t>& before, const std::vector<std::int64_t>& after);
+
+/// A convolution's options: one stride, padding and dilation per spatial axis; `name` is what
+/// its errors call it (conv2d, ...).
+struct ConvOptions {
+  std::vector<std::int64_t> stride, padding, dilation;
+  std::int64_t groups = 1;
+  std::string name = "conv";
+};
+/// The cross-correlation of x (N, C, *spatial) with w (O, C / groups, *kernel), plus b (O) if
+/// defined: torch.nn.functional.conv1d/2d/3d, for as many spatial axes as w has past two.
+Tensor conv(const Tensor& x, const Tensor& w, const Tensor& b, const ConvOptions& o);
+/// The transposed convolution (the input-gradient of conv): x (N, C, *spatial), w (C, O /
+/// groups, *kernel); output_padding (smaller than stride or dilation) adds to the output's far
+/// side: torch.nn.functional.conv_transpose1d/2d/3d.
+Tensor conv_transpose(const Tensor& x, const Tensor& w, const Tensor& b, const ConvOptions& o,
+                      const std::vector<std::int64_t>& output_padding);
+
+/// A pooling's options, one entry per pooled axis (the last kernel.size() axes of the input).
+struct PoolOptions {
+  std::vector<std::int64_t> kernel, stride, padding, dilation;
+  bool ceil_mode = false;
+  std::string name = "pool";
+};
+/// The largest element of each window and its flat index into the input's pooled axes
+/// (torch.nn.functional.max_pool1d/2d/3d with return_indices); the padding never wins. The
+/// gradient goes to that element (the first of ties).
+ValuesIndices max_pool(const Tensor& x, const PoolOptions& o);
+/// The mean of each window (avg_pool1d/2d/3d): over the window's size, or its part inside the
+/// input where !count_include_pad, or divisor_override when positive.
+Tensor avg_pool(const Tensor& x, const PoolOptions& o, bool count_include_pad = true, std::int64_t divisor_override = 0);
+/// The mean over PyTorch's adaptive windows [floor(i n / o), ceil((i + 1) n / o)) of the last
+/// out.size() axes (adaptive_avg_pool1d/2d/3d): a product with a constant matrix per axis.
+Tensor adaptive_avg_pool(const Tensor& x, const std::vector<std::int64_t>& out, const std::string& name = "adaptive_avg_pool");
+
 inline Tensor operator+(const Tensor& x, const Var& v) { return x + Tensor::from_var(v); }
 inline Tensor operator+(const Var& v, const Tensor& x) { return Tensor::from_var(v) + x; }
 inline Tensor operator-(const Tensor& x, const Var& v) { return x - Tensor::from_var(v); }

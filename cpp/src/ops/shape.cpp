@@ -24,7 +24,7 @@ void strided_copy(const Tensor& src, std::int64_t src_base, const std::vector<st
     T* dp = reinterpret_cast<T*>(d);
     for_each_row<2>(shape, {src_strides, contiguous_strides(shape)},
                     [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
-                      if (in[0] == 1) {
+                      if (in[0] == 1 && len >= 32) {  // (short rows, as conv's windows: a call each costs more)
                         std::memcpy(dp + b[1], sp + b[0], static_cast<std::size_t>(len) * sizeof(T));
                       } else {
                         for (std::int64_t i = 0; i < len; ++i) dp[b[1] + i] = sp[b[0] + i * in[0]];
@@ -286,13 +286,14 @@ Tensor scatter_strided(const Tensor& g, const Shape& shape, std::int64_t base, c
     if (!rec.on()) return gx;
     return rec.record(make_op(ScatterStrided{g.shape(), base, st}), gx);
   }
+  // summed: positions the strides reach twice (overlapping windows: conv's im2col) add up
   gx = Tensor::zeros(shape, g.dtype());
   TG_FLOAT_DISPATCH(g.dtype(), T, {
     T* d = gx.data<T>() + base;
     const T* src = g.data<T>();
     for_each_row<2>(g.shape(), {st, contiguous_strides(g.shape())},
                     [&](const std::array<std::int64_t, 2>& b, std::int64_t len, const std::array<std::int64_t, 2>& in) {
-                      for (std::int64_t i = 0; i < len; ++i) d[b[0] + i * in[0]] = src[b[1] + i * in[1]];
+                      for (std::int64_t i = 0; i < len; ++i) d[b[0] + i * in[0]] += src[b[1] + i * in[1]];
                     });
   });
   if (!rec.on()) return gx;

@@ -39,7 +39,7 @@ namespace tapegrad::detail {
 
 #define TAPEGRAD_TENSOR_OPS(X)                                                                     \
   X(Reshape) X(Transpose) X(Broadcast) X(Take) X(Strided) X(Concat) X(ScatterStrided) X(ScatterAdd) \
-  X(Cumsum) X(Cumprod) X(Select)                                                                   \
+  X(Cumsum) X(Cumprod) X(Select) X(MaxPool)                                                        \
   X(Sum) X(Extreme) X(Prod) X(Logsumexp) X(Softmax) X(LogSoftmax) X(StdSqrt)                       \
   X(Matmul) X(Linear)                                                                              \
   X(Astype) X(Clip) X(Where) X(ZeroSlope)
@@ -109,7 +109,7 @@ struct Take {  // the elements of x at flat offsets `index`: repeated offsets ac
   Tensor jvp(OpCtx&, const Ins& t) const { return take(t[0], batched_index(index, t[0].shape()[0], shape_numel(in))); }
 };
 
-struct Strided {  // x's elements at base + i . strides (basic indexing: slices, steps, integers)
+struct Strided {  // x's elements at base + i . strides (basic indexing; windows, which may overlap)
   static constexpr unsigned reads = kNone;
   Shape in;
   std::int64_t base;
@@ -132,7 +132,7 @@ struct Concat {  // the operands joined along `axis`: each gets its slice of the
   Tensor jvp(OpCtx& c, const Ins& t) const;  // the tangents joined, zeros for the constant operands
 };
 
-struct ScatterStrided {  // the reverse of Strided (recorded by create_graph sweeps)
+struct ScatterStrided {  // the reverse of Strided (overlaps summed; also zero padding)
   static constexpr unsigned reads = kNone;
   Shape g_shape;
   std::int64_t base;
@@ -205,6 +205,17 @@ struct Select {  // values picked from x at flat offsets (sort, topk, max/min al
   Tensor forward(OpCtx&, const Ins& x) const;
   // the gradient goes back to the offsets (repeats accumulate); the tangent is picked there
   void vjp(OpCtx& c, const Tensor& g) const { c.give(0, put_add(g, offsets, in)); }
+  Tensor jvp(OpCtx&, const Ins& t) const { return take(t[0], batched_index(offsets, t[0].shape()[0], shape_numel(in))); }
+};
+
+struct MaxPool {  // the largest element of each window (max_pool): its gradient goes back to it
+  static constexpr unsigned reads = kNone;
+  PoolOptions opt;  // what a forward at new inputs pools by (it selects from the new values)
+  Shape in;
+  Tensor offsets;   // each window's largest element, a flat offset into x
+  const char* grad_fn() const noexcept { return opt.kernel.size() == 3 ? "MaxPool3DWithIndicesBackward0" : "MaxPool2DWithIndicesBackward0"; }
+  Tensor forward(OpCtx&, const Ins& x) const { return max_pool(x[0], opt).values; }
+  void vjp(OpCtx& c, const Tensor& g) const { c.give(0, scatter_add(g, offsets, in)); }
   Tensor jvp(OpCtx&, const Ins& t) const { return take(t[0], batched_index(offsets, t[0].shape()[0], shape_numel(in))); }
 };
 

@@ -12,6 +12,23 @@ from __future__ import annotations
 from ..utils.hooks import RemovableHandle
 from . import functional, init, utils
 from ._micrograd import MLP, Layer, Neuron
+from .conv import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
+    AvgPool1d,
+    AvgPool2d,
+    AvgPool3d,
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+    MaxPool1d,
+    MaxPool2d,
+    MaxPool3d,
+)
 from .layers import (
     ELU,
     GELU,
@@ -22,6 +39,7 @@ from .layers import (
     Dropout2d,
     Embedding,
     Flatten,
+    GroupNorm,
     Identity,
     LayerNorm,
     LeakyReLU,
@@ -48,8 +66,11 @@ from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList",
-    "ModuleDict", "Neuron", "Layer", "MLP", "Identity", "Linear", "Embedding", "LayerNorm", "Dropout", "Dropout1d",
+    "ModuleDict", "Neuron", "Layer", "MLP", "Identity", "Linear", "Embedding", "LayerNorm", "GroupNorm", "Dropout",
+    "Dropout1d",
     "Dropout2d", "Flatten", "BatchNorm1d", "BatchNorm2d",
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d", "MaxPool2d",
+    "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
     "ReLU", "LeakyReLU", "ELU", "SiLU", "Tanh", "Sigmoid", "Softplus", "GELU", "Softmax", "LogSoftmax",
     "L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

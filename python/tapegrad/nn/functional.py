@@ -25,6 +25,24 @@ from .._tensor import no_grad as _core_no_grad
 from .._tensor import softmax as _softmax
 from .._tensor import tensor as _make_tensor
 from ..amp import _float32_under_autocast
+from ._conv import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_avg_pool3d,
+    avg_pool1d,
+    avg_pool2d,
+    avg_pool3d,
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    max_pool1d,
+    max_pool2d,
+    max_pool3d,
+    pad,
+)
 from .init import _assign, _np_generator
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -266,6 +284,29 @@ def layer_norm(input: Tensor, normalized_shape: Union[int, Sequence[int]], weigh
     if weight is not None:
         out = out * weight
     return out if bias is None else out + bias
+
+
+@_takes_tensor
+def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+               eps: float = 1e-5) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over each group of ``C / num_groups`` channels and the other axes of
+    an (N, C, *) input (biased var), then ``* weight + bias`` per channel (``torch.nn.functional.group_norm``)."""
+    if input.ndim < 2:
+        raise ValueError(f"group_norm: expected an input of at least 2 axes (N, C, *), got shape {input.shape}")
+    n, c = input.shape[0], input.shape[1]
+    if num_groups <= 0 or c % num_groups:
+        raise ValueError(f"group_norm: the input's {c} channels (shape {input.shape}) must split into num_groups "
+                         f"({num_groups}) equal groups")
+    for what, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"group_norm: {what} has shape {t.shape}, expected ({c},), one per channel")
+    grouped = input.reshape(n, num_groups, -1)
+    centred = grouped - grouped.mean(axis=2, keepdims=True)
+    out = (centred / ((centred * centred).mean(axis=2, keepdims=True) + eps).sqrt()).reshape(input.shape)
+    per_channel = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(per_channel)
+    return out if bias is None else out + bias.reshape(per_channel)
 
 
 def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
@@ -562,8 +603,11 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
 
 __all__ = [
     "relu", "leaky_relu", "elu", "silu", "softplus", "logsigmoid", "gelu", "tanh", "sigmoid", "softmax",
-    "log_softmax", "dropout", "dropout1d", "dropout2d", "linear", "embedding", "layer_norm", "batch_norm", "one_hot",
-    "normalize",
+    "log_softmax", "dropout", "dropout1d", "dropout2d", "linear", "embedding", "layer_norm", "group_norm",
+    "batch_norm", "one_hot",
+    "normalize", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "pad",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "mse_loss", "l1_loss",
     "huber_loss", "smooth_l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy",
     "binary_cross_entropy_with_logits",

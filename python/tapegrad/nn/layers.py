@@ -1,5 +1,6 @@
-"""Layers (``torch.nn.Linear``, ``Embedding``, ``LayerNorm``, ``Dropout``, ``Flatten``, ``Identity``) and the
-activation modules; each ``forward`` calls its function in ``tapegrad.nn.functional``."""
+"""Layers (``torch.nn.Linear``, ``Embedding``, ``LayerNorm``, ``GroupNorm``, ``BatchNorm1d/2d``, ``Dropout``,
+``Flatten``, ``Identity``) and the activation modules; each ``forward`` calls its function in
+``tapegrad.nn.functional``."""
 
 from __future__ import annotations
 
@@ -164,6 +165,39 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    """Normalisation over groups of channels (``torch.nn.GroupNorm``): the C channels of an (N, C, *)
+    input split into ``num_groups`` groups, each normalised over its channels and the other axes, then
+    ``* weight + bias`` per channel (weight ones, bias zeros)."""
+
+    weight: Optional[Parameter]
+    bias: Optional[Parameter]
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device: Any = None, dtype: Any = None, *, bias: bool = True) -> None:
+        _check_device(device, type(self).__name__)
+        super().__init__()
+        if num_groups <= 0 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
+        self.num_groups, self.num_channels, self.eps, self.affine = int(num_groups), int(num_channels), eps, affine
+        if affine:
+            self.weight = _empty((self.num_channels,), dtype)
+            init.ones_(self.weight)
+        else:
+            self.register_parameter("weight", None)
+        if affine and bias:
+            self.bias = _empty((self.num_channels,), dtype)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
 
 
