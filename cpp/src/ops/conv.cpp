@@ -347,8 +347,17 @@ ValuesIndices max_pool(const Tensor& x, const PoolOptions& o) {
          indices = empty_tensor(out, DType::Int64);
   const std::int64_t plane = n[0] * n[1] * n[2], oplane = m[0] * m[1] * m[2];
   const std::int64_t slabs = oplane == 0 ? 0 : values.numel() / oplane;
+  // the taps of window o along axis a that fall inside the input: [lo, hi) (the padding skipped)
+  std::vector<std::int64_t> lo[3], hi[3];
+  for (int a = 0; a < 3; ++a)
+    for (std::int64_t w = 0; w < m[a]; ++w) {
+      const std::int64_t start = w * s[a] - p[a];
+      lo[a].push_back(start < 0 ? (-start + dl[a] - 1) / dl[a] : 0);
+      hi[a].push_back(std::min(k[a], start >= n[a] ? 0 : (n[a] - 1 - start) / dl[a] + 1));
+    }
   std::int64_t* op = offsets.data<std::int64_t>();
   std::int64_t* ip = indices.data<std::int64_t>();
+  const std::int64_t n1 = n[1], n2 = n[2], d0 = dl[0], d1 = dl[1], d2 = dl[2];
   TG_FLOAT_DISPATCH(x.dtype(), T, {
     using Cmp = compute_t<T>;
     const T* xv = x.data<T>();
@@ -359,27 +368,23 @@ ValuesIndices max_pool(const Tensor& x, const PoolOptions& o) {
       for (std::int64_t o0 = 0; o0 < m[0]; ++o0)
         for (std::int64_t o1 = 0; o1 < m[1]; ++o1)
           for (std::int64_t o2 = 0; o2 < m[2]; ++o2, ++e) {
-            Cmp best = 0;
+            const std::int64_t z0 = o0 * s[0] - p[0], z1 = o1 * s[1] - p[1], z2 = o2 * s[2] - p[2];
+            const std::int64_t l2 = lo[2][static_cast<std::size_t>(o2)], h2 = hi[2][static_cast<std::size_t>(o2)];
+            // the first largest; a NaN wins (PyTorch's test: v > best || isnan(v))
             std::int64_t at = -1;
-            for (std::int64_t k0 = 0; k0 < k[0]; ++k0) {
-              const std::int64_t z = o0 * s[0] - p[0] + k0 * dl[0];
-              if (z < 0 || z >= n[0]) continue;
-              for (std::int64_t k1 = 0; k1 < k[1]; ++k1) {
-                const std::int64_t y = o1 * s[1] - p[1] + k1 * dl[1];
-                if (y < 0 || y >= n[1]) continue;
-                for (std::int64_t k2 = 0; k2 < k[2]; ++k2) {
-                  const std::int64_t w = o2 * s[2] - p[2] + k2 * dl[2];
-                  if (w < 0 || w >= n[2]) continue;
-                  const std::int64_t j = (z * n[1] + y) * n[2] + w;
+            Cmp best = 0;
+            for (std::int64_t k0 = lo[0][static_cast<std::size_t>(o0)]; k0 < hi[0][static_cast<std::size_t>(o0)]; ++k0)
+              for (std::int64_t k1 = lo[1][static_cast<std::size_t>(o1)]; k1 < hi[1][static_cast<std::size_t>(o1)]; ++k1) {
+                const std::int64_t row = ((z0 + k0 * d0) * n1 + z1 + k1 * d1) * n2 + z2;
+                for (std::int64_t k2 = l2; k2 < h2; ++k2) {
+                  const std::int64_t j = row + k2 * d2;
                   const Cmp v = static_cast<Cmp>(slab[j]);
-                  // the first largest; a NaN wins (PyTorch's test: v > best || isnan(v))
                   if (at < 0 || v > best || std::isnan(v)) {
                     best = v;
                     at = j;
                   }
                 }
               }
-            }
             yv[e] = slab[at];
             op[e] = b * plane + at;
             ip[e] = at;
