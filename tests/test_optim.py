@@ -79,7 +79,9 @@ def train_pair(topt: Any, popt: Any, tps: Sequence[Any], pps: Sequence[Any], ste
 
 
 def np_of(t: Any) -> np.ndarray:
-    return t.detach().numpy() if isinstance(t, torch.Tensor) else t.numpy()
+    if isinstance(t, torch.Tensor):
+        return t.detach().numpy()
+    return t.numpy() if isinstance(t, tg.Tensor) else np.asarray(t)  # (NAdam's mu_product is a number)
 
 
 def assert_same_params(tps: Sequence[Any], pps: Sequence[Any], rtol: float = RTOL, atol: float = ATOL) -> None:
@@ -156,6 +158,70 @@ def test_adagrad(lr_decay: float, initial_accumulator_value: float, weight_decay
             weight_decay=weight_decay, maximize=maximize)
 
 
+@pytest.fixture(autouse=True)
+def torch_float64_scalars() -> Any:
+    """PyTorch keeps NAdam's mu_product (and the step counts) in float64 when its default dtype is, as
+    tapegrad's is: the comparisons set it so (test_nadam_float32_scalars checks the float32 case)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("rho,eps", [(0.9, 1e-6), (0.5, 1e-3)])
+def test_adadelta(rho: float, eps: float, weight_decay: float, maximize: bool) -> None:
+    compare("Adadelta", lr=0.5, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.9)])
+def test_adamax(betas: Any, weight_decay: float, maximize: bool) -> None:
+    compare("Adamax", lr=0.01, betas=betas, weight_decay=weight_decay, maximize=maximize)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (0.01, False), (0.05, True)])
+@pytest.mark.parametrize("momentum_decay", [4e-3, 0.1])
+def test_nadam(momentum_decay: float, weight_decay: float, decoupled: bool, maximize: bool) -> None:
+    compare("NAdam", lr=0.01, momentum_decay=momentum_decay, weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled, maximize=maximize)
+
+
+def test_nadam_float32_scalars() -> None:
+    """With float32 as both libraries' default dtype, mu_product is rounded to float32 each step, as
+    PyTorch's 0-d float32 state tensor is."""
+    torch.set_default_dtype(torch.float32)
+    tg.set_default_dtype(tg.float32)
+    try:
+        compare("NAdam", lr=0.01, momentum_decay=0.1)
+    finally:
+        tg.set_default_dtype(tg.float64)
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (0.01, False), (0.05, True)])
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.9, 0.8)])  # (0.8: the rectified steps from step 6 on)
+def test_radam(betas: Any, weight_decay: float, decoupled: bool, maximize: bool) -> None:
+    compare("RAdam", lr=0.01, betas=betas, weight_decay=weight_decay, decoupled_weight_decay=decoupled,
+            maximize=maximize)
+
+
+@pytest.mark.parametrize("name,kw,message", [
+    ("Adadelta", dict(rho=1.5), "Invalid rho value: 1.5"), ("Adadelta", dict(eps=-1.0), "Invalid epsilon value: -1.0"),
+    ("Adamax", dict(betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
+    ("NAdam", dict(momentum_decay=-0.1), "Invalid momentum_decay value: -0.1"),
+    ("RAdam", dict(lr=float("nan")), "Invalid learning rate: nan"),
+])
+def test_new_optimizers_refuse_what_torch_refuses(name: str, kw: Dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        getattr(optim, name)(params(tg), **kw)
+    with pytest.raises(ValueError, match=message):
+        getattr(torch.optim, name)(params(torch), **kw)
+
+
 @pytest.mark.parametrize("name,kw", [
     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
     ("SGD", dict(lr=0.05, momentum=0.5, dampening=0.1)),
@@ -165,6 +231,10 @@ def test_adagrad(lr_decay: float, initial_accumulator_value: float, weight_decay
     ("RMSprop", dict(lr=0.005, centered=True, momentum=0.9, weight_decay=0.01)),
     ("Adagrad", dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, weight_decay=0.01)),
     ("Adagrad", dict(lr=0.05, maximize=True)),
+    ("Adadelta", dict(lr=1.0, rho=0.8, weight_decay=0.01)),
+    ("Adamax", dict(lr=0.01, weight_decay=0.01)),
+    ("NAdam", dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.01)),
+    ("RAdam", dict(lr=0.01, maximize=True)),
 ])
 def test_end_to_end_with_each_librarys_own_gradients(name: str, kw: Dict[str, Any]) -> None:
     tps, pps = params(tg), params(torch)
@@ -181,6 +251,10 @@ TWO_GROUPS = {
     "AdamW": dict(lr=0.01),
     "RMSprop": dict(lr=0.005, centered=True, momentum=0.5),
     "Adagrad": dict(lr=0.05, lr_decay=0.01),
+    "Adadelta": dict(lr=0.5),
+    "Adamax": dict(lr=0.01),
+    "NAdam": dict(lr=0.01, momentum_decay=0.01),
+    "RAdam": dict(lr=0.01),
 }
 
 
@@ -233,6 +307,10 @@ STATE_KEYS = {
     "AdamW": (dict(lr=0.01), {"step", "exp_avg", "exp_avg_sq"}),
     "RMSprop": (dict(lr=0.005, centered=True, momentum=0.9), {"step", "square_avg", "momentum_buffer", "grad_avg"}),
     "Adagrad": (dict(lr=0.05, lr_decay=0.01), {"step", "sum"}),
+    "Adadelta": (dict(lr=0.5, rho=0.8), {"step", "square_avg", "acc_delta"}),
+    "Adamax": (dict(lr=0.01), {"step", "exp_avg", "exp_inf"}),
+    "NAdam": (dict(lr=0.01), {"step", "mu_product", "exp_avg", "exp_avg_sq"}),
+    "RAdam": (dict(lr=0.01), {"step", "exp_avg", "exp_avg_sq"}),
 }
 
 

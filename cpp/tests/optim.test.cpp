@@ -113,3 +113,46 @@ TEST_CASE("integer reductions are exact and integer, and put_add is take's rever
   CHECK_THROWS_AS(put_add(src, Tensor::from_values({4}, {1}, DType::Int64), {5}), ValueError);  // 1 index, 3 values
   CHECK_THROWS_AS(put_add(src, idx, {5, 1, 0}), IndexError);
 }
+
+TEST_CASE("optim: Adadelta, Adamax, NAdam and RAdam, their first steps by hand") {
+  using doctest::Approx;
+  {  // Adadelta: delta = sqrt(0 + eps) / sqrt(0.1 g^2 + eps) g
+    Tensor p = vec({1.0}), sq = vec({0.0}), acc = vec({0.0});
+    optim::AdadeltaOptions o;
+    optim::adadelta_step(p, vec({2.0}), sq, acc, o);
+    const double delta = std::sqrt(1e-6) / std::sqrt(0.4 + 1e-6) * 2.0;
+    CHECK(sq.item() == Approx(0.4).epsilon(1e-15));
+    CHECK(acc.item() == Approx(0.1 * delta * delta).epsilon(1e-14));
+    CHECK(p.item() == Approx(1.0 - delta).epsilon(1e-15));
+  }
+  {  // Adamax: step 1 moves by lr g / (|g| + eps) (the bias correction undoes 1 - beta1)
+    Tensor p = vec({1.0, 1.0}), m = vec({0.0, 0.0}), u = vec({0.0, 0.0});
+    optim::AdamaxOptions o;
+    o.lr = 0.1;
+    optim::adamax_step(p, vec({3.0, -0.5}), m, u, 1, o);
+    CHECK(u.to_vector()[0] == Approx(3.0 + 1e-8).epsilon(1e-15));
+    CHECK(p.to_vector()[0] == Approx(1.0 - 0.1 * 3.0 / (3.0 + 1e-8)).epsilon(1e-15));
+    CHECK(p.to_vector()[1] == Approx(1.0 + 0.1 * 0.5 / (0.5 + 1e-8)).epsilon(1e-15));
+  }
+  {  // NAdam: step 1 with mu_product = mu_1
+    const double mu1 = optim::nadam_mu(0.9, 4e-3, 1), mu2 = optim::nadam_mu(0.9, 4e-3, 2);
+    CHECK(mu1 == Approx(0.9 * (1 - 0.5 * std::pow(0.96, 4e-3))).epsilon(1e-15));
+    Tensor p = vec({1.0}), m = vec({0.0}), v = vec({0.0});
+    optim::NAdamOptions o;
+    o.lr = 0.01;
+    optim::nadam_step(p, vec({2.0}), m, v, 1, mu1, o);
+    const double denom = std::sqrt(0.001 * 4.0 / 0.001) + 1e-8;  // exp_avg_sq / bias_correction2
+    const double expected = 1.0 - 0.01 * (1 - mu1) / (1 - mu1) * 2.0 / denom - 0.01 * mu2 / (1 - mu1 * mu2) * 0.2 / denom;
+    CHECK(p.item() == Approx(expected).epsilon(1e-14));
+  }
+  {  // RAdam: while rho_t <= 5 (the first steps), plain momentum: step 1 moves by lr g
+    Tensor p = vec({1.0}), m = vec({0.0}), v = vec({0.0});
+    optim::RAdamOptions o;
+    o.lr = 0.1;
+    optim::radam_step(p, vec({2.0}), m, v, 1, o);
+    CHECK(p.item() == Approx(1.0 - 0.1 * 2.0).epsilon(1e-15));
+  }
+  Tensor p = vec({1.0}), m = vec({0.0});
+  CHECK_THROWS_AS(optim::adamax_step(p, vec({1.0}), m, vec({0.0, 0.0}), 1, {}), ValueError);
+  CHECK_THROWS_AS(optim::radam_step(p, vec({1.0}), m, vec({0.0}), 0, {}), ValueError);
+}

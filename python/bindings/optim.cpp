@@ -52,6 +52,34 @@ void register_optim(py::module_& m) {
                                   tensor_arg(sum, "optim.Adagrad", "sum"), step,
                                   {lr, lr_decay, weight_decay, eps, maximize});
   }, "One Adagrad step in place.");
+  o.def("adadelta", [](py::handle p, py::handle g, py::handle sq, py::handle acc, double lr, double rho, double eps,
+                       double weight_decay, bool maximize) {
+    tapegrad::optim::adadelta_step(tensor_arg(p, "optim.Adadelta", "a parameter"),
+                                   tensor_arg(g, "optim.Adadelta", "a gradient"),
+                                   tensor_arg(sq, "optim.Adadelta", "square_avg"),
+                                   tensor_arg(acc, "optim.Adadelta", "acc_delta"), {lr, rho, eps, weight_decay, maximize});
+  }, "One Adadelta step in place.");
+  o.def("adamax", [](py::handle p, py::handle g, py::handle m1, py::handle inf, std::int64_t step, double lr,
+                     double beta1, double beta2, double eps, double weight_decay, bool maximize) {
+    tapegrad::optim::adamax_step(tensor_arg(p, "optim.Adamax", "a parameter"), tensor_arg(g, "optim.Adamax", "a gradient"),
+                                 tensor_arg(m1, "optim.Adamax", "exp_avg"), tensor_arg(inf, "optim.Adamax", "exp_inf"),
+                                 step, {lr, beta1, beta2, eps, weight_decay, maximize});
+  }, "One Adamax step in place.");
+  o.def("nadam", [](py::handle p, py::handle g, py::handle m1, py::handle m2, std::int64_t step, double mu_product,
+                    double lr, double beta1, double beta2, double eps, double weight_decay, double momentum_decay,
+                    bool decoupled, bool maximize) {
+    tapegrad::optim::nadam_step(tensor_arg(p, "optim.NAdam", "a parameter"), tensor_arg(g, "optim.NAdam", "a gradient"),
+                                tensor_arg(m1, "optim.NAdam", "exp_avg"), tensor_arg(m2, "optim.NAdam", "exp_avg_sq"),
+                                step, mu_product,
+                                {lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize});
+  }, "One NAdam step in place, given the product of the momentum coefficients up to this step.");
+  o.def("nadam_mu", &tapegrad::optim::nadam_mu, "NAdam's momentum coefficient at step t.");
+  o.def("radam", [](py::handle p, py::handle g, py::handle m1, py::handle m2, std::int64_t step, double lr,
+                    double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize) {
+    tapegrad::optim::radam_step(tensor_arg(p, "optim.RAdam", "a parameter"), tensor_arg(g, "optim.RAdam", "a gradient"),
+                                tensor_arg(m1, "optim.RAdam", "exp_avg"), tensor_arg(m2, "optim.RAdam", "exp_avg_sq"),
+                                step, {lr, beta1, beta2, eps, weight_decay, decoupled, maximize});
+  }, "One RAdam step in place.");
 }
 
 }  // namespace tgpy

@@ -72,4 +72,62 @@ struct AdagradOptions {
 void adagrad_step(const Tensor& param, const Tensor& grad, const Tensor& state_sum, std::int64_t step,
                   const AdagradOptions& o);
 
+/// torch.optim.Adadelta.
+struct AdadeltaOptions {
+  double lr = 1.0;
+  double rho = 0.9;
+  double eps = 1e-6;
+  double weight_decay = 0.0;
+  bool maximize = false;
+};
+/// One Adadelta step: `square_avg` and `acc_delta` start at zeros.
+void adadelta_step(const Tensor& param, const Tensor& grad, const Tensor& square_avg, const Tensor& acc_delta,
+                   const AdadeltaOptions& o);
+
+/// torch.optim.Adamax.
+struct AdamaxOptions {
+  double lr = 2e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool maximize = false;
+};
+/// One Adamax step; `step` counted from 1; `exp_avg` and `exp_inf` start at zeros.
+void adamax_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_inf,
+                 std::int64_t step, const AdamaxOptions& o);
+
+/// torch.optim.NAdam (Adam with Nesterov momentum and momentum decay).
+struct NAdamOptions {
+  double lr = 2e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  double momentum_decay = 4e-3;
+  bool decoupled_weight_decay = false;
+  bool maximize = false;
+};
+/// One NAdam step; `step` counted from 1. `mu_product` is the product of the momentum
+/// coefficients mu_1 ... mu_step, this step's included (the caller keeps it: PyTorch keeps it
+/// in the scalar dtype, float32 unless the default dtype is float64).
+void nadam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                std::int64_t step, double mu_product, const NAdamOptions& o);
+/// NAdam's momentum coefficient mu_t = beta1 (1 - 0.96^(t momentum_decay) / 2).
+double nadam_mu(double beta1, double momentum_decay, std::int64_t t);
+
+/// torch.optim.RAdam (Adam with the variance of its adaptive rate rectified).
+struct RAdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool decoupled_weight_decay = false;
+  bool maximize = false;
+};
+/// One RAdam step; `step` counted from 1.
+void radam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                std::int64_t step, const RAdamOptions& o);
+
 }  // namespace tapegrad::optim

@@ -11,6 +11,8 @@ import copy
 import numbers
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+import numpy as np
+
 from .. import _core
 from .._core import Tensor
 from .._dtypes import is_float
@@ -297,4 +299,104 @@ class Adagrad(Optimizer):
                       group["eps"], group["maximize"])
 
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
+class Adadelta(Optimizer):
+    """``torch.optim.Adadelta``: steps scaled by the ratio of running RMS of past steps and of gradients
+    (rho, eps, weight decay, maximize; lr 1.0 by default)."""
+
+    _nonnegative = (("lr", "learning rate"), ("eps", "epsilon value"), ("weight_decay", "weight_decay value"))
+    _nan_refused = True
+
+    def __init__(self, params: Params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0.0, *, maximize: bool = False) -> None:
+        if not 0.0 <= rho <= 1.0:
+            raise ValueError(f"Invalid rho value: {rho}")
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        if not state:
+            state.update(step=0, square_avg=_zeros(p), acc_delta=_zeros(p))
+        state["step"] += 1
+        _step.adadelta(p, g, state["square_avg"], state["acc_delta"], group["lr"], group["rho"], group["eps"],
+                       group["weight_decay"], group["maximize"])
+
+
+class Adamax(Optimizer):
+    """``torch.optim.Adamax``: Adam with the infinity norm (a decayed running maximum of |grad|) in place of
+    the second moment (weight decay, maximize; lr 2e-3 by default)."""
+
+    _nonnegative = (("lr", "learning rate"), ("eps", "epsilon value"), ("betas", "beta parameter"),
+                    ("weight_decay", "weight_decay value"))
+    _nan_refused = True
+
+    def __init__(self, params: Params, lr: float = 2e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, *, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        if not state:
+            state.update(step=0, exp_avg=_zeros(p), exp_inf=_zeros(p))
+        state["step"] += 1
+        b1, b2 = group["betas"]
+        _step.adamax(p, g, state["exp_avg"], state["exp_inf"], state["step"], group["lr"], b1, b2, group["eps"],
+                     group["weight_decay"], group["maximize"])
+
+
+class NAdam(Optimizer):
+    """``torch.optim.NAdam``: Adam with Nesterov momentum, its coefficient decayed by ``momentum_decay``
+    (weight decay added to the gradient, or decoupled as AdamW's; maximize; lr 2e-3 by default). The
+    product of the momentum coefficients is kept in the state as ``mu_product``, rounded to float32 unless
+    the default dtype is float64, as PyTorch keeps it."""
+
+    _nonnegative = (("lr", "learning rate"), ("eps", "epsilon value"), ("betas", "beta parameter"),
+                    ("weight_decay", "weight_decay value"), ("momentum_decay", "momentum_decay value"))
+    _nan_refused = True
+
+    def __init__(self, params: Params, lr: float = 2e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3, *,
+                 decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        if not state:
+            state.update(step=0, mu_product=1.0, exp_avg=_zeros(p), exp_avg_sq=_zeros(p))
+        state["step"] += 1
+        b1, b2 = group["betas"]
+        mu = _step.nadam_mu(b1, group["momentum_decay"], state["step"])
+        mu_product = float(state["mu_product"]) * mu
+        if _core.get_default_dtype() != np.float64:  # (PyTorch's scalar dtype: float32 then)
+            mu_product = float(np.float32(state["mu_product"]) * np.float32(mu))
+        state["mu_product"] = mu_product
+        _step.nadam(p, g, state["exp_avg"], state["exp_avg_sq"], state["step"], mu_product, group["lr"], b1, b2,
+                    group["eps"], group["weight_decay"], group["momentum_decay"], group["decoupled_weight_decay"],
+                    group["maximize"])
+
+
+class RAdam(Optimizer):
+    """``torch.optim.RAdam``: Adam whose adaptive rate is rectified by the variance of its estimate, and
+    plain momentum while that variance is intractable (the first steps); weight decay added to the gradient
+    or decoupled; maximize."""
+
+    _nonnegative = (("lr", "learning rate"), ("eps", "epsilon value"), ("betas", "beta parameter"),
+                    ("weight_decay", "weight_decay value"))
+    _nan_refused = True
+
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
+
+    def _update(self, p: Tensor, g: Tensor, state: Dict[str, Any], group: ParamGroup) -> None:
+        if not state:
+            state.update(step=0, exp_avg=_zeros(p), exp_avg_sq=_zeros(p))
+        state["step"] += 1
+        b1, b2 = group["betas"]
+        _step.radam(p, g, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"], b1, b2, group["eps"],
+                    group["weight_decay"], group["decoupled_weight_decay"], group["maximize"])
+
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+           "lr_scheduler"]
