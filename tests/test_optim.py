@@ -590,3 +590,114 @@ def test_update_is_one_native_call_per_parameter(name: str, native: str, monkeyp
     pps = params(torch)
     train(torch, getattr(torch.optim, name)(pps + [torch.tensor([0.5], requires_grad=True)], **kw), pps, 3)
     assert_same_params(ps, pps)
+
+
+# --- LBFGS ---------------------------------------------------------------------------------------------------
+
+
+def lbfgs_run(m: Any, steps: int, dtype: Any = np.float64, **kw: Any) -> tuple:
+    ps = params(m, dtype)
+    opt = m.optim.LBFGS(ps, **kw)
+
+    def closure() -> Any:
+        opt.zero_grad()
+        loss = loss_of(m, ps, dtype)
+        loss.backward()
+        return loss
+
+    losses = [float(opt.step(closure).detach()) for _ in range(steps)]
+    return opt, ps, losses
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+@pytest.mark.parametrize("max_iter,history_size", [(1, 100), (3, 100), (8, 100), (8, 3)])
+def test_lbfgs_against_torch(line_search_fn: Any, max_iter: int, history_size: int) -> None:
+    """The same iterates, evaluations and memory as torch.optim.LBFGS (the dot products round in
+    another order, which long runs amplify: compared within a step of up to eight iterations, twice)."""
+    kw = dict(max_iter=max_iter, history_size=history_size, line_search_fn=line_search_fn)
+    topt, tps, tl = lbfgs_run(tg, 2, **kw)
+    popt, pps, pl = lbfgs_run(torch, 2, **kw)
+    assert_allclose(tl, pl, rtol=1e-12)
+    assert_same_params(tps, pps, rtol=1e-10, atol=1e-13)
+    ts, ps_ = topt.state_dict()["state"][0], popt.state_dict()["state"][0]
+    assert set(ts) == set(ps_) - {"al"}  # (torch keeps its scratch list too)
+    for k in ("func_evals", "n_iter"):
+        assert ts[k] == ps_[k], k
+    assert len(ts["old_dirs"]) == len(ps_["old_dirs"]) <= history_size
+    for k in ("t", "H_diag", "prev_loss"):
+        assert_allclose(float(ts[k]), float(ps_[k]), rtol=1e-9, err_msg=k)
+    assert_allclose(np_of(ts["d"]), np_of(ps_["d"]), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_lbfgs_converges_as_torchs(line_search_fn: Any) -> None:
+    _, tps, tl = lbfgs_run(tg, 5, line_search_fn=line_search_fn)
+    _, pps, pl = lbfgs_run(torch, 5, line_search_fn=line_search_fn)
+    assert tl[-1] < 0.5 * tl[0]
+    assert_allclose(tl, pl, rtol=1e-6)
+
+
+def test_lbfgs_minimises_rosenbrock() -> None:
+    """The classic check: from (-1.5, 2) to the minimum (1, 1), with the strong-Wolfe line search."""
+    x = tg.tensor([-1.5, 2.0], requires_grad=True)
+    opt = optim.LBFGS([x], lr=1, max_iter=100, line_search_fn="strong_wolfe", tolerance_grad=1e-12,
+                      tolerance_change=1e-15)
+
+    def closure() -> Any:
+        opt.zero_grad()
+        loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    assert_allclose(x.numpy(), [1.0, 1.0], atol=1e-8)
+
+
+def test_lbfgs_state_dict_round_trip_and_float32() -> None:
+    kw = dict(max_iter=4, line_search_fn="strong_wolfe")
+    topt, tps, _ = lbfgs_run(tg, 2, **kw)
+    sd = topt.state_dict()
+    copies = [tg.tensor(p.numpy().copy(), requires_grad=True) for p in tps]
+    fresh = optim.LBFGS(copies, **kw)
+    fresh.load_state_dict(sd)
+
+    def closure_of(opt: Any, ps: Sequence[Any]) -> Callable[[], Any]:
+        def closure() -> Any:
+            opt.zero_grad()
+            loss = loss_of(tg, ps)
+            loss.backward()
+            return loss
+        return closure
+
+    topt.step(closure_of(topt, tps))
+    fresh.step(closure_of(fresh, copies))
+    for a, b in zip(tps, copies):
+        assert_array_equal(a.numpy(), b.numpy())
+    # float32 parameters: float32 vectors, as PyTorch's
+    topt32, tps32, tl32 = lbfgs_run(tg, 2, np.float32, max_iter=4)
+    popt32, pps32, pl32 = lbfgs_run(torch, 2, np.float32, max_iter=4)
+    assert tps32[0].dtype == np.float32 and topt32.state_dict()["state"][0]["d"].dtype == np.float32
+    assert_allclose(tl32, pl32, rtol=1e-5)
+
+
+def test_lbfgs_errors() -> None:
+    ps = params(tg)
+    with pytest.raises(ValueError, match="LBFGS doesn't support per-parameter options"):
+        optim.LBFGS([{"params": ps[:2]}, {"params": ps[2:]}])
+    with pytest.raises(ValueError, match="only 'strong_wolfe' is supported"):
+        optim.LBFGS(ps, line_search_fn="armijo")
+    with pytest.raises(ValueError, match="Invalid learning rate: -1"):
+        optim.LBFGS(ps, lr=-1)
+    opt = optim.LBFGS(ps)
+    with pytest.raises(TypeError, match="needs a closure"):
+        opt.step()
+
+    def failing() -> Any:
+        raise RuntimeError("the closure failed")
+
+    with pytest.raises(RuntimeError, match="the closure failed"):
+        opt.step(failing)
+    mixed = optim.LBFGS([tg.tensor([1.0], requires_grad=True), tg.tensor(np.float32([1.0]), requires_grad=True)])
+    with pytest.raises(TypeError, match="must all be float32 or all float64"):
+        mixed.step(lambda: 0.0)

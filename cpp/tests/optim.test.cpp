@@ -156,3 +156,41 @@ TEST_CASE("optim: Adadelta, Adamax, NAdam and RAdam, their first steps by hand")
   CHECK_THROWS_AS(optim::adamax_step(p, vec({1.0}), m, vec({0.0, 0.0}), 1, {}), ValueError);
   CHECK_THROWS_AS(optim::radam_step(p, vec({1.0}), m, vec({0.0}), 0, {}), ValueError);
 }
+
+TEST_CASE("optim: LBFGS minimises a quadratic, with and without the line search") {
+  // 0.5 x'Ax - b'x is least at A x = b: x = (2/9, 1/9, 13/9)
+  const Tensor A = Tensor::from_values({4, 1, 0, 1, 3, 1, 0, 1, 2}, {3, 3}), b = vec({1, 2, 3});
+  for (bool wolfe : {false, true}) {
+    INFO("strong_wolfe " << wolfe);
+    Tape tape;
+    ScopedTape scope(tape);
+    Tensor x = vec({0, 0, 0});
+    x.requires_grad_(true);
+    int calls = 0;
+    auto closure = [&] {
+      ++calls;
+      x.zero_grad();
+      Tensor loss = 0.5 * sum(x * matmul(A, x)) - sum(b * x);
+      loss.backward();
+      return loss.item();
+    };
+    optim::LBFGSState state;
+    optim::LBFGSOptions o;
+    o.strong_wolfe = wolfe;
+    o.tolerance_grad = 1e-12;
+    o.tolerance_change = 0.0;  // (only the gradient's size or max_iter stops it)
+    CHECK(optim::lbfgs_step({x}, closure, state, o) == 0.0);  // the first evaluation's loss, at 0
+    const std::vector<double> got = x.to_vector();
+    // (near the minimum the loss changes below its rounding: x is as exact as 0.5 x'Ax - b'x can tell)
+    CHECK(got[0] == doctest::Approx(2.0 / 9).epsilon(1e-7));
+    CHECK(got[1] == doctest::Approx(1.0 / 9).epsilon(1e-7));
+    CHECK(got[2] == doctest::Approx(13.0 / 9).epsilon(1e-7));
+    CHECK(state.func_evals == calls);
+    CHECK(state.n_iter <= o.max_iter);
+    CHECK(!state.old_dirs.empty());
+  }
+  Tensor x = vec({1.0}), y = Tensor::from_values({1.0}, {1}, DType::Float32);
+  optim::LBFGSState state;
+  CHECK_THROWS_AS(optim::lbfgs_step({x, y}, [] { return 0.0; }, state, {}), TypeError);
+  CHECK_THROWS_AS(optim::lbfgs_step({x}, std::function<double()>(), state, {}), ValueError);
+}

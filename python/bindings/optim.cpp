@@ -1,7 +1,11 @@
 // tapegrad._core._optim: the optimizers' update rules (cpp/include/tapegrad/optim.hpp) for
 // tapegrad.optim. Conversion only.
 #include <pybind11/pybind11.h>
+#include <pybind11/functional.h>
 #include <pybind11/stl.h>
+
+#include <functional>
+#include <vector>
 
 
 #include "tensor_conv.hpp"
@@ -74,6 +78,43 @@ void register_optim(py::module_& m) {
                                 {lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled, maximize});
   }, "One NAdam step in place, given the product of the momentum coefficients up to this step.");
   o.def("nadam_mu", &tapegrad::optim::nadam_mu, "NAdam's momentum coefficient at step t.");
+  using tapegrad::optim::LBFGSState;
+  auto tensors_out = [](const std::vector<Tensor>& v) {
+    py::list l;
+    for (const Tensor& t : v) l.append(tensor_object(t));
+    return l;
+  };
+  auto tensors_in = [](const py::iterable& l, const char* what) {
+    std::vector<Tensor> v;
+    for (py::handle h : l) v.push_back(tensor_arg(h, "optim.LBFGS", what));
+    return v;
+  };
+  auto maybe = [](const Tensor& t) { return t.defined() ? tensor_object(t) : py::object(py::none()); };
+  py::class_<LBFGSState>(o, "LBFGSState", "LBFGS's memory between steps (tapegrad::optim::LBFGSState).")
+      .def(py::init<>())
+      .def_readwrite("func_evals", &LBFGSState::func_evals)
+      .def_readwrite("n_iter", &LBFGSState::n_iter)
+      .def_readwrite("t", &LBFGSState::t)
+      .def_readwrite("H_diag", &LBFGSState::H_diag)
+      .def_readwrite("prev_loss", &LBFGSState::prev_loss)
+      .def_readwrite("ro", &LBFGSState::ro)
+      .def_property("d", [maybe](const LBFGSState& s) { return maybe(s.d); },
+                    [](LBFGSState& s, const py::object& v) { s.d = optional_state(v, "optim.LBFGS"); })
+      .def_property("prev_flat_grad", [maybe](const LBFGSState& s) { return maybe(s.prev_flat_grad); },
+                    [](LBFGSState& s, const py::object& v) { s.prev_flat_grad = optional_state(v, "optim.LBFGS"); })
+      .def_property("old_dirs", [tensors_out](const LBFGSState& s) { return tensors_out(s.old_dirs); },
+                    [tensors_in](LBFGSState& s, const py::iterable& v) { s.old_dirs = tensors_in(v, "old_dirs"); })
+      .def_property("old_stps", [tensors_out](const LBFGSState& s) { return tensors_out(s.old_stps); },
+                    [tensors_in](LBFGSState& s, const py::iterable& v) { s.old_stps = tensors_in(v, "old_stps"); });
+  o.def("lbfgs", [tensors_in](const py::iterable& params, const py::object& closure, LBFGSState& state, double lr,
+                              std::int64_t max_iter, std::int64_t max_eval, double tolerance_grad,
+                              double tolerance_change, std::int64_t history_size, bool strong_wolfe) {
+    const std::vector<Tensor> ps = tensors_in(params, "a parameter");
+    const std::function<double()> f = [&closure] { return py::float_(closure()).cast<double>(); };
+    return tapegrad::optim::lbfgs_step(ps, f, state,
+                                       {lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size,
+                                        strong_wolfe});
+  }, "One LBFGS step: closure() re-evaluates the loss and the gradients; returns its first value.");
   o.def("radam", [](py::handle p, py::handle g, py::handle m1, py::handle m2, std::int64_t step, double lr,
                     double beta1, double beta2, double eps, double weight_decay, bool decoupled, bool maximize) {
     tapegrad::optim::radam_step(tensor_arg(p, "optim.RAdam", "a parameter"), tensor_arg(g, "optim.RAdam", "a gradient"),

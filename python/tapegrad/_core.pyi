@@ -1,7 +1,7 @@
 """Type stubs of tapegrad._core: written by hand, except the op table's entries, which scripts/gen_stub.py
 generates from cpp/include/tapegrad/ops.def (tests/test_stub.py checks both)."""
 
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -682,6 +682,10 @@ class _OptimSteps:
               lr: float, beta1: float, beta2: float, eps: float, weight_decay: float, momentum_decay: float,
               decoupled: bool, maximize: bool) -> None: ...
     def nadam_mu(self, beta1: float, momentum_decay: float, t: int) -> float: ...
+    LBFGSState: type
+    def lbfgs(self, params: Sequence[Tensor], closure: Callable[[], float], state: Any, lr: float, max_iter: int,
+              max_eval: int, tolerance_grad: float, tolerance_change: float, history_size: int,
+              strong_wolfe: bool) -> float: ...
     def radam(self, p: Tensor, g: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, step: int, lr: float, beta1: float,
               beta2: float, eps: float, weight_decay: float, decoupled: bool, maximize: bool) -> None: ...
 

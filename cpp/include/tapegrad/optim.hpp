@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <vector>
 
 #include "tapegrad/tensor.hpp"
 
@@ -129,5 +131,35 @@ struct RAdamOptions {
 /// One RAdam step; `step` counted from 1.
 void radam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                 std::int64_t step, const RAdamOptions& o);
+
+/// torch.optim.LBFGS.
+struct LBFGSOptions {
+  double lr = 1.0;
+  std::int64_t max_iter = 20;
+  std::int64_t max_eval = -1;  ///< -1: max_iter * 5 / 4
+  double tolerance_grad = 1e-7;
+  double tolerance_change = 1e-9;
+  std::int64_t history_size = 100;
+  bool strong_wolfe = false;  ///< line_search_fn="strong_wolfe"
+};
+/// LBFGS's memory between steps (PyTorch's state): the last direction and step length, the
+/// curvature pairs (y, s) and their 1 / (y . s), the initial Hessian scale, the last gradient
+/// and loss, and the counts of iterations and evaluations.
+struct LBFGSState {
+  std::int64_t func_evals = 0;
+  std::int64_t n_iter = 0;
+  Tensor d, prev_flat_grad;
+  std::vector<Tensor> old_dirs, old_stps;
+  std::vector<double> ro;
+  double t = 0.0;
+  double H_diag = 1.0;
+  double prev_loss = 0.0;
+};
+/// One LBFGS step (up to max_iter iterations): `closure` evaluates the loss at the parameters'
+/// current values and leaves each one's gradient in its grad() (zero_grad, forward, backward);
+/// returns the loss of its first evaluation. The parameters must share a dtype (float32 or
+/// float64).
+double lbfgs_step(const std::vector<Tensor>& params, const std::function<double()>& closure, LBFGSState& state,
+                  const LBFGSOptions& o);
 
 }  // namespace tapegrad::optim

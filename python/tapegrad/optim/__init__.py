@@ -398,5 +398,74 @@ class RAdam(Optimizer):
                     group["weight_decay"], group["decoupled_weight_decay"], group["maximize"])
 
 
+class LBFGS(Optimizer):
+    """``torch.optim.LBFGS``: limited-memory BFGS, each ``step(closure)`` up to ``max_iter`` iterations with
+    the curvature pairs of the last ``history_size`` steps and, with ``line_search_fn="strong_wolfe"``, a
+    line search satisfying the strong Wolfe conditions; ``closure`` re-evaluates the loss (zero_grad,
+    forward, backward) and returns it. One parameter group. The iterations run natively
+    (``tapegrad::optim::lbfgs_step``, PyTorch's algorithm step for step), calling the closure back."""
+
+    _nonnegative = (("lr", "learning rate"),)
+    _nan_refused = True
+
+    def __init__(self, params: Params, lr: float = 1, max_iter: int = 20, max_eval: Optional[int] = None,
+                 tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
+                 line_search_fn: Optional[str] = None) -> None:
+        if max_eval is None:
+            max_eval = max_iter * 5 // 4
+        if line_search_fn not in (None, "strong_wolfe"):
+            raise ValueError(f"only 'strong_wolfe' is supported as line_search_fn, not {line_search_fn!r}")
+        super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
+                                      tolerance_change=tolerance_change, history_size=history_size,
+                                      line_search_fn=line_search_fn))
+        if len(self.param_groups) != 1:
+            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
+        self._params = self.param_groups[0]["params"]
+        self._memory = _step.LBFGSState()
+
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """Up to ``max_iter`` LBFGS iterations; returns the loss of the closure's first evaluation."""
+        if closure is None:
+            raise TypeError("LBFGS.step() needs a closure that re-evaluates the model and returns the loss")
+        from .._tensor import enable_grad, no_grad
+
+        group = self.param_groups[0]
+        first: List[Any] = []
+
+        def evaluate() -> float:
+            with enable_grad():
+                loss = closure()
+            if not first:
+                first.append(loss)
+            return float(loss)
+
+        with no_grad():
+            _step.lbfgs(self._params, evaluate, self._memory, float(group["lr"]), int(group["max_iter"]),
+                        int(group["max_eval"]), float(group["tolerance_grad"]), float(group["tolerance_change"]),
+                        int(group["history_size"]), group["line_search_fn"] == "strong_wolfe")
+        m = self._memory
+        self.state[self._params[0]] = {
+            "func_evals": m.func_evals, "n_iter": m.n_iter, "d": m.d, "t": m.t, "old_dirs": m.old_dirs,
+            "old_stps": m.old_stps, "ro": list(m.ro), "H_diag": m.H_diag, "prev_flat_grad": m.prev_flat_grad,
+            "prev_loss": m.prev_loss}
+        return first[0] if first else None
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restores the hyperparameters and LBFGS's memory saved by ``state_dict``."""
+        super().load_state_dict(state_dict)
+        self._memory = m = _step.LBFGSState()
+        for key, value in self.state.get(self._params[0], {}).items():
+            if key in ("old_dirs", "old_stps"):
+                setattr(m, key, [v.detach() for v in value])
+            elif key in ("d", "prev_flat_grad"):
+                setattr(m, key, None if value is None else value.detach())
+            elif key in ("func_evals", "n_iter"):
+                setattr(m, key, int(value))
+            elif key == "ro":
+                m.ro = [float(v) for v in value]
+            elif key in ("t", "H_diag", "prev_loss"):
+                setattr(m, key, float(value))
+
+
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
-           "lr_scheduler"]
+           "LBFGS", "lr_scheduler"]
