@@ -14,6 +14,9 @@ The code of each step is written once and run with ``lib`` = ``tapegrad`` and ``
     ``CrossEntropyLoss``, ``optim.SGD(lr=0.01)``; one step as above without clipping.
 (c) LeNet-5 as PyTorch's tutorials write it (Conv2d 1-6-5 padding 2, ReLU, MaxPool2d, Conv2d 6-16-5,
     ReLU, MaxPool2d, Flatten, Linear 400-120-84-10), batch 64 of 28 x 28 images, float32, the step of (b).
+(d) the character-level LSTM of PyTorch's tutorials: Embedding(65, 32), a two-layer LSTM(32, 128,
+    batch_first), Linear(128, 65); batch 32 of 35 characters, float32, CrossEntropyLoss over every
+    position, Adam.
 
 Both engines start from the same weights (PyTorch's initialisation copied into tapegrad) and
 the same data, and the runs' final losses must agree (rtol 1e-4 in float32). The engines
@@ -89,6 +92,36 @@ def lenet(nn: Any) -> Any:
         nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
 
 
+def char_lstm(nn: Any) -> Any:
+    class CharLSTM(nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(65, 32)
+            self.lstm = nn.LSTM(32, 128, num_layers=2, batch_first=True)
+            self.head = nn.Linear(128, 65)
+
+        def forward(self, x: Any) -> Any:
+            out, _ = self.lstm(self.embed(x))
+            return self.head(out)
+
+    return CharLSTM()
+
+
+def seq_step(lib: Any, d: Dict[str, Any]) -> Callable[[], float]:
+    model, X, y = d["model"], d["X"], d["y"]
+    opt = lib.optim.Adam(model.parameters(), lr=2e-3)
+    loss_fn = lib.nn.CrossEntropyLoss()
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(X).reshape(-1, 65), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
 def setup(lib: Any, build: Callable[[Any], Any], X: np.ndarray, y: np.ndarray,
           state: Dict[str, np.ndarray]) -> Dict[str, Any]:
     model = build(lib.nn)
@@ -103,6 +136,9 @@ def workload(name: str, make: Callable[[Any, Dict[str, Any]], Callable[[], Any]]
     X = rng.standard_normal(shape).astype(np.float32)
     if labels == "xor":
         y = (X[:, 0] * X[:, 1] > 0).astype(np.float32)
+    elif labels == "text":
+        X = rng.integers(0, classes, shape)
+        y = np.roll(X, -1, axis=1)
     else:
         y = rng.integers(0, classes, shape[0])
     torch.manual_seed(0)  # the initial weights: PyTorch's initialisation, copied into both engines
@@ -145,6 +181,8 @@ def main() -> None:
          (128, 784), 10, "classes", steps),
         ("(c) LeNet-5, batch 64 of 1 x 28 x 28, CrossEntropyLoss, SGD", mlp_step, lenet, (64, 1, 28, 28), 10, "classes",
          max(steps // 5, 4)),
+        ("(d) char LSTM: Embedding 65-32, LSTM 32-128 x 2 layers, batch 32 x 35, Adam", seq_step, char_lstm, (32, 35),
+         65, "text", max(steps // 10, 2)),
     ]:
         _, times = workload(name, make, build, shape, classes, labels, n, rounds)
         med = {k: statistics.median(v) for k, v in times.items()}

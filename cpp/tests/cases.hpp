@@ -154,6 +154,18 @@ inline std::vector<Case> structural_cases(std::mt19937& rng) {
       {"avg_pool: padding left out", [](const V& v) {
          return sin(avg_pool(v[0], {{3, 3}, {2, 1}, {1, 1}, {1, 1}, true, "avg_pool2d"}, false)); },
        {random_tensor({2, 5, 4}, rng)}},
+      // recurrent layers (compositions too): input, states and weights all differentiated
+      {"LSTM layer with a projection, from given states",
+       [](const V& v) { return rnn_layer(RNNMode::LSTM, v[0], v[1], v[2], {v[3], v[4], v[5], Tensor(), v[6]}).output; },
+       {random_tensor({3, 2, 2}, rng), random_tensor({2, 2}, rng), random_tensor({2, 3}, rng), random_tensor({12, 2}, rng),
+        random_tensor({12, 2}, rng), random_tensor({12}, rng), random_tensor({2, 3}, rng)}},
+      {"GRU layer, reversed: its last state", [](const V& v) {
+         return rnn_layer(RNNMode::GRU, v[0], Tensor(), Tensor(), {v[1], v[2], Tensor(), v[3], Tensor()}, true).h; },
+       {random_tensor({3, 2, 2}, rng), random_tensor({9, 2}, rng), random_tensor({9, 3}, rng), random_tensor({9}, rng)}},
+      {"Elman layer, tanh", [](const V& v) {
+         return rnn_layer(RNNMode::Tanh, v[0], v[1], Tensor(), {v[2], v[3], v[4], v[5], Tensor()}).output; },
+       {random_tensor({2, 1, 3}, rng), random_tensor({1, 2}, rng), random_tensor({2, 3}, rng), random_tensor({2, 2}, rng),
+        random_tensor({2}, rng), random_tensor({2}, rng)}},
       {"adaptive_avg_pool, 3 axes", [](const V& v) { return exp(adaptive_avg_pool(v[0] * v[0], {2, 3, 2})); },
        {random_tensor({1, 3, 4, 3}, rng)}},
   };

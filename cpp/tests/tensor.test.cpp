@@ -821,3 +821,22 @@ TEST_CASE("convolution and pooling: values of small known cases, and the errors"
                        "tapegrad: max_pool2d: padding (2, 0) must be at most half of kernel_size (2, 2) (dilated)",
                        ValueError);
 }
+
+TEST_CASE("recurrent layers: an LSTM step by hand, and the errors") {
+  // one step, one unit, input 1: gates = w_ih x + w_hh h + b (i, f, g, o), c' = f c + i g, h' = o tanh(c')
+  const Tensor x = Tensor::from_values({0.5}, {1, 1, 1});
+  const Tensor w_ih = Tensor::from_values({0.1, 0.2, 0.3, 0.4}, {4, 1}), w_hh = Tensor::from_values({-0.1, 0.5, 0.2, 0.3}, {4, 1});
+  const Tensor h0 = Tensor::from_values({0.2}, {1, 1}), c0 = Tensor::from_values({-0.3}, {1, 1});
+  const RNNLayerOutput r = rnn_layer(RNNMode::LSTM, x, h0, c0, {w_ih, w_hh, Tensor(), Tensor(), Tensor()});
+  auto s = [](double v) { return 1 / (1 + std::exp(-v)); };
+  const double i = s(0.05 - 0.02), f = s(0.1 + 0.1), g = std::tanh(0.15 + 0.04), o = s(0.2 + 0.06);
+  const double c = f * -0.3 + i * g;
+  CHECK(r.c.item() == doctest::Approx(c).epsilon(1e-14));
+  CHECK(r.h.item() == doctest::Approx(o * std::tanh(c)).epsilon(1e-14));
+  CHECK(r.output.shape() == Shape{1, 1, 1});
+  CHECK_THROWS_WITH_AS(rnn_layer(RNNMode::GRU, x, Tensor(), Tensor(), {w_ih, w_hh, Tensor(), Tensor(), Tensor()}),
+                       "tapegrad: GRU: weight_hh of shape (4, 1) must be (3 hidden_size, hidden_size or proj_size)",
+                       ValueError);
+  CHECK_THROWS_WITH_AS(rnn_layer(RNNMode::LSTM, reshape(x, {1, 1}), h0, c0, {w_ih, w_hh, Tensor(), Tensor(), Tensor()}),
+                       "tapegrad: LSTM: the input must be (L, N, input_size), got (1, 1)", ValueError);
+}

@@ -57,6 +57,29 @@ void register_nn_ops(py::module_& ops) {
       return Tensors{tapegrad::avg_pool(a[0], o, count_include_pad, divisor_override)};
     });
   });
+  // One recurrent layer: (output, h, c or None); None for an absent state, bias or projection.
+  ops.def("_rnn_layer", [](const std::string& mode, py::handle x, py::handle h0, py::handle c0, py::handle w_ih,
+                           py::handle w_hh, py::handle b_ih, py::handle b_hh, py::handle w_hr, bool reverse) {
+    const tapegrad::RNNMode m = mode == "LSTM" ? tapegrad::RNNMode::LSTM
+                                : mode == "GRU" ? tapegrad::RNNMode::GRU
+                                : mode == "RNN_RELU" ? tapegrad::RNNMode::Relu
+                                : mode == "RNN_TANH" ? tapegrad::RNNMode::Tanh
+                                : throw py::value_error("tapegrad: _rnn_layer: mode must be LSTM, GRU, RNN_TANH or RNN_RELU");
+    const py::handle all[] = {x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr};
+    std::vector<py::handle> given;
+    for (py::handle h : all)
+      if (!h.is_none()) given.push_back(h);
+    py::object r = tensor_call(given, [&](const Tensors& a) {
+      Tensor t[8];
+      std::size_t k = 0;
+      for (std::size_t i = 0; i < 8; ++i)
+        if (!all[i].is_none()) t[i] = a[k++];
+      const tapegrad::RNNLayerOutput o = tapegrad::rnn_layer(m, t[0], t[1], t[2], {t[3], t[4], t[5], t[6], t[7]}, reverse);
+      return o.c.defined() ? Tensors{o.output, o.h, o.c} : Tensors{o.output, o.h};
+    });
+    py::tuple t = r.cast<py::tuple>();
+    return py::make_tuple(t[0], t[1], t.size() > 2 ? py::object(t[2]) : py::object(py::none()));
+  });
   ops.def("_adaptive_avg_pool", [](py::handle x, const Ints& out, const std::string& name) {
     return tensor_call({x}, [&](const Tensors& a) { return Tensors{tapegrad::adaptive_avg_pool(a[0], out, name)}; });
   });

@@ -528,6 +528,26 @@ Tensor avg_pool(const Tensor& x, const PoolOptions& o, bool count_include_pad = 
 /// out.size() axes (adaptive_avg_pool1d/2d/3d): a product with a constant matrix per axis.
 Tensor adaptive_avg_pool(const Tensor& x, const std::vector<std::int64_t>& out, const std::string& name = "adaptive_avg_pool");
 
+// --- recurrent layers (ops/rnn.cpp): compositions of recorded ops
+
+/// The recurrence of a layer: Elman (tanh or relu), LSTM or GRU.
+enum class RNNMode { Tanh, Relu, LSTM, GRU };
+/// One layer's (and direction's) weights, PyTorch's layout: w_ih (G H, input_size), w_hh (G H,
+/// H or proj_size), the biases (G H) or undefined, w_hr (proj_size, H) for a projected LSTM or
+/// undefined; G = 4 (LSTM: gates i, f, g, o), 3 (GRU: r, z, n) or 1.
+struct RNNWeights {
+  Tensor w_ih, w_hh, b_ih, b_hh, w_hr;
+};
+/// A layer's output at every step (L, N, H or proj_size), and the last hidden (and LSTM cell) state.
+struct RNNLayerOutput {
+  Tensor output, h, c;
+};
+/// One recurrent layer over x (L, N, input_size) from h0 (N, H or proj_size; undefined: zeros)
+/// and, for an LSTM, c0 (N, H); `reverse` runs from the last step back (a bidirectional
+/// layer's second direction). PyTorch's formulas and order (nn.RNN, nn.LSTM, nn.GRU).
+RNNLayerOutput rnn_layer(RNNMode mode, const Tensor& x, const Tensor& h0, const Tensor& c0, const RNNWeights& w,
+                         bool reverse = false);
+
 inline Tensor operator+(const Tensor& x, const Var& v) { return x + Tensor::from_var(v); }
 inline Tensor operator+(const Var& v, const Tensor& x) { return Tensor::from_var(v) + x; }
 inline Tensor operator-(const Tensor& x, const Var& v) { return x - Tensor::from_var(v); }
