@@ -64,14 +64,16 @@ from .loss import (
 )
 from .module import Module, ModuleDict, ModuleList, Parameter, Sequential
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .transformer import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "functional", "init", "utils", "Module", "Parameter", "RemovableHandle", "Sequential", "ModuleList",
     "ModuleDict", "Neuron", "Layer", "MLP", "Identity", "Linear", "Embedding", "LayerNorm", "GroupNorm", "Dropout",
     "Dropout1d", "Dropout2d", "Flatten", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Conv3d",
     "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d", "MaxPool2d", "MaxPool3d", "RNNBase",
-    "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "ReLU", "LeakyReLU", "ELU", "SiLU", "Tanh",
-    "Sigmoid", "Softplus", "GELU", "Softmax", "LogSoftmax", "L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss",
-    "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
+    "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell", "MultiheadAttention",
+    "TransformerEncoderLayer", "TransformerEncoder", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "ReLU", "LeakyReLU", "ELU", "SiLU", "Tanh", "Sigmoid", "Softplus",
+    "GELU", "Softmax", "LogSoftmax", "L1Loss", "MSELoss", "HuberLoss", "SmoothL1Loss", "NLLLoss",
+    "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
 ]

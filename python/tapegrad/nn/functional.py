@@ -25,6 +25,7 @@ from .._tensor import no_grad as _core_no_grad
 from .._tensor import softmax as _softmax
 from .._tensor import tensor as _make_tensor
 from ..amp import _float32_under_autocast
+from ._attention import scaled_dot_product_attention
 from ._conv import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -607,7 +608,7 @@ __all__ = [
     "batch_norm", "one_hot",
     "normalize", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "pad",
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_avg_pool2d", "adaptive_avg_pool3d", "scaled_dot_product_attention",
     "mse_loss", "l1_loss",
     "huber_loss", "smooth_l1_loss", "nll_loss", "cross_entropy", "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
