@@ -166,6 +166,12 @@ inline std::vector<Case> structural_cases(std::mt19937& rng) {
          return rnn_layer(RNNMode::Tanh, v[0], v[1], Tensor(), {v[2], v[3], v[4], v[5], Tensor()}).output; },
        {random_tensor({2, 1, 3}, rng), random_tensor({1, 2}, rng), random_tensor({2, 3}, rng), random_tensor({2, 2}, rng),
         random_tensor({2}, rng), random_tensor({2}, rng)}},
+      {"attention with an added mask", [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2], v[3]); },
+       {random_tensor({2, 3, 2}, rng), random_tensor({2, 4, 2}, rng), random_tensor({2, 4, 3}, rng),
+        random_tensor({3, 4}, rng)}},
+      {"causal attention, scaled", [](const V& v) {
+         return scaled_dot_product_attention(v[0], v[1], v[2], Tensor(), Tensor(), 0.7, true); },
+       {random_tensor({3, 2}, rng), random_tensor({3, 2}, rng), random_tensor({3, 2}, rng)}},
       {"adaptive_avg_pool, 3 axes", [](const V& v) { return exp(adaptive_avg_pool(v[0] * v[0], {2, 3, 2})); },
        {random_tensor({1, 3, 4, 3}, rng)}},
   };

@@ -840,3 +840,20 @@ TEST_CASE("recurrent layers: an LSTM step by hand, and the errors") {
   CHECK_THROWS_WITH_AS(rnn_layer(RNNMode::LSTM, reshape(x, {1, 1}), h0, c0, {w_ih, w_hh, Tensor(), Tensor(), Tensor()}),
                        "tapegrad: LSTM: the input must be (L, N, input_size), got (1, 1)", ValueError);
 }
+
+TEST_CASE("attention: weights by hand, causal rows, rows that may attend to nothing") {
+  // one query, two keys: scores q.k / sqrt(2) = (1, 0) / sqrt(2)... weights softmax, output the weighted values
+  const Tensor q = Tensor::from_values({1, 1}, {1, 2}), k = Tensor::from_values({1, 0, 0, 0}, {2, 2});
+  const Tensor v = Tensor::from_values({10, 20}, {2, 1});
+  const double a = std::exp(1 / std::sqrt(2.0)), w0 = a / (a + 1);
+  CHECK(scaled_dot_product_attention(q, k, v).item() == doctest::Approx(10 * w0 + 20 * (1 - w0)).epsilon(1e-14));
+  // causal: query 0 sees key 0 only
+  const Tensor q2 = Tensor::from_values({1, 1, 1, 1}, {2, 2});
+  const std::vector<double> c = scaled_dot_product_attention(q2, k, v, Tensor(), Tensor(), std::nan(""), true).to_vector();
+  CHECK(c[0] == 10.0);
+  // a query whose every key is masked out gets zeros, not NaN (PyTorch's)
+  const Tensor none = Tensor::zeros({2, 2}, DType::Bool);
+  CHECK(scaled_dot_product_attention(q2, k, v, Tensor(), none).to_vector() == std::vector<double>{0.0, 0.0});
+  CHECK_THROWS_AS(scaled_dot_product_attention(q2, k, v, Tensor(), none, std::nan(""), true), ValueError);
+  CHECK_THROWS_AS(scaled_dot_product_attention(q2, Tensor::zeros({2, 3}), v), ValueError);
+}

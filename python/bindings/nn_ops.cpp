@@ -80,6 +80,18 @@ void register_nn_ops(py::module_& ops) {
     py::tuple t = r.cast<py::tuple>();
     return py::make_tuple(t[0], t[1], t.size() > 2 ? py::object(t[2]) : py::object(py::none()));
   });
+  // Attention weights: mask (float, added) and allowed (bool) may be None; a NaN scale means 1/sqrt(E).
+  ops.def("_attention_weights", [](py::handle q, py::handle k, py::handle v, py::handle mask, py::handle allowed, double scale,
+                      bool causal) {
+    std::vector<py::handle> given{q, k, v};
+    if (!mask.is_none()) given.push_back(mask);
+    if (!allowed.is_none()) given.push_back(allowed);
+    return tensor_call(given, [&](const Tensors& a) {
+      const Tensor m = mask.is_none() ? Tensor() : a[3];
+      const Tensor ok = allowed.is_none() ? Tensor() : a[mask.is_none() ? 3 : 4];
+      return Tensors{tapegrad::attention_weights(a[0], a[1], a[2], m, ok, scale, causal)};
+    });
+  });
   ops.def("_adaptive_avg_pool", [](py::handle x, const Ints& out, const std::string& name) {
     return tensor_call({x}, [&](const Tensors& a) { return Tensors{tapegrad::adaptive_avg_pool(a[0], out, name)}; });
   });

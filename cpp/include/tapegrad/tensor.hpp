@@ -10,6 +10,7 @@
 // a NumPy view of it) stays valid whatever happens to the tape; only its graph goes.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -547,6 +548,17 @@ struct RNNLayerOutput {
 /// layer's second direction). PyTorch's formulas and order (nn.RNN, nn.LSTM, nn.GRU).
 RNNLayerOutput rnn_layer(RNNMode mode, const Tensor& x, const Tensor& h0, const Tensor& c0, const RNNWeights& w,
                          bool reverse = false);
+
+/// softmax(q k^T scale + mask) v over the last two axes (torch.nn.functional.
+/// scaled_dot_product_attention): `mask` (float, added) and `allowed` (bool: which positions take
+/// part) may be undefined; `causal` lets query i see keys j <= i; a NaN scale means 1/sqrt(E). A
+/// query that may attend to nothing gets zeros, as PyTorch's. Composed of recorded ops.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = Tensor(),
+                                    const Tensor& allowed = Tensor(), double scale = std::nan(""), bool causal = false);
+/// Its attention weights softmax(q k^T scale + mask), (..., L, S) (v only checked): what a
+/// dropout on the weights is applied to before the product with v.
+Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = Tensor(),
+                         const Tensor& allowed = Tensor(), double scale = std::nan(""), bool causal = false);
 
 inline Tensor operator+(const Tensor& x, const Var& v) { return x + Tensor::from_var(v); }
 inline Tensor operator+(const Var& v, const Tensor& x) { return Tensor::from_var(v) + x; }

@@ -1,8 +1,12 @@
-// Recurrent layers: one layer of an Elman RNN, an LSTM or a GRU run over a sequence
+// Recurrent layers and attention. One layer of an Elman RNN, an LSTM or a GRU run over a sequence
 // (rnn_layer), as compositions of recorded ops, so every sweep differentiates them. PyTorch's
 // CPU path step for step: the input projections of every time step in one product first, then
 // per step the hidden projection and the gates, with PyTorch's formulas and order of rounding
 // (aten/src/ATen/native/RNN.cpp: LSTMCell, GRUCell, SimpleCell with pre-computed input).
+// Scaled dot-product attention: softmax(q k^T scale + mask) v, as PyTorch's math backend.
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -95,6 +99,57 @@ RNNLayerOutput rnn_layer(RNNMode mode, const Tensor& x, const Tensor& h0, const 
     out[static_cast<std::size_t>(t)] = h;
   }
   return {L == 0 ? Tensor::zeros({0, N, P}, x.dtype()) : stack(out, 0), h, c};
+}
+
+}  // namespace tapegrad
+
+namespace tapegrad {
+
+Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& allowed,
+                         double scale, bool causal) {
+  const char* who = "scaled_dot_product_attention";
+  for (const Tensor* t : {&q, &k, &v})
+    if (t->ndim() < 2)
+      throw ValueError(std::string("tapegrad: ") + who + ": query, key and value need at least 2 axes (..., L, E), got " +
+                       shape_str(t->shape()));
+  const std::int64_t L = q.shape()[static_cast<std::size_t>(q.ndim() - 2)], S = k.shape()[static_cast<std::size_t>(k.ndim() - 2)];
+  if (q.shape().back() != k.shape().back() || S != v.shape()[static_cast<std::size_t>(v.ndim() - 2)])
+    throw ValueError(std::string("tapegrad: ") + who + ": query " + shape_str(q.shape()) + ", key " + shape_str(k.shape()) +
+                     " and value " + shape_str(v.shape()) + " do not fit: query and key need one E, key and value one S");
+  if (allowed.defined() && allowed.dtype() != DType::Bool)
+    throw TypeError(std::string("tapegrad: ") + who + ": the mask of allowed positions must be bool, not " +
+                    dtype_name(allowed.dtype()));
+  const double s = std::isnan(scale) ? 1.0 / std::sqrt(static_cast<double>(q.shape().back())) : scale;
+  std::vector<int> swap(static_cast<std::size_t>(k.ndim()));
+  for (std::size_t i = 0; i < swap.size(); ++i) swap[i] = static_cast<int>(i);
+  std::swap(swap[swap.size() - 1], swap[swap.size() - 2]);
+  Tensor scores = matmul(q, transpose(k, swap)) * s;
+  if (mask.defined()) scores = scores + mask;
+  Tensor ok = allowed;
+  if (causal) {  // position j <= i
+    if (mask.defined() || allowed.defined())
+      throw ValueError(std::string("tapegrad: ") + who + ": give a mask or causal, not both (as PyTorch)");
+    ok = Tensor::zeros({L, S}, DType::Bool);
+    bool* p = ok.data<bool>();
+    for (std::int64_t i = 0; i < L; ++i)
+      for (std::int64_t j = 0; j <= std::min(i, S - 1); ++j) p[i * S + j] = true;
+  }
+  if (ok.defined()) scores = where(ok, scores, -std::numeric_limits<double>::infinity());
+  Tensor w = softmax(scores, -1);
+  if (ok.defined() || mask.defined()) {  // a query that may attend to nothing: zeros (PyTorch's), not NaN
+    Tensor dead;
+    {
+      NoGrad ng;
+      dead = equal(amax(scores, -1, true), detail::weak_scalar(-std::numeric_limits<double>::infinity(), scores.dtype()));
+    }
+    w = where(dead, 0.0, w);
+  }
+  return w;
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                                    const Tensor& allowed, double scale, bool causal) {
+  return matmul(attention_weights(q, k, v, mask, allowed, scale, causal), v);
 }
 
 }  // namespace tapegrad

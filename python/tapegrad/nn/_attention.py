@@ -10,8 +10,6 @@ import numpy as np
 
 from .. import _core
 from .._core import Tensor
-from .._tensor import no_grad, where
-from .._tensor import softmax as _softmax
 
 
 def _mask_array(mask: Any, name: str) -> Tuple[Optional[np.ndarray], Optional[Tensor]]:
@@ -38,39 +36,19 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     for what, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
             raise TypeError(f"scaled_dot_product_attention: {what} must be a tapegrad Tensor, not {type(t).__name__}")
-        if t.ndim < 2:
-            raise ValueError(f"scaled_dot_product_attention: {what} must have at least 2 axes (..., L, E), got "
-                             f"shape {t.shape}")
-    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise ValueError(f"scaled_dot_product_attention: query {query.shape}, key {key.shape} and value "
-                         f"{value.shape} do not fit: query and key need one E, key and value one S")
-    L, S = query.shape[-2], key.shape[-2]
     if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         hq, hk = query.shape[-3], key.shape[-3]
         if hq % hk:
             raise ValueError(f"scaled_dot_product_attention: {hq} query heads do not share {hk} key heads evenly")
         idx = np.repeat(np.arange(hk), hq // hk)
         key, value = key[..., idx, :, :], value[..., idx, :, :]
-    s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    scores = query @ key.swapaxes(-2, -1) * s
-    allowed: Optional[np.ndarray] = None
-    if is_causal:
-        if attn_mask is not None:
-            raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
-        allowed = np.tril(np.ones((L, S), dtype=bool))
     bool_mask, float_mask = _mask_array(attn_mask, "scaled_dot_product_attention")
-    if bool_mask is not None:
-        allowed = bool_mask
-    if float_mask is not None:
-        scores = scores + float_mask
-    if allowed is not None:
-        scores = where(allowed, scores, -math.inf)
-    weights = _softmax(scores, -1)
-    if allowed is not None or float_mask is not None:  # rows that may attend to nothing: zeros, not NaN
-        with no_grad():
-            dead = np.isneginf(scores.numpy()).all(axis=-1, keepdims=True)
-        if dead.any():
-            weights = where(dead, 0.0, weights)
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+    # (tapegrad::attention_weights in C++: softmax(q k^T scale + mask), zeros where nothing may be attended)
+    weights = _core.tensor_ops._attention_weights(query, key, value, float_mask,
+                                                  None if bool_mask is None else _core.tensor(bool_mask),
+                                                  math.nan if scale is None else float(scale), bool(is_causal))
     if dropout_p > 0.0:
         from .functional import dropout
 
