@@ -147,6 +147,23 @@ Tensor window_mask(const Tensor& x, const Sweep& sw, const PoolOptions& o, bool 
   return windows(m, sw.d, o.kernel, sw.out, o.stride, o.dilation, false);
 }
 
+/// The checks a convolution and a transposed one share; the number of spatial axes.
+std::size_t check_conv(const Tensor& x, const Tensor& w, const ConvOptions& o, const char* layout) {
+  const std::string& who = o.name;
+  if (w.ndim() < 3)
+    throw ValueError("tapegrad: " + who + ": weight of shape " + shape_str(w.shape()) + " needs " + layout);
+  const std::size_t d = static_cast<std::size_t>(w.ndim()) - 2;
+  if (x.ndim() != static_cast<int>(d) + 2)
+    throw ValueError("tapegrad: " + who + ": weight of shape " + shape_str(w.shape()) + " expects an input of " +
+                     std::to_string(d + 2) + " axes (N, C, " + std::to_string(d) + " spatial), got " + shape_str(x.shape()));
+  check_float_same(who, x, w, "weight");
+  check_per_axis(who, "stride", o.stride, d, 1);
+  check_per_axis(who, "padding", o.padding, d, 0);
+  check_per_axis(who, "dilation", o.dilation, d, 1);
+  if (o.groups < 1) throw ValueError("tapegrad: " + who + ": groups must be positive, got " + std::to_string(o.groups));
+  return d;
+}
+
 Shape with_out(const Tensor& x, const Sweep& sw) {
   Shape s(x.shape().begin(), x.shape().begin() + static_cast<std::ptrdiff_t>(sw.lead));
   s.insert(s.end(), sw.out.begin(), sw.out.end());
@@ -190,19 +207,8 @@ Tensor pad(const Tensor& x, const std::vector<std::int64_t>& before, const std::
 
 Tensor conv(const Tensor& x, const Tensor& w, const Tensor& b, const ConvOptions& o) {
   const std::string& who = o.name;
-  if (w.ndim() < 3)
-    throw ValueError("tapegrad: " + who + ": weight of shape " + shape_str(w.shape()) +
-                     " needs (out_channels, in_channels / groups, *kernel_size)");
-  const std::size_t d = static_cast<std::size_t>(w.ndim()) - 2;
-  if (x.ndim() != static_cast<int>(d) + 2)
-    throw ValueError("tapegrad: " + who + ": weight of shape " + shape_str(w.shape()) + " expects an input of " +
-                     std::to_string(d + 2) + " axes (N, C, " + std::to_string(d) + " spatial), got " + shape_str(x.shape()));
-  check_float_same(who, x, w, "weight");
-  check_per_axis(who, "stride", o.stride, d, 1);
-  check_per_axis(who, "padding", o.padding, d, 0);
-  check_per_axis(who, "dilation", o.dilation, d, 1);
+  const std::size_t d = check_conv(x, w, o, "(out_channels, in_channels / groups, *kernel_size)");
   const std::int64_t G = o.groups, N = x.shape()[0], C = x.shape()[1], O = w.shape()[0];
-  if (G < 1) throw ValueError("tapegrad: " + who + ": groups must be positive, got " + std::to_string(G));
   if (O % G != 0)
     throw ValueError("tapegrad: " + who + ": out_channels " + std::to_string(O) + " (weight of shape " +
                      shape_str(w.shape()) + ") must be divisible by groups " + std::to_string(G));
@@ -260,20 +266,9 @@ Tensor conv(const Tensor& x, const Tensor& w, const Tensor& b, const ConvOptions
 Tensor conv_transpose(const Tensor& x, const Tensor& w, const Tensor& b, const ConvOptions& o,
                       const std::vector<std::int64_t>& output_padding) {
   const std::string& who = o.name;
-  if (w.ndim() < 3)
-    throw ValueError("tapegrad: " + who + ": weight of shape " + shape_str(w.shape()) +
-                     " needs (in_channels, out_channels / groups, *kernel_size)");
-  const std::size_t d = static_cast<std::size_t>(w.ndim()) - 2;
-  if (x.ndim() != static_cast<int>(d) + 2)
-    throw ValueError("tapegrad: " + who + ": weight of shape " + shape_str(w.shape()) + " expects an input of " +
-                     std::to_string(d + 2) + " axes (N, C, " + std::to_string(d) + " spatial), got " + shape_str(x.shape()));
-  check_float_same(who, x, w, "weight");
-  check_per_axis(who, "stride", o.stride, d, 1);
-  check_per_axis(who, "padding", o.padding, d, 0);
-  check_per_axis(who, "dilation", o.dilation, d, 1);
+  const std::size_t d = check_conv(x, w, o, "(in_channels, out_channels / groups, *kernel_size)");
   check_per_axis(who, "output_padding", output_padding, d, 0);
   const std::int64_t G = o.groups, N = x.shape()[0], C = x.shape()[1];
-  if (G < 1) throw ValueError("tapegrad: " + who + ": groups must be positive, got " + std::to_string(G));
   if (C != w.shape()[0])
     throw ValueError("tapegrad: " + who + ": weight of shape " + shape_str(w.shape()) + " expects " +
                      std::to_string(w.shape()[0]) + " input channels, but the input of shape " + shape_str(x.shape()) +
