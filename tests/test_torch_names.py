@@ -227,3 +227,29 @@ def test_zero__on_every_dtype() -> None:
     """(found through BatchNorm's num_batches_tracked: zero_ refused an int64 tensor)"""
     for t in (tg.tensor([1, 2]), tg.tensor([True, False]), tg.ones(2), tg.ones(2, dtype=tg.float16)):
         assert t.zero_().numpy().tolist() == [0, 0]
+
+
+def test_load_state_dict_assign() -> None:
+    """assign=True: the parameters and buffers become new tensors of the checkpoint's values and dtypes (each
+    parameter keeping requires_grad), as PyTorch's; without it the values are copied into the old ones."""
+    torch = pytest.importorskip("torch")
+    model = tg.nn.Sequential(tg.nn.Linear(2, 3), tg.nn.BatchNorm1d(3))
+    model[0].bias.requires_grad_(False)
+    old_weight = model[0].weight
+    sd = {k: np.full(v.shape, 0.5, dtype=np.float32) if v.dtype == np.float64 else v.numpy()
+          for k, v in model.state_dict().items()}
+    model.load_state_dict(sd, assign=True)
+    assert model[0].weight is not old_weight and isinstance(model[0].weight, tg.nn.Parameter)
+    assert model[0].weight.dtype == np.float32 and model[0].weight.requires_grad
+    assert not model[0].bias.requires_grad
+    assert model[1].running_mean.dtype == np.float32 and list(model.state_dict()) == list(sd)
+    assert [p is model[0].weight for p in model.parameters()][0]
+    theirs = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in sd.items()}, assign=True)
+    assert str(theirs[0].weight.dtype) == "torch.float32" and theirs[0].weight.requires_grad
+    again = tg.nn.Linear(2, 3)
+    w = again.weight
+    again.load_state_dict({"weight": np.ones((2, 3)).T, "bias": np.zeros(3)})
+    assert again.weight is w and (w.numpy() == 1).all()
+    with pytest.raises(RuntimeError, match="size mismatch for weight"):
+        again.load_state_dict({"weight": np.ones((2, 2)), "bias": np.zeros(3)}, assign=True)

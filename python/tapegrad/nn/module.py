@@ -478,17 +478,20 @@ class Module:
                         destination[dot + name] = value if keep_vars else value.detach()
         return destination
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> _IncompatibleKeys:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> _IncompatibleKeys:
         """Copy the values of ``state_dict`` (tensors, arrays, torch tensors) into the parameters and buffers,
         keeping their dtypes. With ``strict``, missing and unexpected keys are errors; a shape mismatch always
-        is (torch's ``RuntimeError``, listing them all)."""
+        is (torch's ``RuntimeError``, listing them all). With ``assign=True`` the module's parameters and
+        buffers are replaced by new ones of the checkpoint's values and dtypes (PyTorch's ``assign``; each
+        parameter keeps its ``requires_grad``), so an optimizer made before holds the old ones."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         errors: List[str] = []
-        updates: List[Tuple[Tensor, np.ndarray[Any, Any]]] = []
+        updates: List[Tuple[str, Tensor, np.ndarray[Any, Any]]] = []
         for key, target in own.items():
             if key not in state_dict:
                 continue
@@ -503,7 +506,7 @@ class Module:
                 errors.append(f"size mismatch for {key}: copying a param with shape {array.shape} from "
                               f"checkpoint, the shape in current model is {target.shape}.")
             else:
-                updates.append((target, array))
+                updates.append((key, target, array))
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(", ".join(map(_quoted, unexpected))))
@@ -512,8 +515,16 @@ class Module:
         if errors:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(errors)))
-        for target, array in updates:
-            _assign(target, array)
+        for key, target, array in updates:
+            if not assign:
+                _assign(target, array)
+                continue
+            prefix, _, name = key.rpartition(".")
+            owner = self.get_submodule(prefix) if prefix else self
+            if isinstance(target, Parameter):
+                setattr(owner, name, Parameter(array.copy(), requires_grad=target.requires_grad))
+            else:
+                setattr(owner, name, Tensor(array.copy()))
         return _IncompatibleKeys(missing, unexpected)
 
     def to(self: T, *args: Any, **kwargs: Any) -> T:
