@@ -60,6 +60,11 @@ ROWS = {
     "relu": Row(1, lambda x: max(x, 0.0), "relu", [-2.0, -1e-3, 1e-3, 3.0]),
     "abs": Row(1, abs, "abs", [-2.0, -1e-3, 1e-3, 3.0]),
     "erf": Row(1, math.erf, "erf", [-3.0, -0.5, 0.0, 1e-3, 1.0, 3.0], "erf"),
+    # (piecewise constant: points off the jumps, where the slope is 0)
+    "floor": Row(1, math.floor, "floor", [-3.5, -0.25, 0.5, 2.75], "floor"),
+    "ceil": Row(1, math.ceil, "ceil", [-3.5, -0.25, 0.5, 2.75], "ceil"),
+    "round": Row(1, lambda x: float(np.round(x)), "round", [-3.75, -0.25, 0.25, 2.75]),
+    "trunc": Row(1, math.trunc, "trunc", [-3.5, -0.25, 0.5, 2.75], "trunc"),
     # --- binary --------------------------------------------------------------------------
     "add": Row(2, lambda x, y: x + y, "add", [(1.5, -2.25), (0.0, 3.0), (-4.0, 0.5)]),
     "sub": Row(2, lambda x, y: x - y, "sub", [(1.5, -2.25), (0.0, 3.0), (-4.0, 0.5)]),

@@ -209,6 +209,10 @@ ELEMENTWISE = {
     "relu": Elementwise(1, lambda a: np.maximum(a, 0.0), "relu"),
     "abs": Elementwise(1, np.abs, "abs", operator.abs),
     "erf": Elementwise(1, _erf, "erf"),
+    "floor": Elementwise(1, np.floor, "floor"),
+    "ceil": Elementwise(1, np.ceil, "ceil"),
+    "round": Elementwise(1, np.round, "round"),
+    "trunc": Elementwise(1, np.trunc, "trunc"),
     # --- binary --------------------------------------------------------------------------------
     "add": Elementwise(2, np.add, "add", operator.add),
     "sub": Elementwise(2, np.subtract, "sub", operator.sub),

@@ -57,6 +57,8 @@ const std::map<std::string, std::vector<double>> kUnaryPoints = {
     {"softplus", {-40.0, -2.0, 0.0, 1.5, 40.0}},
     {"relu", {-2.0, -1e-3, 1e-3, 5.0}},  {"abs", {-3.0, -1e-3, 1e-3, 2.0}},
     {"erf", {-3.0, -0.2, 0.0, 0.7, 4.0}},
+    {"floor", {-2.5, -0.3, 0.4, 3.7}},   {"ceil", {-2.5, -0.3, 0.4, 3.7}},
+    {"round", {-2.7, -0.3, 0.4, 3.2}},   {"trunc", {-2.5, -0.3, 0.4, 3.7}},
 };
 const std::map<std::string, std::vector<std::pair<double, double>>> kBinaryPoints = {
     {"add", {{1.0, 2.0}, {-3.0, 0.5}}},

@@ -9,9 +9,9 @@ namespace tapegrad::rules {
 
 // Every function of <cmath> that a row may use on double (a new row needs nothing here).
 using std::abs, std::acos, std::acosh, std::asin, std::asinh, std::atan, std::atan2, std::atanh, std::cbrt,
-    std::cos, std::cosh, std::erf, std::erfc, std::exp, std::exp2, std::expm1, std::hypot, std::lgamma,
-    std::log, std::log10, std::log1p, std::log2, std::pow, std::sin, std::sinh, std::sqrt, std::tan, std::tanh,
-    std::tgamma;
+    std::ceil, std::cos, std::cosh, std::erf, std::erfc, std::exp, std::exp2, std::expm1, std::floor, std::hypot,
+    std::lgamma, std::log, std::log10, std::log1p, std::log2, std::pow, std::sin, std::sinh,
+    std::sqrt, std::tan, std::tanh, std::tgamma, std::trunc;
 
 /// The plain value of a number (the identity on double).
 inline double value(double x) noexcept { return x; }
@@ -24,6 +24,8 @@ inline double sigmoid(double x) noexcept {
 }
 // ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): exact for large |x|.
 inline double softplus(double x) noexcept { return (x > 0 ? x : 0.0) + std::log1p(std::exp(-std::abs(x))); }
+// To the nearest integer, half to even (NumPy's and PyTorch's round; std::round rounds half away from 0).
+inline double round(double x) noexcept { return std::nearbyint(x); }
 inline double relu(double x) noexcept { return x > 0 ? x : (x == x ? 0.0 : x); }
 // NaN-propagating minimum and maximum (as NumPy's and PyTorch's); ties give the first operand.
 inline double minimum(double x, double y) noexcept { return (x != x || x <= y) ? x : y; }
