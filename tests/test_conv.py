@@ -430,6 +430,10 @@ def test_lenet5_trains_as_pytorchs() -> None:
      "avg_pool2d: divisor_override must be a positive int, not 0"),
     (lambda: F.adaptive_avg_pool2d(tg.zeros(1, 1, 4, 4), (2, 0)), ValueError,
      "adaptive_avg_pool2d: output_size must be at least 1, got (2, 0)"),
+    (lambda: F.adaptive_avg_pool2d(tg.zeros(1, 1, 4, 4), (2, 2**62)), ValueError,  # (it crashed: found by fuzzing)
+     "adaptive_avg_pool2d: output_size (2, 4611686018427387904) is too large"),
+    (lambda: F.conv2d(tg.zeros(1, 2, 8, 8), tg.zeros(3, 2, 3, 3), padding=2**62), ValueError,
+     "conv2d: padding (4611686018427387904, 4611686018427387904) is too large"),
     (lambda: F.adaptive_avg_pool2d(tg.zeros(1, 1, 4, 4), (2, 2, 2)), ValueError,
      "adaptive_avg_pool2d: output_size needs 1 or 2 values, got (2, 2, 2)"),
     (lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError, "Conv2d: in_channels (3) must be divisible by groups (2)"),

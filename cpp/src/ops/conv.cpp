@@ -43,10 +43,13 @@ void check_per_axis(const std::string& who, const char* what, const std::vector<
   if (v.size() != d)
     throw ValueError("tapegrad: " + who + ": " + what + " needs " + std::to_string(d) + " value(s), one per spatial axis, got " +
                      ints_str(v));
-  for (std::int64_t e : v)
+  for (std::int64_t e : v) {
     if (e < least)
       throw ValueError("tapegrad: " + who + ": " + what + " must be at least " + std::to_string(least) + ", got " +
                        ints_str(v));
+    if (e > (std::int64_t(1) << 31))  // (so that sizes computed from them cannot overflow)
+      throw ValueError("tapegrad: " + who + ": " + what + " " + ints_str(v) + " is too large");
+  }
 }
 
 void check_float_same(const std::string& who, const Tensor& x, const Tensor& w, const char* wname) {
@@ -432,7 +435,7 @@ Tensor adaptive_avg_pool(const Tensor& x, const std::vector<std::int64_t>& out, 
     const std::int64_t n = x.shape()[lead + i], m = out[i];
     if (n == 0)
       throw ValueError("tapegrad: " + who + ": input of shape " + shape_str(x.shape()) + " has an empty spatial axis");
-    std::vector<double> p(static_cast<std::size_t>(m * n), 0.0);
+    std::vector<double> p(static_cast<std::size_t>(detail::checked_numel({m, n}, (who + ": ").c_str())), 0.0);
     for (std::int64_t a = 0; a < m; ++a) {
       const std::int64_t lo = (a * n) / m, hi = ((a + 1) * n + m - 1) / m;
       for (std::int64_t s = lo; s < hi; ++s) p[static_cast<std::size_t>(a * n + s)] = 1.0 / static_cast<double>(hi - lo);
